@@ -1,0 +1,282 @@
+//! Content negotiation for WADO-RS (SPEC §5.3, DICOM PS3.18 §8.7): parsing `Accept` and choosing what to
+//! send. Pure functions only; the WADO module applies the choice.
+//!
+//! Invariants: a malformed header is a 400, an acceptable-but-unservable one a 406, and no transcoding is
+//! ever promised: a specific transfer syntax is acceptable only when every file is stored in it.
+
+/// One media range of an `Accept` header, lower-cased where the grammar is case-insensitive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaRange {
+    pub main: String,
+    pub sub: String,
+    /// Parameters other than `q`, names lower-cased, values unquoted.
+    pub params: Vec<(String, String)>,
+    pub q: f32,
+}
+
+impl MediaRange {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn is(&self, main: &str, sub: &str) -> bool {
+        self.main == main && self.sub == sub
+    }
+}
+
+/// Parses a whole `Accept` header (RFC 9110 §12.5.1). Any malformed range makes the header malformed.
+pub fn parse_accept(header: &str) -> Result<Vec<MediaRange>, String> {
+    let mut ranges = Vec::new();
+    for item in split_unquoted(header, ',') {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        ranges.push(parse_range(item)?);
+    }
+    if ranges.is_empty() {
+        return Err("empty Accept header".into());
+    }
+    Ok(ranges)
+}
+
+fn parse_range(item: &str) -> Result<MediaRange, String> {
+    let mut pieces = split_unquoted(item, ';').into_iter();
+    let media = pieces.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let (main, sub) = media.split_once('/').ok_or_else(|| format!("malformed media type {media:?}"))?;
+    if !is_token(main) || !is_token(sub) || (main == "*" && sub != "*") {
+        return Err(format!("malformed media type {media:?}"));
+    }
+    let mut range = MediaRange { main: main.into(), sub: sub.into(), params: Vec::new(), q: 1.0 };
+    for piece in pieces {
+        let piece = piece.trim();
+        if piece.is_empty() {
+            continue;
+        }
+        let (name, value) = piece.split_once('=').ok_or_else(|| format!("malformed parameter {piece:?}"))?;
+        let name = name.trim().to_ascii_lowercase();
+        let value = unquote(value.trim()).ok_or_else(|| format!("malformed parameter {piece:?}"))?;
+        if !is_token(&name) {
+            return Err(format!("malformed parameter {piece:?}"));
+        }
+        if name == "q" {
+            range.q = value
+                .parse::<f32>()
+                .ok()
+                .filter(|q| (0.0..=1.0).contains(q))
+                .ok_or_else(|| format!("malformed q-value {value:?}"))?;
+        } else if name == "type" && value.contains(';') {
+            // Some clients quote the transfer syntax into the type: `type="application/dicom;
+            // transfer-syntax=X"`. Read it as the two parameters they meant.
+            let mut inner = value.split(';');
+            range.params.push((name, inner.next().unwrap_or_default().trim().to_ascii_lowercase()));
+            for extra in inner {
+                if let Some((n, v)) = extra.split_once('=') {
+                    range.params.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+                }
+            }
+        } else {
+            let value = if name == "type" { value.to_ascii_lowercase() } else { value };
+            range.params.push((name, value));
+        }
+    }
+    Ok(range)
+}
+
+/// Splits on `sep` outside double quotes.
+fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == sep && !quoted => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+fn unquote(v: &str) -> Option<String> {
+    match v.strip_prefix('"') {
+        Some(rest) => rest.strip_suffix('"').map(|inner| inner.replace("\\\"", "\"")),
+        None if v.contains('"') => None,
+        None => Some(v.to_string()),
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_uid(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// How to send DICOM instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceForm {
+    /// `multipart/related; type="application/dicom"`, each part as stored.
+    Multipart,
+    /// A single `application/dicom` body: only when exactly one instance is asked for.
+    Single,
+}
+
+/// Why no form could be chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    Malformed(String),
+    NotAcceptable(String),
+}
+
+/// Chooses how to send instances stored in the `stored` transfer syntaxes, for an `Accept` header (absent
+/// means anything). Ranges are tried by descending q-value, in header order among equals.
+pub fn negotiate_instances(accept: Option<&str>, stored: &[&str], single_ok: bool) -> Result<InstanceForm, Refused> {
+    let Some(header) = accept.filter(|h| !h.trim().is_empty()) else {
+        return Ok(InstanceForm::Multipart);
+    };
+    let mut ranges = parse_accept(header).map_err(Refused::Malformed)?;
+    for r in &ranges {
+        if let Some(ts) = r.param("transfer-syntax") {
+            if ts != "*" && !is_uid(ts) {
+                return Err(Refused::Malformed(format!("malformed transfer syntax {ts:?}")));
+            }
+        }
+    }
+    ranges.sort_by(|a, b| b.q.total_cmp(&a.q));
+    for r in ranges.iter().filter(|r| r.q > 0.0) {
+        let syntax_ok = match r.param("transfer-syntax") {
+            None | Some("*") => true,
+            Some(ts) => stored.iter().all(|s| *s == ts),
+        };
+        let form = if r.is("*", "*") || r.is("multipart", "*") {
+            Some(InstanceForm::Multipart)
+        } else if r.is("multipart", "related") {
+            matches!(r.param("type"), None | Some("application/dicom") | Some("application/*") | Some("*/*"))
+                .then_some(InstanceForm::Multipart)
+        } else if r.is("application", "dicom") && single_ok {
+            Some(InstanceForm::Single)
+        } else {
+            None
+        };
+        if let Some(form) = form.filter(|_| syntax_ok) {
+            return Ok(form);
+        }
+    }
+    Err(Refused::NotAcceptable(format!(
+        "cannot serve {header:?}: instances are sent as stored ({}), as multipart/related; type=\"application/dicom\"",
+        stored.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPLICIT: &str = "1.2.840.10008.1.2.1";
+    const IMPLICIT: &str = "1.2.840.10008.1.2";
+
+    fn check(accept: Option<&str>, stored: &[&str], single: bool, expected: Result<InstanceForm, &str>) {
+        let got = negotiate_instances(accept, stored, single);
+        match (&got, expected.clone()) {
+            (Ok(f), Ok(e)) => assert_eq!(*f, e, "{accept:?}"),
+            (Err(Refused::Malformed(_)), Err("400")) => {}
+            (Err(Refused::NotAcceptable(_)), Err("406")) => {}
+            _ => panic!("{accept:?} on {stored:?}: got {got:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn accept_headers_real_clients_send() {
+        use InstanceForm::*;
+        let s = &[EXPLICIT][..];
+        check(None, s, false, Ok(Multipart));
+        check(Some(""), s, false, Ok(Multipart));
+        check(Some("*/*"), s, false, Ok(Multipart));
+        check(Some("multipart/related; type=\"application/dicom\""), s, false, Ok(Multipart));
+        check(Some("multipart/related; type=application/dicom"), s, false, Ok(Multipart));
+        check(Some("multipart/related; type=\"application/dicom\"; transfer-syntax=*"), s, false, Ok(Multipart));
+        check(
+            Some("multipart/related;type=application/dicom;transfer-syntax=1.2.840.10008.1.2.1"),
+            s,
+            false,
+            Ok(Multipart),
+        );
+        check(
+            Some("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50"),
+            s,
+            false,
+            Err("406"),
+        );
+        check(Some("multipart/related; type=\"application/dicom; transfer-syntax=*\""), s, false, Ok(Multipart));
+        check(
+            Some("multipart/related; type=\"application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50\""),
+            s,
+            false,
+            Err("406"),
+        );
+        check(Some("MULTIPART/Related; Type=\"Application/DICOM\""), s, false, Ok(Multipart));
+        check(Some("multipart/related"), s, false, Ok(Multipart));
+        check(Some("application/dicom"), s, true, Ok(Single));
+        check(Some("application/dicom"), s, false, Err("406"));
+        check(Some("application/dicom+json"), s, false, Err("406"));
+        check(Some("multipart/related; type=\"application/octet-stream\""), s, false, Err("406"));
+        check(Some("image/jpeg, */*;q=0.1"), s, false, Ok(Multipart));
+        check(Some("application/dicom;q=0.5, multipart/related; type=application/dicom"), s, true, Ok(Multipart));
+        check(
+            Some(
+                "multipart/related; type=application/dicom; transfer-syntax=1.2.840.10008.1.2.4.90, multipart/related; type=application/dicom; transfer-syntax=*",
+            ),
+            s,
+            false,
+            Ok(Multipart),
+        );
+        check(Some("*/*;q=0"), s, false, Err("406"));
+        check(
+            Some("multipart/related; type=application/dicom; transfer-syntax=1.2.840.10008.1.2.1"),
+            &[EXPLICIT, IMPLICIT],
+            false,
+            Err("406"),
+        );
+        check(
+            Some("multipart/related; type=application/dicom; transfer-syntax=1.2.840.10008.1.2"),
+            &[IMPLICIT],
+            false,
+            Ok(Multipart),
+        );
+    }
+
+    #[test]
+    fn malformed_headers() {
+        let s = &[EXPLICIT][..];
+        for bad in [
+            "application",
+            "/dicom",
+            "multipart/related; type",
+            "multipart/related; type=\"application/dicom",
+            "*/dicom",
+            "multipart/related; q=2",
+            "multipart/related; q=abc",
+            "multipart/related; transfer-syntax=abc",
+            "multipart/related; type=application/dicom; transfer-syntax=1.2.x",
+            "text/html, bad media",
+        ] {
+            check(Some(bad), s, false, Err("400"));
+        }
+    }
+
+    #[test]
+    fn parses_parameters_and_quotes() {
+        let r = parse_accept("multipart/related; type=\"application/dicom\"; boundary=\"a,b\", */*;q=0.2").unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].param("type"), Some("application/dicom"));
+        assert_eq!(r[0].param("boundary"), Some("a,b"));
+        assert_eq!(r[1].q, 0.2);
+    }
+}

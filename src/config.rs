@@ -1,0 +1,372 @@
+//! The configuration file (SPEC §3): a raw form that serde reads, refusing unknown keys and values, and a
+//! validated form the server runs on, converted once at start.
+//!
+//! Invariants: nothing outside this module sees the raw form; every relative path is resolved against the
+//! folder of the configuration file; every error names the file and the key.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::patient::{IdSelector, Identifier, PatientContext};
+
+// ---------------------------------------------------------------------------------------------------
+// Raw form, as written in the TOML file.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    images: RawImages,
+    #[serde(default)]
+    tenants: BTreeMap<String, RawTenant>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    base_url: Option<String>,
+    threads: Option<usize>,
+    key_file: Option<String>,
+    study_token_ttl: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImages {
+    index: String,
+    timezone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    authorization: RawAuthorization,
+    images: RawTenantImages,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+enum AuthType {
+    #[serde(rename = "mock")]
+    Mock,
+    #[serde(rename = "smart-on-fhir")]
+    SmartOnFhir,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawAuthorization {
+    #[serde(rename = "type")]
+    kind: AuthType,
+    #[serde(default)]
+    ignore_patient: bool,
+    patient: Option<RawPatient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPatient {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    identifier: Vec<RawIdentifier>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentifier {
+    value: String,
+    system: Option<String>,
+    #[serde(rename = "type")]
+    type_code: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    #[serde(rename = "studies-by-context")]
+    StudiesByContext,
+    #[serde(rename = "all-studies")]
+    AllStudies,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTenantImages {
+    lookup: Lookup,
+    patient_id: Option<RawIdSelector>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdSelector {
+    system: Option<String>,
+    #[serde(rename = "type")]
+    type_code: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Validated form.
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub listen: String,
+    /// `None` when neither the file nor the command line sets it: the bound address decides.
+    pub base_url: Option<String>,
+    pub threads: usize,
+    pub key_file: Option<PathBuf>,
+    pub study_token_ttl: u64,
+    pub index_path: PathBuf,
+    /// The UTC offset, as `+hh:mm`, for study times that carry none.
+    pub timezone: String,
+    pub tenants: BTreeMap<String, Tenant>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    pub auth: Authorization,
+    pub ignore_patient: bool,
+    pub lookup: Lookup,
+}
+
+#[derive(Debug, Clone)]
+pub enum Authorization {
+    /// No introspection; the configured patient (if any) is the context.
+    Mock { patient: Option<PatientContext> },
+}
+
+/// A start-up failure: always exits with status 2 and one message.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+pub const DEFAULT_THREADS: usize = 32;
+pub const DEFAULT_TTL: u64 = 3600;
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError { file: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError { file: path.to_path_buf(), message };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| err(one_line(&e.to_string())))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |p: &str| if p.is_empty() { dir.clone() } else { dir.join(p) };
+
+        let threads = raw.server.threads.unwrap_or(DEFAULT_THREADS);
+        if threads == 0 || threads > 4096 {
+            return Err(err(format!("server.threads must be between 1 and 4096, not {threads}")));
+        }
+        let study_token_ttl = raw.server.study_token_ttl.unwrap_or(DEFAULT_TTL);
+        if study_token_ttl == 0 {
+            return Err(err("server.study_token_ttl must be at least 1 second".into()));
+        }
+        if let Some(url) = &raw.server.base_url {
+            check_base_url(url).map_err(|m| err(format!("server.base_url: {m}")))?;
+        }
+        let timezone = match raw.images.timezone.as_deref() {
+            None => "+00:00".to_string(),
+            Some(tz) => normalise_offset(tz)
+                .ok_or_else(|| err(format!("images.timezone: {tz:?} is not an offset like +01:00")))?,
+        };
+        if raw.images.index.is_empty() {
+            return Err(err("images.index must name the index file".into()));
+        }
+        if raw.tenants.is_empty() {
+            return Err(err("no [tenants.NAME] table: at least one tenant is required".into()));
+        }
+        let mut tenants = BTreeMap::new();
+        for (name, t) in raw.tenants {
+            let tenant = validate_tenant(&name, t).map_err(|m| err(format!("tenants.{name}.{m}")))?;
+            tenants.insert(name, tenant);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            listen: raw.server.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            base_url: raw.server.base_url.map(|u| u.trim_end_matches('/').to_string()),
+            threads,
+            key_file: raw.server.key_file.as_deref().map(resolve),
+            study_token_ttl,
+            index_path: resolve(&raw.images.index),
+            timezone,
+            tenants,
+        })
+    }
+}
+
+fn validate_tenant(name: &str, t: RawTenant) -> Result<Tenant, String> {
+    if !is_tenant_name(name) {
+        return Err("the tenant name may hold only letters, digits, '-' and '_'".into());
+    }
+    let ignore_patient = t.authorization.ignore_patient;
+    let id_selector = match t.images.patient_id {
+        None => IdSelector::default(),
+        Some(s) => IdSelector { system: s.system, type_code: s.type_code },
+    };
+    let auth = match t.authorization.kind {
+        AuthType::Mock => {
+            let patient = t.authorization.patient.map(|p| mock_patient(p, &id_selector)).transpose()?;
+            let needs_patient = !ignore_patient || t.images.lookup == Lookup::StudiesByContext;
+            if patient.is_none() && needs_patient {
+                return Err("authorization.patient is required for a mock tenant unless \
+                            ignorePatient = true and images.lookup = \"all-studies\""
+                    .into());
+            }
+            Authorization::Mock { patient }
+        }
+        AuthType::SmartOnFhir => {
+            return Err("authorization.type: \"smart-on-fhir\" is not supported by this build yet".into());
+        }
+    };
+    Ok(Tenant { name: name.to_string(), auth, ignore_patient, lookup: t.images.lookup })
+}
+
+fn mock_patient(p: RawPatient, selector: &IdSelector) -> Result<PatientContext, String> {
+    if p.id.is_empty() || p.id.contains('/') {
+        return Err("authorization.patient.id must be a plain FHIR id".into());
+    }
+    if p.identifier.iter().any(|i| i.value.is_empty()) {
+        return Err("authorization.patient.identifier: every entry needs a value".into());
+    }
+    let identifiers = p
+        .identifier
+        .into_iter()
+        .map(|i| Identifier { system: i.system, value: i.value, type_code: i.type_code })
+        .collect();
+    Ok(PatientContext::new(p.id.clone(), format!("Patient/{}", p.id), p.name, identifiers, selector))
+}
+
+fn is_tenant_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub fn check_base_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("must name a host".into());
+    }
+    if url.contains('?') || url.contains('#') {
+        return Err("must not carry a query or fragment".into());
+    }
+    Ok(())
+}
+
+/// `+0100`, `+01:00`, `-05:30`, `Z` → `+01:00` form.
+pub fn normalise_offset(tz: &str) -> Option<String> {
+    if tz == "Z" {
+        return Some("+00:00".into());
+    }
+    let b = tz.as_bytes();
+    let sign = *b.first()?;
+    if sign != b'+' && sign != b'-' {
+        return None;
+    }
+    let digits: String = tz[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m) = digits.split_at(2);
+    if h > "14" || m > "59" {
+        return None;
+    }
+    Some(format!("{}{h}:{m}", sign as char))
+}
+
+/// serde/toml errors span several lines with a source excerpt; keep them readable in one message.
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("/etc/si/smart-imaging.toml")).map_err(|e| e.to_string())
+    }
+
+    const MINIMAL: &str = r#"
+[images]
+index = "data/index.toml"
+[tenants.open]
+authorization = { type = "mock", ignorePatient = true }
+images = { lookup = "all-studies" }
+"#;
+
+    #[test]
+    fn minimal_config_and_relative_paths() {
+        let c = check(MINIMAL).unwrap();
+        assert_eq!(c.index_path, PathBuf::from("/etc/si/data/index.toml"));
+        assert_eq!(c.listen, DEFAULT_LISTEN);
+        assert_eq!(c.threads, DEFAULT_THREADS);
+        assert_eq!(c.timezone, "+00:00");
+        assert!(c.tenants["open"].ignore_patient);
+    }
+
+    #[test]
+    fn unknown_keys_and_values_are_named() {
+        let e = check(&MINIMAL.replace("[images]", "[images]\nindx = 1")).unwrap_err();
+        assert!(e.contains("indx") && e.contains("smart-imaging.toml"), "{e}");
+        let e = check(&MINIMAL.replace("all-studies", "some-studies")).unwrap_err();
+        assert!(e.contains("some-studies"), "{e}");
+        let e = check(&MINIMAL.replace("type = \"mock\"", "type = \"magic\"")).unwrap_err();
+        assert!(e.contains("magic"), "{e}");
+        let e = check(&MINIMAL.replace("ignorePatient", "ignorePatients")).unwrap_err();
+        assert!(e.contains("ignorePatients"), "{e}");
+    }
+
+    #[test]
+    fn missing_keys_are_named() {
+        let e = check("[tenants.x]\nauthorization.type='mock'\nimages.lookup='all-studies'").unwrap_err();
+        assert!(e.contains("images"), "{e}");
+        let e = check("[images]\nindex='i.toml'").unwrap_err();
+        assert!(e.contains("tenant"), "{e}");
+    }
+
+    #[test]
+    fn mock_by_context_needs_a_patient() {
+        let e = check(&MINIMAL.replace("all-studies", "studies-by-context")).unwrap_err();
+        assert!(e.contains("tenants.open.authorization.patient"), "{e}");
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(normalise_offset("+0100").as_deref(), Some("+01:00"));
+        assert_eq!(normalise_offset("-05:30").as_deref(), Some("-05:30"));
+        assert_eq!(normalise_offset("Z").as_deref(), Some("+00:00"));
+        assert_eq!(normalise_offset("0100"), None);
+        assert_eq!(normalise_offset("+1"), None);
+        assert_eq!(normalise_offset("+2500"), None);
+    }
+
+    #[test]
+    fn base_url_is_checked() {
+        assert!(check_base_url("http://localhost:8000").is_ok());
+        assert!(check_base_url("https://img.example.org/base").is_ok());
+        assert!(check_base_url("ftp://x").is_err());
+        assert!(check_base_url("http://").is_err());
+        assert!(check_base_url("http://x/?a").is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! smart-imaging: a single synchronous binary serving SMART Imaging Access: FHIR ImagingStudy search and
+//! DICOMweb WADO-RS retrieval of memory-mapped files off a static index. See the README's codemap.
+//!
+//! This file is the command line (SPEC §2): it parses arguments, runs one command, and turns any start-up
+//! error into one message and exit status 2.
+
+#![deny(unsafe_code)]
+
+mod accept;
+mod auth;
+mod config;
+mod dicom;
+mod fhir;
+mod http;
+mod index;
+mod indexer;
+mod mmap;
+mod patient;
+mod router;
+mod server;
+mod time;
+mod token;
+mod wado;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use config::Config;
+use index::Index;
+use router::App;
+use token::Sealer;
+
+const HELP: &str = "\
+smart-imaging: SMART Imaging Access server (FHIR ImagingStudy + DICOMweb WADO-RS)
+
+USAGE:
+  smart-imaging [serve] [--config FILE] [--listen ADDR] [--base-url URL]
+  smart-imaging index DIR [--out FILE]
+  smart-imaging check [--config FILE]
+  smart-imaging --help | --version
+
+COMMANDS:
+  serve   Serve the tenants of the configuration (the default command).
+  index   Scan DIR for DICOM Part 10 files and write the static index
+          (default DIR/../index.toml). Unreadable files are reported and skipped.
+  check   Validate the configuration and every file of its index, without serving.
+
+OPTIONS:
+  --config FILE    Configuration file [default: ./smart-imaging.toml]
+  --listen ADDR    Address to listen on, overriding server.listen (port 0 picks a free port)
+  --base-url URL   Public URL for links, overriding server.base_url. When --listen is given
+                   without it, links follow the bound address.
+  --out FILE       Where `index` writes the index
+  -h, --help       Print this help
+  -V, --version    Print the version
+
+ENVIRONMENT:
+  SMART_IMAGING_KEY   Secret for study tokens when server.key_file is not set
+  RUST_LOG            Log filter (default: info)
+  SOURCE_DATE_EPOCH   Fixed time for `index` to record as written
+";
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run() {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("smart-imaging: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<ExitCode, String> {
+    let mut args = pico_args::Arguments::from_env();
+    if args.contains(["-h", "--help"]) {
+        print!("{HELP}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.contains(["-V", "--version"]) {
+        println!("smart-imaging {}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let command = args.subcommand().map_err(|e| e.to_string())?;
+    match command.as_deref() {
+        None | Some("serve") => {
+            let opts = ServeOptions {
+                config: config_flag(&mut args)?,
+                listen: opt_string(&mut args, "--listen")?,
+                base_url: opt_string(&mut args, "--base-url")?,
+            };
+            finish(args)?;
+            serve(opts)
+        }
+        Some("index") => {
+            let out: Option<PathBuf> = args.opt_value_from_os_str("--out", to_path).map_err(|e| e.to_string())?;
+            let dir: PathBuf =
+                args.free_from_os_str(to_path).map_err(|_| "index needs a folder: smart-imaging index DIR")?;
+            finish(args)?;
+            index(&dir, out)
+        }
+        Some("check") => {
+            let config = config_flag(&mut args)?;
+            finish(args)?;
+            check(&config)
+        }
+        Some(other) => Err(format!("unknown command {other:?}; see --help")),
+    }
+}
+
+fn to_path(s: &std::ffi::OsStr) -> Result<PathBuf, &'static str> {
+    Ok(PathBuf::from(s))
+}
+
+fn config_flag(args: &mut pico_args::Arguments) -> Result<PathBuf, String> {
+    let path: Option<PathBuf> = args.opt_value_from_os_str("--config", to_path).map_err(|e| e.to_string())?;
+    Ok(path.unwrap_or_else(|| PathBuf::from("smart-imaging.toml")))
+}
+
+fn opt_string(args: &mut pico_args::Arguments, flag: &'static str) -> Result<Option<String>, String> {
+    args.opt_value_from_str(flag).map_err(|e| e.to_string())
+}
+
+/// Refuses anything left over: an unknown flag or a stray argument.
+fn finish(args: pico_args::Arguments) -> Result<(), String> {
+    let rest = args.finish();
+    match rest.first() {
+        None => Ok(()),
+        Some(arg) => Err(format!("unexpected argument {:?}; see --help", arg.to_string_lossy())),
+    }
+}
+
+struct ServeOptions {
+    config: PathBuf,
+    listen: Option<String>,
+    base_url: Option<String>,
+}
+
+fn load(path: &Path) -> Result<(Config, Index), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let index = Index::load(&config.index_path).map_err(|e| format!("{}: images.index: {e}", path.display()))?;
+    Ok((config, index))
+}
+
+fn serve(opts: ServeOptions) -> Result<ExitCode, String> {
+    let (mut config, index) = load(&opts.config)?;
+    if let Some(url) = &opts.base_url {
+        config::check_base_url(url).map_err(|m| format!("--base-url: {m}"))?;
+    }
+    let listen_flag = opts.listen.is_some();
+    if let Some(listen) = opts.listen {
+        config.listen = listen;
+    }
+    let sealer = study_token_sealer(&config)?;
+    let server = tiny_http::Server::http(config.listen.as_str())
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let bound =
+        server.server_addr().to_ip().ok_or_else(|| format!("cannot listen on {}: not an IP address", config.listen))?;
+    let base_url = match (opts.base_url, &config.base_url) {
+        (Some(url), _) => url,
+        (None, Some(url)) if !listen_flag => url.clone(),
+        _ => format!("http://{bound}"),
+    }
+    .trim_end_matches('/')
+    .to_string();
+    log::info!(
+        "serving {} studies ({} instances) from {} for tenants {}; public URL {base_url}",
+        index.studies().len(),
+        index.instance_count(),
+        config.index_path.display(),
+        config.tenants.keys().cloned().collect::<Vec<_>>().join(", "),
+    );
+    let app = Arc::new(App { config, index, sealer, base_url });
+    println!("listening on http://{bound}");
+    let _ = std::io::stdout().flush();
+    server::run(app, server);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The study-token key: `server.key_file`, else `SMART_IMAGING_KEY`, else random for this process only.
+fn study_token_sealer(config: &Config) -> Result<Sealer, String> {
+    if let Some(path) = &config.key_file {
+        let secret = std::fs::read(path)
+            .map_err(|e| format!("{}: server.key_file: cannot read {}: {e}", config.path.display(), path.display()))?;
+        let secret = secret.trim_ascii();
+        if secret.len() < 16 {
+            return Err(format!(
+                "{}: server.key_file: {} holds {} bytes; a key needs at least 16",
+                config.path.display(),
+                path.display(),
+                secret.len()
+            ));
+        }
+        return Ok(Sealer::from_secret(secret));
+    }
+    match std::env::var("SMART_IMAGING_KEY") {
+        Ok(key) if key.len() >= 16 => Ok(Sealer::from_secret(key.as_bytes())),
+        Ok(_) => Err("SMART_IMAGING_KEY must be at least 16 characters".into()),
+        Err(_) => {
+            log::warn!(
+                "no study-token key configured (server.key_file or SMART_IMAGING_KEY): a random key is used, \
+                 so study tokens stop working when this process exits"
+            );
+            Sealer::random()
+        }
+    }
+}
+
+fn index(dir: &Path, out: Option<PathBuf>) -> Result<ExitCode, String> {
+    let out = out.unwrap_or_else(|| match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.join("index.toml"),
+        _ => dir.join("..").join("index.toml"),
+    });
+    let mut stderr = std::io::stderr();
+    let summary = indexer::index_dir(dir, &out, &mut stderr)?;
+    eprintln!(
+        "indexed {} files in {} studies; skipped {} unreadable, {} duplicates",
+        summary.indexed, summary.studies, summary.skipped, summary.duplicates
+    );
+    if summary.indexed == 0 {
+        eprintln!("smart-imaging: no DICOM file found under {}; no index written", dir.display());
+        return Ok(ExitCode::from(1));
+    }
+    eprintln!("wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(path: &Path) -> Result<ExitCode, String> {
+    let (config, index) = load(path)?;
+    study_token_sealer(&config)?;
+    let report = indexer::check_index(&index);
+    for line in &report.problems {
+        println!("{line}");
+    }
+    for line in &report.notes {
+        println!("note: {line}");
+    }
+    println!(
+        "{}: {} tenants, {} studies, {} instances, {} problems",
+        path.display(),
+        config.tenants.len(),
+        index.studies().len(),
+        index.instance_count(),
+        report.problems.len()
+    );
+    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

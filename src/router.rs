@@ -1,0 +1,161 @@
+//! The router: one `match` on method and path segments that reads like SPEC §5's table. Protected routes
+//! get their `Grant` from `auth::authorize` here, before the handler runs, so no handler can forget it.
+//!
+//! Invariants: the raw path is split on `/` before each segment is percent-decoded, so an encoded slash
+//! never makes a new segment; UIDs are parsed into `Uid` here; errors become responses only here.
+
+use serde_json::json;
+
+use crate::auth::authorize;
+use crate::config::{Config, Tenant};
+use crate::fhir;
+use crate::http::{ApiError, Method, Request, Response, percent_decode};
+use crate::index::{Index, Uid};
+use crate::token::Sealer;
+use crate::wado;
+
+/// Everything a request may read; built once at start and shared by every worker.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub index: Index,
+    pub sealer: Sealer,
+    /// The public URL of this server, without a trailing slash.
+    pub base_url: String,
+}
+
+impl App {
+    pub fn fhir_base(&self, tenant: &Tenant) -> String {
+        format!("{}/{}/fhir", self.base_url, tenant.name)
+    }
+}
+
+/// Which family of paths a request is on: it decides the error body format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Area {
+    Fhir,
+    Other,
+}
+
+pub fn handle(app: &App, req: &Request) -> Response {
+    let segments: Option<Vec<String>> = req
+        .path
+        .strip_prefix('/')
+        .map(|p| p.split('/'))
+        .map(|parts| parts.map(|s| percent_decode(s, false)).collect::<Option<Vec<String>>>())
+        .flatten();
+    let Some(segments) = segments else {
+        return error_response(app, Area::Other, &ApiError::BadRequest("malformed path".into()));
+    };
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let area = if segs.get(1) == Some(&"fhir") { Area::Fhir } else { Area::Other };
+    match route(app, req, &segs) {
+        Ok(resp) => resp,
+        Err(e) => error_response(app, area, &e),
+    }
+}
+
+fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> {
+    match req.method {
+        Method::Options => return Ok(Response::new(204)),
+        Method::Other => return Err(ApiError::MethodNotAllowed),
+        Method::Get | Method::Head => {}
+    }
+    let tenant = |name: &str| {
+        app.config.tenants.get(name).ok_or_else(|| ApiError::NotFound(format!("no tenant named {name:?}")))
+    };
+    match segs {
+        [""] => Ok(home(app)),
+        ["healthz"] => Ok(Response::bytes(200, "text/plain; charset=utf-8", b"ok".to_vec())),
+        [t, "fhir", "metadata"] => Ok(fhir::capability_statement(app, tenant(t)?)),
+        [t, "fhir", ".well-known", "smart-configuration"] => Ok(fhir::smart_configuration(tenant(t)?)),
+        [t, "fhir", "ImagingStudy"] => {
+            let tenant = tenant(t)?;
+            let grant = authorize(tenant, req)?;
+            fhir::search(app, tenant, &grant, req)
+        }
+        [t, "fhir", "ImagingStudy", id] => {
+            let tenant = tenant(t)?;
+            let grant = authorize(tenant, req)?;
+            fhir::read(app, tenant, &grant, id)
+        }
+        [t, "wado", study_token, "studies", st, rest @ ..] => {
+            let tenant = tenant(t)?;
+            let selection = match rest {
+                [] => wado::Selection { series: None, instance: None },
+                ["series", se] => wado::Selection { series: Some(uid(se)?), instance: None },
+                ["series", se, "instances", sop] => {
+                    wado::Selection { series: Some(uid(se)?), instance: Some(uid(sop)?) }
+                }
+                _ => return Err(ApiError::NotFound("no such WADO-RS resource".into())),
+            };
+            let study_uid = uid(st)?;
+            let grant = authorize(tenant, req)?;
+            let study = wado::check_capability(app, tenant, &grant, study_token, study_uid)?;
+            wado::retrieve(app, req, study, selection)
+        }
+        _ => Err(ApiError::NotFound("no such resource".into())),
+    }
+}
+
+fn uid(s: &str) -> Result<Uid<'_>, ApiError> {
+    Uid::parse(s).ok_or_else(|| ApiError::BadRequest(format!("{s:?} is not a DICOM UID")))
+}
+
+/// Renders an error: FHIR paths as an OperationOutcome, others as short text. Server faults are logged
+/// here with their detail, and answered without it.
+fn error_response(app: &App, area: Area, e: &ApiError) -> Response {
+    if let ApiError::Internal(detail) | ApiError::Unavailable(detail) = e {
+        log::error!("{}: {detail}", e.status());
+    }
+    let mut resp = match area {
+        Area::Fhir => {
+            let severity = if e.status() >= 500 { "fatal" } else { "error" };
+            let outcome = json!({
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": severity, "code": e.issue_code(), "diagnostics": e.public_message()}]
+            });
+            Response::json(e.status(), fhir::FHIR_JSON, &outcome)
+        }
+        Area::Other => {
+            Response::bytes(e.status(), "text/plain; charset=utf-8", format!("{}\n", e.public_message()).into_bytes())
+        }
+    };
+    resp.headers.extend(e.headers(&app.base_url));
+    resp
+}
+
+/// `GET /`: a small page naming the tenants and example links.
+fn home(app: &App) -> Response {
+    let mut html = String::from(
+        "<!doctype html><meta charset=utf-8><title>smart-imaging</title>\n<h1>smart-imaging</h1>\n\
+         <p>SMART Imaging Access: FHIR ImagingStudy search and DICOMweb WADO-RS retrieval.</p>\n<ul>\n",
+    );
+    for tenant in app.config.tenants.values() {
+        let base = app.fhir_base(tenant);
+        let search = match tenant.auth {
+            crate::config::Authorization::Mock { patient: Some(ref p) } => {
+                format!("{base}/ImagingStudy?patient={}", p.id)
+            }
+            _ => format!("{base}/ImagingStudy"),
+        };
+        html.push_str(&format!(
+            "<li><b>{name}</b>: <a href=\"{base}/metadata\">metadata</a> · \
+             <a href=\"{base}/.well-known/smart-configuration\">smart-configuration</a> · \
+             <a href=\"{search}\">ImagingStudy search</a></li>\n",
+            name = escape_html(&tenant.name),
+            base = escape_html(&base),
+            search = escape_html(&search),
+        ));
+    }
+    html.push_str(&format!(
+        "</ul>\n<p>{} studies, {} instances indexed.</p>\n",
+        app.index.studies().len(),
+        app.index.instance_count()
+    ));
+    Response::bytes(200, "text/html; charset=utf-8", html.into_bytes())
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

@@ -1,0 +1,165 @@
+//! The HTTP server: the only module that knows tiny_http. One acceptor hands requests to a fixed pool of
+//! worker threads; when every worker is busy and the short queue is full, the acceptor answers 503 itself.
+//!
+//! Invariants: at most `server.threads` requests are handled at once; a panic in a handler becomes a 500 and
+//! the worker goes on; every response gets the CORS and cache headers here; one log line per request, with
+//! study tokens and credentials redacted.
+
+use std::io::{Cursor, Read};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::http::{ApiError, Body, Method, RETRY_AFTER_SECS, Request, Response};
+use crate::router::{App, handle};
+
+const ALLOW_HEADERS: &str = "Authorization, Accept, Content-Type, Range, Prefer, Cache-Control, If-None-Match";
+const EXPOSE_HEADERS: &str = "Retry-After, WWW-Authenticate, Content-Location, ETag, Content-Length, Content-Type";
+
+/// Serves until the listener fails. `server` is already bound.
+pub fn run(app: Arc<App>, server: tiny_http::Server) {
+    let threads = app.config.threads;
+    let (tx, rx): (SyncSender<tiny_http::Request>, Receiver<tiny_http::Request>) = sync_channel(threads);
+    let rx = Arc::new(Mutex::new(rx));
+    for n in 0..threads {
+        let (app, rx) = (Arc::clone(&app), Arc::clone(&rx));
+        let spawned = std::thread::Builder::new().name(format!("worker-{n}")).spawn(move || worker(&app, &rx));
+        if let Err(e) = spawned {
+            log::error!("cannot start worker thread {n}: {e}");
+        }
+    }
+    for request in server.incoming_requests() {
+        match tx.try_send(request) {
+            Ok(()) => {}
+            Err(TrySendError::Full(request)) => {
+                log::warn!("saturated: {} {} answered 503", request.method(), redact(request.url()));
+                respond(request, saturated());
+            }
+            Err(TrySendError::Disconnected(request)) => {
+                respond(request, saturated());
+                break;
+            }
+        }
+    }
+}
+
+fn worker(app: &App, rx: &Mutex<Receiver<tiny_http::Request>>) {
+    loop {
+        // The lock is held only while waiting for the next request, never while handling one.
+        let next = match rx.lock() {
+            Ok(guard) => guard.recv(),
+            Err(_) => return,
+        };
+        let Ok(request) = next else { return };
+        serve_one(app, request);
+    }
+}
+
+fn serve_one(app: &App, mut raw: tiny_http::Request) {
+    let started = Instant::now();
+    let req = convert(&mut raw);
+    let resp = catch_unwind(AssertUnwindSafe(|| handle(app, &req))).unwrap_or_else(|_| {
+        log::error!("handler panicked on {:?} {}", req.method, redact(raw.url()));
+        Response::bytes(500, "text/plain; charset=utf-8", b"internal server error\n".to_vec())
+    });
+    let (status, len) = (resp.status, resp.body_len());
+    let method = raw.method().to_string();
+    let url = redact(raw.url());
+    respond(raw, resp);
+    log::info!("{method} {url} {status} {len} {}ms", started.elapsed().as_millis());
+}
+
+fn convert(raw: &mut tiny_http::Request) -> Request {
+    let method = match raw.method() {
+        tiny_http::Method::Get => Method::Get,
+        tiny_http::Method::Head => Method::Head,
+        tiny_http::Method::Options => Method::Options,
+        _ => Method::Other,
+    };
+    let url = raw.url();
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let headers = raw
+        .headers()
+        .iter()
+        .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
+        .collect();
+    Request { method, path: path.to_string(), query: query.to_string(), headers }
+}
+
+fn saturated() -> Response {
+    let e = ApiError::Saturated;
+    Response::bytes(e.status(), "text/plain; charset=utf-8", format!("{}\n", e.public_message()).into_bytes())
+        .with_header("Retry-After", RETRY_AFTER_SECS.to_string())
+}
+
+fn respond(raw: tiny_http::Request, mut resp: Response) {
+    resp.headers.extend(
+        [
+            ("Access-Control-Allow-Origin", "*"),
+            ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
+            ("Access-Control-Allow-Headers", ALLOW_HEADERS),
+            ("Access-Control-Expose-Headers", EXPOSE_HEADERS),
+            ("Access-Control-Max-Age", "600"),
+            ("Cache-Control", "private"),
+            ("Vary", "Authorization, Accept"),
+        ]
+        .map(|(n, v)| (n.to_string(), v.to_string())),
+    );
+    let headers: Vec<tiny_http::Header> = resp
+        .headers
+        .iter()
+        .filter_map(|(n, v)| tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()).ok())
+        .collect();
+    let (reader, len): (Box<dyn Read + Send>, usize) = match resp.body {
+        Body::Empty => (Box::new(std::io::empty()), 0),
+        Body::Bytes(b) => {
+            let n = b.len();
+            (Box::new(Cursor::new(b)), n)
+        }
+        Body::Stream { len, reader } => (reader, usize::try_from(len).unwrap_or(usize::MAX)),
+    };
+    let response = tiny_http::Response::new(tiny_http::StatusCode(resp.status), headers, reader, Some(len), None);
+    // A client that went away mid-response is not our error; note it and go on.
+    if let Err(e) = raw.respond(response) {
+        log::debug!("response not completed: {e}");
+    }
+}
+
+/// The URL as it may be logged: the study token after `/wado/` and any credential-like query value replaced.
+pub fn redact(url: &str) -> String {
+    let (path, query) = url.split_once('?').map_or((url, None), |(p, q)| (p, Some(q)));
+    let mut segs: Vec<&str> = path.split('/').collect();
+    if segs.get(2) == Some(&"wado") && segs.len() > 3 {
+        segs[3] = "[study-token]";
+    }
+    let mut out = segs.join("/");
+    if let Some(q) = query {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((n, _)) if n.to_ascii_lowercase().contains("token") || n.eq_ignore_ascii_case("code") => {
+                    format!("{n}=[redacted]")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact("/demo/wado/SECRET/studies/1.2"), "/demo/wado/[study-token]/studies/1.2");
+        assert_eq!(redact("/demo/wado/SECRET"), "/demo/wado/[study-token]");
+        assert_eq!(redact("/demo/fhir/ImagingStudy?patient=p1"), "/demo/fhir/ImagingStudy?patient=p1");
+        assert_eq!(redact("/x?access_token=abc&a=b"), "/x?access_token=[redacted]&a=b");
+        assert_eq!(redact("/"), "/");
+    }
+}
