@@ -7,6 +7,8 @@
 use crate::config::{Authorization, Tenant};
 use crate::http::{ApiError, Request};
 use crate::patient::PatientContext;
+use crate::router::App;
+use crate::scope::Need;
 
 /// What a valid access token allows.
 #[derive(Debug, Clone)]
@@ -31,14 +33,19 @@ pub fn bearer_token(req: &Request) -> Result<Option<&str>, ApiError> {
     Ok(Some(token))
 }
 
-/// Validates the request's token for a tenant.
-pub fn authorize(tenant: &Tenant, req: &Request) -> Result<Grant, ApiError> {
+/// Validates the request's token for a tenant and what the request needs of it.
+pub fn authorize(app: &App, tenant: &Tenant, req: &Request, need: Need) -> Result<Grant, ApiError> {
     match &tenant.auth {
         // A mock tenant stands in for an EHR that approved every token for its one patient: a token is
         // not needed, but a malformed Authorization header is still refused so clients learn early.
         Authorization::Mock { patient } => {
             bearer_token(req)?;
             Ok(Grant { patient: patient.clone(), expires: None })
+        }
+        Authorization::SmartOnFhir(_) => {
+            let token = bearer_token(req)?.ok_or(ApiError::NoToken)?;
+            let ehr = app.ehr(tenant)?;
+            ehr.authorize(token, need)
         }
     }
 }

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::jwk::SigningKey;
 use crate::patient::{IdSelector, Identifier, PatientContext};
 
 // ---------------------------------------------------------------------------------------------------
@@ -64,6 +66,24 @@ struct RawAuthorization {
     #[serde(default)]
     ignore_patient: bool,
     patient: Option<RawPatient>,
+    fhir_base_url: Option<String>,
+    client: Option<RawClient>,
+    token_endpoint: Option<String>,
+    introspection_endpoint: Option<String>,
+    introspection_cache_seconds: Option<u64>,
+    negative_cache_seconds: Option<u64>,
+    patient_cache_seconds: Option<u64>,
+    cache_size: Option<usize>,
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    id: String,
+    jwk: Option<String>,
+    secret: Option<String>,
+    scope: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,12 +152,39 @@ pub struct Tenant {
     pub auth: Authorization,
     pub ignore_patient: bool,
     pub lookup: Lookup,
+    pub id_selector: IdSelector,
 }
 
 #[derive(Debug, Clone)]
 pub enum Authorization {
     /// No introspection; the configured patient (if any) is the context.
     Mock { patient: Option<PatientContext> },
+    /// Token introspection and Patient reads at an EHR (SPEC §6).
+    SmartOnFhir(SmartOnFhir),
+}
+
+/// A validated `smart-on-fhir` tenant: where the EHR is and how this server authenticates to it.
+#[derive(Debug, Clone)]
+pub struct SmartOnFhir {
+    pub fhir_base_url: String,
+    pub client_id: String,
+    pub client_auth: ClientAuth,
+    pub scope: String,
+    pub token_endpoint: Option<String>,
+    pub introspection_endpoint: Option<String>,
+    pub introspection_cache_secs: u64,
+    pub negative_cache_secs: u64,
+    pub patient_cache_secs: u64,
+    pub cache_size: usize,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// `private_key_jwt` with this key (ES384 or RS384).
+    Jwt(Arc<SigningKey>),
+    /// `client_secret_basic`.
+    Secret(String),
 }
 
 /// A start-up failure: always exits with status 2 and one message.
@@ -196,7 +243,7 @@ impl Config {
         }
         let mut tenants = BTreeMap::new();
         for (name, t) in raw.tenants {
-            let tenant = validate_tenant(&name, t).map_err(|m| err(format!("tenants.{name}.{m}")))?;
+            let tenant = validate_tenant(&name, t, &resolve).map_err(|m| err(format!("tenants.{name}.{m}")))?;
             tenants.insert(name, tenant);
         }
         Ok(Config {
@@ -213,7 +260,7 @@ impl Config {
     }
 }
 
-fn validate_tenant(name: &str, t: RawTenant) -> Result<Tenant, String> {
+fn validate_tenant(name: &str, t: RawTenant, resolve: &dyn Fn(&str) -> PathBuf) -> Result<Tenant, String> {
     if !is_tenant_name(name) {
         return Err("the tenant name may hold only letters, digits, '-' and '_'".into());
     }
@@ -222,9 +269,24 @@ fn validate_tenant(name: &str, t: RawTenant) -> Result<Tenant, String> {
         None => IdSelector::default(),
         Some(s) => IdSelector { system: s.system, type_code: s.type_code },
     };
-    let auth = match t.authorization.kind {
+    let a = t.authorization;
+    let auth = match a.kind {
         AuthType::Mock => {
-            let patient = t.authorization.patient.map(|p| mock_patient(p, &id_selector)).transpose()?;
+            let smart_keys = [
+                ("fhirBaseUrl", a.fhir_base_url.is_some()),
+                ("client", a.client.is_some()),
+                ("tokenEndpoint", a.token_endpoint.is_some()),
+                ("introspectionEndpoint", a.introspection_endpoint.is_some()),
+                ("introspectionCacheSeconds", a.introspection_cache_seconds.is_some()),
+                ("negativeCacheSeconds", a.negative_cache_seconds.is_some()),
+                ("patientCacheSeconds", a.patient_cache_seconds.is_some()),
+                ("cacheSize", a.cache_size.is_some()),
+                ("timeoutSeconds", a.timeout_seconds.is_some()),
+            ];
+            if let Some((key, _)) = smart_keys.iter().find(|(_, set)| *set) {
+                return Err(format!("authorization.{key} applies only to type = \"smart-on-fhir\""));
+            }
+            let patient = a.patient.map(|p| mock_patient(p, &id_selector)).transpose()?;
             let needs_patient = !ignore_patient || t.images.lookup == Lookup::StudiesByContext;
             if patient.is_none() && needs_patient {
                 return Err("authorization.patient is required for a mock tenant unless \
@@ -234,10 +296,54 @@ fn validate_tenant(name: &str, t: RawTenant) -> Result<Tenant, String> {
             Authorization::Mock { patient }
         }
         AuthType::SmartOnFhir => {
-            return Err("authorization.type: \"smart-on-fhir\" is not supported by this build yet".into());
+            if a.patient.is_some() {
+                return Err("authorization.patient applies only to type = \"mock\"; the EHR names the patient".into());
+            }
+            let fhir_base_url = a.fhir_base_url.ok_or("authorization.fhirBaseUrl is required for smart-on-fhir")?;
+            check_base_url(&fhir_base_url).map_err(|m| format!("authorization.fhirBaseUrl: {m}"))?;
+            for (key, url) in
+                [("tokenEndpoint", &a.token_endpoint), ("introspectionEndpoint", &a.introspection_endpoint)]
+            {
+                if let Some(url) = url {
+                    check_base_url(url).map_err(|m| format!("authorization.{key}: {m}"))?;
+                }
+            }
+            let client = a.client.ok_or("authorization.client is required for smart-on-fhir")?;
+            if client.id.is_empty() {
+                return Err("authorization.client.id must not be empty".into());
+            }
+            let client_auth = match (client.jwk, client.secret) {
+                (Some(path), None) => {
+                    let path = resolve(&path);
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("authorization.client.jwk: cannot read {}: {e}", path.display()))?;
+                    let key = SigningKey::from_jwk(&text)
+                        .map_err(|e| format!("authorization.client.jwk: {}: {e}", path.display()))?;
+                    ClientAuth::Jwt(Arc::new(key))
+                }
+                (None, Some(secret)) if !secret.is_empty() => ClientAuth::Secret(secret),
+                _ => return Err("authorization.client needs exactly one of jwk or secret".into()),
+            };
+            let timeout_secs = a.timeout_seconds.unwrap_or(10);
+            if timeout_secs == 0 || timeout_secs > 120 {
+                return Err("authorization.timeoutSeconds must be between 1 and 120".into());
+            }
+            Authorization::SmartOnFhir(SmartOnFhir {
+                fhir_base_url: fhir_base_url.trim_end_matches('/').to_string(),
+                client_id: client.id,
+                client_auth,
+                scope: client.scope.unwrap_or_else(|| "system/Patient.rs".into()),
+                token_endpoint: a.token_endpoint,
+                introspection_endpoint: a.introspection_endpoint,
+                introspection_cache_secs: a.introspection_cache_seconds.unwrap_or(60),
+                negative_cache_secs: a.negative_cache_seconds.unwrap_or(10),
+                patient_cache_secs: a.patient_cache_seconds.unwrap_or(300),
+                cache_size: a.cache_size.unwrap_or(10_000).max(1),
+                timeout_secs,
+            })
         }
     };
-    Ok(Tenant { name: name.to_string(), auth, ignore_patient, lookup: t.images.lookup })
+    Ok(Tenant { name: name.to_string(), auth, ignore_patient, lookup: t.images.lookup, id_selector })
 }
 
 fn mock_patient(p: RawPatient, selector: &IdSelector) -> Result<PatientContext, String> {

@@ -57,15 +57,39 @@ pub fn capability_statement(app: &App, tenant: &Tenant) -> Response {
     Response::json(200, FHIR_JSON, &body)
 }
 
-pub fn smart_configuration(tenant: &Tenant) -> Response {
+/// The imaging base's SMART configuration: for a `smart-on-fhir` tenant, the EHR's authorization
+/// endpoints (apps authorize there and bring the token here), plus `smart-imaging-access`.
+pub fn smart_configuration(app: &App, tenant: &Tenant) -> Result<Response, ApiError> {
     let body = match &tenant.auth {
         Authorization::Mock { .. } => json!({
             "capabilities": ["smart-imaging-access"],
             "grant_types_supported": [],
             "code_challenge_methods_supported": ["S256"],
         }),
+        Authorization::SmartOnFhir(_) => {
+            let ehr = app.ehr(tenant)?.discover()?;
+            let doc = &ehr.document;
+            let mut capabilities: Vec<Value> =
+                doc.get("capabilities").and_then(Value::as_array).cloned().unwrap_or_default();
+            if !capabilities.iter().any(|c| c == "smart-imaging-access") {
+                capabilities.push(json!("smart-imaging-access"));
+            }
+            let mut body = json!({
+                "token_endpoint": ehr.token_endpoint,
+                "capabilities": capabilities,
+                "grant_types_supported": doc.get("grant_types_supported").cloned().unwrap_or(json!(["authorization_code"])),
+                "code_challenge_methods_supported": doc.get("code_challenge_methods_supported").cloned().unwrap_or(json!(["S256"])),
+            });
+            for key in ["issuer", "jwks_uri", "authorization_endpoint", "scopes_supported", "response_types_supported"]
+            {
+                if let Some(v) = doc.get(key) {
+                    body[key] = v.clone();
+                }
+            }
+            body
+        }
     };
-    Response::json(200, "application/json", &body)
+    Ok(Response::json(200, "application/json", &body))
 }
 
 /// The studies a grant may see in a tenant, per `images.lookup` (SPEC §3).

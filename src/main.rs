@@ -8,15 +8,19 @@
 
 mod accept;
 mod auth;
+mod cache;
 mod config;
 mod dicom;
+mod ehr;
 mod fhir;
 mod http;
 mod index;
 mod indexer;
+mod jwk;
 mod mmap;
 mod patient;
 mod router;
+mod scope;
 mod server;
 mod time;
 mod token;
@@ -39,6 +43,7 @@ USAGE:
   smart-imaging [serve] [--config FILE] [--listen ADDR] [--base-url URL]
   smart-imaging index DIR [--out FILE]
   smart-imaging check [--config FILE]
+  smart-imaging keygen [--out PREFIX]
   smart-imaging --help | --version
 
 COMMANDS:
@@ -46,6 +51,10 @@ COMMANDS:
   index   Scan DIR for DICOM Part 10 files and write the static index
           (default DIR/../index.toml). Unreadable files are reported and skipped.
   check   Validate the configuration and every file of its index, without serving.
+  keygen  Write a new ES384 key pair for registering this server at an EHR as a SMART
+          Backend Services client: PREFIX.private.jwk.json (mode 0600, for
+          authorization.client.jwk) and PREFIX.public.jwk.json (to register).
+          [default PREFIX: imaging-server]
 
 OPTIONS:
   --config FILE    Configuration file [default: ./smart-imaging.toml]
@@ -105,6 +114,11 @@ fn run() -> Result<ExitCode, String> {
             let config = config_flag(&mut args)?;
             finish(args)?;
             check(&config)
+        }
+        Some("keygen") => {
+            let prefix: Option<String> = opt_string(&mut args, "--out")?;
+            finish(args)?;
+            keygen(prefix.as_deref().unwrap_or("imaging-server"))
         }
         Some(other) => Err(format!("unknown command {other:?}; see --help")),
     }
@@ -172,7 +186,7 @@ fn serve(opts: ServeOptions) -> Result<ExitCode, String> {
         config.index_path.display(),
         config.tenants.keys().cloned().collect::<Vec<_>>().join(", "),
     );
-    let app = Arc::new(App { config, index, sealer, base_url });
+    let app = Arc::new(App::new(config, index, sealer, base_url));
     println!("listening on http://{bound}");
     let _ = std::io::stdout().flush();
     server::run(app, server);
@@ -246,4 +260,26 @@ fn check(path: &Path) -> Result<ExitCode, String> {
         report.problems.len()
     );
     Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn keygen(prefix: &str) -> Result<ExitCode, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (private, public) = jwk::generate_es384()?;
+    let private_path = format!("{prefix}.private.jwk.json");
+    let public_path = format!("{prefix}.public.jwk.json");
+    let write = |path: &str, value: &serde_json::Value, mode: u32| -> Result<(), String> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|e| format!("{path}: {e} (keygen never overwrites a key)"))?;
+        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+        file.write_all(format!("{text}\n").as_bytes()).map_err(|e| format!("{path}: {e}"))
+    };
+    write(&private_path, &private, 0o600)?;
+    write(&public_path, &public, 0o644)?;
+    println!("wrote {private_path} (keep it secret; point authorization.client.jwk at it)");
+    println!("wrote {public_path} (register it at the EHR; kid {})", public["kid"].as_str().unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
 }

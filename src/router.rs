@@ -6,11 +6,15 @@
 
 use serde_json::json;
 
+use std::collections::BTreeMap;
+
 use crate::auth::authorize;
-use crate::config::{Config, Tenant};
+use crate::config::{Authorization, Config, Tenant};
+use crate::ehr::Ehr;
 use crate::fhir;
 use crate::http::{ApiError, Method, Request, Response, percent_decode};
 use crate::index::{Index, Uid};
+use crate::scope::Need;
 use crate::token::Sealer;
 use crate::wado;
 
@@ -22,9 +26,29 @@ pub struct App {
     pub sealer: Sealer,
     /// The public URL of this server, without a trailing slash.
     pub base_url: String,
+    /// The EHR client of each `smart-on-fhir` tenant, by tenant name.
+    pub ehrs: BTreeMap<String, Ehr>,
 }
 
 impl App {
+    pub fn new(config: Config, index: Index, sealer: Sealer, base_url: String) -> App {
+        let ehrs = config
+            .tenants
+            .values()
+            .filter_map(|t| match &t.auth {
+                Authorization::SmartOnFhir(cfg) => Some((t.name.clone(), Ehr::new(cfg.clone(), t.id_selector.clone()))),
+                Authorization::Mock { .. } => None,
+            })
+            .collect();
+        App { config, index, sealer, base_url, ehrs }
+    }
+
+    pub fn ehr(&self, tenant: &Tenant) -> Result<&Ehr, ApiError> {
+        self.ehrs
+            .get(&tenant.name)
+            .ok_or_else(|| ApiError::Internal(format!("no EHR client for tenant {}", tenant.name)))
+    }
+
     pub fn fhir_base(&self, tenant: &Tenant) -> String {
         format!("{}/{}/fhir", self.base_url, tenant.name)
     }
@@ -68,15 +92,15 @@ fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> 
         [""] => Ok(home(app)),
         ["healthz"] => Ok(Response::bytes(200, "text/plain; charset=utf-8", b"ok".to_vec())),
         [t, "fhir", "metadata"] => Ok(fhir::capability_statement(app, tenant(t)?)),
-        [t, "fhir", ".well-known", "smart-configuration"] => Ok(fhir::smart_configuration(tenant(t)?)),
+        [t, "fhir", ".well-known", "smart-configuration"] => fhir::smart_configuration(app, tenant(t)?),
         [t, "fhir", "ImagingStudy"] => {
             let tenant = tenant(t)?;
-            let grant = authorize(tenant, req)?;
+            let grant = authorize(app, tenant, req, Need::Search)?;
             fhir::search(app, tenant, &grant, req)
         }
         [t, "fhir", "ImagingStudy", id] => {
             let tenant = tenant(t)?;
-            let grant = authorize(tenant, req)?;
+            let grant = authorize(app, tenant, req, Need::Read)?;
             fhir::read(app, tenant, &grant, id)
         }
         [t, "wado", study_token, "studies", st, rest @ ..] => {
@@ -90,7 +114,7 @@ fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> 
                 _ => return Err(ApiError::NotFound("no such WADO-RS resource".into())),
             };
             let study_uid = uid(st)?;
-            let grant = authorize(tenant, req)?;
+            let grant = authorize(app, tenant, req, Need::Read)?;
             let study = wado::check_capability(app, tenant, &grant, study_token, study_uid)?;
             wado::retrieve(app, req, study, selection)
         }
@@ -134,7 +158,7 @@ fn home(app: &App) -> Response {
     for tenant in app.config.tenants.values() {
         let base = app.fhir_base(tenant);
         let search = match tenant.auth {
-            crate::config::Authorization::Mock { patient: Some(ref p) } => {
+            Authorization::Mock { patient: Some(ref p) } => {
                 format!("{base}/ImagingStudy?patient={}", p.id)
             }
             _ => format!("{base}/ImagingStudy"),

@@ -1,0 +1,374 @@
+//! The EHR client of a `smart-on-fhir` tenant (SPEC §6): discovery, the Backend Services token,
+//! token introspection (RFC 7662) and Patient reads, each behind a bounded cache.
+//!
+//! Invariants: every call has a timeout (the agent's); any failure to get a clear answer is `Unavailable`
+//! (503), never access; a cached introspection never outlives the token's `exp`; the cache is keyed by a
+//! SHA-256 of the token, so tokens are not kept; no token is logged.
+
+use serde_json::Value;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::auth::Grant;
+use crate::cache::TtlCache;
+use crate::config::{ClientAuth, SmartOnFhir};
+use crate::http::ApiError;
+use crate::patient::{IdSelector, Identifier, PatientContext, normalise_reference};
+use crate::scope::{Need, grants};
+use crate::time::now_secs;
+
+/// Largest EHR answer read; anything longer is garbage to us.
+const MAX_ANSWER: u64 = 1 << 20;
+
+/// What discovery found at `{fhirBaseUrl}/.well-known/smart-configuration`.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub token_endpoint: String,
+    pub introspection_endpoint: String,
+    /// The whole document, for the imaging base's own smart-configuration.
+    pub document: Value,
+}
+
+/// An introspection answer reduced to what is checked.
+#[derive(Debug, Clone)]
+struct Introspection {
+    active: bool,
+    exp: Option<u64>,
+    scope: String,
+    patient: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Ehr {
+    cfg: SmartOnFhir,
+    selector: IdSelector,
+    agent: ureq::Agent,
+    discovered: Mutex<Option<Discovered>>,
+    /// The backend access token and when to stop using it.
+    backend: Mutex<Option<(String, u64)>>,
+    introspections: Mutex<TtlCache<[u8; 32], Introspection>>,
+    patients: Mutex<TtlCache<String, PatientContext>>,
+}
+
+fn unavailable(step: &str, detail: impl std::fmt::Display) -> ApiError {
+    ApiError::Unavailable(format!("{step}: {detail}"))
+}
+
+impl Ehr {
+    pub fn new(cfg: SmartOnFhir, selector: IdSelector) -> Ehr {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(cfg.timeout_secs)))
+            .http_status_as_error(false)
+            .build();
+        let capacity = cfg.cache_size;
+        Ehr {
+            cfg,
+            selector,
+            agent: ureq::Agent::new_with_config(config),
+            discovered: Mutex::new(None),
+            backend: Mutex::new(None),
+            introspections: Mutex::new(TtlCache::new(capacity)),
+            patients: Mutex::new(TtlCache::new(capacity)),
+        }
+    }
+
+    /// Validates an access token for `need` and resolves its patient (SPEC §6).
+    pub fn authorize(&self, token: &str, need: Need) -> Result<Grant, ApiError> {
+        let now = now_secs();
+        let key: [u8; 32] = sha256(token.as_bytes());
+        let cached = lock(&self.introspections)?.get(&key, now);
+        let info = match cached {
+            Some(info) => info,
+            None => {
+                let info = self.introspect(token)?;
+                let ttl = if info.active { self.cfg.introspection_cache_secs } else { self.cfg.negative_cache_secs };
+                let until = info.exp.map_or(now + ttl, |exp| exp.min(now + ttl));
+                lock(&self.introspections)?.insert(key, info.clone(), until, now);
+                info
+            }
+        };
+        if !info.active {
+            return Err(ApiError::InvalidToken("the access token is not active".into()));
+        }
+        let exp = info
+            .exp
+            .filter(|exp| *exp > now)
+            .ok_or_else(|| ApiError::InvalidToken("the access token has expired".into()))?;
+        if !grants(&info.scope, need) {
+            return Err(ApiError::InsufficientScope(
+                "the access token grants no ImagingStudy access in patient context".into(),
+            ));
+        }
+        let claim = info
+            .patient
+            .as_deref()
+            .ok_or_else(|| ApiError::Forbidden("the access token has no patient in context".into()))?;
+        let id = normalise_reference(claim)
+            .ok_or_else(|| ApiError::Forbidden("the access token's patient claim is not a patient id".into()))?;
+        let patient = self.patient(id)?;
+        Ok(Grant { patient: Some(patient), expires: Some(exp) })
+    }
+
+    /// The EHR's SMART configuration, fetched once; a failure is not remembered, so a later request retries.
+    pub fn discover(&self) -> Result<Discovered, ApiError> {
+        let mut slot = lock(&self.discovered)?;
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let url = format!("{}/.well-known/smart-configuration", self.cfg.fhir_base_url);
+        let (status, doc) = self.call(self.agent.get(&url).header("Accept", "application/json").call(), "discovery")?;
+        if status != 200 {
+            return Err(unavailable("discovery", format!("{url} answered {status}")));
+        }
+        let endpoint = |name: &str, configured: &Option<String>| {
+            configured
+                .clone()
+                .or_else(|| doc.get(name).and_then(Value::as_str).map(str::to_string))
+                .ok_or_else(|| unavailable("discovery", format!("{url} names no {name}")))
+        };
+        let d = Discovered {
+            token_endpoint: endpoint("token_endpoint", &self.cfg.token_endpoint)?,
+            introspection_endpoint: endpoint("introspection_endpoint", &self.cfg.introspection_endpoint)?,
+            document: doc,
+        };
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Introspects at the EHR with the backend token, getting a fresh backend token once if it is refused.
+    fn introspect(&self, token: &str) -> Result<Introspection, ApiError> {
+        let endpoint = self.discover()?.introspection_endpoint;
+        let mut retried = false;
+        loop {
+            let backend = self.backend_token()?;
+            let answer = self
+                .agent
+                .post(&endpoint)
+                .header("Accept", "application/json")
+                .header("Authorization", &format!("Bearer {backend}"))
+                .send_form([("token", token)]);
+            let (status, body) = self.call(answer, "introspection")?;
+            match status {
+                200 => return parse_introspection(&body),
+                401 if !retried => {
+                    retried = true;
+                    *lock(&self.backend)? = None;
+                }
+                other => return Err(unavailable("introspection", format!("answered {other}"))),
+            }
+        }
+    }
+
+    /// The Backend Services access token (SMART Backend Services, `client_credentials`), cached until
+    /// shortly before it expires.
+    fn backend_token(&self) -> Result<String, ApiError> {
+        let now = now_secs();
+        let mut slot = lock(&self.backend)?;
+        if let Some((token, until)) = slot.as_ref() {
+            if now < *until {
+                return Ok(token.clone());
+            }
+        }
+        let endpoint = self.discover()?.token_endpoint;
+        let mut form = vec![("grant_type", "client_credentials".to_string()), ("scope", self.cfg.scope.clone())];
+        let mut request = self.agent.post(&endpoint).header("Accept", "application/json");
+        match &self.cfg.client_auth {
+            ClientAuth::Jwt(key) => {
+                let claims = serde_json::json!({
+                    "iss": self.cfg.client_id,
+                    "sub": self.cfg.client_id,
+                    "aud": endpoint,
+                    "iat": now,
+                    "exp": now + 300,
+                    "jti": random_id()?,
+                });
+                let assertion = key.sign_jwt(&claims).map_err(ApiError::Internal)?;
+                form.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
+                form.push(("client_assertion", assertion));
+            }
+            ClientAuth::Secret(secret) => {
+                // RFC 6749 §2.3.1: both parts form-encoded, then Basic.
+                use base64::Engine as _;
+                let pair = format!("{}:{}", form_encode(&self.cfg.client_id), form_encode(secret));
+                let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+                request = request.header("Authorization", &format!("Basic {basic}"));
+            }
+        }
+        let (status, body) =
+            self.call(request.send_form(form.iter().map(|(k, v)| (*k, v.as_str()))), "backend token")?;
+        if status != 200 {
+            return Err(unavailable("backend token", format!("the token endpoint answered {status}")));
+        }
+        let token = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| unavailable("backend token", "no access_token in the answer"))?
+            .to_string();
+        let lifetime = body.get("expires_in").and_then(Value::as_u64).unwrap_or(300);
+        // Stop using it a little before it expires: a minute, or a tenth of a short lifetime.
+        let until = now + lifetime.saturating_sub(60.min(lifetime / 10));
+        *slot = Some((token.clone(), until));
+        Ok(token)
+    }
+
+    fn patient(&self, id: &str) -> Result<PatientContext, ApiError> {
+        let now = now_secs();
+        if let Some(p) = lock(&self.patients)?.get(&id.to_string(), now) {
+            return Ok(p);
+        }
+        let backend = self.backend_token()?;
+        let url = format!("{}/Patient/{id}", self.cfg.fhir_base_url);
+        let answer = self
+            .agent
+            .get(&url)
+            .header("Accept", "application/fhir+json")
+            .header("Authorization", &format!("Bearer {backend}"))
+            .call();
+        let (status, body) = self.call(answer, "patient read")?;
+        match status {
+            200 => {}
+            404 | 410 => return Err(ApiError::Forbidden("the patient in context is not known to the EHR".into())),
+            other => return Err(unavailable("patient read", format!("answered {other}"))),
+        }
+        if body.get("resourceType").and_then(Value::as_str) != Some("Patient") {
+            return Err(unavailable("patient read", "the answer is not a Patient"));
+        }
+        let reference = format!("{}/Patient/{id}", self.cfg.fhir_base_url);
+        let ctx =
+            PatientContext::new(id.to_string(), reference, display_name(&body), identifiers(&body), &self.selector);
+        lock(&self.patients)?.insert(id.to_string(), ctx.clone(), now + self.cfg.patient_cache_secs, now);
+        Ok(ctx)
+    }
+
+    /// Turns a call's outcome into (status, JSON body); transport failures and bodies that are not JSON
+    /// are the EHR being unavailable.
+    fn call(
+        &self,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        step: &str,
+    ) -> Result<(u16, Value), ApiError> {
+        let mut resp = result.map_err(|e| unavailable(step, e))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.body_mut().with_config().limit(MAX_ANSWER).read_to_vec().map_err(|e| unavailable(step, e))?;
+        if status == 401 || status == 404 || status == 410 {
+            return Ok((status, Value::Null));
+        }
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|_| unavailable(step, format!("answered {status} with a body that is not JSON")))?;
+        Ok((status, value))
+    }
+}
+
+/// RFC 7662 §2.2: `active` is required and boolean; the rest is read only when active.
+fn parse_introspection(body: &Value) -> Result<Introspection, ApiError> {
+    let active = body
+        .get("active")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| unavailable("introspection", "the answer has no boolean \"active\""))?;
+    Ok(Introspection {
+        active,
+        exp: body.get("exp").and_then(|e| e.as_u64().or_else(|| e.as_f64().map(|f| f as u64))),
+        scope: body.get("scope").and_then(Value::as_str).unwrap_or_default().to_string(),
+        patient: body.get("patient").and_then(Value::as_str).map(str::to_string),
+    })
+}
+
+fn identifiers(patient: &Value) -> Vec<Identifier> {
+    let list = patient.get("identifier").and_then(Value::as_array).cloned().unwrap_or_default();
+    list.iter()
+        .filter_map(|i| {
+            let value = i.get("value").and_then(Value::as_str)?.to_string();
+            let system = i.get("system").and_then(Value::as_str).map(str::to_string);
+            let type_code = i
+                .pointer("/type/coding")
+                .and_then(Value::as_array)
+                .and_then(|codings| codings.iter().find_map(|c| c.get("code").and_then(Value::as_str)))
+                .map(str::to_string);
+            Some(Identifier { system, value, type_code })
+        })
+        .collect()
+}
+
+fn display_name(patient: &Value) -> Option<String> {
+    let name = patient.get("name")?.as_array()?.first()?;
+    if let Some(text) = name.get("text").and_then(Value::as_str) {
+        return Some(text.to_string());
+    }
+    let given: Vec<&str> = name
+        .get("given")
+        .and_then(Value::as_array)
+        .map(|g| g.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let family = name.get("family").and_then(Value::as_str);
+    let parts: Vec<&str> = given.into_iter().chain(family).collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ApiError> {
+    m.lock().map_err(|_| ApiError::Internal("a cache lock was poisoned".into()))
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+fn random_id() -> Result<String, ApiError> {
+    use ring::rand::SecureRandom;
+    let mut raw = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| ApiError::Internal("no randomness".into()))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `application/x-www-form-urlencoded` for one value.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn introspection_answers() {
+        let ok =
+            parse_introspection(&json!({"active": true, "exp": 10, "scope": "a b", "patient": "Patient/1"})).unwrap();
+        assert!(ok.active);
+        assert_eq!(ok.exp, Some(10));
+        assert_eq!(ok.patient.as_deref(), Some("Patient/1"));
+        assert!(!parse_introspection(&json!({"active": false})).unwrap().active);
+        assert!(parse_introspection(&json!({"active": "true"})).is_err(), "a string is not a boolean");
+        assert!(parse_introspection(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn patient_fields() {
+        let p = json!({
+            "resourceType": "Patient",
+            "name": [{"given": ["Anna"], "family": "Müller"}],
+            "identifier": [
+                {"system": "s", "value": "1", "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}},
+                {"value": "2"},
+                {"system": "no value"}
+            ]
+        });
+        assert_eq!(display_name(&p).as_deref(), Some("Anna Müller"));
+        let ids = identifiers(&p);
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0].type_code.as_deref(), Some("MR"));
+    }
+
+    #[test]
+    fn form_encoding() {
+        assert_eq!(form_encode("a b:c/é"), "a+b%3Ac%2F%C3%A9");
+    }
+}

@@ -1,0 +1,99 @@
+//! SMART scopes (App Launch 2.x §Scopes and Launch Context): parsed, never string-matched, and never read
+//! more broadly than written.
+//!
+//! Only `patient/` scopes count: `user/` and `system/` scopes do not authorize patient-context access here
+//! (SPEC §6), and a scope restricted by search parameters (`?category=…`) cannot be enforced on imaging, so it
+//! grants nothing rather than everything.
+
+/// What a request needs from the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Reading known resources: `ImagingStudy/{id}` and DICOM retrieval (`r`).
+    Read,
+    /// Searching: `ImagingStudy?…` (`s`).
+    Search,
+}
+
+/// Does any scope in the space-separated list grant `need` on ImagingStudy in patient context?
+pub fn grants(scopes: &str, need: Need) -> bool {
+    scopes.split_ascii_whitespace().any(|s| scope_grants(s, need))
+}
+
+fn scope_grants(scope: &str, need: Need) -> bool {
+    let Some(rest) = scope.strip_prefix("patient/") else {
+        return false;
+    };
+    let Some((resource, permissions)) = rest.split_once('.') else {
+        return false;
+    };
+    if resource != "ImagingStudy" && resource != "*" {
+        return false;
+    }
+    let wanted = match need {
+        Need::Read => 'r',
+        Need::Search => 's',
+    };
+    match permissions {
+        // SMART v1: `read` covers read and search; `*` covers everything.
+        "read" | "*" => true,
+        "write" => false,
+        v2 => v2_permissions(v2).is_some_and(|p| p.contains(wanted)),
+    }
+}
+
+/// SMART v2 permissions: a non-empty subsequence of `cruds`, in that order, without repeats.
+fn v2_permissions(p: &str) -> Option<&str> {
+    let mut order = "cruds".chars();
+    let valid = !p.is_empty() && p.chars().all(|c| order.by_ref().any(|o| o == c));
+    valid.then_some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(scope: &str, read: bool, search: bool) {
+        assert_eq!(grants(scope, Need::Read), read, "{scope} for read");
+        assert_eq!(grants(scope, Need::Search), search, "{scope} for search");
+    }
+
+    #[test]
+    fn granted() {
+        check("patient/ImagingStudy.rs", true, true);
+        check("patient/ImagingStudy.read", true, true);
+        check("patient/*.rs", true, true);
+        check("patient/*.read", true, true);
+        check("patient/*.*", true, true);
+        check("patient/ImagingStudy.*", true, true);
+        check("patient/ImagingStudy.cruds", true, true);
+        check("patient/ImagingStudy.rus", true, true);
+        check("patient/ImagingStudy.r", true, false);
+        check("patient/ImagingStudy.s", false, true);
+        check("launch/patient openid fhirUser patient/ImagingStudy.rs", true, true);
+    }
+
+    #[test]
+    fn refused_and_never_broadened() {
+        for scope in [
+            "patient/Observation.rs",
+            "user/ImagingStudy.rs",
+            "patient/ImagingStudy.c",
+            "system/*.rs",
+            "system/ImagingStudy.rs",
+            "patient/ImagingStudy.rs?category=x",
+            "patient/ImagingStudy.sr",
+            "patient/ImagingStudy.rrs",
+            "patient/ImagingStudy.rsx",
+            "patient/ImagingStudy.",
+            "patient/ImagingStudy.write",
+            "patient/ImagingStudy",
+            "patient/imagingstudy.rs",
+            "Patient/ImagingStudy.rs",
+            "patient/ImagingStudyX.rs",
+            "",
+            "openid fhirUser",
+        ] {
+            check(scope, false, false);
+        }
+    }
+}
