@@ -1,8 +1,13 @@
 //! Reading the header of a DICOM Part 10 file (PS3.10 §7.1): the File Meta Information and the
 //! top-level data set up to Pixel Data. This module knows DICOM encoding and nothing of HTTP, FHIR or
 //! the index layout. It never reads past the end of the bytes it is given and never panics on them.
+//!
+//! It also holds what `dataset` shares with it, so that both read every file the same way: [`locate`]
+//! (where the meta group and the data set are, and their encoding), [`read_element`] (one element's
+//! tag, VR and length) and [`Charset`].
 
 use std::fmt;
+use std::ops::Range;
 
 /// The attributes of one instance that the index records (SPEC §4).
 /// Text values are decoded to UTF-8 and trimmed of DICOM padding; an absent attribute is empty.
@@ -35,14 +40,14 @@ pub struct Header {
 }
 
 /// A data element tag: (group,element), shown the way DICOM writes it, e.g. `(0010,0010)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Tag {
     pub group: u16,
     pub element: u16,
 }
 
 impl Tag {
-    const fn new(group: u16, element: u16) -> Tag {
+    pub const fn new(group: u16, element: u16) -> Tag {
         Tag { group, element }
     }
 }
@@ -99,19 +104,19 @@ impl std::error::Error for DicomError {}
 const PREAMBLE_LEN: usize = 128;
 const PREFIX: &[u8] = b"DICM";
 /// Sequences nested deeper than this are rejected, which keeps the recursion bounded.
-const MAX_DEPTH: usize = 64;
-const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
+pub(crate) const MAX_DEPTH: usize = 64;
+pub(crate) const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
 
-const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
-const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
-const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+pub(crate) const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
+pub(crate) const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
+pub(crate) const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1.99";
 const JPIP_REFERENCED_DEFLATE: &str = "1.2.840.10008.1.2.4.95";
 
 const MEDIA_STORAGE_SOP_CLASS_UID: Tag = Tag::new(0x0002, 0x0002);
 const MEDIA_STORAGE_SOP_INSTANCE_UID: Tag = Tag::new(0x0002, 0x0003);
 const TRANSFER_SYNTAX_UID: Tag = Tag::new(0x0002, 0x0010);
-const SPECIFIC_CHARACTER_SET: Tag = Tag::new(0x0008, 0x0005);
+pub(crate) const SPECIFIC_CHARACTER_SET: Tag = Tag::new(0x0008, 0x0005);
 const SOP_CLASS_UID: Tag = Tag::new(0x0008, 0x0016);
 const SOP_INSTANCE_UID: Tag = Tag::new(0x0008, 0x0018);
 const STUDY_DATE: Tag = Tag::new(0x0008, 0x0020);
@@ -132,11 +137,11 @@ const SERIES_INSTANCE_UID: Tag = Tag::new(0x0020, 0x000E);
 const STUDY_ID: Tag = Tag::new(0x0020, 0x0010);
 const SERIES_NUMBER: Tag = Tag::new(0x0020, 0x0011);
 const INSTANCE_NUMBER: Tag = Tag::new(0x0020, 0x0013);
-const NUMBER_OF_FRAMES: Tag = Tag::new(0x0028, 0x0008);
-const PIXEL_DATA: Tag = Tag::new(0x7FE0, 0x0010);
-const ITEM: Tag = Tag::new(0xFFFE, 0xE000);
-const ITEM_DELIMITATION: Tag = Tag::new(0xFFFE, 0xE00D);
-const SEQUENCE_DELIMITATION: Tag = Tag::new(0xFFFE, 0xE0DD);
+pub(crate) const NUMBER_OF_FRAMES: Tag = Tag::new(0x0028, 0x0008);
+pub(crate) const PIXEL_DATA: Tag = Tag::new(0x7FE0, 0x0010);
+pub(crate) const ITEM: Tag = Tag::new(0xFFFE, 0xE000);
+pub(crate) const ITEM_DELIMITATION: Tag = Tag::new(0xFFFE, 0xE00D);
+pub(crate) const SEQUENCE_DELIMITATION: Tag = Tag::new(0xFFFE, 0xE0DD);
 
 /// The File Meta Information attributes whose values are kept.
 const META_RECORDED: [Tag; 3] = [MEDIA_STORAGE_SOP_CLASS_UID, MEDIA_STORAGE_SOP_INSTANCE_UID, TRANSFER_SYNTAX_UID];
@@ -179,16 +184,42 @@ const RECORDED: [Tag; 22] = [
 /// truncated or malformed before Pixel Data, or lack the SOP Instance, Study Instance or Series
 /// Instance UID.
 pub fn read_header(bytes: &[u8]) -> Result<Header, DicomError> {
+    let layout = locate(bytes)?;
     let mut found = Found::default();
+    if !layout.meta.is_empty() {
+        read_file_meta(bytes, layout.meta.start, &mut found)?;
+    }
+    read_data_set(bytes, layout.data_set_start, layout.syntax, &mut found)?;
+    build_header(&found, layout.transfer_syntax)
+}
+
+/// Where the parts of a DICOM file are and how its data set is encoded, as [`locate`] finds them.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    pub(crate) syntax: Syntax,
+    /// The Transfer Syntax UID from the meta group, or the one implied by a bare data set.
+    pub(crate) transfer_syntax: String,
+    /// The byte range of the File Meta Information elements; empty for a bare data set.
+    pub(crate) meta: Range<usize>,
+    pub(crate) data_set_start: usize,
+}
+
+/// Finds the File Meta Information and the start of the data set, and decides how the data set is
+/// encoded. Shared by [`read_header`] and the whole-data-set reader, so both agree on every file.
+///
+/// Accepts what [`read_header`] accepts; see there.
+pub(crate) fn locate(bytes: &[u8]) -> Result<Layout, DicomError> {
     let has_prefix = bytes.get(PREAMBLE_LEN..PREAMBLE_LEN + PREFIX.len()).is_some_and(|prefix| prefix == PREFIX);
-    let (syntax, transfer_syntax, data_set_start) = if has_prefix {
-        let data_set_start = read_file_meta(bytes, PREAMBLE_LEN + PREFIX.len(), &mut found)?;
-        let uid = found.get(TRANSFER_SYNTAX_UID).map(decode_uid).unwrap_or_default();
-        let syntax = match Syntax::from_uid(&uid)? {
+    if has_prefix {
+        let meta_start = PREAMBLE_LEN + PREFIX.len();
+        let mut found = Found::default();
+        let data_set_start = read_file_meta(bytes, meta_start, &mut found)?;
+        let transfer_syntax = found.get(TRANSFER_SYNTAX_UID).map(decode_uid).unwrap_or_default();
+        let syntax = match Syntax::from_uid(&transfer_syntax)? {
             Syntax::ExplicitBig => Syntax::ExplicitBig,
             _ => sniff_little_endian(bytes, data_set_start),
         };
-        (syntax, uid, data_set_start)
+        Ok(Layout { syntax, transfer_syntax, meta: meta_start..data_set_start, data_set_start })
     } else if read_u16(bytes, 0, false) == Some(0x0008) {
         // Old or non-conformant writers store the data set alone, without preamble or meta group,
         // usually in implicit VR little endian, the DICOM default.
@@ -197,17 +228,15 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, DicomError> {
             Syntax::ExplicitLittle => EXPLICIT_VR_LITTLE_ENDIAN,
             _ => IMPLICIT_VR_LITTLE_ENDIAN,
         };
-        (syntax, uid.to_string(), 0)
+        Ok(Layout { syntax, transfer_syntax: uid.to_string(), meta: 0..0, data_set_start: 0 })
     } else {
-        return Err(DicomError::NotDicom);
-    };
-    read_data_set(bytes, data_set_start, syntax, &mut found)?;
-    build_header(&found, transfer_syntax)
+        Err(DicomError::NotDicom)
+    }
 }
 
 /// How the data set's elements are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Syntax {
+pub(crate) enum Syntax {
     ImplicitLittle,
     ExplicitLittle,
     ExplicitBig,
@@ -232,7 +261,7 @@ impl Syntax {
 }
 
 /// Every VR defined in PS3.5 §6.2.
-const KNOWN_VRS: [[u8; 2]; 34] = [
+pub(crate) const KNOWN_VRS: [[u8; 2]; 34] = [
     *b"AE", *b"AS", *b"AT", *b"CS", *b"DA", *b"DS", *b"DT", *b"FD", *b"FL", *b"IS", *b"LO", *b"LT", *b"OB", *b"OD",
     *b"OF", *b"OL", *b"OV", *b"OW", *b"PN", *b"SH", *b"SL", *b"SQ", *b"SS", *b"ST", *b"SV", *b"TM", *b"UC", *b"UI",
     *b"UL", *b"UN", *b"UR", *b"US", *b"UT", *b"UV",
@@ -275,22 +304,22 @@ impl<'a> Found<'a> {
 
 /// The header of one data element; the value itself is not read here.
 #[derive(Debug)]
-struct Element {
-    tag: Tag,
+pub(crate) struct ElementHeader {
+    pub(crate) tag: Tag,
     /// The VR as written in the file; `None` in implicit VR and for items and delimiters.
-    vr: Option<[u8; 2]>,
-    length: u32,
-    start: usize,
-    value_start: usize,
+    pub(crate) vr: Option<[u8; 2]>,
+    pub(crate) length: u32,
+    pub(crate) start: usize,
+    pub(crate) value_start: usize,
 }
 
-impl Element {
-    fn has_undefined_length(&self) -> bool {
+impl ElementHeader {
+    pub(crate) fn has_undefined_length(&self) -> bool {
         self.length == UNDEFINED_LENGTH
     }
 
     /// The offset just past a defined-length value, checked against the end of the bytes.
-    fn value_end(&self, bytes: &[u8]) -> Result<usize, DicomError> {
+    pub(crate) fn value_end(&self, bytes: &[u8]) -> Result<usize, DicomError> {
         usize::try_from(self.length)
             .ok()
             .and_then(|length| self.value_start.checked_add(length))
@@ -303,17 +332,17 @@ impl Element {
         bytes.get(self.value_start..end).ok_or_else(|| self.truncated())
     }
 
-    fn truncated(&self) -> DicomError {
+    pub(crate) fn truncated(&self) -> DicomError {
         DicomError::Truncated { tag: Some(self.tag), offset: self.start }
     }
 }
 
-fn read_u16(bytes: &[u8], at: usize, big_endian: bool) -> Option<u16> {
+pub(crate) fn read_u16(bytes: &[u8], at: usize, big_endian: bool) -> Option<u16> {
     let raw: [u8; 2] = bytes.get(at..at.checked_add(2)?)?.try_into().ok()?;
     Some(if big_endian { u16::from_be_bytes(raw) } else { u16::from_le_bytes(raw) })
 }
 
-fn read_u32(bytes: &[u8], at: usize, big_endian: bool) -> Option<u32> {
+pub(crate) fn read_u32(bytes: &[u8], at: usize, big_endian: bool) -> Option<u32> {
     let raw: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
     Some(if big_endian { u32::from_be_bytes(raw) } else { u32::from_le_bytes(raw) })
 }
@@ -328,7 +357,7 @@ fn has_long_length(vr: [u8; 2]) -> bool {
 }
 
 /// Reads the tag, VR and length of the element starting at `pos`.
-fn read_element(bytes: &[u8], pos: usize, syntax: Syntax) -> Result<Element, DicomError> {
+pub(crate) fn read_element(bytes: &[u8], pos: usize, syntax: Syntax) -> Result<ElementHeader, DicomError> {
     let big_endian = syntax == Syntax::ExplicitBig;
     let (Some(group), Some(element)) =
         (read_u16(bytes, pos, big_endian), read_u16(bytes, pos.saturating_add(2), big_endian))
@@ -337,7 +366,7 @@ fn read_element(bytes: &[u8], pos: usize, syntax: Syntax) -> Result<Element, Dic
     };
     let tag = Tag::new(group, element);
     let truncated = || DicomError::Truncated { tag: Some(tag), offset: pos };
-    let element = |vr, length, header_len: usize| Element {
+    let element = |vr, length, header_len: usize| ElementHeader {
         tag,
         vr,
         length,
@@ -422,7 +451,7 @@ fn read_data_set<'a>(bytes: &'a [u8], start: usize, syntax: Syntax, found: &mut 
 /// Returns the offset just past `element`'s value. A defined length is simply stepped over, which
 /// also covers defined-length sequences: their contents are never needed, so implicit VR needs no
 /// dictionary to know which tags are SQ.
-fn skip_value(bytes: &[u8], element: &Element, syntax: Syntax, depth: usize) -> Result<usize, DicomError> {
+fn skip_value(bytes: &[u8], element: &ElementHeader, syntax: Syntax, depth: usize) -> Result<usize, DicomError> {
     if !element.has_undefined_length() {
         return element.value_end(bytes);
     }
@@ -435,7 +464,7 @@ fn skip_value(bytes: &[u8], element: &Element, syntax: Syntax, depth: usize) -> 
 }
 
 /// Walks the items of an undefined-length sequence and returns the offset past its delimiter.
-fn skip_sequence(bytes: &[u8], sequence: &Element, syntax: Syntax, depth: usize) -> Result<usize, DicomError> {
+fn skip_sequence(bytes: &[u8], sequence: &ElementHeader, syntax: Syntax, depth: usize) -> Result<usize, DicomError> {
     if depth > MAX_DEPTH {
         return Err(DicomError::Malformed {
             tag: sequence.tag,
@@ -464,7 +493,7 @@ fn skip_sequence(bytes: &[u8], sequence: &Element, syntax: Syntax, depth: usize)
 }
 
 /// Walks the elements of an undefined-length item and returns the offset past its delimiter.
-fn skip_item(bytes: &[u8], item: &Element, syntax: Syntax, depth: usize) -> Result<usize, DicomError> {
+fn skip_item(bytes: &[u8], item: &ElementHeader, syntax: Syntax, depth: usize) -> Result<usize, DicomError> {
     let mut pos = item.value_start;
     loop {
         let element = read_element(bytes, pos, syntax).map_err(|e| within(e, item))?;
@@ -483,7 +512,7 @@ fn skip_item(bytes: &[u8], item: &Element, syntax: Syntax, depth: usize) -> Resu
 }
 
 /// Names the enclosing element when the bytes ended before the next tag could even be read.
-fn within(error: DicomError, enclosing: &Element) -> DicomError {
+fn within(error: DicomError, enclosing: &ElementHeader) -> DicomError {
     match error {
         DicomError::Truncated { tag: None, .. } => {
             DicomError::Truncated { tag: Some(enclosing.tag), offset: enclosing.start }
@@ -494,7 +523,7 @@ fn within(error: DicomError, enclosing: &Element) -> DicomError {
 
 /// The character repertoire for text values, from (0008,0005) Specific Character Set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Charset {
+pub(crate) enum Charset {
     /// `ISO_IR 100`. Also used, leniently, for the default repertoire (`ISO_IR 6`) and for sets
     /// this reader does not know, so that stray high bytes still decode to something.
     Latin1,
@@ -503,12 +532,12 @@ enum Charset {
 }
 
 impl Charset {
-    fn from_value(value: Option<&[u8]>) -> Charset {
+    pub(crate) fn from_value(value: Option<&[u8]>) -> Charset {
         let first = value.and_then(|v| v.split(|&b| b == b'\\').next()).map(trim_text).unwrap_or_default();
         if first == b"ISO_IR 192" { Charset::Utf8 } else { Charset::Latin1 }
     }
 
-    fn decode(self, bytes: &[u8]) -> String {
+    pub(crate) fn decode(self, bytes: &[u8]) -> String {
         match self {
             Charset::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
             Charset::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
@@ -538,7 +567,7 @@ fn decode_uid(value: &[u8]) -> String {
 }
 
 /// Parses the first value of an Integer String (IS); a value that is not an integer gives `None`.
-fn parse_integer_string(value: &[u8]) -> Option<i64> {
+pub(crate) fn parse_integer_string(value: &[u8]) -> Option<i64> {
     let first = value.split(|&b| b == b'\\').next()?;
     std::str::from_utf8(trim_text(first)).ok()?.parse().ok()
 }
@@ -599,19 +628,18 @@ fn require(value: &str, attribute: &'static str, tag: Tag) -> Result<(), DicomEr
     if value.is_empty() { Err(DicomError::Missing { attribute, tag }) } else { Ok(()) }
 }
 
+/// Encoders for annotated byte fixtures, shared by the unit tests of the DICOM modules. Each returns
+/// the encoded bytes of one element so that a fixture reads as a list of elements, one per line.
+/// Lengths are computed from the value; the comments on the fixture lines state them so the layout
+/// can be checked by eye.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    const CT_IMAGE_STORAGE: &[u8] = b"1.2.840.10008.5.1.4.1.1.2\0";
-    const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
-
-    // Element builders. Each returns the encoded bytes of one element so that a fixture reads as a
-    // list of elements, one per line. Lengths are computed from the value; the comments on the
-    // fixture lines state them so the layout can be checked by eye.
+    pub(crate) const CT_IMAGE_STORAGE: &[u8] = b"1.2.840.10008.5.1.4.1.1.2\0";
 
     /// An explicit VR element; the VR decides between the 2-byte and the 4-byte length form.
-    fn explicit(big_endian: bool, group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+    pub(crate) fn explicit(big_endian: bool, group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
         let u16_bytes = |v: u16| {
             if big_endian { v.to_be_bytes() } else { v.to_le_bytes() }
         };
@@ -629,48 +657,48 @@ mod tests {
     }
 
     /// An explicit VR little endian element.
-    fn ex(group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+    pub(crate) fn ex(group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
         explicit(false, group, element, vr, value)
     }
 
     /// An explicit VR big endian element.
-    fn ex_be(group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+    pub(crate) fn ex_be(group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
         explicit(true, group, element, vr, value)
     }
 
     /// An implicit VR little endian element.
-    fn im(group: u16, element: u16, value: &[u8]) -> Vec<u8> {
+    pub(crate) fn im(group: u16, element: u16, value: &[u8]) -> Vec<u8> {
         let length = u32::try_from(value.len()).unwrap();
         [&group.to_le_bytes()[..], &element.to_le_bytes(), &length.to_le_bytes(), value].concat()
     }
 
     /// The header of an explicit VR little endian element of undefined length (no value follows).
-    fn ex_undefined(group: u16, element: u16, vr: &[u8; 2]) -> Vec<u8> {
+    pub(crate) fn ex_undefined(group: u16, element: u16, vr: &[u8; 2]) -> Vec<u8> {
         [&group.to_le_bytes()[..], &element.to_le_bytes(), vr, &[0, 0], &[0xFF; 4]].concat()
     }
 
     /// The header of an implicit VR little endian element of undefined length.
-    fn im_undefined(group: u16, element: u16) -> Vec<u8> {
+    pub(crate) fn im_undefined(group: u16, element: u16) -> Vec<u8> {
         [&group.to_le_bytes()[..], &element.to_le_bytes(), &[0xFF; 4]].concat()
     }
 
     /// A little endian item header of the given length (`u32::MAX` for undefined).
-    fn item(length: u32) -> Vec<u8> {
+    pub(crate) fn item(length: u32) -> Vec<u8> {
         [&[0xFE, 0xFF, 0x00, 0xE0][..], &length.to_le_bytes()].concat()
     }
 
     /// The little endian Item Delimitation Item (FFFE,E00D).
-    fn item_end() -> Vec<u8> {
+    pub(crate) fn item_end() -> Vec<u8> {
         vec![0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]
     }
 
     /// The little endian Sequence Delimitation Item (FFFE,E0DD).
-    fn seq_end() -> Vec<u8> {
+    pub(crate) fn seq_end() -> Vec<u8> {
         vec![0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]
     }
 
     /// The 128-byte preamble, "DICM" and a File Meta Information group for `transfer_syntax`.
-    fn part10(transfer_syntax: &str) -> Vec<u8> {
+    pub(crate) fn part10(transfer_syntax: &str) -> Vec<u8> {
         let mut ts = transfer_syntax.as_bytes().to_vec();
         if ts.len() % 2 == 1 {
             ts.push(0);
@@ -691,6 +719,53 @@ mod tests {
         ]
         .concat()
     }
+
+    /// A big endian item header of the given length (`u32::MAX` for undefined).
+    pub(crate) fn item_be(length: u32) -> Vec<u8> {
+        [&[0xFF, 0xFE, 0xE0, 0x00][..], &length.to_be_bytes()].concat()
+    }
+
+    /// The big endian Sequence Delimitation Item (FFFE,E0DD).
+    pub(crate) fn seq_end_be() -> Vec<u8> {
+        vec![0xFF, 0xFE, 0xE0, 0xDD, 0, 0, 0, 0]
+    }
+
+    /// Flips 1 to 4 bytes and sometimes truncates, `rounds` times over the fixtures, and hands each
+    /// mutant to `check`. xorshift64 keeps it deterministic without a dependency.
+    pub(crate) fn mutate_each(fixtures: &[Vec<u8>], rounds: usize, mut check: impl FnMut(&[u8])) {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..rounds {
+            let mut file = fixtures[round % fixtures.len()].clone();
+            for _ in 0..1 + next() % 4 {
+                let at = usize::try_from(next() % file.len() as u64).unwrap();
+                // Mostly random bytes, sometimes 0xFF or 0x00 to make undefined or empty lengths.
+                file[at] = match next() % 4 {
+                    0 => 0xFF,
+                    1 => 0x00,
+                    _ => next() as u8,
+                };
+            }
+            if next() % 5 == 0 {
+                let keep = usize::try_from(next() % file.len() as u64).unwrap();
+                file.truncate(keep);
+            }
+            check(&file);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 
     /// The three identifying UIDs, explicit VR little endian.
     fn uids_ex() -> Vec<u8> {
@@ -1123,32 +1198,9 @@ mod tests {
             ]
             .concat(),
         ];
-        // xorshift64: deterministic, no dependency.
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for round in 0..6000 {
-            let mut file = fixtures[round % fixtures.len()].clone();
-            let mutations = 1 + next() % 4;
-            for _ in 0..mutations {
-                let at = usize::try_from(next() % file.len() as u64).unwrap();
-                // Mostly random bytes, sometimes 0xFF or 0x00 to make undefined or empty lengths.
-                file[at] = match next() % 4 {
-                    0 => 0xFF,
-                    1 => 0x00,
-                    _ => next() as u8,
-                };
-            }
-            if next() % 5 == 0 {
-                let keep = usize::try_from(next() % file.len() as u64).unwrap();
-                file.truncate(keep);
-            }
-            let _ = read_header(&file);
-        }
+        mutate_each(&fixtures, 6000, |file| {
+            let _ = read_header(file);
+        });
     }
 
     fn find(haystack: &[u8], needle: &[u8]) -> usize {

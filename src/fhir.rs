@@ -255,16 +255,19 @@ pub fn search(app: &App, tenant: &Tenant, grant: &Grant, req: &Request) -> Resul
         if q.is_empty() { format!("{base}/ImagingStudy") } else { format!("{base}/ImagingStudy?{}", q.join("&")) }
     };
     let mut links = vec![json!({"relation": "self", "url": link((s.offset > 0).then_some(s.offset))})];
-    if s.count.is_some() && s.offset + page_size < total {
+    if s.count.is_some() && page_size > 0 && s.offset + page_size < total {
         links.push(json!({"relation": "next", "url": link(Some(s.offset + page_size))}));
     }
-    let body = json!({
+    let mut body = json!({
         "resourceType": "Bundle",
         "type": "searchset",
         "total": total,
         "link": links,
-        "entry": entries,
     });
+    // FHIR JSON has no empty arrays: an empty result has no `entry` at all.
+    if !entries.is_empty() {
+        body["entry"] = Value::Array(entries);
+    }
     Ok(Response::json(200, FHIR_JSON, &body))
 }
 

@@ -119,19 +119,27 @@ fn respond(raw: tiny_http::Request, mut resp: Response) {
         }
         Body::Stream { len, reader } => (reader, usize::try_from(len).unwrap_or(usize::MAX)),
     };
-    let response = tiny_http::Response::new(tiny_http::StatusCode(resp.status), headers, reader, Some(len), None);
+    // tiny_http switches bodies of 32 KiB and more to chunked encoding unless told otherwise; the length is
+    // known, so send it (SPEC §5.3 wants Content-Length on every retrieve).
+    let response = tiny_http::Response::new(tiny_http::StatusCode(resp.status), headers, reader, Some(len), None)
+        .with_chunked_threshold(usize::MAX);
     // A client that went away mid-response is not our error; note it and go on.
     if let Err(e) = raw.respond(response) {
         log::debug!("response not completed: {e}");
     }
 }
 
-/// The URL as it may be logged: the study token after `/wado/` and any credential-like query value replaced.
+/// The URL as it may be logged: any segment after one that decodes to `wado` (wherever it stands, however it
+/// is encoded, since the router decodes before matching) and any credential-like query value replaced.
 pub fn redact(url: &str) -> String {
     let (path, query) = url.split_once('?').map_or((url, None), |(p, q)| (p, Some(q)));
-    let mut segs: Vec<&str> = path.split('/').collect();
-    if segs.get(2) == Some(&"wado") && segs.len() > 3 {
-        segs[3] = "[study-token]";
+    let raw: Vec<&str> = path.split('/').collect();
+    let mut segs: Vec<&str> = raw.clone();
+    for (i, seg) in raw.iter().enumerate().skip(1) {
+        let previous = crate::http::percent_decode(raw[i - 1], false);
+        if previous.as_deref() == Some("wado") && !seg.is_empty() {
+            segs[i] = "[study-token]";
+        }
     }
     let mut out = segs.join("/");
     if let Some(q) = query {
@@ -161,5 +169,8 @@ mod tests {
         assert_eq!(redact("/demo/fhir/ImagingStudy?patient=p1"), "/demo/fhir/ImagingStudy?patient=p1");
         assert_eq!(redact("/x?access_token=abc&a=b"), "/x?access_token=[redacted]&a=b");
         assert_eq!(redact("/"), "/");
+        // The router decodes segments before matching, so redaction must too.
+        assert_eq!(redact("/demo/%77ado/SECRET/studies/1"), "/demo/%77ado/[study-token]/studies/1");
+        assert_eq!(redact("//demo/wado/SECRET/x"), "//demo/wado/[study-token]/x");
     }
 }
