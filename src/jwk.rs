@@ -203,6 +203,25 @@ mod tests {
     }
 
     #[test]
+    fn rsa_keys_sign_rs384() {
+        // A 2048-bit key made for this test only (with Python's cryptography package); it guards nothing.
+        let text = include_str!("testdata/rsa-test-only.private.jwk.json");
+        let key = SigningKey::from_jwk(text).unwrap();
+        assert_eq!(key.alg(), "RS384");
+        let jws = key.sign_jwt(&json!({"iss": "me"})).unwrap();
+        let jwk: Value = serde_json::from_str(text).unwrap();
+        let (n, e) = (field(&jwk, "n").unwrap(), field(&jwk, "e").unwrap());
+        let parts: Vec<&str> = jws.split('.').collect();
+        let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        let public = signature::RsaPublicKeyComponents { n: &n, e: &e };
+        public
+            .verify(&signature::RSA_PKCS1_2048_8192_SHA384, format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+            .expect("an RS384 signature that verifies with the public key");
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(header["alg"], "RS384");
+    }
+
+    #[test]
     fn bad_jwks_are_refused() {
         assert!(SigningKey::from_jwk("{").is_err());
         assert!(SigningKey::from_jwk(r#"{"kty":"oct","k":"AAAA"}"#).is_err());
