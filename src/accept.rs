@@ -175,6 +175,75 @@ pub fn negotiate_instances(accept: Option<&str>, stored: &[&str], single_ok: boo
     )))
 }
 
+/// Chooses whether DICOM JSON may be sent (metadata, QIDO-RS): `application/dicom+json`, `application/json`,
+/// `application/*` or `*/*`; an absent header means anything.
+pub fn negotiate_json(accept: Option<&str>) -> Result<(), Refused> {
+    let Some(header) = accept.filter(|h| !h.trim().is_empty()) else {
+        return Ok(());
+    };
+    let ranges = parse_accept(header).map_err(Refused::Malformed)?;
+    let ok = ranges.iter().filter(|r| r.q > 0.0).any(|r| {
+        r.is("*", "*") || r.is("application", "*") || r.is("application", "dicom+json") || r.is("application", "json")
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Refused::NotAcceptable(format!("cannot serve {header:?}: metadata is application/dicom+json")))
+    }
+}
+
+/// The media type of one frame of pixel data stored in `syntax` when sent in its own format (PS3.18 table
+/// 8.7.3-2), for encapsulated syntaxes that have one.
+pub fn image_media_type(syntax: &str) -> Option<&'static str> {
+    Some(match syntax {
+        "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => {
+            "image/jpeg"
+        }
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => "image/jls",
+        "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" => "image/jp2",
+        "1.2.840.10008.1.2.4.92" | "1.2.840.10008.1.2.4.93" => "image/jpx",
+        "1.2.840.10008.1.2.4.201" | "1.2.840.10008.1.2.4.202" | "1.2.840.10008.1.2.4.203" => "image/jphc",
+        "1.2.840.10008.1.2.5" => "image/x-dicom-rle",
+        _ => return None,
+    })
+}
+
+/// Chooses the part media type for frames or bulk data stored in `syntax`: `application/octet-stream` (the
+/// default, also for `*/*`), or the image type of an encapsulated syntax when asked for by name. Either way
+/// the bytes are as stored; a specific transfer syntax must be the stored one.
+pub fn negotiate_frames(accept: Option<&str>, syntax: &str, encapsulated: bool) -> Result<&'static str, Refused> {
+    const OCTETS: &str = "application/octet-stream";
+    let Some(header) = accept.filter(|h| !h.trim().is_empty()) else {
+        return Ok(OCTETS);
+    };
+    let mut ranges = parse_accept(header).map_err(Refused::Malformed)?;
+    for r in &ranges {
+        if let Some(ts) = r.param("transfer-syntax") {
+            if ts != "*" && !is_uid(ts) {
+                return Err(Refused::Malformed(format!("malformed transfer syntax {ts:?}")));
+            }
+        }
+    }
+    ranges.sort_by(|a, b| b.q.total_cmp(&a.q));
+    let image = if encapsulated { image_media_type(syntax) } else { None };
+    for r in ranges.iter().filter(|r| r.q > 0.0) {
+        if !matches!(r.param("transfer-syntax"), None | Some("*")) && r.param("transfer-syntax") != Some(syntax) {
+            continue;
+        }
+        let wanted = if r.is("multipart", "related") { r.param("type").unwrap_or(OCTETS) } else { "" };
+        if r.is("*", "*") || r.is("multipart", "*") || wanted == OCTETS || wanted == "*/*" {
+            return Ok(OCTETS);
+        }
+        if let Some(image) = image.filter(|i| *i == wanted || (wanted == "image/*")) {
+            return Ok(image);
+        }
+    }
+    Err(Refused::NotAcceptable(format!(
+        "cannot serve {header:?}: frames are sent as stored ({syntax}), as multipart/related; type=\"application/octet-stream\"{}",
+        image.map(|i| format!(" or type=\"{i}\"")).unwrap_or_default()
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +319,57 @@ mod tests {
             false,
             Ok(Multipart),
         );
+    }
+
+    #[test]
+    fn json_negotiation() {
+        for ok in [None, Some("application/dicom+json"), Some("application/json"), Some("*/*"), Some("application/*")] {
+            assert_eq!(negotiate_json(ok), Ok(()), "{ok:?}");
+        }
+        assert!(matches!(negotiate_json(Some("application/dicom+xml")), Err(Refused::NotAcceptable(_))));
+        assert!(matches!(negotiate_json(Some("application/dicom+json;q=0")), Err(Refused::NotAcceptable(_))));
+        assert!(matches!(negotiate_json(Some("nonsense")), Err(Refused::Malformed(_))));
+    }
+
+    #[test]
+    fn frame_negotiation() {
+        const JPEG: &str = "1.2.840.10008.1.2.4.50";
+        let check = |accept: Option<&str>, syntax: &str, encapsulated: bool, expected: Result<&str, &str>| {
+            let got = negotiate_frames(accept, syntax, encapsulated);
+            match (&got, expected) {
+                (Ok(m), Ok(e)) => assert_eq!(*m, e, "{accept:?}"),
+                (Err(Refused::Malformed(_)), Err("400")) | (Err(Refused::NotAcceptable(_)), Err("406")) => {}
+                _ => panic!("{accept:?} on {syntax}: got {got:?}, expected {expected:?}"),
+            }
+        };
+        let octets = Ok("application/octet-stream");
+        check(None, EXPLICIT, false, octets);
+        check(Some("multipart/related; type=\"application/octet-stream\"; transfer-syntax=*"), EXPLICIT, false, octets);
+        check(Some("multipart/related; type=application/octet-stream"), EXPLICIT, false, octets);
+        check(Some("multipart/related"), EXPLICIT, false, octets);
+        check(Some("*/*"), EXPLICIT, false, octets);
+        check(
+            Some("multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1"),
+            EXPLICIT,
+            false,
+            octets,
+        );
+        check(
+            Some("multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50"),
+            EXPLICIT,
+            false,
+            Err("406"),
+        );
+        check(Some("multipart/related; type=\"image/jpeg\""), JPEG, true, Ok("image/jpeg"));
+        check(Some("multipart/related; type=\"image/jpeg\""), EXPLICIT, false, Err("406"));
+        check(
+            Some("multipart/related; type=\"image/jp2\", multipart/related; type=application/octet-stream"),
+            JPEG,
+            true,
+            octets,
+        );
+        check(Some("image/jpeg"), JPEG, true, Err("406"));
+        check(Some("multipart/related; type=application/octet-stream; transfer-syntax=x"), JPEG, true, Err("400"));
     }
 
     #[test]

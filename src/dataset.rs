@@ -1,0 +1,1008 @@
+//! Reading a whole DICOM Part 10 data set into a tree of elements (PS3.5 §7), for DICOM JSON and frame
+//! retrieval. `dicom::read_header` stops at Pixel Data and keeps a few values; this reader walks every
+//! element, sequence and item, and records where each value lies in the file instead of copying it.
+//!
+//! Invariants: it reads a file exactly as `dicom::read_header` does (the same transfer syntaxes, the same
+//! sniffing of mislabelled little endian data sets), because both go through `dicom::locate` and
+//! `dicom::read_element`. It never reads past the bytes it is given and never panics on them, nests at
+//! most `dicom::MAX_DEPTH` sequences deep, and every loop steps over at least one element or item
+//! header. It knows nothing of JSON, HTTP or frames.
+
+use std::fmt;
+use std::ops::Range;
+
+use crate::dicom::{
+    self, DicomError, ElementHeader, ITEM, ITEM_DELIMITATION, KNOWN_VRS, MAX_DEPTH, PIXEL_DATA, SEQUENCE_DELIMITATION,
+    Syntax, Tag, read_element, within,
+};
+
+/// A Value Representation (PS3.5 §6.2): two upper-case letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vr(pub [u8; 2]);
+
+impl Vr {
+    pub const OB: Vr = Vr(*b"OB");
+    pub const OW: Vr = Vr(*b"OW");
+    pub const SQ: Vr = Vr(*b"SQ");
+    pub const SS: Vr = Vr(*b"SS");
+    pub const UL: Vr = Vr(*b"UL");
+    pub const UN: Vr = Vr(*b"UN");
+    pub const US: Vr = Vr(*b"US");
+    pub const LO: Vr = Vr(*b"LO");
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("UN")
+    }
+}
+
+impl fmt::Display for Vr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A whole file: its File Meta Information and its data set, each in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSet {
+    /// The Transfer Syntax UID of the meta group, or the one implied by a bare data set.
+    pub transfer_syntax: String,
+    /// The File Meta Information (group 0002, always explicit VR little endian); empty for a bare data set.
+    pub meta: Vec<Element>,
+    /// The top-level elements of the data set.
+    pub elements: Vec<Element>,
+}
+
+impl DataSet {
+    /// The top-level element with this tag.
+    pub fn get(&self, tag: Tag) -> Option<&Element> {
+        find(&self.elements, tag)
+    }
+}
+
+/// The first element with this tag in a data set or an item.
+pub fn find(elements: &[Element], tag: Tag) -> Option<&Element> {
+    elements.iter().find(|element| element.tag == tag)
+}
+
+/// One data element. Its value stays in the file: `offset` and `length` say where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Element {
+    pub tag: Tag,
+    /// The VR written in the file (explicit VR), else the dictionary's (implicit VR); `UN` when neither
+    /// knows it. An explicit UN is resolved where PS3.5 §6.2.2 allows: to SQ for an undefined length,
+    /// to the dictionary's VR for a known attribute (its value then decoded as implicit VR little endian).
+    pub vr: Vr,
+    /// File offset of the value's first byte.
+    pub offset: u64,
+    /// Length of the value in bytes. For an undefined length, the items up to, not including, the
+    /// Sequence Delimitation Item.
+    pub length: u64,
+    pub undefined_length: bool,
+    /// Whether numbers in this value are big endian: only in Explicit VR Big Endian, and never in or
+    /// under a UN value, which is implicit VR little endian (PS3.5 §6.2.2).
+    pub big_endian: bool,
+    pub value: Value,
+}
+
+/// What an element's value holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Plain value bytes: this range of the file, equal to `offset..offset + length`.
+    Bytes(Range<usize>),
+    /// The items of a sequence (SQ, including UN resolved to SQ), each a list of elements in file order.
+    Items(Vec<Vec<Element>>),
+    /// Encapsulated pixel data (PS3.5 §A.4): the value range of each item in order, the first being the
+    /// Basic Offset Table. The element's `offset` and `length` span all the items.
+    Fragments(Vec<Range<usize>>),
+}
+
+impl Element {
+    /// The value bytes of a plain value; empty for sequences and fragments.
+    pub fn bytes<'a>(&self, file: &'a [u8]) -> &'a [u8] {
+        match &self.value {
+            Value::Bytes(range) => file.get(range.clone()).unwrap_or_default(),
+            Value::Items(_) | Value::Fragments(_) => &[],
+        }
+    }
+
+    /// The items of a sequence; empty for other values.
+    pub fn items(&self) -> &[Vec<Element>] {
+        match &self.value {
+            Value::Items(items) => items,
+            Value::Bytes(_) | Value::Fragments(_) => &[],
+        }
+    }
+
+    /// The first value of a US, UL or UV element, in the element's byte order.
+    pub fn first_unsigned(&self, file: &[u8]) -> Option<u64> {
+        let bytes = self.bytes(file);
+        let big = self.big_endian;
+        match &self.vr.0 {
+            b"US" => dicom::read_u16(bytes, 0, big).map(u64::from),
+            b"UL" => dicom::read_u32(bytes, 0, big).map(u64::from),
+            b"UV" => {
+                let raw: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+                Some(if big { u64::from_be_bytes(raw) } else { u64::from_le_bytes(raw) })
+            }
+            _ => None,
+        }
+    }
+
+    /// The first value of an IS element.
+    pub fn first_integer_string(&self, file: &[u8]) -> Option<i64> {
+        if self.vr.0 != *b"IS" {
+            return None;
+        }
+        dicom::parse_integer_string(self.bytes(file))
+    }
+}
+
+/// Reads the File Meta Information and the whole data set of a DICOM file.
+///
+/// Accepts what `dicom::read_header` accepts: a Part 10 file in any transfer syntax but the deflated
+/// ones, or a bare little endian data set.
+///
+/// # Errors
+///
+/// Returns a [`DicomError`] when the bytes are not DICOM, use a deflated transfer syntax, or are
+/// truncated or malformed anywhere, including after Pixel Data.
+pub fn read_data_set(bytes: &[u8]) -> Result<DataSet, DicomError> {
+    let layout = dicom::locate(bytes)?;
+    let reader = Reader { bytes };
+    let top = Context { syntax: Syntax::ExplicitLittle, depth: 0, signed_pixels: false };
+    let meta = reader.read_list(layout.meta.start, End::At(layout.meta.end), top)?.0;
+    let top = Context { syntax: layout.syntax, ..top };
+    let elements = reader.read_list(layout.data_set_start, End::At(bytes.len()), top)?.0;
+    Ok(DataSet { transfer_syntax: layout.transfer_syntax, meta, elements })
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+/// Where a list of elements or items ends: at a known offset (a defined length, or the end of the
+/// file), or at a delimiter (an undefined length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    At(usize),
+    Delimiter,
+}
+
+/// What reading a list of elements needs to know from its surroundings.
+#[derive(Debug, Clone, Copy)]
+struct Context {
+    syntax: Syntax,
+    /// How many sequences enclose the list.
+    depth: usize,
+    /// Whether Pixel Representation (0028,0103) is 1 here or in an enclosing data set, which makes the
+    /// implicit VR of the "US or SS" attributes SS (PS3.3 §C.7.6.3.1).
+    signed_pixels: bool,
+}
+
+impl Reader<'_> {
+    /// Reads the elements of a data set or an item from `pos` to `end`. Returns them and the offset
+    /// past the list, past its Item Delimitation Item for an undefined length.
+    fn read_list(&self, mut pos: usize, end: End, mut context: Context) -> Result<(Vec<Element>, usize), DicomError> {
+        let mut elements = Vec::new();
+        loop {
+            if let End::At(end) = end
+                && pos >= end
+            {
+                return Ok((elements, pos));
+            }
+            let header = read_element(self.bytes, pos, context.syntax)?;
+            match header.tag {
+                ITEM_DELIMITATION if end == End::Delimiter => return Ok((elements, header.value_start)),
+                // Some writers leave a stray delimiter after a sequence; stepping over it is harmless.
+                ITEM_DELIMITATION | SEQUENCE_DELIMITATION if end != End::Delimiter => pos = header.value_start,
+                ITEM | ITEM_DELIMITATION | SEQUENCE_DELIMITATION => {
+                    return Err(malformed(&header, "an item or delimiter where a data element belongs"));
+                }
+                _ => {
+                    let (element, next) = self.read_value(&header, context)?;
+                    if let End::At(end) = end
+                        && next > end
+                    {
+                        return Err(malformed(&header, "the element runs past the end of its item"));
+                    }
+                    if element.tag == PIXEL_REPRESENTATION {
+                        context.signed_pixels = element.first_unsigned(self.bytes) == Some(1);
+                    }
+                    elements.push(element);
+                    pos = next;
+                }
+            }
+        }
+    }
+
+    /// Reads the value of the element whose header is given. Returns the element and the offset past it.
+    fn read_value(&self, header: &ElementHeader, context: Context) -> Result<(Element, usize), DicomError> {
+        let undefined = header.has_undefined_length();
+        let dictionary = || implicit_vr(header.tag, context.signed_pixels);
+        // The VR, and the syntax the value is encoded in: the data set's, except for UN.
+        let (vr, syntax) = match header.vr {
+            None => (dictionary(), context.syntax),
+            // A UN value is encoded in implicit VR little endian whatever the transfer syntax, and one of
+            // undefined length is a sequence (PS3.5 §6.2.2). So a reader that knows the attribute may
+            // decode it with the dictionary's VR, as pydicom does.
+            Some(vr) if vr == Vr::UN.0 => match dictionary() {
+                _ if undefined => (Vr::SQ, Syntax::ImplicitLittle),
+                Vr::UN => (Vr::UN, context.syntax),
+                known => (known, Syntax::ImplicitLittle),
+            },
+            Some(vr) if KNOWN_VRS.contains(&vr) => (Vr(vr), context.syntax),
+            // Two upper-case letters that name no VR: the value can only be kept as bytes.
+            Some(_) => (Vr::UN, context.syntax),
+        };
+        let context = Context { syntax, ..context };
+        let start = header.value_start;
+        let element = |vr, end: usize, value| Element {
+            tag: header.tag,
+            vr,
+            offset: start as u64,
+            length: end.saturating_sub(start) as u64,
+            undefined_length: undefined,
+            big_endian: syntax == Syntax::ExplicitBig,
+            value,
+        };
+
+        if !undefined {
+            let end = header.value_end(self.bytes)?;
+            let value = if vr == Vr::SQ {
+                Value::Items(self.read_items(header, End::At(end), context)?.0)
+            } else {
+                Value::Bytes(start..end)
+            };
+            return Ok((element(vr, end, value), end));
+        }
+        if vr != Vr::SQ && (header.tag == PIXEL_DATA || vr == Vr::OB || vr == Vr::OW) {
+            let (fragments, items_end, next) = self.read_fragments(header, syntax)?;
+            // Encapsulated pixel data is OB (PS3.5 §A.4), also where an implicit VR dictionary says OW.
+            let vr = if header.vr.is_none() { Vr::OB } else { vr };
+            return Ok((element(vr, items_end, Value::Fragments(fragments)), next));
+        }
+        // Any other undefined length is a sequence (PS3.5 §7.5.2). In implicit VR an element that the
+        // dictionary does not know as SQ (a private one, say) is a sequence all the same.
+        if vr != Vr::SQ && header.vr.is_some() {
+            return Err(malformed(header, "an undefined length on a VR that cannot have one"));
+        }
+        let (items, items_end, next) = self.read_items(header, End::Delimiter, context)?;
+        Ok((element(Vr::SQ, items_end, Value::Items(items)), next))
+    }
+
+    /// Reads the items of `sequence`. Returns them, the offset where the items end and the offset past
+    /// the sequence (past its Sequence Delimitation Item for an undefined length).
+    fn read_items(
+        &self,
+        sequence: &ElementHeader,
+        end: End,
+        context: Context,
+    ) -> Result<(Vec<Vec<Element>>, usize, usize), DicomError> {
+        let context = Context { depth: context.depth + 1, ..context };
+        if context.depth > MAX_DEPTH {
+            return Err(malformed(sequence, "sequences nested too deeply"));
+        }
+        let mut items = Vec::new();
+        let mut pos = sequence.value_start;
+        loop {
+            if let End::At(end) = end
+                && pos >= end
+            {
+                return Ok((items, pos, pos));
+            }
+            let item = read_element(self.bytes, pos, context.syntax).map_err(|e| within(e, sequence))?;
+            let (elements, next) = match item.tag {
+                SEQUENCE_DELIMITATION if end == End::Delimiter => return Ok((items, pos, item.value_start)),
+                ITEM if item.has_undefined_length() => {
+                    self.read_list(item.value_start, End::Delimiter, context).map_err(|e| within(e, &item))?
+                }
+                ITEM => {
+                    let item_end = item.value_end(self.bytes)?;
+                    (self.read_list(item.value_start, End::At(item_end), context)?.0, item_end)
+                }
+                _ => return Err(malformed(&item, "expected an item or a sequence delimiter")),
+            };
+            if let End::At(end) = end
+                && next > end
+            {
+                return Err(malformed(&item, "the item runs past the end of its sequence"));
+            }
+            items.push(elements);
+            pos = next;
+        }
+    }
+
+    /// Walks the items of encapsulated pixel data. Returns the range of each item's value, the offset
+    /// where the items end and the offset past the Sequence Delimitation Item.
+    fn read_fragments(
+        &self,
+        pixel_data: &ElementHeader,
+        syntax: Syntax,
+    ) -> Result<(Vec<Range<usize>>, usize, usize), DicomError> {
+        let mut fragments = Vec::new();
+        let mut pos = pixel_data.value_start;
+        loop {
+            let item = read_element(self.bytes, pos, syntax).map_err(|e| within(e, pixel_data))?;
+            match item.tag {
+                SEQUENCE_DELIMITATION => return Ok((fragments, pos, item.value_start)),
+                ITEM if !item.has_undefined_length() => {
+                    let end = item.value_end(self.bytes)?;
+                    fragments.push(item.value_start..end);
+                    pos = end;
+                }
+                _ => return Err(malformed(&item, "expected a fragment item or a sequence delimiter")),
+            }
+        }
+    }
+}
+
+const PIXEL_REPRESENTATION: Tag = Tag::new(0x0028, 0x0103);
+
+fn malformed(header: &ElementHeader, problem: &'static str) -> DicomError {
+    DicomError::Malformed { tag: header.tag, offset: header.start, problem }
+}
+
+/// The VR of an element in implicit VR, where the file does not say it (PS3.5 §7.1.3).
+fn implicit_vr(tag: Tag, signed_pixels: bool) -> Vr {
+    // Group Length (gggg,0000) is UL in every group (PS3.5 §7.2).
+    if tag.element == 0x0000 {
+        return Vr::UL;
+    }
+    // Private groups: Private Creator elements (gggg,0010-00FF) are LO (PS3.5 §7.8.1); the others are
+    // known only to their creator.
+    if tag.group % 2 == 1 {
+        return if (0x0010..=0x00FF).contains(&tag.element) { Vr::LO } else { Vr::UN };
+    }
+    // The Overlay groups 6000-601E repeat one set of attributes (PS3.5 §7.6).
+    let group = if tag.group & 0xFF00 == 0x6000 { 0x6000 } else { tag.group };
+    let key = (u32::from(group) << 16) | u32::from(tag.element);
+    let Ok(index) = DICTIONARY.binary_search_by_key(&key, |&(tag, _)| tag) else {
+        return Vr::UN;
+    };
+    match DICTIONARY.get(index).map(|&(_, vr)| vr) {
+        Some("US or SS") if signed_pixels => Vr::SS,
+        Some("US or SS") => Vr::US,
+        // Native pixel and overlay data are OW in implicit VR (PS3.5 §A.1), and so is LUT Data.
+        Some("OB or OW" | "US or OW") => Vr::OW,
+        Some(vr) => match vr.as_bytes() {
+            &[a, b] => Vr([a, b]),
+            _ => Vr::UN,
+        },
+        None => Vr::UN,
+    }
+}
+
+/// The VR of the public attributes an implicit VR file is likely to hold (PS3.6 §6), sorted by tag:
+/// every public attribute of the sample files, the Patient, Study, Series, Equipment, Image, Image
+/// Pixel, Multi-frame, CT, MR, SOP Common and common code sequence and SR attributes. Group lengths,
+/// private and unknown tags are handled in [`implicit_vr`]. "US or SS" depends on Pixel
+/// Representation; "OB or OW" and "US or OW" are OW in implicit VR.
+#[rustfmt::skip]
+static DICTIONARY: [(u32, &str); 338] = [
+    (0x0008_0005, "CS"), // SpecificCharacterSet
+    (0x0008_0008, "CS"), // ImageType
+    (0x0008_0012, "DA"), // InstanceCreationDate
+    (0x0008_0013, "TM"), // InstanceCreationTime
+    (0x0008_0014, "UI"), // InstanceCreatorUID
+    (0x0008_0015, "DT"), // InstanceCoercionDateTime
+    (0x0008_0016, "UI"), // SOPClassUID
+    (0x0008_0018, "UI"), // SOPInstanceUID
+    (0x0008_0020, "DA"), // StudyDate
+    (0x0008_0021, "DA"), // SeriesDate
+    (0x0008_0022, "DA"), // AcquisitionDate
+    (0x0008_0023, "DA"), // ContentDate
+    (0x0008_002A, "DT"), // AcquisitionDateTime
+    (0x0008_0030, "TM"), // StudyTime
+    (0x0008_0031, "TM"), // SeriesTime
+    (0x0008_0032, "TM"), // AcquisitionTime
+    (0x0008_0033, "TM"), // ContentTime
+    (0x0008_0050, "SH"), // AccessionNumber
+    (0x0008_0051, "SQ"), // IssuerOfAccessionNumberSequence
+    (0x0008_0052, "CS"), // QueryRetrieveLevel
+    (0x0008_0054, "AE"), // RetrieveAETitle
+    (0x0008_0056, "CS"), // InstanceAvailability
+    (0x0008_0060, "CS"), // Modality
+    (0x0008_0061, "CS"), // ModalitiesInStudy
+    (0x0008_0064, "CS"), // ConversionType
+    (0x0008_0068, "CS"), // PresentationIntentType
+    (0x0008_0070, "LO"), // Manufacturer
+    (0x0008_0080, "LO"), // InstitutionName
+    (0x0008_0081, "ST"), // InstitutionAddress
+    (0x0008_0090, "PN"), // ReferringPhysicianName
+    (0x0008_0100, "SH"), // CodeValue
+    (0x0008_0102, "SH"), // CodingSchemeDesignator
+    (0x0008_0103, "SH"), // CodingSchemeVersion
+    (0x0008_0104, "LO"), // CodeMeaning
+    (0x0008_0105, "CS"), // MappingResource
+    (0x0008_0106, "DT"), // ContextGroupVersion
+    (0x0008_010F, "CS"), // ContextIdentifier
+    (0x0008_0119, "UC"), // LongCodeValue
+    (0x0008_0120, "UR"), // URNCodeValue
+    (0x0008_0201, "SH"), // TimezoneOffsetFromUTC
+    (0x0008_1010, "SH"), // StationName
+    (0x0008_1030, "LO"), // StudyDescription
+    (0x0008_1032, "SQ"), // ProcedureCodeSequence
+    (0x0008_103E, "LO"), // SeriesDescription
+    (0x0008_1040, "LO"), // InstitutionalDepartmentName
+    (0x0008_1048, "PN"), // PhysiciansOfRecord
+    (0x0008_1050, "PN"), // PerformingPhysicianName
+    (0x0008_1060, "PN"), // NameOfPhysiciansReadingStudy
+    (0x0008_1070, "PN"), // OperatorsName
+    (0x0008_1080, "LO"), // AdmittingDiagnosesDescription
+    (0x0008_1090, "LO"), // ManufacturerModelName
+    (0x0008_1110, "SQ"), // ReferencedStudySequence
+    (0x0008_1111, "SQ"), // ReferencedPerformedProcedureStepSequence
+    (0x0008_1115, "SQ"), // ReferencedSeriesSequence
+    (0x0008_1120, "SQ"), // ReferencedPatientSequence
+    (0x0008_1140, "SQ"), // ReferencedImageSequence
+    (0x0008_114A, "SQ"), // ReferencedInstanceSequence
+    (0x0008_1150, "UI"), // ReferencedSOPClassUID
+    (0x0008_1155, "UI"), // ReferencedSOPInstanceUID
+    (0x0008_1160, "IS"), // ReferencedFrameNumber
+    (0x0008_1190, "UR"), // RetrieveURL
+    (0x0008_2111, "ST"), // DerivationDescription
+    (0x0008_2112, "SQ"), // SourceImageSequence
+    (0x0008_2144, "IS"), // RecommendedDisplayFrameRate
+    (0x0008_2218, "SQ"), // AnatomicRegionSequence
+    (0x0008_3010, "UI"), // IrradiationEventUID
+    (0x0008_9007, "CS"), // FrameType
+    (0x0008_9205, "CS"), // PixelPresentation
+    (0x0008_9206, "CS"), // VolumetricProperties
+    (0x0008_9207, "CS"), // VolumeBasedCalculationTechnique
+    (0x0008_9215, "SQ"), // DerivationCodeSequence
+    (0x0010_0010, "PN"), // PatientName
+    (0x0010_0020, "LO"), // PatientID
+    (0x0010_0021, "LO"), // IssuerOfPatientID
+    (0x0010_0022, "CS"), // TypeOfPatientID
+    (0x0010_0024, "SQ"), // IssuerOfPatientIDQualifiersSequence
+    (0x0010_0030, "DA"), // PatientBirthDate
+    (0x0010_0032, "TM"), // PatientBirthTime
+    (0x0010_0040, "CS"), // PatientSex
+    (0x0010_1001, "PN"), // OtherPatientNames
+    (0x0010_1002, "SQ"), // OtherPatientIDsSequence
+    (0x0010_1010, "AS"), // PatientAge
+    (0x0010_1020, "DS"), // PatientSize
+    (0x0010_1030, "DS"), // PatientWeight
+    (0x0010_1040, "LO"), // PatientAddress
+    (0x0010_2000, "LO"), // MedicalAlerts
+    (0x0010_2110, "LO"), // Allergies
+    (0x0010_2160, "SH"), // EthnicGroup
+    (0x0010_2180, "SH"), // Occupation
+    (0x0010_21A0, "CS"), // SmokingStatus
+    (0x0010_21B0, "LT"), // AdditionalPatientHistory
+    (0x0010_21C0, "US"), // PregnancyStatus
+    (0x0010_2201, "LO"), // PatientSpeciesDescription
+    (0x0010_2292, "LO"), // PatientBreedDescription
+    (0x0010_2297, "PN"), // ResponsiblePerson
+    (0x0010_4000, "LT"), // PatientComments
+    (0x0012_0062, "CS"), // PatientIdentityRemoved
+    (0x0012_0063, "LO"), // DeidentificationMethod
+    (0x0018_0010, "LO"), // ContrastBolusAgent
+    (0x0018_0015, "CS"), // BodyPartExamined
+    (0x0018_0020, "CS"), // ScanningSequence
+    (0x0018_0021, "CS"), // SequenceVariant
+    (0x0018_0022, "CS"), // ScanOptions
+    (0x0018_0023, "CS"), // MRAcquisitionType
+    (0x0018_0024, "SH"), // SequenceName
+    (0x0018_0025, "CS"), // AngioFlag
+    (0x0018_0040, "IS"), // CineRate
+    (0x0018_0050, "DS"), // SliceThickness
+    (0x0018_0060, "DS"), // KVP
+    (0x0018_0080, "DS"), // RepetitionTime
+    (0x0018_0081, "DS"), // EchoTime
+    (0x0018_0082, "DS"), // InversionTime
+    (0x0018_0083, "DS"), // NumberOfAverages
+    (0x0018_0084, "DS"), // ImagingFrequency
+    (0x0018_0085, "SH"), // ImagedNucleus
+    (0x0018_0086, "IS"), // EchoNumbers
+    (0x0018_0087, "DS"), // MagneticFieldStrength
+    (0x0018_0088, "DS"), // SpacingBetweenSlices
+    (0x0018_0089, "IS"), // NumberOfPhaseEncodingSteps
+    (0x0018_0090, "DS"), // DataCollectionDiameter
+    (0x0018_0091, "IS"), // EchoTrainLength
+    (0x0018_0093, "DS"), // PercentSampling
+    (0x0018_0094, "DS"), // PercentPhaseFieldOfView
+    (0x0018_0095, "DS"), // PixelBandwidth
+    (0x0018_1000, "LO"), // DeviceSerialNumber
+    (0x0018_1002, "UI"), // DeviceUID
+    (0x0018_1008, "LO"), // GantryID
+    (0x0018_1020, "LO"), // SoftwareVersions
+    (0x0018_1030, "LO"), // ProtocolName
+    (0x0018_1040, "LO"), // ContrastBolusRoute
+    (0x0018_1041, "DS"), // ContrastBolusVolume
+    (0x0018_1042, "TM"), // ContrastBolusStartTime
+    (0x0018_1050, "DS"), // SpatialResolution
+    (0x0018_1060, "DS"), // TriggerTime
+    (0x0018_1063, "DS"), // FrameTime
+    (0x0018_1065, "DS"), // FrameTimeVector
+    (0x0018_1066, "DS"), // FrameDelay
+    (0x0018_1088, "IS"), // HeartRate
+    (0x0018_1100, "DS"), // ReconstructionDiameter
+    (0x0018_1110, "DS"), // DistanceSourceToDetector
+    (0x0018_1111, "DS"), // DistanceSourceToPatient
+    (0x0018_1120, "DS"), // GantryDetectorTilt
+    (0x0018_1130, "DS"), // TableHeight
+    (0x0018_1140, "CS"), // RotationDirection
+    (0x0018_1150, "IS"), // ExposureTime
+    (0x0018_1151, "IS"), // XRayTubeCurrent
+    (0x0018_1152, "IS"), // Exposure
+    (0x0018_1160, "SH"), // FilterType
+    (0x0018_1164, "DS"), // ImagerPixelSpacing
+    (0x0018_1170, "IS"), // GeneratorPower
+    (0x0018_1190, "DS"), // FocalSpots
+    (0x0018_1200, "DA"), // DateOfLastCalibration
+    (0x0018_1201, "TM"), // TimeOfLastCalibration
+    (0x0018_1210, "SH"), // ConvolutionKernel
+    (0x0018_1242, "IS"), // ActualFrameDuration
+    (0x0018_1250, "SH"), // ReceiveCoilName
+    (0x0018_1251, "SH"), // TransmitCoilName
+    (0x0018_1310, "US"), // AcquisitionMatrix
+    (0x0018_1312, "CS"), // InPlanePhaseEncodingDirection
+    (0x0018_1314, "DS"), // FlipAngle
+    (0x0018_1316, "DS"), // SAR
+    (0x0018_1318, "DS"), // dBdt
+    (0x0018_5100, "CS"), // PatientPosition
+    (0x0018_5101, "CS"), // ViewPosition
+    (0x0018_9073, "FD"), // AcquisitionDuration
+    (0x0018_9074, "DT"), // FrameAcquisitionDateTime
+    (0x0018_9151, "DT"), // FrameReferenceDateTime
+    (0x0018_9220, "FD"), // FrameAcquisitionDuration
+    (0x0018_9226, "SQ"), // MRImageFrameTypeSequence
+    (0x0018_9305, "FD"), // RevolutionTime
+    (0x0018_9306, "FD"), // SingleCollimationWidth
+    (0x0018_9307, "FD"), // TotalCollimationWidth
+    (0x0018_9309, "FD"), // TableSpeed
+    (0x0018_9310, "FD"), // TableFeedPerRotation
+    (0x0018_9311, "FD"), // SpiralPitchFactor
+    (0x0018_9313, "FD"), // DataCollectionCenterPatient
+    (0x0018_9315, "CS"), // ReconstructionAlgorithm
+    (0x0018_9318, "FD"), // ReconstructionTargetCenterPatient
+    (0x0018_9320, "SH"), // ImageFilter
+    (0x0018_9323, "CS"), // ExposureModulationType
+    (0x0018_9324, "FD"), // EstimatedDoseSaving
+    (0x0018_9329, "SQ"), // CTImageFrameTypeSequence
+    (0x0018_9345, "FD"), // CTDIvol
+    (0x0018_A001, "SQ"), // ContributingEquipmentSequence
+    (0x0020_000D, "UI"), // StudyInstanceUID
+    (0x0020_000E, "UI"), // SeriesInstanceUID
+    (0x0020_0010, "SH"), // StudyID
+    (0x0020_0011, "IS"), // SeriesNumber
+    (0x0020_0012, "IS"), // AcquisitionNumber
+    (0x0020_0013, "IS"), // InstanceNumber
+    (0x0020_0020, "CS"), // PatientOrientation
+    (0x0020_0032, "DS"), // ImagePositionPatient
+    (0x0020_0037, "DS"), // ImageOrientationPatient
+    (0x0020_0052, "UI"), // FrameOfReferenceUID
+    (0x0020_0060, "CS"), // Laterality
+    (0x0020_0062, "CS"), // ImageLaterality
+    (0x0020_0100, "IS"), // TemporalPositionIdentifier
+    (0x0020_0105, "IS"), // NumberOfTemporalPositions
+    (0x0020_0200, "UI"), // SynchronizationFrameOfReferenceUID
+    (0x0020_1002, "IS"), // ImagesInAcquisition
+    (0x0020_1040, "LO"), // PositionReferenceIndicator
+    (0x0020_1041, "DS"), // SliceLocation
+    (0x0020_1206, "IS"), // NumberOfStudyRelatedSeries
+    (0x0020_1208, "IS"), // NumberOfStudyRelatedInstances
+    (0x0020_1209, "IS"), // NumberOfSeriesRelatedInstances
+    (0x0020_4000, "LT"), // ImageComments
+    (0x0020_9056, "SH"), // StackID
+    (0x0020_9057, "UL"), // InStackPositionNumber
+    (0x0020_9111, "SQ"), // FrameContentSequence
+    (0x0020_9113, "SQ"), // PlanePositionSequence
+    (0x0020_9116, "SQ"), // PlaneOrientationSequence
+    (0x0020_9128, "UL"), // TemporalPositionIndex
+    (0x0020_9156, "US"), // FrameAcquisitionNumber
+    (0x0020_9157, "UL"), // DimensionIndexValues
+    (0x0020_9161, "UI"), // ConcatenationUID
+    (0x0020_9162, "US"), // InConcatenationNumber
+    (0x0020_9163, "US"), // InConcatenationTotalNumber
+    (0x0020_9164, "UI"), // DimensionOrganizationUID
+    (0x0020_9165, "AT"), // DimensionIndexPointer
+    (0x0020_9167, "AT"), // FunctionalGroupPointer
+    (0x0020_9221, "SQ"), // DimensionOrganizationSequence
+    (0x0020_9222, "SQ"), // DimensionIndexSequence
+    (0x0020_9421, "LO"), // DimensionDescriptionLabel
+    (0x0028_0002, "US"), // SamplesPerPixel
+    (0x0028_0004, "CS"), // PhotometricInterpretation
+    (0x0028_0006, "US"), // PlanarConfiguration
+    (0x0028_0008, "IS"), // NumberOfFrames
+    (0x0028_0009, "AT"), // FrameIncrementPointer
+    (0x0028_000A, "AT"), // FrameDimensionPointer
+    (0x0028_0010, "US"), // Rows
+    (0x0028_0011, "US"), // Columns
+    (0x0028_0030, "DS"), // PixelSpacing
+    (0x0028_0034, "IS"), // PixelAspectRatio
+    (0x0028_0100, "US"), // BitsAllocated
+    (0x0028_0101, "US"), // BitsStored
+    (0x0028_0102, "US"), // HighBit
+    (0x0028_0103, "US"), // PixelRepresentation
+    (0x0028_0106, "US or SS"), // SmallestImagePixelValue
+    (0x0028_0107, "US or SS"), // LargestImagePixelValue
+    (0x0028_0120, "US or SS"), // PixelPaddingValue
+    (0x0028_0121, "US or SS"), // PixelPaddingRangeLimit
+    (0x0028_0300, "CS"), // QualityControlImage
+    (0x0028_0301, "CS"), // BurnedInAnnotation
+    (0x0028_0302, "CS"), // RecognizableVisualFeatures
+    (0x0028_0A02, "CS"), // PixelSpacingCalibrationType
+    (0x0028_1040, "CS"), // PixelIntensityRelationship
+    (0x0028_1041, "SS"), // PixelIntensityRelationshipSign
+    (0x0028_1050, "DS"), // WindowCenter
+    (0x0028_1051, "DS"), // WindowWidth
+    (0x0028_1052, "DS"), // RescaleIntercept
+    (0x0028_1053, "DS"), // RescaleSlope
+    (0x0028_1054, "LO"), // RescaleType
+    (0x0028_1055, "LO"), // WindowCenterWidthExplanation
+    (0x0028_1056, "CS"), // VOILUTFunction
+    (0x0028_1101, "US or SS"), // RedPaletteColorLookupTableDescriptor
+    (0x0028_1102, "US or SS"), // GreenPaletteColorLookupTableDescriptor
+    (0x0028_1103, "US or SS"), // BluePaletteColorLookupTableDescriptor
+    (0x0028_1201, "OW"), // RedPaletteColorLookupTableData
+    (0x0028_1202, "OW"), // GreenPaletteColorLookupTableData
+    (0x0028_1203, "OW"), // BluePaletteColorLookupTableData
+    (0x0028_2000, "OB"), // ICCProfile
+    (0x0028_2002, "CS"), // ColorSpace
+    (0x0028_2110, "CS"), // LossyImageCompression
+    (0x0028_2112, "DS"), // LossyImageCompressionRatio
+    (0x0028_2114, "CS"), // LossyImageCompressionMethod
+    (0x0028_3000, "SQ"), // ModalityLUTSequence
+    (0x0028_3002, "US or SS"), // LUTDescriptor
+    (0x0028_3003, "LO"), // LUTExplanation
+    (0x0028_3004, "LO"), // ModalityLUTType
+    (0x0028_3006, "US or OW"), // LUTData
+    (0x0028_3010, "SQ"), // VOILUTSequence
+    (0x0028_7FE0, "UR"), // PixelDataProviderURL
+    (0x0028_9110, "SQ"), // PixelMeasuresSequence
+    (0x0028_9132, "SQ"), // FrameVOILUTSequence
+    (0x0028_9145, "SQ"), // PixelValueTransformationSequence
+    (0x0032_1032, "PN"), // RequestingPhysician
+    (0x0032_1060, "LO"), // RequestedProcedureDescription
+    (0x0032_1064, "SQ"), // RequestedProcedureCodeSequence
+    (0x0040_0007, "LO"), // ScheduledProcedureStepDescription
+    (0x0040_0008, "SQ"), // ScheduledProtocolCodeSequence
+    (0x0040_0009, "SH"), // ScheduledProcedureStepID
+    (0x0040_0244, "DA"), // PerformedProcedureStepStartDate
+    (0x0040_0245, "TM"), // PerformedProcedureStepStartTime
+    (0x0040_0253, "SH"), // PerformedProcedureStepID
+    (0x0040_0254, "LO"), // PerformedProcedureStepDescription
+    (0x0040_0260, "SQ"), // PerformedProtocolCodeSequence
+    (0x0040_0275, "SQ"), // RequestAttributesSequence
+    (0x0040_08EA, "SQ"), // MeasurementUnitsCodeSequence
+    (0x0040_1001, "SH"), // RequestedProcedureID
+    (0x0040_100A, "SQ"), // ReasonForRequestedProcedureCodeSequence
+    (0x0040_9096, "SQ"), // RealWorldValueMappingSequence
+    (0x0040_A010, "CS"), // RelationshipType
+    (0x0040_A040, "CS"), // ValueType
+    (0x0040_A043, "SQ"), // ConceptNameCodeSequence
+    (0x0040_A050, "CS"), // ContinuityOfContent
+    (0x0040_A120, "DT"), // DateTime
+    (0x0040_A121, "DA"), // Date
+    (0x0040_A122, "TM"), // Time
+    (0x0040_A123, "PN"), // PersonName
+    (0x0040_A124, "UI"), // UID
+    (0x0040_A160, "UT"), // TextValue
+    (0x0040_A168, "SQ"), // ConceptCodeSequence
+    (0x0040_A170, "SQ"), // PurposeOfReferenceCodeSequence
+    (0x0040_A300, "SQ"), // MeasuredValueSequence
+    (0x0040_A30A, "DS"), // NumericValue
+    (0x0040_A491, "CS"), // CompletionFlag
+    (0x0040_A493, "CS"), // VerificationFlag
+    (0x0040_A504, "SQ"), // ContentTemplateSequence
+    (0x0040_A730, "SQ"), // ContentSequence
+    (0x0040_DB00, "CS"), // TemplateIdentifier
+    (0x0062_000B, "US"), // ReferencedSegmentNumber
+    (0x0088_0200, "SQ"), // IconImageSequence
+    (0x0400_0561, "SQ"), // OriginalAttributesSequence
+    (0x2050_0020, "CS"), // PresentationLUTShape
+    (0x5200_9229, "SQ"), // SharedFunctionalGroupsSequence
+    (0x5200_9230, "SQ"), // PerFrameFunctionalGroupsSequence
+    (0x6000_0010, "US"), // OverlayRows (60xx: any overlay group)
+    (0x6000_0011, "US"), // OverlayColumns (60xx: any overlay group)
+    (0x6000_0015, "IS"), // NumberOfFramesInOverlay (60xx: any overlay group)
+    (0x6000_0022, "LO"), // OverlayDescription (60xx: any overlay group)
+    (0x6000_0040, "CS"), // OverlayType (60xx: any overlay group)
+    (0x6000_0045, "LO"), // OverlaySubtype (60xx: any overlay group)
+    (0x6000_0050, "SS"), // OverlayOrigin (60xx: any overlay group)
+    (0x6000_0051, "US"), // ImageFrameOrigin (60xx: any overlay group)
+    (0x6000_0100, "US"), // OverlayBitsAllocated (60xx: any overlay group)
+    (0x6000_0102, "US"), // OverlayBitPosition (60xx: any overlay group)
+    (0x6000_1301, "IS"), // ROIArea (60xx: any overlay group)
+    (0x6000_1302, "DS"), // ROIMean (60xx: any overlay group)
+    (0x6000_1303, "DS"), // ROIStandardDeviation (60xx: any overlay group)
+    (0x6000_1500, "LO"), // OverlayLabel (60xx: any overlay group)
+    (0x6000_3000, "OB or OW"), // OverlayData (60xx: any overlay group)
+    (0x7FE0_0001, "OV"), // ExtendedOffsetTable
+    (0x7FE0_0002, "OV"), // ExtendedOffsetTableLengths
+    (0x7FE0_0008, "OF"), // FloatPixelData
+    (0x7FE0_0009, "OD"), // DoubleFloatPixelData
+    (0x7FE0_0010, "OB or OW"), // PixelData
+    (0xFFFA_FFFA, "SQ"), // DigitalSignaturesSequence
+    (0xFFFC_FFFC, "OB"), // DataSetTrailingPadding
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dicom::fixtures::*;
+    use crate::dicom::{EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN};
+
+    const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
+
+    fn tag(group: u16, element: u16) -> Tag {
+        Tag::new(group, element)
+    }
+
+    /// The tags and VRs of a list of elements, for compact assertions.
+    fn shape(elements: &[Element]) -> Vec<(Tag, &str)> {
+        elements.iter().map(|e| (e.tag, e.vr.as_str())).collect()
+    }
+
+    #[test]
+    fn reads_explicit_little_endian_elements_with_their_offsets() {
+        let head = [
+            part10(EXPLICIT_VR_LITTLE_ENDIAN),
+            ex(0x0008, 0x0060, b"CS", b"CT"), // (0008,0060) CS len 2: Modality
+        ]
+        .concat();
+        let file = [
+            head.clone(),
+            ex(0x0010, 0x0010, b"PN", b"Doe^Jane"), // (0010,0010) PN len 8: Patient Name
+            ex(0x0028, 0x0010, b"US", &[64, 0]),    // (0028,0010) US len 2: Rows = 64
+        ]
+        .concat();
+        let data_set = read_data_set(&file).unwrap();
+        assert_eq!(data_set.transfer_syntax, EXPLICIT_VR_LITTLE_ENDIAN);
+        assert_eq!(data_set.meta.len(), 5, "the meta group is kept apart");
+        assert_eq!(shape(&data_set.elements), [(tag(8, 0x60), "CS"), (tag(0x10, 0x10), "PN"), (tag(0x28, 0x10), "US")]);
+        let name = data_set.get(tag(0x10, 0x10)).unwrap();
+        // The value follows the tag (4), VR (2) and length (2) of the element after the Modality.
+        assert_eq!(name.offset, head.len() as u64 + 8);
+        assert_eq!(name.length, 8);
+        assert_eq!(name.bytes(&file), b"Doe^Jane");
+        assert_eq!(data_set.get(tag(0x28, 0x10)).unwrap().first_unsigned(&file), Some(64));
+    }
+
+    #[test]
+    fn implicit_vr_comes_from_the_dictionary() {
+        let file = [
+            part10(IMPLICIT_VR_LITTLE_ENDIAN),
+            im(0x0008, 0x0000, &[4, 0, 0, 0]), // (0008,0000) UL len 4: group length
+            im(0x0008, 0x0060, b"MR"),         // (0008,0060) CS len 2: Modality
+            im(0x0008, 0x9999, b"??"),         // (0008,9999) len 2: not in the dictionary
+            im(0x0009, 0x0010, b"ACME"),       // (0009,0010) LO len 4: private creator
+            im(0x0009, 0x1001, &[1, 2]),       // (0009,1001) len 2: private value
+            im(0x0028, 0x0103, &[1, 0]),       // (0028,0103) US len 2: Pixel Representation = 1
+            im(0x0028, 0x0106, &[0xFE, 0xFF]), // (0028,0106) US or SS len 2: Smallest Pixel = -2
+            im(0x6002, 0x3000, &[0; 4]),       // (6002,3000) OB or OW len 4: Overlay Data, group 6002
+            im(0x7FE0, 0x0010, &[0; 4]),       // (7FE0,0010) OB or OW len 4: Pixel Data
+        ]
+        .concat();
+        let data_set = read_data_set(&file).unwrap();
+        let expected = [
+            (tag(0x0008, 0x0000), "UL"),
+            (tag(0x0008, 0x0060), "CS"),
+            (tag(0x0008, 0x9999), "UN"),
+            (tag(0x0009, 0x0010), "LO"),
+            (tag(0x0009, 0x1001), "UN"),
+            (tag(0x0028, 0x0103), "US"),
+            (tag(0x0028, 0x0106), "SS"),
+            (tag(0x6002, 0x3000), "OW"),
+            (tag(0x7FE0, 0x0010), "OW"),
+        ];
+        assert_eq!(shape(&data_set.elements), expected);
+    }
+
+    #[test]
+    fn reads_nested_sequences_of_defined_and_undefined_length() {
+        let defined_item = [
+            ex(0x0008, 0x0100, b"SH", b"T-1"), // (0008,0100) SH len 3 (odd): Code Value
+            ex(0x0008, 0x0102, b"SH", b"99"),  // (0008,0102) SH len 2: Coding Scheme
+        ]
+        .concat();
+        let defined_sequence = [item(defined_item.len() as u32), defined_item].concat();
+        let file = [
+            part10(EXPLICIT_VR_LITTLE_ENDIAN),
+            ex_undefined(0x0040, 0x0275, b"SQ"), // (0040,0275) SQ undefined: Request Attributes
+            item(u32::MAX),                      //   (FFFE,E000) undefined: item 1
+            ex(0x0040, 0x0008, b"SQ", &defined_sequence), // (0040,0008) SQ len 27: Protocol Code
+            ex(0x0040, 0x1001, b"SH", b"RP-1"),  //     (0040,1001) SH len 4: Requested Procedure ID
+            item_end(),                          //   (FFFE,E00D): end of item 1
+            item(0),                             //   (FFFE,E000) len 0: item 2, empty
+            seq_end(),                           // (FFFE,E0DD): end of Request Attributes
+            ex(0x0040, 0x0260, b"SQ", &[]),      // (0040,0260) SQ len 0: empty sequence
+            ex(0x0040, 0x1002, b"LO", b"reason"), // (0040,1002) LO len 6: after the sequences
+        ]
+        .concat();
+        let data_set = read_data_set(&file).unwrap();
+        let request = data_set.get(tag(0x0040, 0x0275)).unwrap();
+        assert!(request.undefined_length);
+        assert_eq!(request.items().len(), 2);
+        assert_eq!(shape(&request.items()[0]), [(tag(0x40, 0x08), "SQ"), (tag(0x40, 0x1001), "SH")]);
+        assert!(request.items()[1].is_empty());
+        let protocol = &request.items()[0][0];
+        assert_eq!(shape(&protocol.items()[0]), [(tag(8, 0x100), "SH"), (tag(8, 0x102), "SH")]);
+        assert_eq!(protocol.items()[0][0].bytes(&file), b"T-1");
+        assert_eq!(protocol.items()[0][1].bytes(&file), b"99");
+        assert!(data_set.get(tag(0x0040, 0x0260)).unwrap().items().is_empty());
+        assert_eq!(data_set.get(tag(0x0040, 0x1002)).unwrap().bytes(&file), b"reason");
+    }
+
+    #[test]
+    fn reads_implicit_sequences_by_dictionary_and_by_undefined_length() {
+        let file = [
+            part10(IMPLICIT_VR_LITTLE_ENDIAN),
+            im(0x0008, 0x1110, &[item(12), im(0x0008, 0x1150, b"1.2\0")].concat()), // (0008,1110) SQ len 20
+            im_undefined(0x0009, 0x1010),    // (0009,1010) undefined: private, so a sequence
+            item(u32::MAX),                  //   (FFFE,E000) undefined: item
+            im(0x0009, 0x1011, b"private!"), //     (0009,1011) len 8: private value
+            item_end(),                      //   (FFFE,E00D): end of item
+            seq_end(),                       // (FFFE,E0DD): end of sequence
+        ]
+        .concat();
+        let data_set = read_data_set(&file).unwrap();
+        let study = data_set.get(tag(0x0008, 0x1110)).unwrap();
+        assert_eq!(study.vr, Vr::SQ);
+        assert_eq!(shape(&study.items()[0]), [(tag(8, 0x1150), "UI")]);
+        let private = data_set.get(tag(0x0009, 0x1010)).unwrap();
+        assert_eq!(private.vr, Vr::SQ);
+        assert_eq!(private.items()[0][0].bytes(&file), b"private!");
+    }
+
+    #[test]
+    fn decodes_big_endian_numbers_and_little_endian_un_values() {
+        let file = [
+            part10(EXPLICIT_VR_BIG_ENDIAN),
+            ex_be(0x0028, 0x0008, b"IS", b"12"), // (0028,0008) IS len 2: Number of Frames
+            ex_be(0x0028, 0x0010, b"US", &[1, 0]), // (0028,0010) US len 2: Rows = 256
+            ex_be(0x0028, 0x0011, b"US", &[0, 64]), // (0028,0011) US len 2: Columns = 64
+            // (0029,1010) UN undefined: big endian header, implicit VR little endian contents.
+            vec![0x00, 0x29, 0x10, 0x10, b'U', b'N', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF],
+            item(u32::MAX),                              //   (FFFE,E000) undefined item, little endian
+            im(0x0028, 0x0010, &[1, 0]),                 //     (0028,0010) US len 2: Rows = 1
+            item_end(),                                  //   (FFFE,E00D)
+            seq_end(),                                   // (FFFE,E0DD)
+            ex_be(0x0028, 0x0100, b"UN", &[16, 0]),      // (0028,0100) UN len 2: Bits Allocated, little endian
+            ex_be(0x7FE0, 0x0010, b"OW", &[0x12, 0x34]), // (7FE0,0010) OW len 2: Pixel Data
+        ]
+        .concat();
+        let data_set = read_data_set(&file).unwrap();
+        let rows = data_set.get(tag(0x0028, 0x0010)).unwrap();
+        assert!(rows.big_endian);
+        assert_eq!(rows.first_unsigned(&file), Some(256));
+        assert_eq!(data_set.get(tag(0x0028, 0x0011)).unwrap().first_unsigned(&file), Some(64));
+        assert_eq!(data_set.get(tag(0x0028, 0x0008)).unwrap().first_integer_string(&file), Some(12));
+        let private = data_set.get(tag(0x0029, 0x1010)).unwrap();
+        assert_eq!(private.vr, Vr::SQ);
+        let inner_rows = &private.items()[0][0];
+        assert!(!inner_rows.big_endian);
+        assert_eq!(inner_rows.first_unsigned(&file), Some(1));
+        // A UN value of a known attribute gets the dictionary's VR, and is little endian (PS3.5 §6.2.2).
+        let bits = data_set.get(tag(0x0028, 0x0100)).unwrap();
+        assert_eq!((bits.vr, bits.big_endian, bits.first_unsigned(&file)), (Vr::US, false, Some(16)));
+        assert_eq!(data_set.get(PIXEL_DATA).unwrap().bytes(&file), [0x12, 0x34]);
+    }
+
+    #[test]
+    fn encapsulated_pixel_data_is_one_element_spanning_its_fragments() {
+        let head = [part10(JPEG_BASELINE), ex(0x0028, 0x0008, b"IS", b"1 ")].concat(); // (0028,0008) IS len 2
+        let file = [
+            head.clone(),
+            ex_undefined(0x7FE0, 0x0010, b"OB"), // (7FE0,0010) OB undefined: Pixel Data
+            item(0),                             //   (FFFE,E000) len 0: empty Basic Offset Table
+            item(3),                             //   (FFFE,E000) len 3 (odd): fragment 1
+            vec![0xFF, 0xD8, 0xFF],              //     fragment bytes
+            item(2),                             //   (FFFE,E000) len 2: fragment 2
+            vec![0xFF, 0xD9],                    //     fragment bytes
+            seq_end(),                           // (FFFE,E0DD): end of fragments
+            ex(0xFFFC, 0xFFFC, b"OB", &[0; 2]),  // (FFFC,FFFC) OB len 2: trailing padding
+        ]
+        .concat();
+        let data_set = read_data_set(&file).unwrap();
+        let pixels = data_set.get(PIXEL_DATA).unwrap();
+        let value_start = head.len() + 12;
+        assert_eq!(pixels.offset, value_start as u64);
+        assert_eq!(pixels.length, 8 + 8 + 3 + 8 + 2, "three item headers and five bytes, no delimiter");
+        let first = value_start + 8 + 8;
+        let second = first + 3 + 8;
+        assert_eq!(
+            pixels.value,
+            Value::Fragments(vec![value_start + 8..value_start + 8, first..first + 3, second..second + 2])
+        );
+        assert!(data_set.get(tag(0xFFFC, 0xFFFC)).is_some());
+    }
+
+    #[test]
+    fn reads_a_bare_data_set_like_the_header_reader() {
+        let file = [
+            im(0x0008, 0x0060, b"OT"), // (0008,0060) CS len 2: Modality
+            im(0x0010, 0x0020, b"P1"), // (0010,0020) LO len 2: Patient ID
+        ]
+        .concat();
+        let data_set = read_data_set(&file).unwrap();
+        assert_eq!(data_set.transfer_syntax, IMPLICIT_VR_LITTLE_ENDIAN);
+        assert!(data_set.meta.is_empty());
+        assert_eq!(shape(&data_set.elements), [(tag(8, 0x60), "CS"), (tag(0x10, 0x20), "LO")]);
+    }
+
+    #[test]
+    fn rejects_an_element_running_past_its_item() {
+        let file = [
+            part10(EXPLICIT_VR_LITTLE_ENDIAN),
+            ex_undefined(0x0008, 0x1110, b"SQ"), // (0008,1110) SQ undefined
+            item(4),                             //   (FFFE,E000) len 4, too short for
+            ex(0x0008, 0x1150, b"UI", b"1.2\0"), //     (0008,1150) UI len 4: 12 bytes
+            seq_end(),                           // (FFFE,E0DD)
+        ]
+        .concat();
+        let message = read_data_set(&file).unwrap_err().to_string();
+        assert!(message.contains("(0008,1150)") && message.contains("past the end of its item"), "{message}");
+    }
+
+    #[test]
+    fn rejects_sequences_nested_too_deeply() {
+        let mut file = part10(EXPLICIT_VR_LITTLE_ENDIAN);
+        for _ in 0..100 {
+            file.extend(ex_undefined(0x0008, 0x1115, b"SQ")); // (0008,1115) SQ undefined
+            file.extend(item(u32::MAX)); //   (FFFE,E000) undefined item
+        }
+        let message = read_data_set(&file).unwrap_err().to_string();
+        assert!(message.contains("nested too deeply"), "{message}");
+    }
+
+    #[test]
+    fn truncation_after_pixel_data_is_an_error() {
+        let mut file = [
+            part10(EXPLICIT_VR_LITTLE_ENDIAN),
+            ex(0x7FE0, 0x0010, b"OW", &[0; 4]), // (7FE0,0010) OW len 4: Pixel Data
+            ex(0xFFFC, 0xFFFC, b"OB", &[0; 4]), // (FFFC,FFFC) OB len 4: padding
+        ]
+        .concat();
+        file.truncate(file.len() - 2);
+        let error = read_data_set(&file).unwrap_err();
+        assert!(matches!(error, DicomError::Truncated { tag: Some(t), .. } if t == tag(0xFFFC, 0xFFFC)), "{error}");
+    }
+
+    #[test]
+    fn dictionary_is_sorted_and_well_formed() {
+        assert!(DICTIONARY.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        let ambiguous = ["US or SS", "OB or OW", "US or OW"];
+        for (tag, vr) in DICTIONARY {
+            let known = KNOWN_VRS.iter().any(|known| known == vr.as_bytes());
+            assert!(known || ambiguous.contains(&vr), "{tag:08X} {vr}");
+        }
+    }
+
+    #[test]
+    fn survives_random_mutations() {
+        let fixtures = [
+            [
+                part10(EXPLICIT_VR_LITTLE_ENDIAN),
+                ex_undefined(0x0040, 0x0275, b"SQ"), // (0040,0275) SQ undefined
+                item(u32::MAX),                      //   (FFFE,E000) undefined item
+                ex(0x0040, 0x0008, b"SQ", &[item(10), ex(0x0008, 0x0100, b"SH", b"AB")].concat()), // SQ len 18
+                item_end(),                          //   (FFFE,E00D)
+                seq_end(),                           // (FFFE,E0DD)
+                ex_undefined(0x0009, 0x1010, b"UN"), // (0009,1010) UN undefined
+                item(u32::MAX),                      //   (FFFE,E000) undefined item
+                im(0x0009, 0x1011, b"x "),           //     (0009,1011) implicit len 2
+                item_end(),                          //   (FFFE,E00D)
+                seq_end(),                           // (FFFE,E0DD)
+                ex_undefined(0x7FE0, 0x0010, b"OB"), // (7FE0,0010) OB undefined: Pixel Data
+                item(0),                             //   (FFFE,E000) len 0: offset table
+                item(2),                             //   (FFFE,E000) len 2: fragment
+                vec![1, 2],                          //     fragment bytes
+                seq_end(),                           // (FFFE,E0DD)
+            ]
+            .concat(),
+            [
+                part10(IMPLICIT_VR_LITTLE_ENDIAN),
+                im(0x0008, 0x1110, &[item(12), im(0x0008, 0x1150, b"1.2\0")].concat()), // SQ len 20
+                im(0x0028, 0x0010, &[2, 0]),                                            // (0028,0010) US len 2: Rows
+                im(0x7FE0, 0x0010, &[0; 4]), // (7FE0,0010) OW len 4: Pixel Data
+            ]
+            .concat(),
+        ];
+        mutate_each(&fixtures, 6000, |file| {
+            let _ = read_data_set(file);
+        });
+    }
+}

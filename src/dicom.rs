@@ -105,7 +105,7 @@ const PREAMBLE_LEN: usize = 128;
 const PREFIX: &[u8] = b"DICM";
 /// Sequences nested deeper than this are rejected, which keeps the recursion bounded.
 pub(crate) const MAX_DEPTH: usize = 64;
-pub(crate) const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
+const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
 
 pub(crate) const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
 pub(crate) const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
@@ -332,7 +332,7 @@ impl ElementHeader {
         bytes.get(self.value_start..end).ok_or_else(|| self.truncated())
     }
 
-    pub(crate) fn truncated(&self) -> DicomError {
+    fn truncated(&self) -> DicomError {
         DicomError::Truncated { tag: Some(self.tag), offset: self.start }
     }
 }
@@ -512,7 +512,7 @@ fn skip_item(bytes: &[u8], item: &ElementHeader, syntax: Syntax, depth: usize) -
 }
 
 /// Names the enclosing element when the bytes ended before the next tag could even be read.
-fn within(error: DicomError, enclosing: &ElementHeader) -> DicomError {
+pub(crate) fn within(error: DicomError, enclosing: &ElementHeader) -> DicomError {
     match error {
         DicomError::Truncated { tag: None, .. } => {
             DicomError::Truncated { tag: Some(enclosing.tag), offset: enclosing.start }
@@ -718,16 +718,6 @@ pub(crate) mod fixtures {
             group,
         ]
         .concat()
-    }
-
-    /// A big endian item header of the given length (`u32::MAX` for undefined).
-    pub(crate) fn item_be(length: u32) -> Vec<u8> {
-        [&[0xFF, 0xFE, 0xE0, 0x00][..], &length.to_be_bytes()].concat()
-    }
-
-    /// The big endian Sequence Delimitation Item (FFFE,E0DD).
-    pub(crate) fn seq_end_be() -> Vec<u8> {
-        vec![0xFF, 0xFE, 0xE0, 0xDD, 0, 0, 0, 0]
     }
 
     /// Flips 1 to 4 bytes and sometimes truncates, `rounds` times over the fixtures, and hands each

@@ -105,21 +105,33 @@ fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> 
         }
         [t, "wado", study_token, "studies", st, rest @ ..] => {
             let tenant = tenant(t)?;
-            let selection = match rest {
-                [] => wado::Selection { series: None, instance: None },
-                ["series", se] => wado::Selection { series: Some(uid(se)?), instance: None },
-                ["series", se, "instances", sop] => {
-                    wado::Selection { series: Some(uid(se)?), instance: Some(uid(sop)?) }
-                }
-                _ => return Err(ApiError::NotFound("no such WADO-RS resource".into())),
-            };
+            let target = wado_target(rest)?;
             let study_uid = uid(st)?;
             let grant = authorize(app, tenant, req, Need::Read)?;
             let study = wado::check_capability(app, tenant, &grant, study_token, study_uid)?;
-            wado::retrieve(app, req, study, selection)
+            let base = format!("{}/{}/wado/{study_token}", app.base_url, tenant.name);
+            wado::serve(&wado::Scope { app, req, base, study }, target)
         }
         _ => Err(ApiError::NotFound("no such resource".into())),
     }
+}
+
+/// The DICOMweb resources under `…/studies/{st}` (SPEC §5).
+fn wado_target<'a>(rest: &'a [&'a str]) -> Result<wado::Target<'a>, ApiError> {
+    use wado::Target::*;
+    Ok(match rest {
+        [] => Study,
+        ["metadata"] => StudyMetadata,
+        ["series"] => SeriesSearch,
+        ["series", se] => Series(uid(se)?),
+        ["series", se, "metadata"] => SeriesMetadata(uid(se)?),
+        ["series", se, "instances"] => InstanceSearch(uid(se)?),
+        ["series", se, "instances", sop] => Instance(uid(se)?, uid(sop)?),
+        ["series", se, "instances", sop, "metadata"] => InstanceMetadata(uid(se)?, uid(sop)?),
+        ["series", se, "instances", sop, "frames", list] => Frames(uid(se)?, uid(sop)?, list),
+        ["series", se, "instances", sop, "bulk", path @ ..] if !path.is_empty() => Bulk(uid(se)?, uid(sop)?, path),
+        _ => return Err(ApiError::NotFound("no such DICOMweb resource".into())),
+    })
 }
 
 fn uid(s: &str) -> Result<Uid<'_>, ApiError> {

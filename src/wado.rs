@@ -1,20 +1,26 @@
-//! WADO-RS retrieval under a study token (SPEC §5.2, §5.3): the capability checks, then the instances as
-//! `multipart/related` read straight from their memory maps.
+//! DICOMweb under a study token (SPEC §5, §5.2, §5.3): the capability checks, then WADO-RS retrieval of
+//! instances, metadata, frames and bulk data, and the study-scoped QIDO-RS searches, every one of them
+//! answered from the index and the memory-mapped files.
 //!
-//! Invariants: no byte of DICOM leaves before `check_capability` has passed; files are reached only through
-//! the index; a response never holds a whole study in memory: each file is mapped when its part is reached
-//! and dropped after it.
+//! Invariants: nothing is answered before `check_capability` has passed, and every resource is looked up
+//! inside the study it returned; files are reached only through the index; instance bodies are streamed
+//! from maps, never gathered in memory; every successful answer carries an `ETag` derived from the index.
 
 use memmap2::Mmap;
-use ring::rand::{SecureRandom, SystemRandom};
-use std::io::{self, Read};
-use std::path::PathBuf;
+use serde_json::Value;
+use std::sync::Arc;
 
-use crate::accept::{InstanceForm, Refused, negotiate_instances};
+use crate::accept::{InstanceForm, Refused, negotiate_frames, negotiate_instances, negotiate_json};
 use crate::auth::Grant;
 use crate::config::Tenant;
-use crate::http::{ApiError, Body, Request, Response};
-use crate::index::{Instance, Study, Uid};
+use crate::dataset::{self, DataSet};
+use crate::dicom::Tag;
+use crate::dicomjson::{BulkRef, data_set_to_json};
+use crate::frames::{FrameError, frames_of};
+use crate::http::{ApiError, Request, Response};
+use crate::index::{Instance, Series, Study, Uid};
+use crate::multipart::{self, Part, Segment};
+use crate::qido;
 use crate::router::App;
 use crate::time::now_secs;
 
@@ -51,169 +57,327 @@ pub fn check_capability<'a>(
     Ok(study)
 }
 
-/// Which instances of a study a retrieve path names.
-pub struct Selection<'a> {
-    pub series: Option<Uid<'a>>,
-    pub instance: Option<Uid<'a>>,
+/// What a WADO-RS or QIDO-RS path under `…/studies/{st}` names (SPEC §5).
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Study,
+    StudyMetadata,
+    SeriesSearch,
+    Series(Uid<'a>),
+    SeriesMetadata(Uid<'a>),
+    InstanceSearch(Uid<'a>),
+    Instance(Uid<'a>, Uid<'a>),
+    InstanceMetadata(Uid<'a>, Uid<'a>),
+    Frames(Uid<'a>, Uid<'a>, &'a str),
+    Bulk(Uid<'a>, Uid<'a>, &'a [&'a str]),
 }
 
-pub fn retrieve(app: &App, req: &Request, study: &Study, sel: Selection) -> Result<Response, ApiError> {
-    let instances = select(study, &sel)?;
-    let stored: Vec<&str> = dedup(instances.iter().map(|i| i.transfer_syntax.as_str()));
-    let form = negotiate_instances(req.header("accept"), &stored, sel.instance.is_some()).map_err(|r| match r {
-        Refused::Malformed(m) => ApiError::BadRequest(m),
-        Refused::NotAcceptable(m) => ApiError::NotAcceptable(m),
-    })?;
-    let files: Vec<(PathBuf, &Instance)> = instances.iter().map(|i| (app.index.file_path(i), *i)).collect();
-    match form {
-        InstanceForm::Single => {
-            let (path, inst) = files.into_iter().next().ok_or_else(|| ApiError::Internal("no instance".into()))?;
-            let reader = Parts::new(vec![Segment::File(path, inst.size)]);
-            Ok(Response::new(200)
-                .with_header("Content-Type", format!("application/dicom; transfer-syntax={}", inst.transfer_syntax))
-                .with_body(Body::Stream { len: inst.size, reader: Box::new(reader) }))
-        }
-        InstanceForm::Multipart => {
-            let boundary = new_boundary()?;
-            let (segments, len) = multipart_segments(&boundary, files);
-            Ok(Response::new(200)
-                .with_header(
-                    "Content-Type",
-                    format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
-                )
-                .with_body(Body::Stream { len, reader: Box::new(Parts::new(segments)) }))
-        }
-    }
+/// Where the answers of one request live: the WADO-RS base of the study token, for the URLs we hand out.
+pub struct Scope<'a> {
+    pub app: &'a App,
+    pub req: &'a Request,
+    /// `{base}/{tenant}/wado/{studyToken}`.
+    pub base: String,
+    pub study: &'a Study,
 }
 
-fn select<'a>(study: &'a Study, sel: &Selection) -> Result<Vec<&'a Instance>, ApiError> {
-    let Some(se_uid) = sel.series else {
-        return Ok(study.series.iter().flat_map(|s| &s.instances).collect());
-    };
-    let series = study
-        .series(se_uid)
-        .ok_or_else(|| ApiError::NotFound(format!("series {} is not in this study", se_uid.as_str())))?;
-    let Some(sop) = sel.instance else {
-        return Ok(series.instances.iter().collect());
-    };
-    let inst = series
+pub fn serve(scope: &Scope, target: Target) -> Result<Response, ApiError> {
+    let study = scope.study;
+    let response = match target {
+        Target::Study => retrieve(scope, study.series.iter().flat_map(|s| &s.instances).collect(), false),
+        Target::Series(se) => retrieve(scope, series(study, se)?.instances.iter().collect(), false),
+        Target::Instance(se, sop) => retrieve(scope, vec![instance(study, se, sop)?.1], true),
+        Target::StudyMetadata => {
+            metadata(scope, study.series.iter().flat_map(|s| s.instances.iter().map(move |i| (s, i))).collect())
+        }
+        Target::SeriesMetadata(se) => {
+            let s = series(study, se)?;
+            metadata(scope, s.instances.iter().map(|i| (s, i)).collect())
+        }
+        Target::InstanceMetadata(se, sop) => metadata(scope, vec![instance(study, se, sop)?]),
+        Target::SeriesSearch => search_series(scope),
+        Target::InstanceSearch(se) => search_instances(scope, series(study, se)?),
+        Target::Frames(se, sop, list) => frames(scope, instance(study, se, sop)?, list),
+        Target::Bulk(se, sop, path) => bulk(scope, instance(study, se, sop)?, path),
+    }?;
+    Ok(not_modified(scope.req, response))
+}
+
+fn series<'a>(study: &'a Study, uid: Uid) -> Result<&'a Series, ApiError> {
+    study.series(uid).ok_or_else(|| ApiError::NotFound(format!("series {} is not in this study", uid.as_str())))
+}
+
+fn instance<'a>(study: &'a Study, se: Uid, sop: Uid) -> Result<(&'a Series, &'a Instance), ApiError> {
+    let s = series(study, se)?;
+    let i = s
         .instance(sop)
         .ok_or_else(|| ApiError::NotFound(format!("instance {} is not in this series", sop.as_str())))?;
-    Ok(vec![inst])
+    Ok((s, i))
 }
 
-fn dedup<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut v: Vec<&str> = items.collect();
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
-/// A boundary that cannot occur by chance in the parts: 128 random bits (RFC 2046 §5.1.1 allows 70 chars).
-fn new_boundary() -> Result<String, ApiError> {
-    let mut raw = [0u8; 16];
-    SystemRandom::new().fill(&mut raw).map_err(|_| ApiError::Internal("no randomness for a boundary".into()))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// The body of a `multipart/related` response (RFC 2387, RFC 2046 §5.1.1): no preamble, each part opened by
-/// `--boundary CRLF`, its headers, a blank line and the file's bytes; parts separated by `CRLF--boundary`
-/// and the whole closed by `CRLF--boundary--CRLF`.
-fn multipart_segments(boundary: &str, files: Vec<(PathBuf, &Instance)>) -> (Vec<Segment>, u64) {
-    let mut segments = Vec::with_capacity(files.len() * 2 + 1);
-    for (n, (path, inst)) in files.into_iter().enumerate() {
-        let lead = if n == 0 { "" } else { "\r\n" };
-        let head = format!(
-            "{lead}--{boundary}\r\nContent-Type: application/dicom; transfer-syntax={}\r\nContent-Length: {}\r\n\r\n",
-            inst.transfer_syntax, inst.size
-        );
-        segments.push(Segment::Bytes(head.into_bytes()));
-        segments.push(Segment::File(path, inst.size));
+fn refused(r: Refused) -> ApiError {
+    match r {
+        Refused::Malformed(m) => ApiError::BadRequest(m),
+        Refused::NotAcceptable(m) => ApiError::NotAcceptable(m),
     }
-    segments.push(Segment::Bytes(format!("\r\n--{boundary}--\r\n").into_bytes()));
-    let len = segments.iter().map(Segment::len).sum();
-    (segments, len)
 }
 
-/// A piece of a response body.
-enum Segment {
-    Bytes(Vec<u8>),
-    /// An indexed file and the size the index promised.
-    File(PathBuf, u64),
-}
-
-impl Segment {
-    fn len(&self) -> u64 {
-        match self {
-            Segment::Bytes(b) => b.len() as u64,
-            Segment::File(_, size) => *size,
+/// Instances as stored: `multipart/related; type="application/dicom"`, or one bare `application/dicom`
+/// body when one instance is asked for that way.
+fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Result<Response, ApiError> {
+    let mut stored: Vec<&str> = instances.iter().map(|i| i.transfer_syntax.as_str()).collect();
+    stored.sort_unstable();
+    stored.dedup();
+    let form = negotiate_instances(scope.req.header("accept"), &stored, single_ok).map_err(refused)?;
+    let files = |i: &&Instance| Segment::File(scope.app.index.file_path(i), i.size);
+    let (content_type, body) = match form {
+        InstanceForm::Single => {
+            let inst = instances.first().ok_or_else(|| ApiError::Internal("no instance to send".into()))?;
+            (
+                format!("application/dicom; transfer-syntax={}", inst.transfer_syntax),
+                multipart::stream(vec![files(inst)]),
+            )
         }
-    }
-}
-
-/// Reads the segments in order, mapping each file only while its bytes are being sent.
-struct Parts {
-    segments: std::vec::IntoIter<Segment>,
-    current: Option<Current>,
-}
-
-enum Current {
-    Bytes(Vec<u8>, usize),
-    Map(Mmap, usize),
-}
-
-impl Parts {
-    fn new(segments: Vec<Segment>) -> Parts {
-        Parts { segments: segments.into_iter(), current: None }
-    }
-
-    fn open(segment: Segment) -> io::Result<Current> {
-        match segment {
-            Segment::Bytes(b) => Ok(Current::Bytes(b, 0)),
-            Segment::File(path, size) => {
-                let map = crate::mmap::map_file(&path).map_err(|e| {
-                    log::error!("cannot map indexed file {}: {e}", path.display());
-                    e
-                })?;
-                if map.len() as u64 != size {
-                    log::error!(
-                        "indexed file {} changed size: {} bytes, index says {size}; run `smart-imaging check`",
-                        path.display(),
-                        map.len()
-                    );
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "indexed file changed"));
-                }
-                Ok(Current::Map(map, 0))
-            }
+        InstanceForm::Multipart => {
+            let boundary = multipart::new_boundary()?;
+            let parts = instances
+                .iter()
+                .map(|i| Part {
+                    content_type: format!("application/dicom; transfer-syntax={}", i.transfer_syntax),
+                    content: vec![files(i)],
+                })
+                .collect();
+            (
+                format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+                multipart::body(&boundary, parts),
+            )
         }
+    };
+    let tag = etag(scope, &format!("instances {form:?}"), &instances);
+    Ok(Response::new(200).with_header("Content-Type", content_type).with_header("ETag", tag).with_body(body))
+}
+
+/// An instance's file, mapped, after checking it still has the indexed size: a file truncated under a
+/// running server must answer an error, not a fault.
+fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
+    let path = scope.app.index.file_path(inst);
+    let map = crate::mmap::map_file(&path)
+        .map_err(|e| ApiError::Internal(format!("cannot map indexed file {}: {e}", path.display())))?;
+    if map.len() as u64 != inst.size {
+        return Err(ApiError::Internal(format!(
+            "indexed file {} changed size: {} bytes, the index says {}; run `smart-imaging check`",
+            path.display(),
+            map.len(),
+            inst.size
+        )));
+    }
+    Ok(Arc::new(map))
+}
+
+fn read_data_set(scope: &Scope, inst: &Instance, map: &[u8]) -> Result<DataSet, ApiError> {
+    dataset::read_data_set(map).map_err(|e| {
+        ApiError::Internal(format!("indexed file {} no longer reads: {e}", scope.app.index.file_path(inst).display()))
+    })
+}
+
+/// The `/bulk/…` path of an element, under its instance's URL.
+fn bulk_uri(scope: &Scope, se: &Series, inst: &Instance, r: &BulkRef) -> String {
+    let mut url = format!("{}/studies/{}/series/{}/instances/{}/bulk", scope.base, scope.study.uid, se.uid, inst.uid);
+    for (tag, item) in r.path {
+        url.push_str(&format!("/{:04X}{:04X}/{item}", tag.group, tag.element));
+    }
+    url.push_str(&format!("/{:04X}{:04X}", r.tag.group, r.tag.element));
+    url
+}
+
+/// DICOM JSON (PS3.18 Annex F.2) of each instance, bulk data as URIs under the same study token.
+fn metadata(scope: &Scope, instances: Vec<(&Series, &Instance)>) -> Result<Response, ApiError> {
+    negotiate_json(scope.req.header("accept")).map_err(refused)?;
+    let mut objects = Vec::with_capacity(instances.len());
+    for (se, inst) in &instances {
+        let map = map_instance(scope, inst)?;
+        let data_set = read_data_set(scope, inst, &map)?;
+        objects.push(data_set_to_json(&map, &data_set, &|r| bulk_uri(scope, se, inst, &r)));
+    }
+    let only: Vec<&Instance> = instances.iter().map(|(_, i)| *i).collect();
+    let tag = etag(scope, "metadata", &only);
+    Ok(Response::json(200, "application/dicom+json", &Value::Array(objects)).with_header("ETag", tag))
+}
+
+fn search_series(scope: &Scope) -> Result<Response, ApiError> {
+    negotiate_json(scope.req.header("accept")).map_err(refused)?;
+    let q = qido::Query::parse(&scope.req.query, true)?;
+    let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid);
+    let found = qido::series(scope.study, &q, &retrieve_base);
+    let all: Vec<&Instance> = scope.study.series.iter().flat_map(|s| &s.instances).collect();
+    let tag = etag(scope, &format!("series?{}", scope.req.query), &all);
+    Ok(Response::json(200, "application/dicom+json", &Value::Array(found)).with_header("ETag", tag))
+}
+
+fn search_instances(scope: &Scope, se: &Series) -> Result<Response, ApiError> {
+    negotiate_json(scope.req.header("accept")).map_err(refused)?;
+    let q = qido::Query::parse(&scope.req.query, false)?;
+    let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid);
+    // Rows, Columns and Bits Allocated are not in the index: read them from each file's header. A file that
+    // cannot be read leaves them empty here; retrieving it reports the fault.
+    let image = |inst: &Instance| {
+        let read = || -> Option<qido::ImageAttrs> {
+            let map = map_instance(scope, inst).ok()?;
+            let ds = dataset::read_data_set(&map).ok()?;
+            let us = |tag| ds.get(tag).and_then(|e| e.first_unsigned(&map));
+            Some(qido::ImageAttrs {
+                rows: us(Tag::new(0x0028, 0x0010)),
+                columns: us(Tag::new(0x0028, 0x0011)),
+                bits_allocated: us(Tag::new(0x0028, 0x0100)),
+            })
+        };
+        read().unwrap_or_default()
+    };
+    let found = qido::instances(scope.study, se, &q, &retrieve_base, &image);
+    let tag =
+        etag(scope, &format!("instances {}?{}", se.uid, scope.req.query), &se.instances.iter().collect::<Vec<_>>());
+    Ok(Response::json(200, "application/dicom+json", &Value::Array(found)).with_header("ETag", tag))
+}
+
+/// Frame numbers from `1,2,…` (PS3.18 §8.2.6: 1-based, in the order asked).
+fn frame_list(list: &str) -> Result<Vec<usize>, ApiError> {
+    let bad = || ApiError::BadRequest(format!("{list:?} is not a list of frame numbers"));
+    let numbers: Vec<usize> =
+        list.split(',').map(|n| n.trim().parse::<usize>().map_err(|_| bad())).collect::<Result<_, _>>()?;
+    if numbers.is_empty() || numbers.len() > 10_000 || numbers.contains(&0) {
+        return Err(bad());
+    }
+    Ok(numbers)
+}
+
+fn frame_error(scope: &Scope, inst: &Instance, e: FrameError) -> ApiError {
+    match e {
+        FrameError::NotFound(m) => ApiError::NotFound(m),
+        FrameError::Unsupported(m) => ApiError::NotAcceptable(format!("frames of this instance cannot be served: {m}")),
+        other => ApiError::Internal(format!("{}: {other}", scope.app.index.file_path(inst).display())),
     }
 }
 
-impl Read for Parts {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let current = match &mut self.current {
-                Some(c) => c,
-                None => match self.segments.next() {
-                    Some(seg) => self.current.insert(Parts::open(seg)?),
-                    None => return Ok(0),
-                },
+/// Frames as `multipart/related`, one part per frame, in the order asked (PS3.18 §8.7.3.5.3).
+fn frames(scope: &Scope, (_, inst): (&Series, &Instance), list: &str) -> Result<Response, ApiError> {
+    let numbers = frame_list(list)?;
+    let map = map_instance(scope, inst)?;
+    let data_set = read_data_set(scope, inst, &map)?;
+    let frames = frames_of(&map, &data_set).map_err(|e| frame_error(scope, inst, e))?;
+    let media =
+        negotiate_frames(scope.req.header("accept"), &frames.transfer_syntax, frames.encapsulated).map_err(refused)?;
+    let mut parts = Vec::with_capacity(numbers.len());
+    for n in &numbers {
+        let ranges = frames.frames.get(n - 1).ok_or_else(|| {
+            ApiError::NotFound(format!("frame {n} is out of range: the instance has {}", frames.frames.len()))
+        })?;
+        parts.push(Part {
+            content_type: format!("{media}; transfer-syntax={}", frames.transfer_syntax),
+            content: ranges
+                .iter()
+                .map(|r| Segment::Slice(Arc::clone(&map), r.start as usize..r.end as usize))
+                .collect(),
+        });
+    }
+    let boundary = multipart::new_boundary()?;
+    let tag = etag(scope, &format!("frames {list} {media}"), &[inst]);
+    Ok(Response::new(200)
+        .with_header("Content-Type", format!("multipart/related; type=\"{media}\"; boundary={boundary}"))
+        .with_header("ETag", tag)
+        .with_body(multipart::body(&boundary, parts)))
+}
+
+/// Bulk data named by a BulkDataURI: the element's value as one part, or for encapsulated Pixel Data one part
+/// per frame.
+fn bulk(scope: &Scope, (_, inst): (&Series, &Instance), path: &[&str]) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound("no such bulk data".into());
+    let map = map_instance(scope, inst)?;
+    let data_set = read_data_set(scope, inst, &map)?;
+    let (steps, last) = path.split_last().map(|(l, s)| (s, l)).ok_or_else(not_found)?;
+    if steps.len() % 2 != 0 {
+        return Err(not_found());
+    }
+    let mut elements = &data_set.elements;
+    for pair in steps.chunks(2) {
+        let tag = parse_tag(pair[0]).ok_or_else(not_found)?;
+        let item: usize = pair[1].parse().map_err(|_| not_found())?;
+        let element = dataset::find(elements, tag).ok_or_else(not_found)?;
+        elements = element.items().get(item).ok_or_else(not_found)?;
+    }
+    let tag = parse_tag(last).ok_or_else(not_found)?;
+    let element = dataset::find(elements, tag).ok_or_else(not_found)?;
+    let pixel_data = steps.is_empty() && tag == Tag::new(0x7FE0, 0x0010);
+    let boundary = multipart::new_boundary()?;
+    let (media, parts) = match &element.value {
+        dataset::Value::Fragments(_) if pixel_data => {
+            let frames = frames_of(&map, &data_set).map_err(|e| frame_error(scope, inst, e))?;
+            let media = negotiate_frames(scope.req.header("accept"), &frames.transfer_syntax, true).map_err(refused)?;
+            let parts = frames
+                .frames
+                .iter()
+                .map(|ranges| Part {
+                    content_type: format!("{media}; transfer-syntax={}", frames.transfer_syntax),
+                    content: ranges
+                        .iter()
+                        .map(|r| Segment::Slice(Arc::clone(&map), r.start as usize..r.end as usize))
+                        .collect(),
+                })
+                .collect();
+            (media, parts)
+        }
+        dataset::Value::Bytes(range) => {
+            let media =
+                negotiate_frames(scope.req.header("accept"), &data_set.transfer_syntax, false).map_err(refused)?;
+            let content_type = if pixel_data {
+                format!("{media}; transfer-syntax={}", data_set.transfer_syntax)
+            } else {
+                media.to_string()
             };
-            let (data, pos): (&[u8], &mut usize) = match current {
-                Current::Bytes(b, pos) => (b, pos),
-                Current::Map(m, pos) => (m, pos),
-            };
-            let rest = data.get(*pos..).unwrap_or_default();
-            if rest.is_empty() {
-                self.current = None;
-                continue;
-            }
-            let n = rest.len().min(buf.len());
-            buf[..n].copy_from_slice(&rest[..n]);
-            *pos += n;
-            return Ok(n);
+            (media, vec![Part { content_type, content: vec![Segment::Slice(Arc::clone(&map), range.clone())] }])
         }
+        _ => return Err(not_found()),
+    };
+    let etag = etag(scope, &format!("bulk {} {media}", path.join("/")), &[inst]);
+    Ok(Response::new(200)
+        .with_header("Content-Type", format!("multipart/related; type=\"{media}\"; boundary={boundary}"))
+        .with_header("ETag", etag)
+        .with_body(multipart::body(&boundary, parts)))
+}
+
+fn parse_tag(s: &str) -> Option<Tag> {
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
     }
+    let n = u32::from_str_radix(s, 16).ok()?;
+    Some(Tag::new((n >> 16) as u16, (n & 0xFFFF) as u16))
+}
+
+/// A strong validator for a representation: the index's time, what was asked and how, and the identity,
+/// size and time of every file it comes from. Another index or another file gives another tag.
+fn etag(scope: &Scope, what: &str, instances: &[&Instance]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(scope.app.index.file.written.as_bytes());
+    ctx.update(b"\0");
+    ctx.update(scope.study.uid.as_bytes());
+    ctx.update(b"\0");
+    ctx.update(what.as_bytes());
+    for i in instances {
+        ctx.update(format!("\0{}:{}:{}", i.uid, i.size, i.mtime).as_bytes());
+    }
+    let digest = ctx.finish();
+    let hex: String = digest.as_ref().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// `If-None-Match` (RFC 9110 §13.1.2): a 304 without a body when the request names the response's ETag.
+fn not_modified(req: &Request, response: Response) -> Response {
+    let Some(tag) = response.headers.iter().find(|(n, _)| n == "ETag").map(|(_, v)| v.clone()) else {
+        return response;
+    };
+    let matches = req.header("if-none-match").is_some_and(|list| {
+        list.split(',').map(|t| t.trim()).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag)
+    });
+    if response.status == 200 && matches { Response::new(304).with_header("ETag", tag) } else { response }
 }
 
 #[cfg(test)]
@@ -221,41 +385,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn multipart_framing_is_exact() {
-        let dir = std::env::temp_dir().join(format!("si-wado-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (a, b) = (dir.join("a.dcm"), dir.join("b.dcm"));
-        std::fs::write(&a, b"AAAA").unwrap();
-        std::fs::write(&b, b"BB\r\n--").unwrap();
-        let inst = |size| Instance { transfer_syntax: "1.2.840.10008.1.2.1".into(), size, ..Default::default() };
-        let (ia, ib) = (inst(4), inst(6));
-        let (segments, len) = multipart_segments("XYZ", vec![(a, &ia), (b, &ib)]);
-        let mut body = Vec::new();
-        Parts::new(segments).read_to_end(&mut body).unwrap();
-        let expected = "--XYZ\r\nContent-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.1\r\nContent-Length: 4\r\n\r\nAAAA\
-                        \r\n--XYZ\r\nContent-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.1\r\nContent-Length: 6\r\n\r\nBB\r\n--\
-                        \r\n--XYZ--\r\n";
-        assert_eq!(String::from_utf8(body).unwrap(), expected);
-        assert_eq!(len, expected.len() as u64);
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn frame_lists() {
+        assert_eq!(frame_list("1").unwrap(), vec![1]);
+        assert_eq!(frame_list("3,1,2").unwrap(), vec![3, 1, 2]);
+        for bad in ["", "0", "1,,2", "a", "-1", "1.5"] {
+            assert!(frame_list(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
-    fn a_file_that_changed_size_fails_the_read() {
-        let dir = std::env::temp_dir().join(format!("si-wado-size-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let a = dir.join("a.dcm");
-        std::fs::write(&a, b"AAAA").unwrap();
-        let mut parts = Parts::new(vec![Segment::Bytes(b"x".to_vec()), Segment::File(a, 5)]);
-        let mut body = Vec::new();
-        assert!(parts.read_to_end(&mut body).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn boundaries_are_fresh() {
-        let (a, b) = (new_boundary().unwrap(), new_boundary().unwrap());
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, b);
+    fn tags() {
+        assert_eq!(parse_tag("7FE00010"), Some(Tag::new(0x7FE0, 0x0010)));
+        assert_eq!(parse_tag("7fe00010"), Some(Tag::new(0x7FE0, 0x0010)));
+        assert_eq!(parse_tag("7FE0001"), None);
+        assert_eq!(parse_tag("7FE0001G"), None);
     }
 }

@@ -1,0 +1,194 @@
+//! `multipart/related` bodies (RFC 2387, RFC 2046 §5.1.1) streamed from memory maps: the framing, and a
+//! reader that produces the body while it is sent.
+//!
+//! Invariants: the length is known before the first byte is sent; no part is copied into memory: a file is
+//! mapped when its first byte is needed and unmapped when its last byte has gone; a file whose length is not
+//! the indexed one fails the read instead of sending other bytes than promised.
+
+use memmap2::Mmap;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::io::{self, Read};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::http::{ApiError, Body};
+
+/// A piece of a response body.
+pub enum Segment {
+    Bytes(Vec<u8>),
+    /// An indexed file and the size the index promised.
+    File(PathBuf, u64),
+    /// A range of a file already mapped (frames, bulk data).
+    Slice(Arc<Mmap>, Range<usize>),
+}
+
+impl Segment {
+    fn len(&self) -> u64 {
+        match self {
+            Segment::Bytes(b) => b.len() as u64,
+            Segment::File(_, size) => *size,
+            Segment::Slice(_, r) => (r.end - r.start) as u64,
+        }
+    }
+}
+
+/// One part: its `Content-Type` and the segments of its content.
+pub struct Part {
+    pub content_type: String,
+    pub content: Vec<Segment>,
+}
+
+/// A boundary that cannot occur by chance in the parts: 128 random bits (RFC 2046 §5.1.1 allows 70 chars).
+pub fn new_boundary() -> Result<String, ApiError> {
+    let mut raw = [0u8; 16];
+    SystemRandom::new().fill(&mut raw).map_err(|_| ApiError::Internal("no randomness for a boundary".into()))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The body of a `multipart/related` response: no preamble, each part opened by `--boundary CRLF`, its
+/// headers, a blank line and its content; parts separated by `CRLF--boundary`, the whole closed by
+/// `CRLF--boundary--CRLF`.
+pub fn body(boundary: &str, parts: Vec<Part>) -> Body {
+    let mut segments = Vec::with_capacity(parts.len() * 2 + 1);
+    for (n, part) in parts.into_iter().enumerate() {
+        let lead = if n == 0 { "" } else { "\r\n" };
+        let length: u64 = part.content.iter().map(Segment::len).sum();
+        let head =
+            format!("{lead}--{boundary}\r\nContent-Type: {}\r\nContent-Length: {length}\r\n\r\n", part.content_type);
+        segments.push(Segment::Bytes(head.into_bytes()));
+        segments.extend(part.content);
+    }
+    segments.push(Segment::Bytes(format!("\r\n--{boundary}--\r\n").into_bytes()));
+    stream(segments)
+}
+
+/// A body of the segments in order.
+pub fn stream(segments: Vec<Segment>) -> Body {
+    let len = segments.iter().map(Segment::len).sum();
+    Body::Stream { len, reader: Box::new(Parts { segments: segments.into_iter(), current: None }) }
+}
+
+/// Reads the segments in order, mapping each file only while its bytes are being sent.
+struct Parts {
+    segments: std::vec::IntoIter<Segment>,
+    current: Option<(Current, usize)>,
+}
+
+enum Current {
+    Bytes(Vec<u8>),
+    Map(Mmap),
+    Slice(Arc<Mmap>, Range<usize>),
+}
+
+impl Current {
+    fn data(&self) -> &[u8] {
+        match self {
+            Current::Bytes(b) => b,
+            Current::Map(m) => m,
+            Current::Slice(m, r) => m.get(r.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+fn open(segment: Segment) -> io::Result<Current> {
+    match segment {
+        Segment::Bytes(b) => Ok(Current::Bytes(b)),
+        Segment::Slice(m, r) => Ok(Current::Slice(m, r)),
+        Segment::File(path, size) => {
+            let map = crate::mmap::map_file(&path).map_err(|e| {
+                log::error!("cannot map indexed file {}: {e}", path.display());
+                e
+            })?;
+            if map.len() as u64 != size {
+                log::error!(
+                    "indexed file {} changed size: {} bytes, the index says {size}; run `smart-imaging check`",
+                    path.display(),
+                    map.len()
+                );
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "indexed file changed"));
+            }
+            Ok(Current::Map(map))
+        }
+    }
+}
+
+impl Read for Parts {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let (current, pos) = match &mut self.current {
+                Some(c) => c,
+                None => match self.segments.next() {
+                    Some(seg) => self.current.insert((open(seg)?, 0)),
+                    None => return Ok(0),
+                },
+            };
+            let rest = current.data().get(*pos..).unwrap_or_default();
+            if rest.is_empty() {
+                self.current = None;
+                continue;
+            }
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            *pos += n;
+            return Ok(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(body: Body) -> (u64, io::Result<Vec<u8>>) {
+        let Body::Stream { len, mut reader } = body else { panic!("a stream") };
+        let mut out = Vec::new();
+        (len, reader.read_to_end(&mut out).map(|_| out))
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("si-multipart-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn framing_is_exact() {
+        let dir = temp("framing");
+        let (a, b) = (dir.join("a.dcm"), dir.join("b.dcm"));
+        std::fs::write(&a, b"AAAA").unwrap();
+        std::fs::write(&b, b"BB\r\n--").unwrap();
+        let map = Arc::new(crate::mmap::map_file(&b).unwrap());
+        let parts = vec![
+            Part { content_type: "application/dicom".into(), content: vec![Segment::File(a, 4)] },
+            Part {
+                content_type: "application/octet-stream".into(),
+                content: vec![Segment::Slice(map.clone(), 0..2), Segment::Slice(map, 4..6)],
+            },
+        ];
+        let (len, body) = read(body("XYZ", parts));
+        let expected = "--XYZ\r\nContent-Type: application/dicom\r\nContent-Length: 4\r\n\r\nAAAA\
+                        \r\n--XYZ\r\nContent-Type: application/octet-stream\r\nContent-Length: 4\r\n\r\nBB--\
+                        \r\n--XYZ--\r\n";
+        assert_eq!(String::from_utf8(body.unwrap()).unwrap(), expected);
+        assert_eq!(len, expected.len() as u64);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_changed_size_fails_the_read() {
+        let dir = temp("size");
+        let a = dir.join("a.dcm");
+        std::fs::write(&a, b"AAAA").unwrap();
+        let (_, body) = read(stream(vec![Segment::Bytes(b"x".to_vec()), Segment::File(a, 5)]));
+        assert!(body.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn boundaries_are_fresh() {
+        let (a, b) = (new_boundary().unwrap(), new_boundary().unwrap());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+}

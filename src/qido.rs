@@ -1,0 +1,306 @@
+//! Study-scoped QIDO-RS (DICOM PS3.18 §10.6): the series of the sealed study, and the instances of one of
+//! its series, as DICOM JSON with the attributes of tables 10.6.3-4 and 10.6.3-5.
+//!
+//! Invariants: only the study the study token opened is ever searched (the router passes it in; there is no
+//! way to name another); matching is on the index's values, plus per-instance image attributes read from the
+//! instance's own header.
+
+use serde_json::{Map, Value, json};
+
+use crate::http::{ApiError, parse_query};
+use crate::index::{Instance, Series, Study};
+
+/// One attribute a search can match or return: tag, keyword and VR.
+struct Attr {
+    tag: &'static str,
+    keyword: &'static str,
+    vr: &'static str,
+}
+
+const fn a(tag: &'static str, keyword: &'static str, vr: &'static str) -> Attr {
+    Attr { tag, keyword, vr }
+}
+
+/// The series attributes of PS3.18 table 10.6.3-4 this server knows, plus the study's UID.
+const SERIES_ATTRS: &[Attr] = &[
+    a("00080005", "SpecificCharacterSet", "CS"),
+    a("00080060", "Modality", "CS"),
+    a("00080201", "TimezoneOffsetFromUTC", "SH"),
+    a("0008103E", "SeriesDescription", "LO"),
+    a("00081190", "RetrieveURL", "UR"),
+    a("0020000D", "StudyInstanceUID", "UI"),
+    a("0020000E", "SeriesInstanceUID", "UI"),
+    a("00200011", "SeriesNumber", "IS"),
+    a("00201209", "NumberOfSeriesRelatedInstances", "IS"),
+];
+
+/// The instance attributes of PS3.18 table 10.6.3-5 this server knows, plus the study and series UIDs.
+const INSTANCE_ATTRS: &[Attr] = &[
+    a("00080005", "SpecificCharacterSet", "CS"),
+    a("00080016", "SOPClassUID", "UI"),
+    a("00080018", "SOPInstanceUID", "UI"),
+    a("00080056", "InstanceAvailability", "CS"),
+    a("00080201", "TimezoneOffsetFromUTC", "SH"),
+    a("00081190", "RetrieveURL", "UR"),
+    a("0020000D", "StudyInstanceUID", "UI"),
+    a("0020000E", "SeriesInstanceUID", "UI"),
+    a("00200013", "InstanceNumber", "IS"),
+    a("00280008", "NumberOfFrames", "IS"),
+    a("00280010", "Rows", "US"),
+    a("00280011", "Columns", "US"),
+    a("00280100", "BitsAllocated", "US"),
+];
+
+/// A parsed QIDO query: attribute filters, paging.
+#[derive(Debug, Default)]
+pub struct Query {
+    /// (tag, accepted values) pairs; each value may hold `*` and `?` wildcards.
+    filters: Vec<(&'static str, Vec<String>)>,
+    limit: Option<usize>,
+    offset: usize,
+}
+
+impl Query {
+    /// Parses a raw query for a level. Unknown attributes are a 400 (PS3.18 §8.3.4.2 lets a server refuse
+    /// keys it does not support); `includefield` and `fuzzymatching` are accepted, since every known
+    /// attribute is always returned.
+    pub fn parse(raw: &str, series_level: bool) -> Result<Query, ApiError> {
+        let attrs = if series_level { SERIES_ATTRS } else { INSTANCE_ATTRS };
+        let mut q = Query::default();
+        for (name, value) in parse_query(raw)? {
+            match name.as_str() {
+                "limit" => q.limit = Some(number(&name, &value)?),
+                "offset" => q.offset = number(&name, &value)?,
+                "includefield" | "fuzzymatching" => {}
+                _ => {
+                    let attr = attrs
+                        .iter()
+                        .find(|a| a.keyword == name || a.tag.eq_ignore_ascii_case(&name))
+                        .ok_or_else(|| ApiError::BadRequest(format!("cannot match on {name:?} at this level")))?;
+                    let values = value.split(if attr.vr == "UI" { ',' } else { '\\' }).map(str::to_string).collect();
+                    q.filters.push((attr.tag, values));
+                }
+            }
+        }
+        Ok(q)
+    }
+
+    fn matches(&self, object: &Map<String, Value>) -> bool {
+        self.filters.iter().all(|(tag, wanted)| {
+            let have: Vec<String> = object
+                .get(*tag)
+                .and_then(|e| e.get("Value"))
+                .and_then(Value::as_array)
+                .map(|vs| vs.iter().map(value_text).collect())
+                .unwrap_or_default();
+            wanted.iter().any(|w| w.is_empty() || have.iter().any(|h| wildcard(w, h)))
+        })
+    }
+
+    fn page(&self, objects: Vec<Value>) -> Vec<Value> {
+        objects.into_iter().skip(self.offset).take(self.limit.unwrap_or(usize::MAX)).collect()
+    }
+}
+
+fn number(name: &str, value: &str) -> Result<usize, ApiError> {
+    value.parse().map_err(|_| ApiError::BadRequest(format!("{name}: {value:?} is not a number")))
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// DICOM wildcard matching (PS3.4 §C.2.2.2.4): `*` any run, `?` any one character; otherwise exact.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn put(object: &mut Map<String, Value>, tag: &str, vr: &str, value: Option<Value>) {
+    let mut element = json!({ "vr": vr });
+    if let Some(v) = value {
+        element["Value"] = json!([v]);
+    }
+    object.insert(tag.to_string(), element);
+}
+
+fn text(s: &str) -> Option<Value> {
+    (!s.is_empty()).then(|| json!(s))
+}
+
+/// The series of a study, matched and paged. `retrieve_base` is the study's WADO-RS URL.
+pub fn series(study: &Study, q: &Query, retrieve_base: &str) -> Vec<Value> {
+    let objects = study
+        .series
+        .iter()
+        .map(|se| series_object(study, se, retrieve_base))
+        .filter(|o| q.matches(o))
+        .map(Value::Object)
+        .collect();
+    q.page(objects)
+}
+
+fn series_object(study: &Study, se: &Series, retrieve_base: &str) -> Map<String, Value> {
+    let mut o = Map::new();
+    put(&mut o, "00080005", "CS", Some(json!("ISO_IR 192")));
+    put(&mut o, "00080060", "CS", text(&se.modality));
+    if let Some(tz) = text(&study.timezone_offset) {
+        put(&mut o, "00080201", "SH", Some(tz));
+    }
+    put(&mut o, "0008103E", "LO", text(&se.description));
+    put(&mut o, "00081190", "UR", Some(json!(format!("{retrieve_base}/series/{}", se.uid))));
+    put(&mut o, "0020000D", "UI", Some(json!(study.uid)));
+    put(&mut o, "0020000E", "UI", Some(json!(se.uid)));
+    put(&mut o, "00200011", "IS", se.number.map(|n| json!(n)));
+    put(&mut o, "00201209", "IS", Some(json!(se.instances.len())));
+    o
+}
+
+/// Image attributes that only the instance's header holds (Rows, Columns, Bits Allocated).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ImageAttrs {
+    pub rows: Option<u64>,
+    pub columns: Option<u64>,
+    pub bits_allocated: Option<u64>,
+}
+
+/// The instances of a series, matched and paged; `image` reads an instance's image attributes.
+pub fn instances(
+    study: &Study,
+    se: &Series,
+    q: &Query,
+    retrieve_base: &str,
+    image: &dyn Fn(&Instance) -> ImageAttrs,
+) -> Vec<Value> {
+    let objects = se
+        .instances
+        .iter()
+        .map(|i| instance_object(study, se, i, retrieve_base, image(i)))
+        .filter(|o| q.matches(o))
+        .map(Value::Object)
+        .collect();
+    q.page(objects)
+}
+
+fn instance_object(study: &Study, se: &Series, i: &Instance, base: &str, img: ImageAttrs) -> Map<String, Value> {
+    let mut o = Map::new();
+    put(&mut o, "00080005", "CS", Some(json!("ISO_IR 192")));
+    put(&mut o, "00080016", "UI", Some(json!(i.sop_class)));
+    put(&mut o, "00080018", "UI", Some(json!(i.uid)));
+    put(&mut o, "00080056", "CS", Some(json!("ONLINE")));
+    if let Some(tz) = text(&study.timezone_offset) {
+        put(&mut o, "00080201", "SH", Some(tz));
+    }
+    put(&mut o, "00081190", "UR", Some(json!(format!("{base}/series/{}/instances/{}", se.uid, i.uid))));
+    put(&mut o, "0020000D", "UI", Some(json!(study.uid)));
+    put(&mut o, "0020000E", "UI", Some(json!(se.uid)));
+    put(&mut o, "00200013", "IS", i.number.map(|n| json!(n)));
+    if let Some(frames) = i.frames {
+        put(&mut o, "00280008", "IS", Some(json!(frames)));
+    }
+    put(&mut o, "00280010", "US", img.rows.map(|v| json!(v)));
+    put(&mut o, "00280011", "US", img.columns.map(|v| json!(v)));
+    put(&mut o, "00280100", "US", img.bits_allocated.map(|v| json!(v)));
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("CT", "CT"));
+        assert!(!wildcard("CT", "CTX"));
+        assert!(wildcard("C*", "CT"));
+        assert!(wildcard("*", ""));
+        assert!(wildcard("A?C", "ABC"));
+        assert!(!wildcard("A?C", "AC"));
+        assert!(wildcard("*SOFT*", "AXIAL 5MM SOFT TISSUE"));
+        assert!(!wildcard("*BONE*", "AXIAL 5MM SOFT TISSUE"));
+    }
+
+    fn study() -> Study {
+        let inst =
+            |uid: &str, n| Instance { uid: uid.into(), sop_class: "1.2".into(), number: Some(n), ..Default::default() };
+        Study {
+            uid: "1".into(),
+            series: vec![
+                Series {
+                    uid: "1.1".into(),
+                    number: Some(1),
+                    modality: "CT".into(),
+                    instances: vec![inst("1.1.1", 1)],
+                    ..Default::default()
+                },
+                Series {
+                    uid: "1.2".into(),
+                    number: Some(2),
+                    modality: "MR".into(),
+                    description: "AX T1".into(),
+                    instances: vec![inst("1.2.1", 1), inst("1.2.2", 2)],
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn uids(objects: &[Value], tag: &str) -> Vec<String> {
+        objects.iter().map(|o| o[tag]["Value"][0].as_str().unwrap_or_default().to_string()).collect()
+    }
+
+    #[test]
+    fn series_matching_and_paging() {
+        let st = study();
+        let check = |query: &str, expected: &[&str]| {
+            let q = Query::parse(query, true).unwrap();
+            assert_eq!(uids(&series(&st, &q, "B"), "0020000E"), expected, "{query}");
+        };
+        check("", &["1.1", "1.2"]);
+        check("Modality=MR", &["1.2"]);
+        check("00080060=CT", &["1.1"]);
+        check("SeriesInstanceUID=1.2,1.1", &["1.1", "1.2"]);
+        check("SeriesDescription=AX*", &["1.2"]);
+        check("SeriesNumber=2", &["1.2"]);
+        check("limit=1", &["1.1"]);
+        check("limit=1&offset=1", &["1.2"]);
+        check("includefield=all&Modality=XA", &[]);
+        assert!(Query::parse("PatientName=x", true).is_err());
+        assert!(Query::parse("limit=-1", true).is_err());
+        let q = Query::parse("", true).unwrap();
+        let s = series(&st, &q, "http://x/wado/T/studies/1");
+        assert_eq!(s[1]["00201209"]["Value"][0], 2);
+        assert_eq!(s[1]["00081190"]["Value"][0], "http://x/wado/T/studies/1/series/1.2");
+    }
+
+    #[test]
+    fn instance_matching() {
+        let st = study();
+        let q = Query::parse("InstanceNumber=2", false).unwrap();
+        let img = |_: &Instance| ImageAttrs { rows: Some(64), columns: Some(64), bits_allocated: Some(16) };
+        let found = instances(&st, &st.series[1], &q, "B", &img);
+        assert_eq!(uids(&found, "00080018"), vec!["1.2.2"]);
+        assert_eq!(found[0]["00280010"]["Value"][0], 64);
+        assert_eq!(found[0]["00080056"]["Value"][0], "ONLINE");
+    }
+}
