@@ -34,6 +34,9 @@ struct RawServer {
     threads: Option<usize>,
     key_file: Option<String>,
     study_token_ttl: Option<u64>,
+    read_timeout: Option<u64>,
+    write_timeout: Option<u64>,
+    shutdown_timeout: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +143,12 @@ pub struct Config {
     pub threads: usize,
     pub key_file: Option<PathBuf>,
     pub study_token_ttl: u64,
+    /// Seconds a connection may take to send a request, or sit idle between requests.
+    pub read_timeout: u64,
+    /// Seconds a blocked write to a client may wait before the connection is dropped.
+    pub write_timeout: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
+    pub shutdown_timeout: u64,
     pub index_path: PathBuf,
     /// The UTC offset, as `+hh:mm`, for study times that carry none.
     pub timezone: String,
@@ -227,6 +236,14 @@ impl Config {
         if study_token_ttl == 0 {
             return Err(err("server.study_token_ttl must be at least 1 second".into()));
         }
+        let seconds = |key: &str, value: Option<u64>, default: u64| match value.unwrap_or(default) {
+            0 => Err(err(format!("server.{key} must be at least 1 second"))),
+            n if n > 86_400 => Err(err(format!("server.{key} must be at most 86400 seconds"))),
+            n => Ok(n),
+        };
+        let read_timeout = seconds("read_timeout", raw.server.read_timeout, 30)?;
+        let write_timeout = seconds("write_timeout", raw.server.write_timeout, 60)?;
+        let shutdown_timeout = seconds("shutdown_timeout", raw.server.shutdown_timeout, 10)?;
         if let Some(url) = &raw.server.base_url {
             check_base_url(url).map_err(|m| err(format!("server.base_url: {m}")))?;
         }
@@ -253,6 +270,9 @@ impl Config {
             threads,
             key_file: raw.server.key_file.as_deref().map(resolve),
             study_token_ttl,
+            read_timeout,
+            write_timeout,
+            shutdown_timeout,
             index_path: resolve(&raw.images.index),
             timezone,
             tenants,

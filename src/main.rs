@@ -173,8 +173,9 @@ fn serve(opts: ServeOptions) -> Result<ExitCode, String> {
         config.listen = listen;
     }
     let sealer = study_token_sealer(&config)?;
-    let server = tiny_http::Server::http(config.listen.as_str())
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    mmap::install_sigbus_guard().map_err(|e| format!("cannot install the SIGBUS guard: {e}"))?;
+    mmap::install_shutdown_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let server = server::bind(&config.listen, &config)?;
     let bound =
         server.server_addr().to_ip().ok_or_else(|| format!("cannot listen on {}: not an IP address", config.listen))?;
     let base_url = match (opts.base_url, &config.base_url) {
@@ -191,6 +192,20 @@ fn serve(opts: ServeOptions) -> Result<ExitCode, String> {
         config.index_path.display(),
         config.tenants.keys().cloned().collect::<Vec<_>>().join(", "),
     );
+    let smart_on_fhir = config.tenants.values().any(|t| matches!(t.auth, config::Authorization::SmartOnFhir(_)));
+    if smart_on_fhir && !bound.ip().is_loopback() {
+        log::warn!(
+            "!!! smart-on-fhir tenants are served over plain HTTP on {bound}, which is not loopback: access tokens \
+             travel in clear. Put a TLS proxy in front and listen on 127.0.0.1 (see the README) !!!"
+        );
+    }
+    let smart_on_fhir = config.tenants.values().any(|t| matches!(t.auth, config::Authorization::SmartOnFhir(_)));
+    if smart_on_fhir && !bound.ip().is_loopback() {
+        log::warn!(
+            "!!! smart-on-fhir tenants are served over plain HTTP on {bound}, which is not loopback: access tokens \
+             travel in clear. Put a TLS proxy in front and listen on 127.0.0.1 (see the README) !!!"
+        );
+    }
     let app = Arc::new(App::new(config, index, sealer, base_url));
     println!("listening on http://{bound}");
     let _ = std::io::stdout().flush();
@@ -201,6 +216,14 @@ fn serve(opts: ServeOptions) -> Result<ExitCode, String> {
 /// The study-token key: `server.key_file`, else `SMART_IMAGING_KEY`, else random for this process only.
 fn study_token_sealer(config: &Config) -> Result<Sealer, String> {
     if let Some(path) = &config.key_file {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0) {
+            log::warn!(
+                "server.key_file {} is readable by every user: anyone who reads it can forge study tokens; \
+                 chmod 600 it",
+                path.display()
+            );
+        }
         let secret = std::fs::read(path)
             .map_err(|e| format!("{}: server.key_file: cannot read {}: {e}", config.path.display(), path.display()))?;
         let secret = secret.trim_ascii();

@@ -129,7 +129,14 @@ impl Read for Parts {
                 continue;
             }
             let n = rest.len().min(buf.len());
+            let faults = crate::mmap::faults();
             buf[..n].copy_from_slice(&rest[..n]);
+            if crate::mmap::faults() != faults {
+                // A mapped file shrank while its bytes were copied: the guard supplied zeros for the missing
+                // page. Never send them; end the response short so the client sees it failed.
+                log::error!("an indexed file was truncated while it was being sent; run `smart-imaging check`");
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "an indexed file was truncated while sent"));
+            }
             *pos += n;
             return Ok(n);
         }

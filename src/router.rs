@@ -28,6 +28,8 @@ pub struct App {
     pub base_url: String,
     /// The EHR client of each `smart-on-fhir` tenant, by tenant name.
     pub ehrs: BTreeMap<String, Ehr>,
+    /// Debug builds only, with `SMART_IMAGING_TEST_HOOKS=1`: routes that let the tests provoke faults.
+    pub test_hooks: bool,
 }
 
 impl App {
@@ -40,7 +42,8 @@ impl App {
                 Authorization::Mock { .. } => None,
             })
             .collect();
-        App { config, index, sealer, base_url, ehrs }
+        let test_hooks = cfg!(debug_assertions) && std::env::var("SMART_IMAGING_TEST_HOOKS").as_deref() == Ok("1");
+        App { config, index, sealer, base_url, ehrs, test_hooks }
     }
 
     pub fn ehr(&self, tenant: &Tenant) -> Result<&Ehr, ApiError> {
@@ -91,6 +94,9 @@ fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> 
     match segs {
         [""] => Ok(home(app)),
         ["healthz"] => Ok(Response::bytes(200, "text/plain; charset=utf-8", b"ok".to_vec())),
+        // A handler that panics, so the tests can show a panic becomes a 500 and the server goes on.
+        #[cfg(debug_assertions)]
+        ["_test", "panic"] if app.test_hooks => panic!("panic requested through the test hook"),
         [t, "fhir", "metadata"] => Ok(fhir::capability_statement(app, tenant(t)?)),
         [t, "fhir", ".well-known", "smart-configuration"] => fhir::smart_configuration(app, tenant(t)?),
         [t, "fhir", "ImagingStudy"] => {

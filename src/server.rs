@@ -3,32 +3,88 @@
 //!
 //! Invariants: at most `server.threads` requests are handled at once; a panic in a handler becomes a 500 and
 //! the worker goes on; every response gets the CORS and cache headers here; one log line per request, with
-//! study tokens and credentials redacted.
+//! study tokens and credentials redacted; every connection has read and write timeouts.
+//!
+//! tiny_http reads each connection's requests on a thread of its own and has no limits of its own on the
+//! request line or header block: the timeouts bound how long a connection can hold that thread, and the
+//! limits below are checked once tiny_http has parsed a request.
 
 use std::io::{Cursor, Read};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::config::Config;
 use crate::http::{ApiError, Body, Method, RETRY_AFTER_SECS, Request, Response};
 use crate::router::{App, handle};
+
+/// The longest request target (path and query) accepted; longer is 414 (RFC 9112 §3 suggests 8000).
+pub const MAX_TARGET: usize = 8 * 1024;
+/// The largest header block accepted, in bytes and in fields; more is 431 (RFC 6585 §5).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+pub const MAX_HEADER_FIELDS: usize = 100;
+
+/// Binds the listener with the timeouts and `TCP_NODELAY` set on the listening socket, from which Linux
+/// copies them to every accepted connection: tiny_http offers no hook to set them per connection.
+pub fn bind(listen: &str, config: &Config) -> Result<tiny_http::Server, String> {
+    let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    // Socket options are set through a TcpStream view of the same descriptor (std has no setters on a
+    // listener); the conversions only move ownership of the descriptor.
+    let socket = TcpStream::from(OwnedFd::from(listener));
+    let set = socket
+        .set_read_timeout(Some(Duration::from_secs(config.read_timeout)))
+        .and_then(|()| socket.set_write_timeout(Some(Duration::from_secs(config.write_timeout))))
+        .and_then(|()| socket.set_nodelay(true));
+    set.map_err(|e| format!("cannot set socket options on {listen}: {e}"))?;
+    let listener = TcpListener::from(OwnedFd::from(socket));
+    tiny_http::Server::from_listener(listener, None).map_err(|e| format!("cannot listen on {listen}: {e}"))
+}
 
 const ALLOW_HEADERS: &str = "Authorization, Accept, Content-Type, Range, Prefer, Cache-Control, If-None-Match";
 const EXPOSE_HEADERS: &str = "Retry-After, WWW-Authenticate, Content-Location, ETag, Content-Length, Content-Type";
 
-/// Serves until the listener fails. `server` is already bound.
+/// Serves until the listener fails or SIGTERM/SIGINT asks to stop; then stops accepting, lets in-flight
+/// requests finish within `server.shutdown_timeout`, and returns.
 pub fn run(app: Arc<App>, server: tiny_http::Server) {
+    let server = Arc::new(server);
     let threads = app.config.threads;
     let (tx, rx): (SyncSender<tiny_http::Request>, Receiver<tiny_http::Request>) = sync_channel(threads);
     let rx = Arc::new(Mutex::new(rx));
+    let mut workers = Vec::with_capacity(threads);
     for n in 0..threads {
         let (app, rx) = (Arc::clone(&app), Arc::clone(&rx));
-        let spawned = std::thread::Builder::new().name(format!("worker-{n}")).spawn(move || worker(&app, &rx));
-        if let Err(e) = spawned {
-            log::error!("cannot start worker thread {n}: {e}");
+        match std::thread::Builder::new().name(format!("worker-{n}")).spawn(move || worker(&app, &rx)) {
+            Ok(handle) => workers.push(handle),
+            Err(e) => log::error!("cannot start worker thread {n}: {e}"),
         }
     }
+    let watcher = Arc::clone(&server);
+    std::thread::spawn(move || {
+        while !crate::mmap::shutdown_requested() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        log::info!("shutdown requested: no longer accepting requests");
+        watcher.unblock();
+    });
+    accept(&server, &tx);
+    // Closing the queue lets each worker finish what it holds and what is queued, then stop.
+    drop(tx);
+    let deadline = Instant::now() + Duration::from_secs(app.config.shutdown_timeout);
+    while workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let unfinished = workers.iter().filter(|w| !w.is_finished()).count();
+    if unfinished > 0 {
+        log::warn!("stopping with {unfinished} requests still in flight after {}s", app.config.shutdown_timeout);
+    } else {
+        log::info!("stopped");
+    }
+}
+
+fn accept(server: &tiny_http::Server, tx: &SyncSender<tiny_http::Request>) {
     for request in server.incoming_requests() {
         match tx.try_send(request) {
             Ok(()) => {}
@@ -58,16 +114,37 @@ fn worker(app: &App, rx: &Mutex<Receiver<tiny_http::Request>>) {
 
 fn serve_one(app: &App, mut raw: tiny_http::Request) {
     let started = Instant::now();
-    let req = convert(&mut raw);
-    let resp = catch_unwind(AssertUnwindSafe(|| handle(app, &req))).unwrap_or_else(|_| {
-        log::error!("handler panicked on {:?} {}", req.method, redact(raw.url()));
-        Response::bytes(500, "text/plain; charset=utf-8", b"internal server error\n".to_vec())
-    });
+    let resp = match limits(&raw) {
+        Some(refusal) => refusal,
+        None => {
+            let req = convert(&mut raw);
+            catch_unwind(AssertUnwindSafe(|| handle(app, &req))).unwrap_or_else(|_| {
+                log::error!("handler panicked on {:?} {}", req.method, redact(raw.url()));
+                Response::bytes(500, "text/plain; charset=utf-8", b"internal server error\n".to_vec())
+            })
+        }
+    };
     let (status, len) = (resp.status, resp.body_len());
     let method = raw.method().to_string();
     let url = redact(raw.url());
     respond(raw, resp);
     log::info!("{method} {url} {status} {len} {}ms", started.elapsed().as_millis());
+}
+
+/// The request-size limits: 414 for a target over `MAX_TARGET`, 431 for a header block over the limits.
+fn limits(raw: &tiny_http::Request) -> Option<Response> {
+    let text = |status: u16, message: &str| {
+        Some(Response::bytes(status, "text/plain; charset=utf-8", format!("{message}\n").into_bytes()))
+    };
+    if raw.url().len() > MAX_TARGET {
+        return text(414, "request target too long");
+    }
+    let headers = raw.headers();
+    let bytes: usize = headers.iter().map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4).sum();
+    if headers.len() > MAX_HEADER_FIELDS || bytes > MAX_HEADER_BYTES {
+        return text(431, "request header fields too large");
+    }
+    None
 }
 
 fn convert(raw: &mut tiny_http::Request) -> Request {

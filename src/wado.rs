@@ -175,9 +175,24 @@ fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
 }
 
 fn read_data_set(scope: &Scope, inst: &Instance, map: &[u8]) -> Result<DataSet, ApiError> {
-    dataset::read_data_set(map).map_err(|e| {
+    unfaulted(scope, inst, || dataset::read_data_set(map))?.map_err(|e| {
         ApiError::Internal(format!("indexed file {} no longer reads: {e}", scope.app.index.file_path(inst).display()))
     })
+}
+
+/// Runs `read` over an instance's map and fails if the file shrank meanwhile (see `mmap`'s SIGBUS guard):
+/// what was read may then hold zeros that are not the file's.
+fn unfaulted<T>(scope: &Scope, inst: &Instance, read: impl FnOnce() -> T) -> Result<T, ApiError> {
+    let faults = crate::mmap::faults();
+    let value = read();
+    if crate::mmap::faults() == faults {
+        Ok(value)
+    } else {
+        Err(ApiError::Internal(format!(
+            "indexed file {} was truncated while it was read; run `smart-imaging check`",
+            scope.app.index.file_path(inst).display()
+        )))
+    }
 }
 
 /// The `/bulk/…` path of an element, under its instance's URL.
@@ -197,7 +212,7 @@ fn metadata(scope: &Scope, instances: Vec<(&Series, &Instance)>) -> Result<Respo
     for (se, inst) in &instances {
         let map = map_instance(scope, inst)?;
         let data_set = read_data_set(scope, inst, &map)?;
-        objects.push(data_set_to_json(&map, &data_set, &|r| bulk_uri(scope, se, inst, &r)));
+        objects.push(unfaulted(scope, inst, || data_set_to_json(&map, &data_set, &|r| bulk_uri(scope, se, inst, &r)))?);
     }
     let only: Vec<&Instance> = instances.iter().map(|(_, i)| *i).collect();
     let tag = etag(scope, "metadata", &only);
@@ -231,7 +246,7 @@ fn search_instances(scope: &Scope, se: &Series) -> Result<Response, ApiError> {
                 bits_allocated: us(Tag::new(0x0028, 0x0100)),
             })
         };
-        read().unwrap_or_default()
+        unfaulted(scope, inst, read).ok().flatten().unwrap_or_default()
     };
     let found = qido::instances(scope.study, se, &q, &retrieve_base, &image);
     let tag =
@@ -263,7 +278,7 @@ fn frames(scope: &Scope, (_, inst): (&Series, &Instance), list: &str) -> Result<
     let numbers = frame_list(list)?;
     let map = map_instance(scope, inst)?;
     let data_set = read_data_set(scope, inst, &map)?;
-    let frames = frames_of(&map, &data_set).map_err(|e| frame_error(scope, inst, e))?;
+    let frames = unfaulted(scope, inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(scope, inst, e))?;
     let media =
         negotiate_frames(scope.req.header("accept"), &frames.transfer_syntax, frames.encapsulated).map_err(refused)?;
     let mut parts = Vec::with_capacity(numbers.len());
@@ -310,7 +325,8 @@ fn bulk(scope: &Scope, (_, inst): (&Series, &Instance), path: &[&str]) -> Result
     let boundary = multipart::new_boundary()?;
     let (media, parts) = match &element.value {
         dataset::Value::Fragments(_) if pixel_data => {
-            let frames = frames_of(&map, &data_set).map_err(|e| frame_error(scope, inst, e))?;
+            let frames =
+                unfaulted(scope, inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(scope, inst, e))?;
             let media = negotiate_frames(scope.req.header("accept"), &frames.transfer_syntax, true).map_err(refused)?;
             let parts = frames
                 .frames
