@@ -17,7 +17,7 @@ use crate::dataset::{self, DataSet};
 use crate::dicom::Tag;
 use crate::dicomjson::{BulkRef, data_set_to_json};
 use crate::frames::{FrameError, frames_of};
-use crate::http::{ApiError, Request, Response};
+use crate::http::{ApiError, Body, Request, Response};
 use crate::index::{Instance, Series, Study, Uid};
 use crate::multipart::{self, Part, Segment};
 use crate::qido;
@@ -393,7 +393,13 @@ fn not_modified(req: &Request, response: Response) -> Response {
     let matches = req.header("if-none-match").is_some_and(|list| {
         list.split(',').map(|t| t.trim()).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag)
     });
-    if response.status == 200 && matches { Response::new(304).with_header("ETag", tag) } else { response }
+    if response.status == 200 && matches {
+        // RFC 9110 §8.6: a 304 may carry the Content-Length of the 200 it stands for, and no body.
+        let length = Body::Stream { len: response.body_len(), reader: Box::new(std::io::empty()) };
+        Response::new(304).with_header("ETag", tag).with_body(length)
+    } else {
+        response
+    }
 }
 
 #[cfg(test)]
