@@ -119,6 +119,21 @@ fn is_uid(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
+/// The ranges of a header with their transfer syntaxes checked, by descending q-value (header order among
+/// equals, since the sort is stable).
+fn ranked(header: &str) -> Result<Vec<MediaRange>, Refused> {
+    let mut ranges = parse_accept(header).map_err(Refused::Malformed)?;
+    for r in &ranges {
+        if let Some(ts) = r.param("transfer-syntax") {
+            if ts != "*" && !is_uid(ts) {
+                return Err(Refused::Malformed(format!("malformed transfer syntax {ts:?}")));
+            }
+        }
+    }
+    ranges.sort_by(|a, b| b.q.total_cmp(&a.q));
+    Ok(ranges)
+}
+
 /// How to send DICOM instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstanceForm {
@@ -141,15 +156,7 @@ pub fn negotiate_instances(accept: Option<&str>, stored: &[&str], single_ok: boo
     let Some(header) = accept.filter(|h| !h.trim().is_empty()) else {
         return Ok(InstanceForm::Multipart);
     };
-    let mut ranges = parse_accept(header).map_err(Refused::Malformed)?;
-    for r in &ranges {
-        if let Some(ts) = r.param("transfer-syntax") {
-            if ts != "*" && !is_uid(ts) {
-                return Err(Refused::Malformed(format!("malformed transfer syntax {ts:?}")));
-            }
-        }
-    }
-    ranges.sort_by(|a, b| b.q.total_cmp(&a.q));
+    let ranges = ranked(header)?;
     for r in ranges.iter().filter(|r| r.q > 0.0) {
         let syntax_ok = match r.param("transfer-syntax") {
             None | Some("*") => true,
@@ -216,15 +223,7 @@ pub fn negotiate_frames(accept: Option<&str>, syntax: &str, encapsulated: bool) 
     let Some(header) = accept.filter(|h| !h.trim().is_empty()) else {
         return Ok(OCTETS);
     };
-    let mut ranges = parse_accept(header).map_err(Refused::Malformed)?;
-    for r in &ranges {
-        if let Some(ts) = r.param("transfer-syntax") {
-            if ts != "*" && !is_uid(ts) {
-                return Err(Refused::Malformed(format!("malformed transfer syntax {ts:?}")));
-            }
-        }
-    }
-    ranges.sort_by(|a, b| b.q.total_cmp(&a.q));
+    let ranges = ranked(header)?;
     let image = if encapsulated { image_media_type(syntax) } else { None };
     for r in ranges.iter().filter(|r| r.q > 0.0) {
         if !matches!(r.param("transfer-syntax"), None | Some("*")) && r.param("transfer-syntax") != Some(syntax) {

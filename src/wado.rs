@@ -286,13 +286,7 @@ fn frames(scope: &Scope, (_, inst): (&Series, &Instance), list: &str) -> Result<
         let ranges = frames.frames.get(n - 1).ok_or_else(|| {
             ApiError::NotFound(format!("frame {n} is out of range: the instance has {}", frames.frames.len()))
         })?;
-        parts.push(Part {
-            content_type: format!("{media}; transfer-syntax={}", frames.transfer_syntax),
-            content: ranges
-                .iter()
-                .map(|r| Segment::Slice(Arc::clone(&map), r.start as usize..r.end as usize))
-                .collect(),
-        });
+        parts.push(frame_part(&map, media, &frames.transfer_syntax, ranges));
     }
     let boundary = multipart::new_boundary()?;
     let tag = etag(scope, &format!("frames {list} {media}"), &[inst]);
@@ -300,6 +294,14 @@ fn frames(scope: &Scope, (_, inst): (&Series, &Instance), list: &str) -> Result<
         .with_header("Content-Type", format!("multipart/related; type=\"{media}\"; boundary={boundary}"))
         .with_header("ETag", tag)
         .with_body(multipart::body(&boundary, parts)))
+}
+
+/// One frame as a part: its ranges of the map, in order.
+fn frame_part(map: &Arc<Mmap>, media: &str, syntax: &str, ranges: &[std::ops::Range<u64>]) -> Part {
+    Part {
+        content_type: format!("{media}; transfer-syntax={syntax}"),
+        content: ranges.iter().map(|r| Segment::Slice(Arc::clone(map), r.start as usize..r.end as usize)).collect(),
+    }
 }
 
 /// Bulk data named by a BulkDataURI: the element's value as one part, or for encapsulated Pixel Data one part
@@ -328,17 +330,8 @@ fn bulk(scope: &Scope, (_, inst): (&Series, &Instance), path: &[&str]) -> Result
             let frames =
                 unfaulted(scope, inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(scope, inst, e))?;
             let media = negotiate_frames(scope.req.header("accept"), &frames.transfer_syntax, true).map_err(refused)?;
-            let parts = frames
-                .frames
-                .iter()
-                .map(|ranges| Part {
-                    content_type: format!("{media}; transfer-syntax={}", frames.transfer_syntax),
-                    content: ranges
-                        .iter()
-                        .map(|r| Segment::Slice(Arc::clone(&map), r.start as usize..r.end as usize))
-                        .collect(),
-                })
-                .collect();
+            let parts =
+                frames.frames.iter().map(|ranges| frame_part(&map, media, &frames.transfer_syntax, ranges)).collect();
             (media, parts)
         }
         dataset::Value::Bytes(range) => {
