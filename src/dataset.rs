@@ -139,8 +139,11 @@ impl Element {
 
 /// Reads the File Meta Information and the whole data set of a DICOM file.
 ///
-/// Accepts what `dicom::read_header` accepts: a Part 10 file in any transfer syntax but the deflated
-/// ones, or a bare little endian data set.
+/// Accepts what `dicom::read_header` accepts, but for deflated data sets: a Part 10 file in any other
+/// transfer syntax, a meta group without preamble, or a bare little endian data set.
+///
+/// A deflated data set is refused: the elements of this tree point into the file's bytes, and those
+/// of a deflated data set exist only once inflated. Such files are indexed and served as stored.
 ///
 /// # Errors
 ///
@@ -148,8 +151,14 @@ impl Element {
 /// truncated or malformed anywhere, including after Pixel Data.
 pub fn read_data_set(bytes: &[u8]) -> Result<DataSet, DicomError> {
     let layout = dicom::locate(bytes)?;
+    if layout.deflated {
+        return Err(DicomError::UnsupportedTransferSyntax {
+            uid: layout.transfer_syntax,
+            reason: "a deflated data set is served as stored but not read element by element",
+        });
+    }
     let reader = Reader { bytes };
-    let top = Context { syntax: Syntax::ExplicitLittle, depth: 0, signed_pixels: false };
+    let top = Context { syntax: layout.meta_syntax, depth: 0, signed_pixels: false };
     let meta = reader.read_list(layout.meta.start, End::At(layout.meta.end), top)?.0;
     let top = Context { syntax: layout.syntax, ..top };
     let elements = reader.read_list(layout.data_set_start, End::At(bytes.len()), top)?.0;
@@ -189,6 +198,10 @@ impl Reader<'_> {
                 && pos >= end
             {
                 return Ok((elements, pos));
+            }
+            // Zeros that pad a file after its last element end the data set, as in `dicom`.
+            if context.depth == 0 && dicom::is_zero_padding(self.bytes, pos) {
+                return Ok((elements, self.bytes.len()));
             }
             let header = read_element(self.bytes, pos, context.syntax)?;
             match header.tag {
@@ -373,12 +386,22 @@ fn implicit_vr(tag: Tag, signed_pixels: bool) -> Vr {
 }
 
 /// The VR of the public attributes an implicit VR file is likely to hold (PS3.6 §6), sorted by tag:
-/// every public attribute of the sample files, the Patient, Study, Series, Equipment, Image, Image
+/// every public attribute of the sample files, the File Meta Information (for writers that encode it
+/// in implicit VR), the Patient, Study, Series, Equipment, Image, Image
 /// Pixel, Multi-frame, CT, MR, SOP Common and common code sequence and SR attributes. Group lengths,
 /// private and unknown tags are handled in [`implicit_vr`]. "US or SS" depends on Pixel
 /// Representation; "OB or OW" and "US or OW" are OW in implicit VR.
 #[rustfmt::skip]
-static DICTIONARY: [(u32, &str); 338] = [
+static DICTIONARY: [(u32, &str); 347] = [
+    (0x0002_0001, "OB"), // FileMetaInformationVersion
+    (0x0002_0002, "UI"), // MediaStorageSOPClassUID
+    (0x0002_0003, "UI"), // MediaStorageSOPInstanceUID
+    (0x0002_0010, "UI"), // TransferSyntaxUID
+    (0x0002_0012, "UI"), // ImplementationClassUID
+    (0x0002_0013, "SH"), // ImplementationVersionName
+    (0x0002_0016, "AE"), // SourceApplicationEntityTitle
+    (0x0002_0100, "UI"), // PrivateInformationCreatorUID
+    (0x0002_0102, "OB"), // PrivateInformation
     (0x0008_0005, "CS"), // SpecificCharacterSet
     (0x0008_0008, "CS"), // ImageType
     (0x0008_0012, "DA"), // InstanceCreationDate
@@ -723,7 +746,10 @@ static DICTIONARY: [(u32, &str); 338] = [
 mod tests {
     use super::*;
     use crate::dicom::fixtures::*;
-    use crate::dicom::{EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN};
+    use crate::dicom::{
+        DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
+        IMPLICIT_VR_LITTLE_ENDIAN,
+    };
 
     const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 
@@ -921,6 +947,48 @@ mod tests {
         assert_eq!(data_set.transfer_syntax, IMPLICIT_VR_LITTLE_ENDIAN);
         assert!(data_set.meta.is_empty());
         assert_eq!(shape(&data_set.elements), [(tag(8, 0x60), "CS"), (tag(0x10, 0x20), "LO")]);
+    }
+
+    #[test]
+    fn reads_meta_groups_without_preamble_or_in_implicit_vr() {
+        let no_preamble =
+            [part10(EXPLICIT_VR_LITTLE_ENDIAN), ex(0x0008, 0x0060, b"CS", b"CT")].concat()[132..].to_vec();
+        let data_set = read_data_set(&no_preamble).unwrap();
+        assert_eq!(data_set.meta.len(), 5, "(0002,0000) to (0002,0010)");
+        assert_eq!(shape(&data_set.elements), [(tag(8, 0x60), "CS")]);
+        let implicit_meta = [
+            vec![0; 128],
+            b"DICM".to_vec(),
+            im(0x0002, 0x0010, b"1.2.840.10008.1.2\0"), // (0002,0010) implicit len 18: syntax
+            im(0x0008, 0x0060, b"MR"),                  // (0008,0060) implicit len 2: Modality
+        ]
+        .concat();
+        let data_set = read_data_set(&implicit_meta).unwrap();
+        assert_eq!(shape(&data_set.meta), [(tag(2, 0x10), "UI")]);
+        assert_eq!(shape(&data_set.elements), [(tag(8, 0x60), "CS")]);
+    }
+
+    #[test]
+    fn zero_padding_after_the_last_element_ends_the_data_set() {
+        let file = [
+            part10(EXPLICIT_VR_LITTLE_ENDIAN),
+            ex(0x0008, 0x0060, b"CS", b"SR"), // (0008,0060) CS len 2: Modality
+            vec![0; 21],                      // zeros up to a block size
+        ]
+        .concat();
+        assert_eq!(shape(&read_data_set(&file).unwrap().elements), [(tag(8, 0x60), "CS")]);
+    }
+
+    #[test]
+    fn refuses_a_deflated_data_set_naming_the_transfer_syntax() {
+        let data_set = ex(0x0008, 0x0060, b"CS", b"CT"); // (0008,0060) CS len 2: Modality
+        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate(&data_set)].concat();
+        let error = read_data_set(&file).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unsupported transfer syntax 1.2.840.10008.1.2.1.99 \
+             (a deflated data set is served as stored but not read element by element)"
+        );
     }
 
     #[test]

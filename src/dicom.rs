@@ -5,9 +5,16 @@
 //! It also holds what `dataset` shares with it, so that both read every file the same way: [`locate`]
 //! (where the meta group and the data set are, and their encoding), [`read_element`] (one element's
 //! tag, VR and length) and [`Charset`].
+//!
+//! Every loop here steps over at least one element or item header, sequences nest at most
+//! [`MAX_DEPTH`] deep, and a deflated data set is inflated into memory only as far as the recorded
+//! attributes and never past [`MAX_INFLATED`] bytes, so no input can make it hang or exhaust memory.
+//! It uses only `std` and `flate2`, so that the fuzz target in `fuzz/` can include it by path.
 
 use std::fmt;
 use std::ops::Range;
+
+use flate2::{Decompress, FlushDecompress, Status};
 
 /// The attributes of one instance that the index records (SPEC §4).
 /// Text values are decoded to UTF-8 and trimmed of DICOM padding; an absent attribute is empty.
@@ -74,6 +81,11 @@ pub enum DicomError {
     UnsupportedTransferSyntax { uid: String, reason: &'static str },
     /// A required attribute is absent or empty.
     Missing { attribute: &'static str, tag: Tag },
+    /// The deflated data set (PS3.5 §A.5) that starts at `offset` cannot be inflated as far as the
+    /// recorded attributes: the stream is corrupt, ends early, or inflates beyond [`MAX_INFLATED`].
+    Deflate { offset: usize, problem: String },
+    /// A problem inside an inflated data set; its offsets count from the first inflated byte.
+    InInflated(Box<DicomError>),
 }
 
 impl fmt::Display for DicomError {
@@ -95,6 +107,8 @@ impl fmt::Display for DicomError {
                 write!(f, "unsupported transfer syntax {uid} ({reason})")
             }
             DicomError::Missing { attribute, tag } => write!(f, "missing {attribute} {tag}"),
+            DicomError::Deflate { offset, problem } => write!(f, "deflated data set at byte {offset}: {problem}"),
+            DicomError::InInflated(inner) => write!(f, "in the inflated data set: {inner}"),
         }
     }
 }
@@ -110,8 +124,15 @@ const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
 pub(crate) const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
 pub(crate) const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
 pub(crate) const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
-const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1.99";
+pub(crate) const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1.99";
 const JPIP_REFERENCED_DEFLATE: &str = "1.2.840.10008.1.2.4.95";
+const JPIP_HTJ2K_REFERENCED_DEFLATE: &str = "1.2.840.10008.1.2.4.205";
+
+/// The most bytes a deflated data set is inflated to: far more than the attributes before Pixel Data
+/// take in real files, little enough that a deflate bomb cannot exhaust memory.
+pub const MAX_INFLATED: usize = 64 << 20;
+/// How much of a deflated data set is inflated first; each further try doubles it.
+const FIRST_INFLATE: usize = 64 << 10;
 
 const MEDIA_STORAGE_SOP_CLASS_UID: Tag = Tag::new(0x0002, 0x0002);
 const MEDIA_STORAGE_SOP_INSTANCE_UID: Tag = Tag::new(0x0002, 0x0003);
@@ -172,35 +193,147 @@ const RECORDED: [Tag; 22] = [
     NUMBER_OF_FRAMES,
 ];
 
+/// The last of [`RECORDED`] in tag order: a deflated data set is inflated only up to the element
+/// after it, as the attributes of a data set come in ascending tag order (PS3.5 §7.1).
+const LAST_RECORDED: Tag = NUMBER_OF_FRAMES;
+
 /// Reads the File Meta Information and the top-level data set of a DICOM file up to Pixel Data.
 ///
-/// Accepts a Part 10 file (preamble, "DICM", group 0002) in any transfer syntax except the deflated
-/// ones, and a bare little endian data set (no preamble, no meta group) that starts with a group
-/// 0008 element, as older writers produced.
+/// Accepts a Part 10 file (preamble, "DICM", group 0002) in every transfer syntax, a meta group
+/// without the preamble and prefix, and a bare little endian data set (no preamble, no meta group)
+/// that starts with a group 0008 element, as older writers produced. A deflated data set is inflated
+/// in memory as far as the recorded attributes; its Pixel Data offset is not recorded, as it would be
+/// an offset in the inflated bytes, not in the file.
 ///
 /// # Errors
 ///
-/// Returns a [`DicomError`] when the bytes are not DICOM, use a deflated transfer syntax, are
-/// truncated or malformed before Pixel Data, or lack the SOP Instance, Study Instance or Series
-/// Instance UID.
+/// Returns a [`DicomError`] when the bytes are not DICOM, are truncated or malformed before Pixel
+/// Data, hold a deflated data set that does not inflate, or lack the SOP Instance, Study Instance or
+/// Series Instance UID.
 pub fn read_header(bytes: &[u8]) -> Result<Header, DicomError> {
     let layout = locate(bytes)?;
     let mut found = Found::default();
     if !layout.meta.is_empty() {
-        read_file_meta(bytes, layout.meta.start, &mut found)?;
+        read_file_meta(bytes, layout.meta.start, layout.meta_syntax, &mut found)?;
     }
-    read_data_set(bytes, layout.data_set_start, layout.syntax, &mut found)?;
+    if layout.deflated {
+        return read_deflated(bytes, &layout, &found);
+    }
+    read_data_set(bytes, layout.data_set_start, layout.syntax, Until::PixelData, &mut found)?;
     build_header(&found, layout.transfer_syntax)
+}
+
+/// Inflates the deflated data set that follows the meta group a little at a time, until the
+/// recorded attributes have been read or the stream ends; `meta` holds the meta group's values.
+fn read_deflated(bytes: &[u8], layout: &Layout, meta: &Found<'_>) -> Result<Header, DicomError> {
+    let start = layout.data_set_start;
+    let deflate_error = |problem: String| DicomError::Deflate { offset: start, problem };
+    let mut inflater = Inflater::new(bytes.get(start..).unwrap_or_default());
+    let mut want = FIRST_INFLATE;
+    loop {
+        inflater.fill(want).map_err(deflate_error)?;
+        let inflated = inflater.out.as_slice();
+        let mut found = meta.clone();
+        // Some writers deflate an implicit VR data set; the inflated bytes are sniffed like plain ones.
+        let outcome = read_data_set(inflated, 0, sniff_little_endian(inflated, 0), Until::Recorded, &mut found);
+        match (outcome, inflater.end) {
+            (Ok(Stop::PastRecorded | Stop::PixelData), _) | (Ok(Stop::End), Some(StreamEnd::Complete)) => {
+                return build_header(&found, layout.transfer_syntax.clone());
+            }
+            (Ok(Stop::End) | Err(DicomError::Truncated { .. }), Some(StreamEnd::InputUsedUp)) => {
+                return Err(deflate_error(format!(
+                    "truncated: the compressed stream ends after {} inflated bytes, before its last block",
+                    inflated.len()
+                )));
+            }
+            // Only part of the stream is inflated yet: inflate more and read again.
+            (Ok(Stop::End) | Err(DicomError::Truncated { .. }), None) => {}
+            (Err(error), _) => return Err(DicomError::InInflated(Box::new(error))),
+        }
+        if want >= MAX_INFLATED {
+            return Err(deflate_error(format!(
+                "it inflates to more than {} MiB before the attributes the index reads end",
+                MAX_INFLATED >> 20
+            )));
+        }
+        want = want.saturating_mul(2).min(MAX_INFLATED);
+    }
+}
+
+/// How a deflate stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamEnd {
+    /// Its last block was inflated.
+    Complete,
+    /// The file ended before it did.
+    InputUsedUp,
+}
+
+/// Inflates a deflate stream (RFC 1951) on demand into memory.
+struct Inflater<'a> {
+    input: &'a [u8],
+    engine: Decompress,
+    out: Vec<u8>,
+    /// `None` while more may be inflated.
+    end: Option<StreamEnd>,
+}
+
+impl<'a> Inflater<'a> {
+    fn new(input: &'a [u8]) -> Inflater<'a> {
+        Inflater { input, engine: Decompress::new(has_zlib_header(input)), out: Vec::new(), end: None }
+    }
+
+    /// Inflates until `want` bytes are out or the stream ends. Every turn of the loop consumes input,
+    /// produces output or ends the stream, so it cannot spin.
+    fn fill(&mut self, want: usize) -> Result<(), String> {
+        while self.out.len() < want && self.end.is_none() {
+            let consumed = usize::try_from(self.engine.total_in()).unwrap_or(usize::MAX);
+            let rest = self.input.get(consumed..).unwrap_or_default();
+            self.out.reserve_exact(want - self.out.len());
+            let before = (self.engine.total_in(), self.engine.total_out());
+            let status = self
+                .engine
+                .decompress_vec(rest, &mut self.out, FlushDecompress::None)
+                .map_err(|e| format!("the compressed stream is corrupt ({e})"))?;
+            if status == Status::StreamEnd {
+                self.end = Some(StreamEnd::Complete);
+            } else if (self.engine.total_in(), self.engine.total_out()) == before {
+                self.end = Some(StreamEnd::InputUsedUp);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a deflated data set carries a zlib wrapper (RFC 1950), which PS3.5 §A.5 does not allow but
+/// some writers add. A zlib header is two bytes whose big endian value is a multiple of 31 with
+/// compression method 8. Raw deflate data that starts the same way begins with a stored block,
+/// whose length is followed by its ones' complement; such a block is taken as raw.
+fn has_zlib_header(input: &[u8]) -> bool {
+    let [cmf, flg, ..] = *input else {
+        return false;
+    };
+    let header = cmf & 0x0F == 8 && cmf >> 4 <= 7 && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0;
+    let stored_block = matches!(input.get(1..5), Some(&[a, b, c, d]) if a == !c && b == !d);
+    header && !stored_block
 }
 
 /// Where the parts of a DICOM file are and how its data set is encoded, as [`locate`] finds them.
 #[derive(Debug)]
 pub(crate) struct Layout {
+    /// How the data set is encoded; for a deflated one, once inflated.
     pub(crate) syntax: Syntax,
-    /// The Transfer Syntax UID from the meta group, or the one implied by a bare data set.
+    /// Whether the data set is deflated (PS3.5 §A.5): then it starts at `data_set_start` as a deflate
+    /// stream, not as elements.
+    pub(crate) deflated: bool,
+    /// The Transfer Syntax UID from the meta group, or the one implied by a bare data set or by a
+    /// meta group that names none.
     pub(crate) transfer_syntax: String,
     /// The byte range of the File Meta Information elements; empty for a bare data set.
     pub(crate) meta: Range<usize>,
+    /// How the meta group is encoded: explicit VR little endian (PS3.10 §7.1), or implicit where a
+    /// writer got that wrong.
+    pub(crate) meta_syntax: Syntax,
     pub(crate) data_set_start: usize,
 }
 
@@ -210,28 +343,45 @@ pub(crate) struct Layout {
 /// Accepts what [`read_header`] accepts; see there.
 pub(crate) fn locate(bytes: &[u8]) -> Result<Layout, DicomError> {
     let has_prefix = bytes.get(PREAMBLE_LEN..PREAMBLE_LEN + PREFIX.len()).is_some_and(|prefix| prefix == PREFIX);
-    if has_prefix {
-        let meta_start = PREAMBLE_LEN + PREFIX.len();
-        let mut found = Found::default();
-        let data_set_start = read_file_meta(bytes, meta_start, &mut found)?;
-        let transfer_syntax = found.get(TRANSFER_SYNTAX_UID).map(decode_uid).unwrap_or_default();
-        let syntax = match Syntax::from_uid(&transfer_syntax)? {
-            Syntax::ExplicitBig => Syntax::ExplicitBig,
-            _ => sniff_little_endian(bytes, data_set_start),
-        };
-        Ok(Layout { syntax, transfer_syntax, meta: meta_start..data_set_start, data_set_start })
-    } else if read_u16(bytes, 0, false) == Some(0x0008) {
-        // Old or non-conformant writers store the data set alone, without preamble or meta group,
-        // usually in implicit VR little endian, the DICOM default.
-        let syntax = sniff_little_endian(bytes, 0);
-        let uid = match syntax {
-            Syntax::ExplicitLittle => EXPLICIT_VR_LITTLE_ENDIAN,
-            _ => IMPLICIT_VR_LITTLE_ENDIAN,
-        };
-        Ok(Layout { syntax, transfer_syntax: uid.to_string(), meta: 0..0, data_set_start: 0 })
-    } else {
-        Err(DicomError::NotDicom)
-    }
+    // Some writers leave out the preamble and the prefix but keep the meta group. Its first element
+    // must then look explicit, so that other bytes that start 02 00 are not taken for DICOM.
+    let bare_meta =
+        read_u16(bytes, 0, false) == Some(0x0002) && sniff_little_endian(bytes, 0) == Syntax::ExplicitLittle;
+    let meta_start = match (has_prefix, bare_meta) {
+        (true, _) => PREAMBLE_LEN + PREFIX.len(),
+        (false, true) => 0,
+        (false, false) if read_u16(bytes, 0, false) == Some(0x0008) => {
+            // Old or non-conformant writers store the data set alone, without preamble or meta
+            // group, usually in implicit VR little endian, the DICOM default.
+            let syntax = sniff_little_endian(bytes, 0);
+            return Ok(Layout {
+                syntax,
+                deflated: false,
+                transfer_syntax: syntax.uid().to_string(),
+                meta: 0..0,
+                meta_syntax: Syntax::ExplicitLittle,
+                data_set_start: 0,
+            });
+        }
+        (false, false) => return Err(DicomError::NotDicom),
+    };
+    let meta_syntax = sniff_little_endian(bytes, meta_start);
+    let mut found = Found::default();
+    let data_set_start = read_file_meta(bytes, meta_start, meta_syntax, &mut found)?;
+    let named = found.get(TRANSFER_SYNTAX_UID).map(decode_uid).unwrap_or_default();
+    let deflated = matches!(
+        named.as_str(),
+        DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN | JPIP_REFERENCED_DEFLATE | JPIP_HTJ2K_REFERENCED_DEFLATE
+    );
+    let syntax = match Syntax::from_uid(&named) {
+        Syntax::ExplicitBig => Syntax::ExplicitBig,
+        // Sniffed once inflated.
+        _ if deflated => Syntax::ExplicitLittle,
+        _ => sniff_little_endian(bytes, data_set_start),
+    };
+    // A meta group without a Transfer Syntax UID: the data set shows how it is encoded.
+    let transfer_syntax = if named.is_empty() { syntax.uid().to_string() } else { named };
+    Ok(Layout { syntax, deflated, transfer_syntax, meta: meta_start..data_set_start, meta_syntax, data_set_start })
 }
 
 /// How the data set's elements are encoded.
@@ -243,19 +393,23 @@ pub(crate) enum Syntax {
 }
 
 impl Syntax {
-    fn from_uid(uid: &str) -> Result<Syntax, DicomError> {
+    /// How a Transfer Syntax UID says the data set is encoded. Every syntax but the two uncompressed
+    /// defaults and big endian encodes it in explicit VR little endian (PS3.5 §A.4, §A.5, after
+    /// inflating the deflated ones), so unknown UIDs are read that way too.
+    fn from_uid(uid: &str) -> Syntax {
         match uid {
-            "" => Err(DicomError::Missing { attribute: "Transfer Syntax UID", tag: TRANSFER_SYNTAX_UID }),
-            IMPLICIT_VR_LITTLE_ENDIAN => Ok(Syntax::ImplicitLittle),
-            EXPLICIT_VR_LITTLE_ENDIAN => Ok(Syntax::ExplicitLittle),
-            EXPLICIT_VR_BIG_ENDIAN => Ok(Syntax::ExplicitBig),
-            // Both of these compress the whole data set, which would have to be inflated first.
-            DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN | JPIP_REFERENCED_DEFLATE => {
-                Err(DicomError::UnsupportedTransferSyntax { uid: uid.to_string(), reason: "deflated" })
-            }
-            // Every other transfer syntax compresses only the pixel data and encodes the data set
-            // in explicit VR little endian (PS3.5 §A.4), so unknown UIDs are read that way too.
-            _ => Ok(Syntax::ExplicitLittle),
+            IMPLICIT_VR_LITTLE_ENDIAN => Syntax::ImplicitLittle,
+            EXPLICIT_VR_BIG_ENDIAN => Syntax::ExplicitBig,
+            _ => Syntax::ExplicitLittle,
+        }
+    }
+
+    /// The uncompressed transfer syntax of this encoding.
+    fn uid(self) -> &'static str {
+        match self {
+            Syntax::ImplicitLittle => IMPLICIT_VR_LITTLE_ENDIAN,
+            Syntax::ExplicitLittle => EXPLICIT_VR_LITTLE_ENDIAN,
+            Syntax::ExplicitBig => EXPLICIT_VR_BIG_ENDIAN,
         }
     }
 }
@@ -283,7 +437,7 @@ fn sniff_little_endian(bytes: &[u8], data_set_start: usize) -> Syntax {
 }
 
 /// The raw values of the recorded attributes, borrowed from the file, and where Pixel Data starts.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Found<'a> {
     values: Vec<(Tag, &'a [u8])>,
     pixel_data_offset: Option<u64>,
@@ -396,28 +550,64 @@ pub(crate) fn read_element(bytes: &[u8], pos: usize, syntax: Syntax) -> Result<E
     }
 }
 
-/// Reads the group 0002 File Meta Information that follows "DICM" and returns where the data set
-/// starts. The meta group is always explicit VR little endian (PS3.10 §7.1).
-fn read_file_meta<'a>(bytes: &'a [u8], start: usize, found: &mut Found<'a>) -> Result<usize, DicomError> {
+/// Reads the group 0002 File Meta Information that starts at `start` and returns where the data set
+/// starts. The meta group is explicit VR little endian (PS3.10 §7.1); `syntax` says otherwise only
+/// for writers that got that wrong.
+fn read_file_meta<'a>(
+    bytes: &'a [u8],
+    start: usize,
+    syntax: Syntax,
+    found: &mut Found<'a>,
+) -> Result<usize, DicomError> {
     // The group ends where the first element of another group begins. This is used rather than
     // (0002,0000) File Meta Information Group Length, which some writers get wrong.
     let mut pos = start;
     while read_u16(bytes, pos, false) == Some(0x0002) {
-        let element = read_element(bytes, pos, Syntax::ExplicitLittle)?;
+        let element = read_element(bytes, pos, syntax)?;
         if META_RECORDED.contains(&element.tag) && !element.has_undefined_length() {
             found.record(element.tag, element.value(bytes)?);
         }
-        pos = skip_value(bytes, &element, Syntax::ExplicitLittle, 0)?;
+        pos = skip_value(bytes, &element, syntax, 0)?;
     }
     Ok(pos)
 }
 
-/// Reads the top-level data set from `start`, recording the wanted attributes, and stops at Pixel
-/// Data or at the end of the bytes, whichever comes first.
-fn read_data_set<'a>(bytes: &'a [u8], start: usize, syntax: Syntax, found: &mut Found<'a>) -> Result<(), DicomError> {
+/// Where [`read_data_set`] may stop early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// At Pixel Data, whose offset is recorded once a defined length is found to fit in the bytes.
+    PixelData,
+    /// At the first top-level element past [`LAST_RECORDED`]: all that a deflated data set needs.
+    Recorded,
+}
+
+/// Where [`read_data_set`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    PixelData,
+    PastRecorded,
+    /// At the end of the bytes, or at zero padding that runs to the end.
+    End,
+}
+
+/// Reads the top-level data set from `start`, recording the wanted attributes, and stops as `until`
+/// says or at the end of the bytes, whichever comes first.
+fn read_data_set<'a>(
+    bytes: &'a [u8],
+    start: usize,
+    syntax: Syntax,
+    until: Until,
+    found: &mut Found<'a>,
+) -> Result<Stop, DicomError> {
     let mut pos = start;
     while pos < bytes.len() {
+        if is_zero_padding(bytes, pos) {
+            return Ok(Stop::End);
+        }
         let element = read_element(bytes, pos, syntax)?;
+        if until == Until::Recorded && element.tag > LAST_RECORDED {
+            return Ok(Stop::PastRecorded);
+        }
         pos = match element.tag {
             PIXEL_DATA => {
                 // A defined length can be checked cheaply; an undefined one (encapsulated pixel
@@ -426,7 +616,7 @@ fn read_data_set<'a>(bytes: &'a [u8], start: usize, syntax: Syntax, found: &mut 
                     element.value_end(bytes)?;
                 }
                 found.pixel_data_offset = Some(element.value_start as u64);
-                return Ok(());
+                return Ok(Stop::PixelData);
             }
             // Some writers leave a stray delimiter after a sequence; stepping over it is harmless.
             ITEM_DELIMITATION | SEQUENCE_DELIMITATION => element.value_start,
@@ -445,7 +635,13 @@ fn read_data_set<'a>(bytes: &'a [u8], start: usize, syntax: Syntax, found: &mut 
             _ => skip_value(bytes, &element, syntax, 0)?,
         };
     }
-    Ok(())
+    Ok(Stop::End)
+}
+
+/// Whether only zeros are left from `pos`. Some writers pad a file with zeros after its last element
+/// (to a block size, say); no data set element has the tag (0000,0000), so they end the data set.
+pub(crate) fn is_zero_padding(bytes: &[u8], pos: usize) -> bool {
+    bytes.get(pos..).is_some_and(|rest| rest.iter().all(|&b| b == 0))
 }
 
 /// Returns the offset just past `element`'s value. A defined length is simply stepped over, which
@@ -521,28 +717,69 @@ pub(crate) fn within(error: DicomError, enclosing: &ElementHeader) -> DicomError
     }
 }
 
-/// The character repertoire for text values, from (0008,0005) Specific Character Set.
+/// The character repertoire for text values, from (0008,0005) Specific Character Set (PS3.3
+/// §C.12.1.1.2), whose values may be several, the first one empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Charset {
-    /// `ISO_IR 100`. Also used, leniently, for the default repertoire (`ISO_IR 6`) and for sets
-    /// this reader does not know, so that stray high bytes still decode to something.
+    /// No Specific Character Set, or `ISO_IR 6`: ASCII. Writers often store other text all the
+    /// same; high bytes are read as UTF-8 where they form valid UTF-8, else as Latin-1.
+    Default,
+    /// `ISO_IR 100` (ISO 8859-1). Also used, leniently, for the sets this reader does not know, so
+    /// that stray high bytes still decode to something.
     Latin1,
+    /// Any `ISO 2022 …` set, with code extensions: its escape sequences (ECMA-35) are removed and the
+    /// rest read as Latin-1, which is right for `ISO 2022 IR 6` and `ISO 2022 IR 100`.
+    Iso2022,
     /// `ISO_IR 192`.
     Utf8,
 }
 
 impl Charset {
     pub(crate) fn from_value(value: Option<&[u8]>) -> Charset {
-        let first = value.and_then(|v| v.split(|&b| b == b'\\').next()).map(trim_text).unwrap_or_default();
-        if first == b"ISO_IR 192" { Charset::Utf8 } else { Charset::Latin1 }
+        let Some(value) = value else {
+            return Charset::Default;
+        };
+        let terms = || value.split(|&b| b == b'\\').map(trim_text);
+        if terms().any(|term| term == b"ISO_IR 192") {
+            Charset::Utf8
+        } else if terms().any(|term| term.starts_with(b"ISO 2022")) {
+            Charset::Iso2022
+        } else if terms().all(|term| term.is_empty() || term == b"ISO_IR 6") {
+            Charset::Default
+        } else {
+            Charset::Latin1
+        }
     }
 
     pub(crate) fn decode(self, bytes: &[u8]) -> String {
+        let latin1 = |bytes: &[u8]| bytes.iter().map(|&b| char::from(b)).collect();
         match self {
             Charset::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
-            Charset::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
+            Charset::Latin1 => latin1(bytes),
+            Charset::Iso2022 => latin1(&without_escape_sequences(bytes)),
+            Charset::Default => match std::str::from_utf8(bytes) {
+                Ok(text) => text.to_owned(),
+                Err(_) => latin1(bytes),
+            },
         }
     }
+}
+
+/// Removes ISO 2022 escape sequences: ESC, any intermediate bytes 0x20-0x2F, and a final byte
+/// (ECMA-35 §13.1). Each turn of the loop consumes at least one byte.
+fn without_escape_sequences(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let [first, tail @ ..] = rest {
+        if *first == 0x1B {
+            let intermediates = tail.iter().take_while(|b| (0x20..=0x2F).contains(*b)).count();
+            rest = tail.get(intermediates + 1..).unwrap_or_default();
+        } else {
+            out.push(*first);
+            rest = tail;
+        }
+    }
+    out
 }
 
 /// Removes the trailing space and NUL padding of an even-length value (PS3.5 §6.2).
@@ -583,10 +820,16 @@ fn build_header(found: &Found<'_>, transfer_syntax: String) -> Result<Header, Di
         value => value,
     };
     // PN, LO, SH and similar VRs use the Specific Character Set; DA, TM and CS are restricted to
-    // the default repertoire, which Latin-1 decodes identically.
+    // the default repertoire, which Latin-1 decodes identically. Each value of a multi-valued
+    // string loses its own padding; the backslashes between them stay.
     let text = |tag| {
         let value = found.get(tag).map(trim_text).unwrap_or_default();
-        charset.decode(value)
+        let text = charset.decode(value);
+        if text.contains('\\') {
+            text.split('\\').map(|v| v.trim_matches([' ', '\0'])).collect::<Vec<_>>().join("\\")
+        } else {
+            text
+        }
     };
     let code = |tag| Charset::Latin1.decode(found.get(tag).map(trim_text).unwrap_or_default());
     let integer = |tag| found.get(tag).and_then(parse_integer_string);
@@ -695,6 +938,15 @@ pub(crate) mod fixtures {
     /// The little endian Sequence Delimitation Item (FFFE,E0DD).
     pub(crate) fn seq_end() -> Vec<u8> {
         vec![0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]
+    }
+
+    /// The raw deflate stream (RFC 1951, no zlib header) of `data`, as PS3.5 §A.5 stores a deflated
+    /// data set after the meta group.
+    pub(crate) fn deflate(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
     }
 
     /// The 128-byte preamble, "DICM" and a File Meta Information group for `transfer_syntax`.
@@ -1111,11 +1363,190 @@ mod tests {
         assert_eq!(header.sop_instance_uid, "1.2.3.4.5.6");
     }
 
+    /// The data set of a small deflated CT instance, before deflating.
+    fn deflatable_data_set() -> Vec<u8> {
+        [
+            ex(0x0008, 0x0005, b"CS", b"ISO_IR 192"),        // (0008,0005) CS len 10: UTF-8
+            ex(0x0008, 0x0016, b"UI", CT_IMAGE_STORAGE),     // (0008,0016) UI len 26: SOP Class
+            ex(0x0008, 0x0018, b"UI", b"1.2.3.4.5.6\0"),     // (0008,0018) UI len 12: SOP Instance
+            ex(0x0008, 0x0060, b"CS", b"CT"),                // (0008,0060) CS len 2: Modality
+            ex_undefined(0x0008, 0x1115, b"SQ"),             // (0008,1115) SQ undefined: Ref. Series
+            item(u32::MAX),                                  //   (FFFE,E000) undefined: item
+            ex(0x0020, 0x000E, b"UI", b"9.9\0"),             //     (0020,000E) UI len 4: not top level
+            item_end(),                                      //   (FFFE,E00D): end of item
+            seq_end(),                                       // (FFFE,E0DD): end of sequence
+            ex(0x0010, 0x0010, b"PN", "Ærø^Åse".as_bytes()), // (0010,0010) PN len 10: UTF-8 name
+            ex(0x0020, 0x000D, b"UI", b"1.2.3.4\0"),         // (0020,000D) UI len 8: Study UID
+            ex(0x0020, 0x000E, b"UI", b"1.2.3.4.5\0"),       // (0020,000E) UI len 10: Series UID
+            ex(0x0028, 0x0008, b"IS", b"3 "),                // (0028,0008) IS len 2: Number of Frames
+            ex(0x0028, 0x0010, b"US", &[2, 0]),              // (0028,0010) US len 2: Rows = 2
+            ex(0x7FE0, 0x0010, b"OW", &[0; 24]),             // (7FE0,0010) OW len 24: Pixel Data
+        ]
+        .concat()
+    }
+
+    /// A deflate stream of `prefix`, then `mib` MiB of zeros, only a few KiB long: one sync-flushed
+    /// block of 1 MiB of zeros, made once the window holds only zeros, is repeated (its matches
+    /// then only reach back over zeros), and an empty final stored block ends the stream.
+    fn deflate_then_zeros(prefix: &[u8], mib: usize) -> Vec<u8> {
+        use flate2::{Compress, Compression, FlushCompress};
+        let mut compress = Compress::new(Compression::best(), false);
+        let mut sync = |input: &[u8]| {
+            let mut out = Vec::with_capacity(input.len() + 1024);
+            let before = compress.total_in();
+            compress.compress_vec(input, &mut out, FlushCompress::Sync).unwrap();
+            assert_eq!(compress.total_in() - before, input.len() as u64, "the whole input is compressed");
+            out
+        };
+        let zeros = vec![0; 1 << 20];
+        let mut stream = [sync(prefix), sync(&zeros)].concat();
+        let block = sync(&zeros);
+        for _ in 2..mib {
+            stream.extend_from_slice(&block);
+        }
+        stream.extend_from_slice(&[0x01, 0x00, 0x00, 0xFF, 0xFF]); // final stored block, length 0
+        stream
+    }
+
     #[test]
-    fn rejects_deflated_transfer_syntax() {
-        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), vec![0x78, 0x9C]].concat();
+    fn reads_deflated_explicit_vr_little_endian_file() {
+        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate(&deflatable_data_set())].concat();
+        let header = read_header(&file).unwrap();
+        assert_eq!(header.transfer_syntax, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN);
+        assert_eq!(header.sop_class_uid, "1.2.840.10008.5.1.4.1.1.2");
+        assert_eq!(header.sop_instance_uid, "1.2.3.4.5.6");
+        assert_eq!(header.study_instance_uid, "1.2.3.4");
+        assert_eq!(header.series_instance_uid, "1.2.3.4.5");
+        assert_eq!(header.patient_name, "Ærø^Åse");
+        assert_eq!(header.modality, "CT");
+        assert_eq!(header.number_of_frames, Some(3));
+        // An offset into the inflated bytes would mean nothing in the file.
+        assert_eq!(header.pixel_data_offset, None);
+    }
+
+    #[test]
+    fn reads_deflated_data_set_without_pixel_data_to_the_end_of_the_stream() {
+        let data_set = [
+            ex(0x0008, 0x0018, b"UI", b"1.2.3.4.5.6\0"), // (0008,0018) UI len 12: SOP Instance
+            ex(0x0020, 0x000D, b"UI", b"1.2.3.4\0"),     // (0020,000D) UI len 8: Study UID
+            ex(0x0020, 0x000E, b"UI", b"1.2.3.4.5\0"),   // (0020,000E) UI len 10: Series UID
+        ]
+        .concat();
+        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate(&data_set)].concat();
+        assert_eq!(read_header(&file).unwrap().series_instance_uid, "1.2.3.4.5");
+    }
+
+    #[test]
+    fn reads_deflated_data_set_in_a_zlib_wrapper() {
+        use std::io::Write;
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&deflatable_data_set()).unwrap();
+        let stream = zlib.finish().unwrap();
+        assert_eq!(stream[0], 0x78, "a zlib header starts the stream");
+        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), stream].concat();
+        assert_eq!(read_header(&file).unwrap().sop_instance_uid, "1.2.3.4.5.6");
+    }
+
+    #[test]
+    fn reads_deflated_implicit_data_set_mislabelled_as_explicit() {
+        let data_set = [
+            im(0x0008, 0x0018, b"1.2.3.4.5.6\0"), // (0008,0018) UI len 12: SOP Instance
+            im(0x0020, 0x000D, b"1.2.3.4\0"),     // (0020,000D) UI len 8: Study UID
+            im(0x0020, 0x000E, b"1.2.3.4.5\0"),   // (0020,000E) UI len 10: Series UID
+        ]
+        .concat();
+        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate(&data_set)].concat();
+        assert_eq!(read_header(&file).unwrap().study_instance_uid, "1.2.3.4");
+    }
+
+    #[test]
+    fn inflates_further_when_the_recorded_attributes_lie_deeper() {
+        let data_set = [
+            ex(0x0008, 0x0018, b"UI", b"1.2.3.4.5.6\0"), // (0008,0018) UI len 12: SOP Instance
+            ex(0x0009, 0x1010, b"OB", &vec![7; 300_000]), // (0009,1010) OB len 300000: private blob
+            ex(0x0020, 0x000D, b"UI", b"1.2.3.4\0"),     // (0020,000D) UI len 8: Study UID
+            ex(0x0020, 0x000E, b"UI", b"1.2.3.4.5\0"),   // (0020,000E) UI len 10: Series UID
+        ]
+        .concat();
+        assert!(data_set.len() > 4 * FIRST_INFLATE, "the first tries must fall short");
+        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate(&data_set)].concat();
+        assert_eq!(read_header(&file).unwrap().series_instance_uid, "1.2.3.4.5");
+    }
+
+    #[test]
+    fn stops_inflating_after_the_recorded_attributes() {
+        let prefix = [
+            ex(0x0008, 0x0018, b"UI", b"1.2.3.4.5.6\0"), // (0008,0018) UI len 12: SOP Instance
+            ex(0x0020, 0x000D, b"UI", b"1.2.3.4\0"),     // (0020,000D) UI len 8: Study UID
+            ex(0x0020, 0x000E, b"UI", b"1.2.3.4.5\0"),   // (0020,000E) UI len 10: Series UID
+            // (0029,1010) OB len 0x7FFFFFFE: a private blob that the zeros below only begin.
+            [&[0x29, 0x00, 0x10, 0x10][..], b"OB", &[0, 0], &0x7FFF_FFFEu32.to_le_bytes()].concat(),
+        ]
+        .concat();
+        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate_then_zeros(&prefix, 200)].concat();
+        assert!(file.len() < 1 << 20, "the fixture is small: {} bytes", file.len());
+        assert_eq!(read_header(&file).unwrap().series_instance_uid, "1.2.3.4.5");
+    }
+
+    #[test]
+    fn refuses_a_deflate_bomb_before_the_recorded_attributes() {
+        let prefix = [
+            ex(0x0008, 0x0018, b"UI", b"1.2.3.4.5.6\0"), // (0008,0018) UI len 12: SOP Instance
+            // (0009,1010) OB len 0x7FFFFFFE: a private blob of zeros before the Study UID.
+            [&[0x09, 0x00, 0x10, 0x10][..], b"OB", &[0, 0], &0x7FFF_FFFEu32.to_le_bytes()].concat(),
+        ]
+        .concat();
+        let mib = (MAX_INFLATED >> 20) + 8;
+        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate_then_zeros(&prefix, mib)].concat();
         let error = read_header(&file).unwrap_err();
-        assert_eq!(error.to_string(), "unsupported transfer syntax 1.2.840.10008.1.2.1.99 (deflated)");
+        assert_eq!(
+            error.to_string(),
+            "deflated data set at byte 242: it inflates to more than 64 MiB before the attributes the index reads end"
+        );
+    }
+
+    #[test]
+    fn reports_a_truncated_deflate_stream() {
+        let mut file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate(&deflatable_data_set())].concat();
+        file.truncate(file.len() - 40);
+        let message = read_header(&file).unwrap_err().to_string();
+        assert!(
+            message.starts_with("deflated data set at byte 242: truncated: the compressed stream ends"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn reports_a_corrupt_deflate_stream() {
+        // A block type of 3 is reserved (RFC 1951 §3.2.3): 0x07 is BFINAL = 1, BTYPE = 11.
+        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), vec![0x07, 0x00, 0x00, 0x00]].concat();
+        let message = read_header(&file).unwrap_err().to_string();
+        assert!(message.starts_with("deflated data set at byte 242: the compressed stream is corrupt"), "{message}");
+    }
+
+    #[test]
+    fn names_the_inflated_offset_of_a_malformed_element() {
+        let data_set = [
+            ex(0x0008, 0x0060, b"CS", b"CT"), // (0008,0060) CS len 2: Modality
+            ex(0x0008, 0x0070, b"lo", b"X "), // (0008,0070) "lo" len 2: not a VR
+        ]
+        .concat();
+        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate(&data_set)].concat();
+        let error = read_header(&file).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "in the inflated data set: malformed element (0008,0070) at byte 10: the VR is not two upper-case letters"
+        );
+    }
+
+    #[test]
+    fn tells_zlib_headers_from_raw_stored_blocks() {
+        assert!(has_zlib_header(&[0x78, 0x9C, 1, 2, 3, 4]));
+        assert!(has_zlib_header(&[0x78, 0x01, 1, 2, 3, 4]));
+        // 0x78 0x9C as a raw stored block: LEN 0x029C, NLEN its complement 0xFD63.
+        assert!(!has_zlib_header(&[0x78, 0x9C, 0x02, 0x63, 0xFD]));
+        assert!(!has_zlib_header(&[0x78, 0x9D, 1, 2, 3, 4])); // not a multiple of 31
+        assert!(!has_zlib_header(&[0x78]));
     }
 
     #[test]
@@ -1169,6 +1600,181 @@ mod tests {
     }
 
     #[test]
+    fn reads_every_encapsulated_transfer_syntax_as_explicit_little_endian() {
+        for syntax in [
+            "1.2.840.10008.1.2.4.50",  // JPEG Baseline
+            "1.2.840.10008.1.2.4.51",  // JPEG Extended
+            "1.2.840.10008.1.2.4.57",  // JPEG Lossless
+            "1.2.840.10008.1.2.4.70",  // JPEG Lossless SV1
+            "1.2.840.10008.1.2.4.80",  // JPEG-LS Lossless
+            "1.2.840.10008.1.2.4.81",  // JPEG-LS Near-Lossless
+            "1.2.840.10008.1.2.4.90",  // JPEG 2000 Lossless
+            "1.2.840.10008.1.2.4.91",  // JPEG 2000
+            "1.2.840.10008.1.2.4.201", // HTJ2K Lossless
+            "1.2.840.10008.1.2.4.100", // MPEG2 Main Profile
+            "1.2.840.10008.1.2.5",     // RLE Lossless
+            "1.2.840.10008.1.2.1.98",  // Encapsulated Uncompressed Explicit VR Little Endian
+        ] {
+            let before_pixel_data = [part10(syntax), uids_ex()].concat();
+            let file = [
+                before_pixel_data.clone(),
+                ex_undefined(0x7FE0, 0x0010, b"OB"), // (7FE0,0010) OB undefined: Pixel Data
+                item(0),                             // (FFFE,E000) len 0: Basic Offset Table
+                item(2),                             // (FFFE,E000) len 2: a fragment
+                vec![0xAB, 0xCD],                    //   fragment bytes
+                seq_end(),                           // (FFFE,E0DD): end of fragments
+            ]
+            .concat();
+            let header = read_header(&file).unwrap_or_else(|e| panic!("{syntax}: {e}"));
+            assert_eq!(header.transfer_syntax, syntax);
+            assert_eq!(header.sop_instance_uid, "1.2.3.4.5.6", "{syntax}");
+            assert_eq!(header.pixel_data_offset, Some(before_pixel_data.len() as u64 + 12), "{syntax}");
+        }
+    }
+
+    #[test]
+    fn reads_meta_group_without_preamble() {
+        let with_preamble = [part10(EXPLICIT_VR_LITTLE_ENDIAN), uids_ex()].concat();
+        let file = with_preamble[132..].to_vec(); // (0002,0000) first: no preamble, no "DICM"
+        let header = read_header(&file).unwrap();
+        assert_eq!(header.transfer_syntax, EXPLICIT_VR_LITTLE_ENDIAN);
+        assert_eq!(header.sop_class_uid, "1.2.840.10008.5.1.4.1.1.2"); // from (0002,0002)
+        assert_eq!(header.series_instance_uid, "1.2.3.4.5");
+    }
+
+    #[test]
+    fn reads_implicit_meta_group_and_meta_group_without_transfer_syntax() {
+        let implicit_meta = [
+            vec![0; 128],
+            b"DICM".to_vec(),
+            im(0x0002, 0x0003, b"1.2.3.4.5.6\0"), // (0002,0003) implicit len 12: SOP Inst.
+            im(0x0002, 0x0010, b"1.2.840.10008.1.2\0"), // (0002,0010) implicit len 18: syntax
+            im(0x0020, 0x000D, b"1.2.3.4\0"),     // (0020,000D) UI len 8: Study UID
+            im(0x0020, 0x000E, b"1.2.3.4.5\0"),   // (0020,000E) UI len 10: Series UID
+        ]
+        .concat();
+        let header = read_header(&implicit_meta).unwrap();
+        assert_eq!(header.transfer_syntax, IMPLICIT_VR_LITTLE_ENDIAN);
+        assert_eq!(header.sop_instance_uid, "1.2.3.4.5.6");
+
+        let no_syntax = [
+            vec![0; 128],
+            b"DICM".to_vec(),
+            ex(0x0002, 0x0003, b"UI", b"1.2.3.4.5.6\0"), // (0002,0003) UI len 12: SOP Instance
+            im(0x0020, 0x000D, b"1.2.3.4\0"),            // (0020,000D) implicit len 8: Study UID
+            im(0x0020, 0x000E, b"1.2.3.4.5\0"),          // (0020,000E) implicit len 10: Series
+        ]
+        .concat();
+        let header = read_header(&no_syntax).unwrap();
+        assert_eq!(header.transfer_syntax, IMPLICIT_VR_LITTLE_ENDIAN, "sniffed from the data set");
+        assert_eq!(header.series_instance_uid, "1.2.3.4.5");
+    }
+
+    #[test]
+    fn bytes_starting_like_a_meta_group_but_not_explicit_are_not_dicom() {
+        assert_eq!(read_header(&[0x02, 0x00, 0x10, 0x00, 0x01, 0x02, 0x03, 0x04]).unwrap_err(), DicomError::NotDicom);
+    }
+
+    #[test]
+    fn zero_padding_after_the_last_element_ends_the_data_set() {
+        let file = [
+            part10(EXPLICIT_VR_LITTLE_ENDIAN),
+            uids_ex(),
+            ex(0x0040, 0xA040, b"CS", b"TEXT"), // (0040,A040) CS len 4: Value Type, an SR
+            vec![0; 37],                        // zeros to a block size, odd
+        ]
+        .concat();
+        assert_eq!(read_header(&file).unwrap().sop_instance_uid, "1.2.3.4.5.6");
+        let trailing_padding = [
+            part10(EXPLICIT_VR_LITTLE_ENDIAN),
+            uids_ex(),
+            ex(0xFFFC, 0xFFFC, b"OB", &[0; 16]), // (FFFC,FFFC) OB len 16: Data Set Trailing Padding
+        ]
+        .concat();
+        assert_eq!(read_header(&trailing_padding).unwrap().sop_instance_uid, "1.2.3.4.5.6");
+    }
+
+    #[test]
+    fn reads_undefined_length_sequences_in_big_endian() {
+        let be_item = |length: u32| [&[0xFF, 0xFE, 0xE0, 0x00][..], &length.to_be_bytes()].concat();
+        let file = [
+            part10(EXPLICIT_VR_BIG_ENDIAN),
+            ex_be(0x0008, 0x0018, b"UI", b"1.2.3.4.5.6\0"), // (0008,0018) UI len 12: SOP Instance
+            [&[0x00, 0x08, 0x11, 0x15][..], b"SQ", &[0, 0], &[0xFF; 4]].concat(), // (0008,1115) SQ undef.
+            be_item(u32::MAX),                              //   (FFFE,E000) undefined: item
+            ex_be(0x0020, 0x000E, b"UI", b"9.9\0"),         //     (0020,000E) UI len 4: nested
+            vec![0xFF, 0xFE, 0xE0, 0x0D, 0, 0, 0, 0],       //   (FFFE,E00D): end of item
+            be_item(10),                                    //   (FFFE,E000) len 10: defined item
+            ex_be(0x0008, 0x0060, b"CS", b"MR"),            //     (0008,0060) CS len 2
+            vec![0xFF, 0xFE, 0xE0, 0xDD, 0, 0, 0, 0],       // (FFFE,E0DD): end of sequence
+            ex_be(0x0020, 0x000D, b"UI", b"1.2.3.4\0"),     // (0020,000D) UI len 8: Study UID
+            ex_be(0x0020, 0x000E, b"UI", b"1.2.3.4.5\0"),   // (0020,000E) UI len 10: Series UID
+        ]
+        .concat();
+        let header = read_header(&file).unwrap();
+        assert_eq!(header.series_instance_uid, "1.2.3.4.5");
+        assert_eq!(header.modality, "", "a nested Modality is not the instance's");
+    }
+
+    #[test]
+    fn reads_explicit_private_sequences_nested_in_private_sequences() {
+        let file = [
+            part10(EXPLICIT_VR_LITTLE_ENDIAN),
+            uids_ex(),
+            ex(0x0029, 0x0010, b"LO", b"ACME 1.0"), // (0029,0010) LO len 8: Private Creator
+            ex_undefined(0x0029, 0x1001, b"SQ"),    // (0029,1001) SQ undefined: private
+            item(u32::MAX),                         //   (FFFE,E000) undefined: item
+            ex_undefined(0x0029, 0x1002, b"SQ"),    //     (0029,1002) SQ undefined: private
+            item(u32::MAX),                         //       (FFFE,E000) undefined: item
+            ex(0x0029, 0x1003, b"OB", &[1, 2, 3]),  //         (0029,1003) OB len 3 (odd)
+            ex(0x0029, 0x1004, b"SQ", &[]),         //         (0029,1004) SQ len 0: empty
+            item_end(),                             //       (FFFE,E00D)
+            seq_end(),                              //     (FFFE,E0DD)
+            item_end(),                             //   (FFFE,E00D)
+            seq_end(),                              // (FFFE,E0DD)
+            ex(0x0040, 0x0254, b"LO", b"Chest "),   // (0040,0254) LO len 6: after the sequences
+            ex(0x7FE0, 0x0010, b"OB", &[0; 2]),     // (7FE0,0010) OB len 2: Pixel Data
+        ]
+        .concat();
+        let header = read_header(&file).unwrap();
+        assert_eq!(header.pixel_data_offset, Some(file.len() as u64 - 2));
+    }
+
+    #[test]
+    fn decodes_multi_valued_strings_and_character_sets() {
+        let file = |charset: &[u8], name: &[u8]| {
+            [
+                part10(EXPLICIT_VR_LITTLE_ENDIAN),
+                ex(0x0008, 0x0005, b"CS", charset), // (0008,0005) CS: Specific Character Set
+                uids_ex(),
+                ex(0x0008, 0x103E, b"LO", b"AX \\ T1 "), // (0008,103E) LO len 8: two values, padded
+                ex(0x0010, 0x0010, b"PN", name),         // (0010,0010) PN: Patient Name
+            ]
+            .concat()
+        };
+        let header = read_header(&file(b"ISO_IR 100", b"Gr\xFCn^Eva")).unwrap();
+        assert_eq!(header.series_description, "AX\\T1", "each value trimmed");
+        assert_eq!(header.patient_name, "Grün^Eva");
+        // Code extensions: the first value is empty (default repertoire), escapes are dropped.
+        let name = b"\x1B-AGr\xFCn^Eva\x1B(B";
+        assert_eq!(read_header(&file(b"\\ISO 2022 IR 100", name)).unwrap().patient_name, "Grün^Eva");
+        assert_eq!(read_header(&file(b"ISO 2022 IR 6\\ISO 2022 IR 100", name)).unwrap().patient_name, "Grün^Eva");
+        // UTF-8 named second still wins.
+        let utf8 = "Grün^Eva".as_bytes();
+        assert_eq!(read_header(&file(b"ISO_IR 100\\ISO_IR 192", utf8)).unwrap().patient_name, "Grün^Eva");
+        // UTF-8 written under the default repertoire is read as UTF-8.
+        assert_eq!(read_header(&file(b"ISO_IR 6", utf8)).unwrap().patient_name, "Grün^Eva");
+        assert_eq!(read_header(&file(b"", utf8)).unwrap().patient_name, "Grün^Eva");
+    }
+
+    #[test]
+    fn removes_escape_sequences_even_when_cut_short() {
+        assert_eq!(without_escape_sequences(b"a\x1B$)Cb\x1B(Bc"), b"abc");
+        assert_eq!(without_escape_sequences(b"a\x1B$"), b"a");
+        assert_eq!(without_escape_sequences(b"\x1B"), b"");
+    }
+
+    #[test]
     fn survives_random_mutations() {
         let fixtures = [
             explicit_little_endian_file(),
@@ -1187,8 +1793,9 @@ mod tests {
                 ex_undefined(0x7FE0, 0x0010, b"OB"), // (7FE0,0010) OB undefined: Pixel Data
             ]
             .concat(),
+            [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate(&deflatable_data_set())].concat(),
         ];
-        mutate_each(&fixtures, 6000, |file| {
+        mutate_each(&fixtures, 8000, |file| {
             let _ = read_header(file);
         });
     }

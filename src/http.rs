@@ -2,7 +2,7 @@
 //! `server.rs` converts between these and tiny_http.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{self, Read, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -35,9 +35,20 @@ pub enum Body {
     /// A body produced while it is sent, of a length known in advance.
     Stream {
         len: u64,
-        reader: Box<dyn Read + Send>,
+        reader: Box<dyn Source>,
     },
 }
+
+/// A streamed body: readable in small pieces, or written out whole in as few and as large writes as its
+/// source allows (the server's fast path for large responses).
+pub trait Source: Read + Send {
+    fn write_to(&mut self, out: &mut dyn Write) -> io::Result<u64> {
+        io::copy(self, out)
+    }
+}
+
+impl Source for io::Empty {}
+impl Source for io::Cursor<Vec<u8>> {}
 
 impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -9,7 +9,7 @@
 //! request line or header block: the timeouts bound how long a connection can hold that thread, and the
 //! limits below are checked once tiny_http has parsed a request.
 
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -170,6 +170,9 @@ fn saturated() -> Response {
         .with_header("Retry-After", RETRY_AFTER_SECS.to_string())
 }
 
+/// Streamed bodies at least this long are written by `write_large`.
+const LARGE_BODY: u64 = 64 * 1024;
+
 fn respond(raw: tiny_http::Request, mut resp: Response) {
     resp.headers.extend(
         [
@@ -183,6 +186,11 @@ fn respond(raw: tiny_http::Request, mut resp: Response) {
         ]
         .map(|(n, v)| (n.to_string(), v.to_string())),
     );
+    let large = matches!(resp.body, Body::Stream { len, .. } if len >= LARGE_BODY);
+    // tiny_http gives every 204 a `Content-Length: 0`, which RFC 9110 §8.6 forbids; write those ourselves too.
+    if (large || resp.status == 204) && raw.http_version() == &tiny_http::HTTPVersion(1, 1) {
+        return write_raw(raw, resp);
+    }
     let headers: Vec<tiny_http::Header> = resp
         .headers
         .iter()
@@ -194,7 +202,7 @@ fn respond(raw: tiny_http::Request, mut resp: Response) {
             let n = b.len();
             (Box::new(Cursor::new(b)), n)
         }
-        Body::Stream { len, reader } => (reader, usize::try_from(len).unwrap_or(usize::MAX)),
+        Body::Stream { len, reader } => (Box::new(reader), usize::try_from(len).unwrap_or(usize::MAX)),
     };
     // tiny_http switches bodies of 32 KiB and more to chunked encoding unless told otherwise; the length is
     // known, so send it (SPEC §5.3 wants Content-Length on every retrieve).
@@ -202,6 +210,53 @@ fn respond(raw: tiny_http::Request, mut resp: Response) {
         .with_chunked_threshold(usize::MAX);
     // A client that went away mid-response is not our error; note it and go on.
     if let Err(e) = raw.respond(response) {
+        log::debug!("response not completed: {e}");
+    }
+}
+
+/// Writes a response on the connection itself. For large streamed bodies: tiny_http would copy them through
+/// an 8 KiB buffer, one system call per 8 KiB, while their source can hand the socket whole megabytes straight
+/// from the memory maps. The connection stays tiny_http's: it reads the next request once this writer is
+/// dropped, which keep-alive needs, and the response is complete HTTP/1.1 with its length. A body cut short
+/// (a client gone, a file truncated) leaves the client waiting for the rest until the read timeout closes
+/// the connection.
+fn write_raw(raw: tiny_http::Request, resp: Response) {
+    let len = resp.body_len();
+    let mut reader: Box<dyn crate::http::Source> = match resp.body {
+        Body::Stream { reader, .. } => reader,
+        Body::Bytes(b) => Box::new(Cursor::new(b)),
+        Body::Empty => Box::new(std::io::empty()),
+    };
+    // RFC 9110 §6.4.1: no content in a response to HEAD, nor in a 204 or a 304.
+    let head_only = raw.method() == &tiny_http::Method::Head || resp.status == 204 || resp.status == 304;
+    let closing =
+        raw.headers().iter().any(|h| h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close"));
+    let status = tiny_http::StatusCode(resp.status);
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nDate: {}\r\n",
+        resp.status,
+        status.default_reason_phrase(),
+        crate::time::http_date(crate::time::now_secs())
+    );
+    for (name, value) in &resp.headers {
+        // Header values are ours, but never let one end the header block early.
+        if !name.contains(['\r', '\n', ':']) && !value.contains(['\r', '\n']) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    if closing {
+        head.push_str("Connection: close\r\n");
+    }
+    if resp.status != 204 {
+        head.push_str(&format!("Content-Length: {len}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut writer = raw.into_writer();
+    let sent = writer
+        .write_all(head.as_bytes())
+        .and_then(|()| if head_only { Ok(0) } else { reader.write_to(&mut writer) })
+        .and_then(|n| writer.flush().map(|()| n));
+    if let Err(e) = sent {
         log::debug!("response not completed: {e}");
     }
 }

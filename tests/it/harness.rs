@@ -223,11 +223,19 @@ pub struct Launch {
     config: PathBuf,
     env: Vec<(String, String)>,
     args: Vec<String>,
+    listen: String,
 }
 
 impl Launch {
     pub fn new(config: impl Into<PathBuf>) -> Launch {
-        Launch { config: config.into(), env: Vec::new(), args: Vec::new() }
+        Launch { config: config.into(), env: Vec::new(), args: Vec::new(), listen: "127.0.0.1:0".into() }
+    }
+
+    /// Listens on `addr` instead of `127.0.0.1:0`. Whatever the server binds, the tests still reach it on
+    /// 127.0.0.1 only: a wildcard address (`0.0.0.0:0`) is reached through loopback at the bound port.
+    pub fn listen(mut self, addr: &str) -> Launch {
+        self.listen = addr.to_string();
+        self
     }
 
     pub fn env(mut self, name: &str, value: &str) -> Launch {
@@ -240,7 +248,8 @@ impl Launch {
         self
     }
 
-    /// Starts the binary with `--config FILE --listen 127.0.0.1:0` and waits for its `listening on` line.
+    /// Starts the binary with `--config FILE --listen 127.0.0.1:0` (or the address given to `listen`) and
+    /// waits for its `listening on` line.
     pub fn start(self) -> Server {
         Server::start(self)
     }
@@ -308,7 +317,7 @@ pub struct Server {
 impl Server {
     fn start(launch: Launch) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_smart-imaging"));
-        cmd.arg("--config").arg(&launch.config).args(["--listen", "127.0.0.1:0"]).args(&launch.args);
+        cmd.arg("--config").arg(&launch.config).args(["--listen", launch.listen.as_str()]).args(&launch.args);
         cmd.env_remove(KEY_VAR).env("RUST_LOG", "info");
         for (name, value) in &launch.env {
             cmd.env(name, value);
@@ -353,7 +362,9 @@ impl Server {
                 panic!("server did not start: {why}\n--- command: {command}\n--- log:\n{}", log.text());
             }
         };
-        let addr: SocketAddr = match addr.parse() {
+        let addr: SocketAddr = match addr.parse::<SocketAddr>() {
+            // A server bound to every interface is still only ever talked to over loopback.
+            Ok(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
             Ok(a) => a,
             Err(e) => {
                 let _ = child.kill();
@@ -372,6 +383,29 @@ impl Server {
     /// The absolute URL of a path on this server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The address the tests reach the server at (always a loopback address).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The process id of the server, for signals and `/proc/<pid>/…`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the server to exit on its own and returns its status; `None` if it is
+    /// still running then (drop still kills it).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) | Err(_) => return None,
+            }
+        }
     }
 
     /// The server's log (its stderr) so far.
