@@ -78,7 +78,7 @@ impl Response {
 
     pub fn json(status: u16, content_type: &str, value: &serde_json::Value) -> Response {
         // Serialising a Value cannot fail: its keys are strings.
-        let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+        let body = serde_json::to_vec(value).unwrap_or_default();
         Response::bytes(status, content_type, body)
     }
 

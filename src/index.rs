@@ -158,8 +158,11 @@ pub struct Index {
 impl Index {
     pub fn load(path: &Path) -> Result<Index, IndexError> {
         let text = std::fs::read_to_string(path).map_err(|e| IndexError::Read(path.to_path_buf(), e))?;
-        let file: IndexFile =
-            toml::from_str(&text).map_err(|e| IndexError::Parse(path.to_path_buf(), e.to_string()))?;
+        let file = match crate::indexfast::parse(&text) {
+            Some(file) => file,
+            None => toml::from_str(&text).map_err(|e| IndexError::Parse(path.to_path_buf(), e.to_string()))?,
+        };
+        drop(text);
         let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Index::new(file, root).map_err(|e| IndexError::Invalid(path.to_path_buf(), e))
     }

@@ -3,12 +3,15 @@
 //!
 //! Invariants: a file that cannot be read or is not DICOM is reported (path and reason) and skipped, never
 //! fatal; the index written is deterministic for the same files (set `SOURCE_DATE_EPOCH` to fix its time);
-//! paths in it are relative to the index file's folder and never climb out of it.
+//! paths in it are relative to the index file's folder and never climb out of it. Files are read through a
+//! memory map and only as far as their header (`dicom::read_header`), never whole into memory. `check`
+//! fails only when the index no longer describes a file; a file that was merely touched is named.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::dicom::{Header, read_header};
 use crate::index::{Index, IndexFile, Instance, Series, Study};
@@ -19,13 +22,93 @@ use crate::time::{format_rfc3339, now_secs};
 pub struct Summary {
     pub indexed: usize,
     pub studies: usize,
+    /// Files that could not be read or are not DICOM.
     pub skipped: usize,
+    /// Files holding a SOP Instance UID that an earlier file (in path order) already holds.
     pub duplicates: usize,
+    /// Every file looked at, and their bytes on disk.
+    pub files: usize,
+    pub bytes: u64,
+    pub elapsed: Duration,
 }
 
-/// Indexes every file under `dir` into `out`. Problems with single files go to `report`; the error is for
-/// the run as a whole (the folder or the output cannot be used).
-pub fn index_dir(dir: &Path, out: &Path, report: &mut dyn Write) -> Result<Summary, String> {
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.elapsed.as_secs_f64().max(1e-6);
+        let megabytes = self.bytes as f64 / 1e6;
+        write!(
+            f,
+            "indexed {} files in {} studies; skipped {} unreadable, {} duplicates; \
+             read {} files ({megabytes:.1} MB) in {seconds:.2} s: {:.0} files/s, {:.1} MB/s",
+            self.indexed,
+            self.studies,
+            self.skipped,
+            self.duplicates,
+            self.files,
+            self.files as f64 / seconds,
+            megabytes / seconds,
+        )
+    }
+}
+
+/// The progress line of a long run, kept on a terminal's stderr: redrawn in place with `\r` at most every
+/// [`Progress::EVERY`], and erased before any other line is written so that lines never mix.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    drawn: Option<Instant>,
+    /// Whether a progress line is on the screen now.
+    shown: bool,
+}
+
+impl Progress {
+    const EVERY: Duration = Duration::from_millis(250);
+
+    fn new(enabled: bool) -> Progress {
+        Progress { enabled, started: Instant::now(), drawn: None, shown: false }
+    }
+
+    /// Redraws the line with `text()` when the last drawing is old enough.
+    fn tick(&mut self, out: &mut dyn Write, text: impl FnOnce(Duration) -> String) {
+        if !self.enabled || self.drawn.is_some_and(|at| at.elapsed() < Self::EVERY) {
+            return;
+        }
+        self.drawn = Some(Instant::now());
+        // `\x1b[K` erases what a longer earlier line left to the right.
+        let _ = write!(out, "\r{}\x1b[K", text(self.started.elapsed()));
+        let _ = out.flush();
+        self.shown = true;
+    }
+
+    /// Writes one line of its own, first erasing the progress line.
+    fn line(&mut self, out: &mut dyn Write, line: fmt::Arguments<'_>) {
+        self.clear(out);
+        let _ = writeln!(out, "{line}");
+    }
+
+    fn clear(&mut self, out: &mut dyn Write) {
+        if self.shown {
+            let _ = write!(out, "\r\x1b[K");
+            let _ = out.flush();
+            self.shown = false;
+        }
+    }
+}
+
+/// The text of the progress line.
+fn progress_text(done: usize, total: usize, bytes: u64, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64().max(1e-6);
+    format!(
+        "indexing: {done}/{total} files, {:.0} files/s, {:.1} MB/s",
+        done as f64 / seconds,
+        bytes as f64 / 1e6 / seconds
+    )
+}
+
+/// Indexes every file under `dir` into `out`. Problems with single files go to `report`, one line each; with
+/// `progress` (for a terminal) a progress line is kept there too. The error is for the run as a whole (the
+/// folder or the output cannot be used).
+pub fn index_dir(dir: &Path, out: &Path, report: &mut dyn Write, progress: bool) -> Result<Summary, String> {
     let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
     if !dir.is_dir() {
         return Err(format!("{} is not a folder", dir.display()));
@@ -45,41 +128,51 @@ pub fn index_dir(dir: &Path, out: &Path, report: &mut dyn Write) -> Result<Summa
     }
     let out_file = out_dir.join(out.file_name().unwrap_or_default());
 
+    let mut progress = Progress::new(progress);
     let mut files = Vec::new();
-    walk(&dir, &mut files, report);
+    walk(&dir, &mut files, report, &mut progress);
+    files.retain(|path| *path != out_file);
     files.sort();
 
     let mut summary = Summary::default();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut studies: BTreeMap<String, Study> = BTreeMap::new();
-    for path in files {
-        if path == out_file {
-            continue;
-        }
-        let (header, size, mtime) = match read_file(&path) {
+    for path in &files {
+        summary.files += 1;
+        let read = read_file(path);
+        summary.bytes += match &read {
+            Ok((_, size, _)) => *size,
+            Err(_) => std::fs::symlink_metadata(path).map_or(0, |m| m.len()),
+        };
+        progress.tick(report, |elapsed| progress_text(summary.files, files.len(), summary.bytes, elapsed));
+        let (header, size, mtime) = match read {
             Ok(v) => v,
             Err(why) => {
-                let _ = writeln!(report, "{}: {why}", path.display());
+                progress.line(report, format_args!("{}: {why}", path.display()));
                 summary.skipped += 1;
                 continue;
             }
         };
         if let Some(first) = seen.get(&header.sop_instance_uid) {
-            let _ = writeln!(
+            progress.line(
                 report,
-                "{}: duplicate of {} (SOP Instance UID {}), skipped",
-                path.display(),
-                first.display(),
-                header.sop_instance_uid
+                format_args!(
+                    "{}: duplicate of {} (SOP Instance UID {}), skipped",
+                    path.display(),
+                    first.display(),
+                    header.sop_instance_uid
+                ),
             );
             summary.duplicates += 1;
             continue;
         }
         seen.insert(header.sop_instance_uid.clone(), path.clone());
-        let rel = relative(&out_dir, &path);
+        let rel = relative(&out_dir, path);
         add(&mut studies, header, rel, size, mtime);
         summary.indexed += 1;
     }
+    progress.clear(report);
+    summary.elapsed = progress.started.elapsed();
 
     let mut file = IndexFile { written: written_time(), studies: studies.into_values().collect() };
     for study in &mut file.studies {
@@ -94,31 +187,42 @@ pub fn index_dir(dir: &Path, out: &Path, report: &mut dyn Write) -> Result<Summa
     Ok(summary)
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, report: &mut dyn Write) {
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, report: &mut dyn Write, progress: &mut Progress) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            let _ = writeln!(report, "{}: cannot list folder: {e}", dir.display());
+            progress.line(report, format_args!("{}: cannot list folder: {e}", dir.display()));
             return;
         }
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        // Symbolic links are not followed, so a link cannot take the index outside the folder or into a loop.
+        // Symbolic links are not followed, so a link cannot take the index outside the folder or into a loop;
+        // nor are FIFOs, sockets and devices, which could block a read forever.
         match entry.file_type() {
-            Ok(t) if t.is_dir() => walk(&path, files, report),
-            Ok(t) if t.is_file() => files.push(path),
+            Ok(t) if t.is_dir() => walk(&path, files, report, progress),
+            Ok(t) if t.is_file() => {
+                files.push(path);
+                progress.tick(report, |_| format!("finding files: {}", files.len()));
+            }
             _ => {}
         }
     }
 }
 
+/// Reads a file's header through a memory map: only the pages up to the header are ever touched.
 fn read_file(path: &Path) -> Result<(Header, u64, u64), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if meta.len() == 0 {
+        return Err("not DICOM: the file is empty".into());
+    }
     let map = crate::mmap::map_file(path).map_err(|e| format!("cannot read: {e}"))?;
     let header = read_header(&map).map_err(|e| e.to_string())?;
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
-    Ok((header, meta.len(), mtime))
+    Ok((header, meta.len(), mtime_secs(&meta)))
+}
+
+fn mtime_secs(meta: &std::fs::Metadata) -> u64 {
+    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
 }
 
 fn relative(base: &Path, path: &Path) -> String {
@@ -189,42 +293,98 @@ fn written_time() -> String {
     format_rfc3339(secs)
 }
 
-/// What `check` found for the files of an index.
+/// What `check` found for the files of an index, one line per file, each starting with what happened.
 #[derive(Debug, Default)]
 pub struct CheckReport {
-    /// Files that cannot be served as indexed: missing, another size, not the indexed instance.
+    /// Files that the index no longer describes: `missing: PATH`, `unreadable: PATH: …` and `changed: PATH: …`.
+    /// Any of these makes `check` fail: serving would send something other than what the index says.
     pub problems: Vec<String>,
-    /// Files whose modification time differs but whose size and header still match (a fresh copy or clone
-    /// of the same files looks like this).
-    pub notes: Vec<String>,
+    /// `touched: PATH: …`: files modified since they were indexed whose size and header still match the
+    /// index. They are served correctly, so they do not fail `check`: a fresh copy or clone of the same files
+    /// looks like this. Re-index to record the new times.
+    pub touched: Vec<String>,
 }
 
-/// Verifies every indexed file: present, the indexed size, a readable DICOM header for the same instance,
-/// and the indexed modification time.
+/// Verifies every indexed file: present, the indexed size, a readable DICOM header that still says what the
+/// index recorded, and the indexed modification time.
 pub fn check_index(index: &Index) -> CheckReport {
     let mut report = CheckReport::default();
     for study in index.studies() {
-        for inst in study.series.iter().flat_map(|s| &s.instances) {
-            let path = index.file_path(inst);
-            match check_file(&path, inst) {
-                Err(why) => report.problems.push(format!("{}: {why}", path.display())),
-                Ok(Some(note)) => report.notes.push(format!("{}: {note}", path.display())),
-                Ok(None) => {}
+        for series in &study.series {
+            for inst in &series.instances {
+                let path = index.file_path(inst);
+                match check_file(&path, (study, series, inst)) {
+                    Finding::Sound => {}
+                    Finding::Missing => report.problems.push(format!("missing: {}", path.display())),
+                    Finding::Unreadable(why) => report.problems.push(format!("unreadable: {}: {why}", path.display())),
+                    Finding::Changed(why) => report.problems.push(format!("changed: {}: {why}", path.display())),
+                    Finding::Touched(why) => report.touched.push(format!("touched: {}: {why}", path.display())),
+                }
             }
         }
     }
     report
 }
 
-fn check_file(path: &Path, inst: &Instance) -> Result<Option<String>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("missing or unreadable: {e}"))?;
+/// What became of one indexed file.
+#[derive(Debug, PartialEq)]
+enum Finding {
+    Sound,
+    Missing,
+    Unreadable(String),
+    /// Its size or its header differ from the index.
+    Changed(String),
+    /// Only its modification time differs.
+    Touched(String),
+}
+
+fn check_file(path: &Path, (study, series, inst): (&Study, &Series, &Instance)) -> Finding {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Finding::Missing,
+        Err(e) => return Finding::Unreadable(e.to_string()),
+    };
+    let mtime = mtime_secs(&meta);
+    // An index written before modification times were recorded holds 0: no time to compare.
+    let touched = inst.mtime != 0 && mtime != inst.mtime;
+    let when = format!("modified {}, indexed {}", format_rfc3339(mtime), format_rfc3339(inst.mtime));
+    let with_when = |why: String| if touched { format!("{why}; {when}") } else { why };
     if meta.len() != inst.size {
-        return Err(format!("size changed: {} bytes, indexed {}", meta.len(), inst.size));
+        return Finding::Changed(with_when(format!("{} bytes, indexed {}", meta.len(), inst.size)));
     }
-    let (header, _, mtime) = read_file(path)?;
-    if header.sop_instance_uid != inst.uid {
-        return Err(format!("holds SOP Instance UID {}, indexed {}", header.sop_instance_uid, inst.uid));
+    let header = match read_file(path) {
+        Ok((header, _, _)) => header,
+        Err(why) => return Finding::Changed(with_when(format!("no longer a readable DICOM header: {why}"))),
+    };
+    let differences = header_differences(&header, study, series, inst);
+    if !differences.is_empty() {
+        Finding::Changed(with_when(differences.join(", ")))
+    } else if touched {
+        Finding::Touched(format!("{when}; size and header match the index"))
+    } else {
+        Finding::Sound
     }
-    Ok((inst.mtime != 0 && mtime != inst.mtime)
-        .then(|| format!("modification time {mtime} differs from the indexed {}; size and header match", inst.mtime)))
+}
+
+/// What the header now says differently from the index, as `Name X, indexed Y`.
+fn header_differences(header: &Header, study: &Study, series: &Series, inst: &Instance) -> Vec<String> {
+    let shown = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+    let fields = [
+        ("SOP Instance UID", Some(header.sop_instance_uid.clone()), Some(inst.uid.clone())),
+        ("Study Instance UID", Some(header.study_instance_uid.clone()), Some(study.uid.clone())),
+        ("Series Instance UID", Some(header.series_instance_uid.clone()), Some(series.uid.clone())),
+        ("SOP Class UID", Some(header.sop_class_uid.clone()), Some(inst.sop_class.clone())),
+        ("Transfer Syntax UID", Some(header.transfer_syntax.clone()), Some(inst.transfer_syntax.clone())),
+        ("Number of Frames", header.number_of_frames.map(|n| n.to_string()), inst.frames.map(|n| n.to_string())),
+        (
+            "Pixel Data offset",
+            header.pixel_data_offset.map(|n| n.to_string()),
+            inst.pixel_data_offset.map(|n| n.to_string()),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, now, indexed)| now != indexed)
+        .map(|(name, now, indexed)| format!("{name} {}, indexed {}", shown(now), shown(indexed)))
+        .collect()
 }

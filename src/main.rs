@@ -19,6 +19,7 @@ mod frames;
 mod http;
 mod index;
 mod indexer;
+mod indexfast;
 mod jwk;
 mod mmap;
 mod multipart;
@@ -46,7 +47,7 @@ smart-imaging: SMART Imaging Access server (FHIR ImagingStudy + DICOMweb WADO-RS
 
 USAGE:
   smart-imaging [serve] [--config FILE] [--listen ADDR] [--base-url URL]
-  smart-imaging index DIR [--out FILE]
+  smart-imaging index DIR [--out FILE] [--quiet]
   smart-imaging check [--config FILE]
   smart-imaging keygen [--out PREFIX]
   smart-imaging --help | --version
@@ -54,8 +55,11 @@ USAGE:
 COMMANDS:
   serve   Serve the tenants of the configuration (the default command).
   index   Scan DIR for DICOM Part 10 files and write the static index
-          (default DIR/../index.toml). Unreadable files are reported and skipped.
-  check   Validate the configuration and every file of its index, without serving.
+          (default DIR/../index.toml). Unreadable and duplicate files are reported
+          and skipped; exits 0 when at least one file was indexed.
+  check   Validate the configuration and every file of its index, without serving:
+          names files missing, changed (size or header) or touched (modification
+          time only); exits 1 when a file is missing or changed.
   keygen  Write a new ES384 key pair for registering this server at an EHR as a SMART
           Backend Services client: PREFIX.private.jwk.json (mode 0600, for
           authorization.client.jwk) and PREFIX.public.jwk.json (to register).
@@ -67,6 +71,7 @@ OPTIONS:
   --base-url URL   Public URL for links, overriding server.base_url. When --listen is given
                    without it, links follow the bound address.
   --out FILE       Where `index` writes the index
+  -q, --quiet      `index` prints only the files it skips: no progress, no summary
   -h, --help       Print this help
   -V, --version    Print the version
 
@@ -110,10 +115,11 @@ fn run() -> Result<ExitCode, String> {
         }
         Some("index") => {
             let out: Option<PathBuf> = args.opt_value_from_os_str("--out", to_path).map_err(|e| e.to_string())?;
+            let quiet = args.contains(["-q", "--quiet"]);
             let dir: PathBuf =
                 args.free_from_os_str(to_path).map_err(|_| "index needs a folder: smart-imaging index DIR")?;
             finish(args)?;
-            index(&dir, out)
+            index(&dir, out, quiet)
         }
         Some("check") => {
             let config = config_flag(&mut args)?;
@@ -250,22 +256,26 @@ fn study_token_sealer(config: &Config) -> Result<Sealer, String> {
     }
 }
 
-fn index(dir: &Path, out: Option<PathBuf>) -> Result<ExitCode, String> {
+/// `--quiet` leaves only what needs attention: the files skipped, and the failure when none was indexed.
+fn index(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<ExitCode, String> {
+    use std::io::IsTerminal;
     let out = out.unwrap_or_else(|| match dir.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.join("index.toml"),
         _ => dir.join("..").join("index.toml"),
     });
     let mut stderr = std::io::stderr();
-    let summary = indexer::index_dir(dir, &out, &mut stderr)?;
-    eprintln!(
-        "indexed {} files in {} studies; skipped {} unreadable, {} duplicates",
-        summary.indexed, summary.studies, summary.skipped, summary.duplicates
-    );
+    let progress = !quiet && stderr.is_terminal();
+    let summary = indexer::index_dir(dir, &out, &mut stderr, progress)?;
+    if !quiet {
+        eprintln!("{summary}");
+    }
     if summary.indexed == 0 {
         eprintln!("smart-imaging: no DICOM file found under {}; no index written", dir.display());
         return Ok(ExitCode::from(1));
     }
-    eprintln!("wrote {}", out.display());
+    if !quiet {
+        eprintln!("wrote {}", out.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -273,19 +283,17 @@ fn check(path: &Path) -> Result<ExitCode, String> {
     let (config, index) = load(path)?;
     study_token_sealer(&config)?;
     let report = indexer::check_index(&index);
-    for line in &report.problems {
+    for line in report.problems.iter().chain(&report.touched) {
         println!("{line}");
     }
-    for line in &report.notes {
-        println!("note: {line}");
-    }
     println!(
-        "{}: {} tenants, {} studies, {} instances, {} problems",
+        "{}: {} tenants, {} studies, {} instances, {} problems, {} touched",
         path.display(),
         config.tenants.len(),
         index.studies().len(),
         index.instance_count(),
-        report.problems.len()
+        report.problems.len(),
+        report.touched.len()
     );
     Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
