@@ -200,7 +200,7 @@ impl Reader<'_> {
                 return Ok((elements, pos));
             }
             // Zeros that pad a file after its last element end the data set, as in `dicom`.
-            if context.depth == 0 && dicom::is_zero_padding(self.bytes, pos) {
+            if context.depth == 0 && dicom::is_zero_padding(self.bytes, pos)? {
                 return Ok((elements, self.bytes.len()));
             }
             let header = read_element(self.bytes, pos, context.syntax)?;

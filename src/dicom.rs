@@ -81,6 +81,8 @@ pub enum DicomError {
     UnsupportedTransferSyntax { uid: String, reason: &'static str },
     /// A required attribute is absent or empty.
     Missing { attribute: &'static str, tag: Tag },
+    /// A DICOMDIR (PS3.10 §8): a directory of other files, not an instance.
+    Directory,
     /// The deflated data set (PS3.5 §A.5) that starts at `offset` cannot be inflated as far as the
     /// recorded attributes: the stream is corrupt, ends early, or inflates beyond [`MAX_INFLATED`].
     Deflate { offset: usize, problem: String },
@@ -107,6 +109,7 @@ impl fmt::Display for DicomError {
                 write!(f, "unsupported transfer syntax {uid} ({reason})")
             }
             DicomError::Missing { attribute, tag } => write!(f, "missing {attribute} {tag}"),
+            DicomError::Directory => write!(f, "a DICOMDIR, which lists other files and is not an instance"),
             DicomError::Deflate { offset, problem } => write!(f, "deflated data set at byte {offset}: {problem}"),
             DicomError::InInflated(inner) => write!(f, "in the inflated data set: {inner}"),
         }
@@ -128,12 +131,14 @@ pub(crate) const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1
 const JPIP_REFERENCED_DEFLATE: &str = "1.2.840.10008.1.2.4.95";
 const JPIP_HTJ2K_REFERENCED_DEFLATE: &str = "1.2.840.10008.1.2.4.205";
 
-/// The most bytes a deflated data set is inflated to: far more than the attributes before Pixel Data
-/// take in real files, little enough that a deflate bomb cannot exhaust memory.
-pub const MAX_INFLATED: usize = 64 << 20;
+/// The most bytes of a deflated data set inflated to reach the end of the recorded attributes: far more
+/// than they take in real files, little enough that a deflate bomb cannot exhaust memory.
+pub(crate) const MAX_INFLATED: usize = 64 << 20;
 /// How much of a deflated data set is inflated first; each further try doubles it.
 const FIRST_INFLATE: usize = 64 << 10;
 
+/// The SOP Class of a DICOMDIR (PS3.4 Annex F).
+const MEDIA_STORAGE_DIRECTORY_STORAGE: &str = "1.2.840.10008.1.3.10";
 const MEDIA_STORAGE_SOP_CLASS_UID: Tag = Tag::new(0x0002, 0x0002);
 const MEDIA_STORAGE_SOP_INSTANCE_UID: Tag = Tag::new(0x0002, 0x0003);
 const TRANSFER_SYNTAX_UID: Tag = Tag::new(0x0002, 0x0010);
@@ -601,7 +606,7 @@ fn read_data_set<'a>(
 ) -> Result<Stop, DicomError> {
     let mut pos = start;
     while pos < bytes.len() {
-        if is_zero_padding(bytes, pos) {
+        if is_zero_padding(bytes, pos)? {
             return Ok(Stop::End);
         }
         let element = read_element(bytes, pos, syntax)?;
@@ -638,10 +643,25 @@ fn read_data_set<'a>(
     Ok(Stop::End)
 }
 
-/// Whether only zeros are left from `pos`. Some writers pad a file with zeros after its last element
-/// (to a block size, say); no data set element has the tag (0000,0000), so they end the data set.
-pub(crate) fn is_zero_padding(bytes: &[u8], pos: usize) -> bool {
-    bytes.get(pos..).is_some_and(|rest| rest.iter().all(|&b| b == 0))
+/// Whether the top-level element at `pos` starts zero padding. Some writers pad a file with zeros after
+/// its last element (to a block size, say); no data set element has the tag (0000,0000), so zeros up to
+/// the end end the data set, and a zero tag followed by anything else is malformed. Refusing the latter
+/// also keeps the reading linear: the rest is scanned at most once.
+pub(crate) fn is_zero_padding(bytes: &[u8], pos: usize) -> Result<bool, DicomError> {
+    let Some(rest) = bytes.get(pos..) else {
+        return Ok(false);
+    };
+    if !rest.get(..4).is_some_and(|tag| tag == [0; 4]) {
+        return Ok(false);
+    }
+    match rest.iter().position(|&b| b != 0) {
+        None => Ok(true),
+        Some(_) => Err(DicomError::Malformed {
+            tag: Tag::new(0, 0),
+            offset: pos,
+            problem: "a zero tag where a data element belongs, not followed by zeros only",
+        }),
+    }
 }
 
 /// Returns the offset just past `element`'s value. A defined length is simply stepped over, which
@@ -860,6 +880,9 @@ fn build_header(found: &Found<'_>, transfer_syntax: String) -> Result<Header, Di
         pixel_data_offset: found.pixel_data_offset,
     };
 
+    if header.sop_class_uid == MEDIA_STORAGE_DIRECTORY_STORAGE {
+        return Err(DicomError::Directory);
+    }
     require(&header.sop_instance_uid, "SOP Instance UID", SOP_INSTANCE_UID)?;
     require(&header.study_instance_uid, "Study Instance UID", STUDY_INSTANCE_UID)?;
     require(&header.series_instance_uid, "Series Instance UID", SERIES_INSTANCE_UID)?;
@@ -1351,6 +1374,20 @@ mod tests {
     }
 
     #[test]
+    fn names_a_dicomdir_for_what_it_is() {
+        let file = [
+            vec![0; 128],
+            b"DICM".to_vec(),
+            ex(0x0002, 0x0002, b"UI", b"1.2.840.10008.1.3.10"), // (0002,0002) UI len 20: DICOMDIR
+            ex(0x0002, 0x0003, b"UI", b"1.2.3\0"),              // (0002,0003) UI len 6
+            ex(0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2.1\0"), // (0002,0010) UI len 20: syntax
+            ex(0x0004, 0x1130, b"CS", b"DISK"),                 // (0004,1130) CS len 4: File-set ID
+        ]
+        .concat();
+        assert_eq!(read_header(&file).unwrap_err(), DicomError::Directory);
+    }
+
+    #[test]
     fn falls_back_to_meta_information_uids() {
         let file = [
             part10(EXPLICIT_VR_LITTLE_ENDIAN),
@@ -1692,6 +1729,32 @@ mod tests {
         ]
         .concat();
         assert_eq!(read_header(&trailing_padding).unwrap().sop_instance_uid, "1.2.3.4.5.6");
+    }
+
+    /// Broke: a run of zeros followed by anything else was scanned to its end once per 8-byte element,
+    /// which made a few megabytes take hours.
+    #[test]
+    fn zeros_not_up_to_the_end_are_refused_at_once() {
+        let mut file = [
+            part10(IMPLICIT_VR_LITTLE_ENDIAN),
+            im(0x0008, 0x0018, b"1.2.3.4.5.6\0"), // (0008,0018) UI len 12: SOP Instance
+        ]
+        .concat();
+        // In implicit VR, zeros read as (0000,0000) elements of length 0, 8 bytes each.
+        let zeros_at = file.len();
+        file.extend(vec![0; 8 << 20]);
+        file.push(1);
+        let started = std::time::Instant::now();
+        let error = read_header(&file).unwrap_err();
+        assert_eq!(
+            error,
+            DicomError::Malformed {
+                tag: Tag::new(0, 0),
+                offset: zeros_at,
+                problem: "a zero tag where a data element belongs, not followed by zeros only"
+            }
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
     }
 
     #[test]

@@ -11,14 +11,12 @@ use crate::config::{Authorization, Lookup, Tenant};
 use crate::http::{ApiError, Request, Response, parse_query, percent_encode};
 use crate::index::{Study, Uid};
 use crate::patient::normalise_reference;
+use crate::resource;
 use crate::router::App;
-use crate::time::{dicom_to_fhir, fhir_range, now_secs, parse_rfc3339};
-use crate::token::Claims;
+use crate::time::{fhir_range, now_secs, parse_rfc3339};
 
 pub const FHIR_JSON: &str = "application/fhir+json";
 const STUDY_PROFILE: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/smart-imaging-study";
-const REQUIRES_TOKEN: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/requires-access-token";
-const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
 
 pub fn capability_statement(app: &App, tenant: &Tenant) -> Response {
     let base = app.fhir_base(tenant);
@@ -234,16 +232,6 @@ pub fn search(app: &App, tenant: &Tenant, grant: &Grant, req: &Request) -> Resul
     let page: Vec<&Study> = studies.iter().skip(s.offset).take(page_size).copied().collect();
     let now = now_secs();
     let base = app.fhir_base(tenant);
-    let entries = page
-        .iter()
-        .map(|st| {
-            Ok(json!({
-                "fullUrl": format!("{base}/ImagingStudy/{}", st.uid),
-                "resource": imaging_study(app, tenant, grant, st, now)?,
-                "search": {"mode": "match"},
-            }))
-        })
-        .collect::<Result<Vec<Value>, ApiError>>()?;
 
     let link = |offset: Option<usize>| {
         let mut params = s.echoed.clone();
@@ -258,17 +246,32 @@ pub fn search(app: &App, tenant: &Tenant, grant: &Grant, req: &Request) -> Resul
     if s.count.is_some() && page_size > 0 && s.offset + page_size < total {
         links.push(json!({"relation": "next", "url": link(Some(s.offset + page_size))}));
     }
-    let mut body = json!({
+    let envelope = json!({
         "resourceType": "Bundle",
         "type": "searchset",
         "total": total,
         "link": links,
     });
-    // FHIR JSON has no empty arrays: an empty result has no `entry` at all.
-    if !entries.is_empty() {
-        body["entry"] = Value::Array(entries);
+    // The entries are spliced in after the envelope's last member: each resource comes pre-serialized from
+    // `resource::write_study`, and FHIR JSON has no empty arrays, so an empty result has no `entry` at all.
+    let mut out = serde_json::to_vec(&envelope).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !page.is_empty() {
+        out.pop(); // the envelope's closing brace
+        out.extend_from_slice(b",\"entry\":[");
+        for (n, st) in page.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            let full_url = Value::String(format!("{base}/ImagingStudy/{}", st.uid));
+            out.extend_from_slice(b"{\"fullUrl\":");
+            out.extend_from_slice(full_url.to_string().as_bytes());
+            out.extend_from_slice(b",\"resource\":");
+            resource::write_study(app, tenant, grant, st, now, &mut out)?;
+            out.extend_from_slice(b",\"search\":{\"mode\":\"match\"}}");
+        }
+        out.extend_from_slice(b"]}");
     }
-    Ok(Response::json(200, FHIR_JSON, &body))
+    Ok(Response::bytes(200, FHIR_JSON, out))
 }
 
 pub fn read(app: &App, tenant: &Tenant, grant: &Grant, id: &str) -> Result<Response, ApiError> {
@@ -276,116 +279,9 @@ pub fn read(app: &App, tenant: &Tenant, grant: &Grant, id: &str) -> Result<Respo
     let uid = Uid::parse(id).ok_or_else(not_found)?;
     let study =
         visible_studies(app, tenant, grant)?.into_iter().find(|s| s.uid == uid.as_str()).ok_or_else(not_found)?;
-    let body = imaging_study(app, tenant, grant, study, now_secs())?;
-    Ok(Response::json(200, FHIR_JSON, &body))
-}
-
-/// One ImagingStudy of the SMART Imaging profile, with its contained WADO-RS Endpoint (SPEC §5.1).
-fn imaging_study(app: &App, tenant: &Tenant, grant: &Grant, st: &Study, now: u64) -> Result<Value, ApiError> {
-    let claims = Claims {
-        tenant: tenant.name.clone(),
-        study: st.uid.clone(),
-        patient: grant.patient.as_ref().map(|p| p.id.clone()),
-        patient_ids: vec![st.patient_id.clone()],
-        expires: study_token_expiry(now, app.config.study_token_ttl, grant.expires),
-    };
-    let token = app.sealer.seal(&claims).map_err(ApiError::Internal)?;
-    let offset = crate::config::normalise_offset(&st.timezone_offset).unwrap_or_else(|| app.config.timezone.clone());
-    let coding = |code: &str| json!({"system": DCM, "code": code});
-
-    let mut subject = serde_json::Map::new();
-    match &grant.patient {
-        Some(p) if p.owns(&st.patient_id) || tenant.lookup == Lookup::StudiesByContext => {
-            subject.insert("reference".into(), json!(p.reference));
-        }
-        _ => {
-            subject.insert("identifier".into(), json!({"value": st.patient_id}));
-        }
-    }
-    if let Some(name) = person_name(&st.patient_name) {
-        subject.insert("display".into(), json!(name));
-    }
-
-    let series: Vec<Value> = st
-        .series
-        .iter()
-        .map(|se| {
-            let instances: Vec<Value> = se
-                .instances
-                .iter()
-                .map(|i| {
-                    let mut v = json!({
-                        "uid": i.uid,
-                        "sopClass": {"system": "urn:ietf:rfc:3986", "code": format!("urn:oid:{}", i.sop_class)},
-                    });
-                    if let Some(n) = i.number.filter(|n| *n >= 0) {
-                        v["number"] = json!(n);
-                    }
-                    v
-                })
-                .collect();
-            let mut v = json!({
-                "uid": se.uid,
-                "modality": coding(&se.modality),
-                "numberOfInstances": se.instances.len(),
-                "instance": instances,
-            });
-            if let Some(n) = se.number.filter(|n| *n >= 0) {
-                v["number"] = json!(n);
-            }
-            if !se.description.is_empty() {
-                v["description"] = json!(se.description);
-            }
-            v
-        })
-        .collect();
-
-    let mut study = json!({
-        "resourceType": "ImagingStudy",
-        "id": st.uid,
-        "meta": {"lastUpdated": app.index.file.written, "profile": [STUDY_PROFILE]},
-        "contained": [{
-            "resourceType": "Endpoint",
-            "id": "wado",
-            "extension": [{"url": REQUIRES_TOKEN, "valueBoolean": true}],
-            "status": "active",
-            "connectionType": {
-                "system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
-                "code": "dicom-wado-rs"
-            },
-            "payloadType": [{"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/endpoint-payload-type",
-                "code": "any"
-            }]}],
-            "address": format!("{}/{}/wado/{token}", app.base_url, tenant.name),
-        }],
-        "identifier": [{"system": "urn:dicom:uid", "value": format!("urn:oid:{}", st.uid)}],
-        "status": "available",
-        "subject": subject,
-        "modality": st.modalities.iter().map(|m| coding(m)).collect::<Vec<_>>(),
-        "endpoint": [{"reference": "#wado"}],
-        "numberOfSeries": st.series.len(),
-        "numberOfInstances": st.instance_count(),
-        "series": series,
-    });
-    if let Some(started) = dicom_to_fhir(&st.date, &st.time, &offset) {
-        study["started"] = json!(started);
-    }
-    if let Some(name) = person_name(&st.referring_physician_name) {
-        study["referrer"] = json!({"display": name});
-    }
-    if !st.description.is_empty() {
-        study["description"] = json!(st.description);
-    }
-    if !st.accession_number.is_empty() {
-        if let Some(ids) = study["identifier"].as_array_mut() {
-            ids.push(json!({
-                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN"}]},
-                "value": st.accession_number,
-            }));
-        }
-    }
-    Ok(study)
+    let mut out = Vec::with_capacity(4096);
+    resource::write_study(app, tenant, grant, study, now_secs(), &mut out)?;
+    Ok(Response::bytes(200, FHIR_JSON, out))
 }
 
 /// A study token lives `ttl` seconds, never past the access token's own expiry (SPEC §3).

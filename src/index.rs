@@ -186,6 +186,11 @@ impl Index {
         &self.file.studies
     }
 
+    /// Where a study stands in the index, for tables kept beside it.
+    pub fn position(&self, uid: &str) -> Option<usize> {
+        self.by_uid.get(uid).copied()
+    }
+
     pub fn study(&self, uid: Uid) -> Option<&Study> {
         self.by_uid.get(uid.as_str()).and_then(|&i| self.file.studies.get(i))
     }

@@ -25,6 +25,7 @@ mod mmap;
 mod multipart;
 mod patient;
 mod qido;
+mod resource;
 mod router;
 mod scope;
 mod server;
@@ -198,13 +199,6 @@ fn serve(opts: ServeOptions) -> Result<ExitCode, String> {
         config.index_path.display(),
         config.tenants.keys().cloned().collect::<Vec<_>>().join(", "),
     );
-    let smart_on_fhir = config.tenants.values().any(|t| matches!(t.auth, config::Authorization::SmartOnFhir(_)));
-    if smart_on_fhir && !bound.ip().is_loopback() {
-        log::warn!(
-            "!!! smart-on-fhir tenants are served over plain HTTP on {bound}, which is not loopback: access tokens \
-             travel in clear. Put a TLS proxy in front and listen on 127.0.0.1 (see the README) !!!"
-        );
-    }
     let smart_on_fhir = config.tenants.values().any(|t| matches!(t.auth, config::Authorization::SmartOnFhir(_)));
     if smart_on_fhir && !bound.ip().is_loopback() {
         log::warn!(

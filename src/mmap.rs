@@ -6,6 +6,10 @@
 //!   over the missing one and counting the fault; readers compare `faults()` before and after they copy from
 //!   a map and fail their read when it moved, so those zeros are never sent as data.
 //! - SIGTERM and SIGINT set a flag (`shutdown_requested`) that the server polls to stop gracefully.
+//! - `close_idle_connections` shuts down the server's connections that have carried no data either way for
+//!   the read timeout. tiny_http accepts and reads connections itself and offers no hook for a timeout; one
+//!   set on the listening socket would also time out `accept`, which ends tiny_http's accept loop, and one set
+//!   on a connection after tiny_http has begun a blocking read does not apply to that read.
 //!
 //! Invariant: a map is only made of a file named by the index, and its length is checked against the
 //! indexed size before any byte of it is served.
@@ -98,9 +102,102 @@ fn install(signal: libc::c_int, handler: usize, flags: libc::c_int) -> io::Resul
     Ok(())
 }
 
+/// Shuts down every connection accepted on `port` that has neither received nor sent data for `idle`, found
+/// among this process's descriptors; a blocked read on it then ends, and tiny_http closes it. Returns how
+/// many were shut down.
+pub fn close_idle_connections(port: u16, idle: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return 0 };
+    let idle_ms = u32::try_from(idle.as_millis()).unwrap_or(u32::MAX);
+    let mut closed = 0;
+    for entry in entries.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<libc::c_int>().ok()) else { continue };
+        let is_socket = std::fs::read_link(entry.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"));
+        if !is_socket || !accepted_on(fd, port) {
+            continue;
+        }
+        // SAFETY: getsockopt writes at most `size` bytes into a tcp_info of that size, and shutdown takes a
+        // descriptor of this process that accepted_on has just found to be one of our connections. tiny_http
+        // holds two descriptors of each connection; shutting the socket down through either ends both.
+        unsafe {
+            let mut info: libc::tcp_info = std::mem::zeroed();
+            let mut size = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+            let got = libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut size,
+            );
+            if got == 0 && info.tcpi_last_data_recv >= idle_ms && info.tcpi_last_data_sent >= idle_ms {
+                if libc::shutdown(fd, libc::SHUT_RDWR) == 0 {
+                    closed += 1;
+                }
+            }
+        }
+    }
+    closed
+}
+
+/// Is `fd` a connected (not listening) TCP socket whose local port is `port`?
+fn accepted_on(fd: libc::c_int, port: u16) -> bool {
+    // SAFETY: getsockname and getsockopt write at most the lengths given into buffers of those sizes.
+    unsafe {
+        let mut addr: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
+            return false;
+        }
+        let local = match libc::c_int::from(addr.ss_family) {
+            libc::AF_INET => {
+                u16::from_be((*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()).sin_port)
+            }
+            libc::AF_INET6 => {
+                u16::from_be((*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()).sin6_port)
+            }
+            _ => return false,
+        };
+        let mut listening: libc::c_int = 0;
+        let mut size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let ok = libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut listening as *mut libc::c_int).cast(),
+            &mut size,
+        ) == 0;
+        local == port && ok && listening == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_connections_are_shut_down_and_busy_ones_and_the_listener_are_not() {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::time::Duration;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut idle_client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (mut idle, _) = listener.accept().unwrap();
+        let mut busy_client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (mut busy, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        busy_client.write_all(b"x").unwrap();
+        let mut one = [0u8; 1];
+        busy.read_exact(&mut one).unwrap();
+        assert_eq!(close_idle_connections(port, Duration::from_millis(250)), 1, "the idle connection only");
+        assert_eq!(idle.read(&mut one).unwrap(), 0, "a read on the idle connection ends");
+        assert_eq!(idle_client.read(&mut one).unwrap(), 0, "its client sees the close");
+        busy_client.write_all(b"y").unwrap();
+        busy.read_exact(&mut one).unwrap();
+        assert_eq!(&one, b"y", "the busy connection still works");
+        listener.set_nonblocking(true).unwrap();
+        let err = listener.accept().expect_err("nothing waiting");
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "the listener is untouched");
+    }
 
     #[test]
     fn a_map_of_a_file_truncated_after_mapping_reads_zeros_and_counts_the_fault() {

@@ -77,15 +77,22 @@ struct Parts {
 
 enum Current {
     Bytes(Vec<u8>),
-    Map(Mmap),
+    Map(Mmap, PathBuf),
     Slice(Arc<Mmap>, Range<usize>),
 }
 
 impl Current {
+    fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Current::Map(_, path) => Some(path),
+            _ => None,
+        }
+    }
+
     fn data(&self) -> &[u8] {
         match self {
             Current::Bytes(b) => b,
-            Current::Map(m) => m,
+            Current::Map(m, _) => m,
             Current::Slice(m, r) => m.get(r.clone()).unwrap_or_default(),
         }
     }
@@ -108,7 +115,7 @@ fn open(segment: Segment) -> io::Result<Current> {
                 );
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "indexed file changed"));
             }
-            Ok(Current::Map(map))
+            Ok(Current::Map(map, path))
         }
     }
 }
@@ -136,20 +143,25 @@ impl Source for Parts {
             }
             let n = rest.len().min(WRITE_CHUNK);
             let faults = crate::mmap::faults();
-            out.write_all(&rest[..n])?;
-            if crate::mmap::faults() != faults {
-                return Err(truncated());
+            // The kernel copies from the map itself here: a page gone with a truncation is EFAULT, not SIGBUS.
+            let result = out.write_all(&rest[..n]);
+            if crate::mmap::faults() != faults || result.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EFAULT))
+            {
+                return Err(truncated(current.path()));
             }
+            result?;
             *pos += n;
             written += n as u64;
         }
     }
 }
 
-fn truncated() -> io::Error {
+fn truncated(path: Option<&std::path::Path>) -> io::Error {
     // A mapped file shrank while its bytes were copied: the SIGBUS guard supplied zeros for the missing
-    // pages. Never let them pass as data; end the response short so the client sees it failed.
-    log::error!("an indexed file was truncated while it was being sent; run `smart-imaging check`");
+    // pages, or the kernel refused to copy them. Never let zeros pass as data; end the response short so the
+    // client sees it failed.
+    let name = path.map_or_else(|| "an indexed file".to_string(), |p| p.display().to_string());
+    log::error!("{name} was truncated while it was being sent; run `smart-imaging check`");
     io::Error::new(io::ErrorKind::InvalidData, "an indexed file was truncated while it was sent")
 }
 
@@ -172,7 +184,7 @@ impl Read for Parts {
             let faults = crate::mmap::faults();
             buf[..n].copy_from_slice(&rest[..n]);
             if crate::mmap::faults() != faults {
-                return Err(truncated());
+                return Err(truncated(current.path()));
             }
             *pos += n;
             return Ok(n);

@@ -14,6 +14,7 @@ use crate::ehr::Ehr;
 use crate::fhir;
 use crate::http::{ApiError, Method, Request, Response, percent_decode};
 use crate::index::{Index, Uid};
+use crate::resource;
 use crate::scope::Need;
 use crate::token::Sealer;
 use crate::wado;
@@ -29,7 +30,10 @@ pub struct App {
     /// The EHR client of each `smart-on-fhir` tenant, by tenant name.
     pub ehrs: BTreeMap<String, Ehr>,
     /// Debug builds only, with `SMART_IMAGING_TEST_HOOKS=1`: routes that let the tests provoke faults.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub test_hooks: bool,
+    /// The serialized ImagingStudy of each indexed study, made on first use.
+    pub studies: resource::Cache,
 }
 
 impl App {
@@ -43,7 +47,8 @@ impl App {
             })
             .collect();
         let test_hooks = cfg!(debug_assertions) && std::env::var("SMART_IMAGING_TEST_HOOKS").as_deref() == Ok("1");
-        App { config, index, sealer, base_url, ehrs, test_hooks }
+        let studies = resource::Cache::new(index.studies().len());
+        App { config, index, sealer, base_url, ehrs, test_hooks, studies }
     }
 
     pub fn ehr(&self, tenant: &Tenant) -> Result<&Ehr, ApiError> {

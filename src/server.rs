@@ -27,16 +27,16 @@ pub const MAX_TARGET: usize = 8 * 1024;
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub const MAX_HEADER_FIELDS: usize = 100;
 
-/// Binds the listener with the timeouts and `TCP_NODELAY` set on the listening socket, from which Linux
-/// copies them to every accepted connection: tiny_http offers no hook to set them per connection.
+/// Binds the listener with the write timeout and `TCP_NODELAY` set on the listening socket, from which Linux
+/// copies them to every accepted connection: tiny_http offers no hook to set them per connection. A read
+/// timeout cannot be set there (it would time out `accept` too): `close_idle` stands in for it.
 pub fn bind(listen: &str, config: &Config) -> Result<tiny_http::Server, String> {
     let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     // Socket options are set through a TcpStream view of the same descriptor (std has no setters on a
     // listener); the conversions only move ownership of the descriptor.
     let socket = TcpStream::from(OwnedFd::from(listener));
     let set = socket
-        .set_read_timeout(Some(Duration::from_secs(config.read_timeout)))
-        .and_then(|()| socket.set_write_timeout(Some(Duration::from_secs(config.write_timeout))))
+        .set_write_timeout(Some(Duration::from_secs(config.write_timeout)))
         .and_then(|()| socket.set_nodelay(true));
     set.map_err(|e| format!("cannot set socket options on {listen}: {e}"))?;
     let listener = TcpListener::from(OwnedFd::from(socket));
@@ -61,6 +61,10 @@ pub fn run(app: Arc<App>, server: tiny_http::Server) {
             Err(e) => log::error!("cannot start worker thread {n}: {e}"),
         }
     }
+    if let Some(addr) = server.server_addr().to_ip() {
+        let idle = Duration::from_secs(app.config.read_timeout);
+        std::thread::spawn(move || close_idle(addr.port(), idle));
+    }
     let watcher = Arc::clone(&server);
     std::thread::spawn(move || {
         while !crate::mmap::shutdown_requested() {
@@ -81,6 +85,17 @@ pub fn run(app: Arc<App>, server: tiny_http::Server) {
         log::warn!("stopping with {unfinished} requests still in flight after {}s", app.config.shutdown_timeout);
     } else {
         log::info!("stopped");
+    }
+}
+
+/// Closes connections that carried no data either way for `server.read_timeout`, checked four times a second.
+fn close_idle(port: u16, idle: Duration) {
+    loop {
+        let closed = crate::mmap::close_idle_connections(port, idle);
+        if closed > 0 {
+            log::debug!("closed {closed} idle connection descriptors");
+        }
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
@@ -170,9 +185,6 @@ fn saturated() -> Response {
         .with_header("Retry-After", RETRY_AFTER_SECS.to_string())
 }
 
-/// Streamed bodies at least this long are written by `write_large`.
-const LARGE_BODY: u64 = 64 * 1024;
-
 fn respond(raw: tiny_http::Request, mut resp: Response) {
     resp.headers.extend(
         [
@@ -186,9 +198,8 @@ fn respond(raw: tiny_http::Request, mut resp: Response) {
         ]
         .map(|(n, v)| (n.to_string(), v.to_string())),
     );
-    let large = matches!(resp.body, Body::Stream { len, .. } if len >= LARGE_BODY);
-    // tiny_http gives every 204 a `Content-Length: 0`, which RFC 9110 §8.6 forbids; write those ourselves too.
-    if (large || resp.status == 204) && raw.http_version() == &tiny_http::HTTPVersion(1, 1) {
+    // HTTP/1.1 responses are written by `write_raw`; tiny_http writes the rest (HTTP/1.0 clients).
+    if raw.http_version() == &tiny_http::HTTPVersion(1, 1) {
         return write_raw(raw, resp);
     }
     let headers: Vec<tiny_http::Header> = resp
@@ -214,12 +225,12 @@ fn respond(raw: tiny_http::Request, mut resp: Response) {
     }
 }
 
-/// Writes a response on the connection itself. For large streamed bodies: tiny_http would copy them through
-/// an 8 KiB buffer, one system call per 8 KiB, while their source can hand the socket whole megabytes straight
-/// from the memory maps. The connection stays tiny_http's: it reads the next request once this writer is
-/// dropped, which keep-alive needs, and the response is complete HTTP/1.1 with its length. A body cut short
-/// (a client gone, a file truncated) leaves the client waiting for the rest until the read timeout closes
-/// the connection.
+/// Writes a response on the connection itself: tiny_http would copy every body through an 8 KiB buffer, one
+/// system call per 8 KiB, while our bodies are in memory or in maps and can go to the socket in a few large
+/// writes; tiny_http would also give a 204 a `Content-Length: 0`, which RFC 9110 §8.6 forbids. The connection
+/// stays tiny_http's: it reads the next request once this writer is dropped, which keep-alive needs, and the
+/// response is complete HTTP/1.1 with its length. A body cut short (a client gone, a file truncated) leaves
+/// the client waiting for the rest until the read timeout closes the connection.
 fn write_raw(raw: tiny_http::Request, resp: Response) {
     let len = resp.body_len();
     let mut reader: Box<dyn crate::http::Source> = match resp.body {
