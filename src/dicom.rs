@@ -651,16 +651,17 @@ pub(crate) fn is_zero_padding(bytes: &[u8], pos: usize) -> Result<bool, DicomErr
     let Some(rest) = bytes.get(pos..) else {
         return Ok(false);
     };
-    if !rest.get(..4).is_some_and(|tag| tag == [0; 4]) {
+    if rest.get(..4) != Some(&[0; 4]) {
         return Ok(false);
     }
-    match rest.iter().position(|&b| b != 0) {
-        None => Ok(true),
-        Some(_) => Err(DicomError::Malformed {
+    if rest.iter().all(|&b| b == 0) {
+        Ok(true)
+    } else {
+        Err(DicomError::Malformed {
             tag: Tag::new(0, 0),
             offset: pos,
             problem: "a zero tag where a data element belongs, not followed by zeros only",
-        }),
+        })
     }
 }
 

@@ -157,6 +157,9 @@ fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Result
     Ok(Response::new(200).with_header("Content-Type", content_type).with_header("ETag", tag).with_body(body))
 }
 
+/// Transfer syntaxes whose data set is deflated (PS3.5 §A.5): the data set reader does not inflate them.
+const DEFLATED: [&str; 3] = ["1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.99"];
+
 /// An instance's file, mapped, after checking it still has the indexed size: a file truncated under a
 /// running server must answer an error, not a fault.
 fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
@@ -175,6 +178,13 @@ fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
 }
 
 fn read_data_set(scope: &Scope, inst: &Instance, map: &[u8]) -> Result<DataSet, ApiError> {
+    if DEFLATED.contains(&inst.transfer_syntax.as_str()) {
+        return Err(ApiError::NotAcceptable(format!(
+            "instance {} is stored deflated ({}): it is served whole, as stored, but its metadata, frames and \
+             bulk data are not read from it",
+            inst.uid, inst.transfer_syntax
+        )));
+    }
     unfaulted(scope, inst, || dataset::read_data_set(map))?.map_err(|e| {
         ApiError::Internal(format!("indexed file {} no longer reads: {e}", scope.app.index.file_path(inst).display()))
     })

@@ -4,5 +4,6 @@
 mod dicomweb;
 mod ehr;
 mod harness;
+mod indexer;
 mod mock;
 mod tokens;

@@ -1,0 +1,41 @@
+//! Fuzzes the DICOM header reader (`dicom::read_header`, what `smart-imaging index` runs on every file) and
+//! the whole-data-set reader that shares its framing (`dataset::read_data_set`). The main crate is a binary,
+//! so the two modules are included by path; they use only `std` and `flate2`.
+//!
+//! Besides panics, hangs (`-timeout`) and allocations past `-rss_limit_mb`, it checks what a caller relies
+//! on: a Pixel Data offset inside the bytes, the three UIDs present, and every value range of the data set
+//! inside the bytes.
+
+#![no_main]
+#![allow(dead_code)]
+
+#[path = "../../src/dicom.rs"]
+mod dicom;
+
+#[path = "../../src/dataset.rs"]
+mod dataset;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|bytes: &[u8]| {
+    if let Ok(header) = dicom::read_header(bytes) {
+        assert!(header.pixel_data_offset.is_none_or(|offset| offset <= bytes.len() as u64));
+        assert!(!header.sop_instance_uid.is_empty());
+        assert!(!header.study_instance_uid.is_empty());
+        assert!(!header.series_instance_uid.is_empty());
+    }
+    if let Ok(data_set) = dataset::read_data_set(bytes) {
+        check_ranges(&data_set.meta, bytes.len());
+        check_ranges(&data_set.elements, bytes.len());
+    }
+});
+
+fn check_ranges(elements: &[dataset::Element], len: usize) {
+    for element in elements {
+        match &element.value {
+            dataset::Value::Bytes(range) => assert!(range.start <= range.end && range.end <= len),
+            dataset::Value::Fragments(ranges) => ranges.iter().for_each(|r| assert!(r.start <= r.end && r.end <= len)),
+            dataset::Value::Items(items) => items.iter().for_each(|item| check_ranges(item, len)),
+        }
+    }
+}
