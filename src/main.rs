@@ -10,6 +10,7 @@ mod accept;
 mod auth;
 mod cache;
 mod config;
+mod conns;
 mod dataset;
 mod dicom;
 mod dicomjson;

@@ -6,10 +6,10 @@
 //!   over the missing one and counting the fault; readers compare `faults()` before and after they copy from
 //!   a map and fail their read when it moved, so those zeros are never sent as data.
 //! - SIGTERM and SIGINT set a flag (`shutdown_requested`) that the server polls to stop gracefully.
-//! - `close_idle_connections` shuts down the server's connections that have carried no data either way for
-//!   the read timeout. tiny_http accepts and reads connections itself and offers no hook for a timeout; one
-//!   set on the listening socket would also time out `accept`, which ends tiny_http's accept loop, and one set
-//!   on a connection after tiny_http has begun a blocking read does not apply to that read.
+//! - `inbound_connections` and `shut_down` let the server close connections that tiny_http holds: tiny_http
+//!   accepts and reads connections itself and offers no hook to time them out or close them. (A read timeout
+//!   set on the listening socket would also time out `accept`, which ends tiny_http's accept loop; one set on a
+//!   connection after tiny_http has begun a blocking read does not apply to that read.)
 //!
 //! Invariant: a map is only made of a file named by the index, and its length is checked against the
 //! indexed size before any byte of it is served.
@@ -102,70 +102,98 @@ fn install(signal: libc::c_int, handler: usize, flags: libc::c_int) -> io::Resul
     Ok(())
 }
 
-/// Shuts down every connection accepted on `port` that has neither received nor sent data for `idle`, found
-/// among this process's descriptors; a blocked read on it then ends, and tiny_http closes it. Returns how
-/// many were shut down.
-pub fn close_idle_connections(port: u16, idle: std::time::Duration) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return 0 };
-    let idle_ms = u32::try_from(idle.as_millis()).unwrap_or(u32::MAX);
-    let mut closed = 0;
-    for entry in entries.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<libc::c_int>().ok()) else { continue };
-        let is_socket = std::fs::read_link(entry.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"));
-        if !is_socket || !accepted_on(fd, port) {
-            continue;
-        }
-        // SAFETY: getsockopt writes at most `size` bytes into a tcp_info of that size, and shutdown takes a
-        // descriptor of this process that accepted_on has just found to be one of our connections. tiny_http
-        // holds two descriptors of each connection; shutting the socket down through either ends both.
-        unsafe {
-            let mut info: libc::tcp_info = std::mem::zeroed();
-            let mut size = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-            let got = libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                (&mut info as *mut libc::tcp_info).cast(),
-                &mut size,
-            );
-            if got == 0 && info.tcpi_last_data_recv >= idle_ms && info.tcpi_last_data_sent >= idle_ms {
-                if libc::shutdown(fd, libc::SHUT_RDWR) == 0 {
-                    closed += 1;
-                }
-            }
-        }
-    }
-    closed
+/// One connection accepted on the server's port, as found among this process's descriptors. tiny_http
+/// holds two descriptors of each connection; both are listed, with the same inode and peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound {
+    fd: libc::c_int,
+    pub inode: u64,
+    pub peer: std::net::SocketAddr,
 }
 
-/// Is `fd` a connected (not listening) TCP socket whose local port is `port`?
-fn accepted_on(fd: libc::c_int, port: u16) -> bool {
-    // SAFETY: getsockname and getsockopt write at most the lengths given into buffers of those sizes.
-    unsafe {
-        let mut addr: libc::sockaddr_storage = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        if libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
-            return false;
+/// The connections accepted on `port` (connected sockets whose local port it is; not the listener).
+pub fn inbound_connections(port: u16) -> Vec<Inbound> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<libc::c_int>().ok()) else { continue };
+        let Ok(link) = std::fs::read_link(entry.path()) else { continue };
+        let inode = link.to_str().and_then(|l| l.strip_prefix("socket:[")).and_then(|l| l.strip_suffix(']'));
+        let Some(inode) = inode.and_then(|i| i.parse::<u64>().ok()) else { continue };
+        if let Some(peer) = accepted_on(fd, port) {
+            found.push(Inbound { fd, inode, peer });
         }
-        let local = match libc::c_int::from(addr.ss_family) {
-            libc::AF_INET => {
-                u16::from_be((*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()).sin_port)
-            }
-            libc::AF_INET6 => {
-                u16::from_be((*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()).sin6_port)
-            }
-            _ => return false,
-        };
+    }
+    found
+}
+
+/// Shuts a connection down both ways: a read blocked on it ends, and its peer sees the close.
+pub fn shut_down(connection: &Inbound) {
+    // The descriptor may have been closed and reused since it was listed: shut it down only if it still names
+    // the same socket.
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", connection.fd));
+    if !link.is_ok_and(|l| l.to_string_lossy() == format!("socket:[{}]", connection.inode)) {
+        return;
+    }
+    // SAFETY: shutdown on a descriptor of this process that names one of our connections (checked just now).
+    // A reuse in the microseconds since the check would close another connection of ours early, which its
+    // client sees as a dropped connection.
+    unsafe {
+        libc::shutdown(connection.fd, libc::SHUT_RDWR);
+    }
+}
+
+/// The peer of `fd` if it is a connected (not listening) TCP socket whose local port is `port`.
+fn accepted_on(fd: libc::c_int, port: u16) -> Option<std::net::SocketAddr> {
+    // SAFETY: getsockname, getpeername and getsockopt write at most the lengths given into buffers of those
+    // sizes, and the socket addresses are read as the family they say they are.
+    unsafe {
+        let (mut local, mut peer): (libc::sockaddr_storage, libc::sockaddr_storage) =
+            (std::mem::zeroed(), std::mem::zeroed());
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getsockname(fd, (&mut local as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
+            return None;
+        }
+        if socket_addr(&local)?.port() != port {
+            return None;
+        }
         let mut listening: libc::c_int = 0;
         let mut size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        let ok = libc::getsockopt(
+        let asked = libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
             libc::SO_ACCEPTCONN,
             (&mut listening as *mut libc::c_int).cast(),
             &mut size,
-        ) == 0;
-        local == port && ok && listening == 0
+        );
+        if asked != 0 || listening != 0 {
+            return None;
+        }
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getpeername(fd, (&mut peer as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
+            return None;
+        }
+        socket_addr(&peer)
+    }
+}
+
+/// SAFETY (for callers): `addr` must have been filled by the kernel, so its family tells its layout.
+unsafe fn socket_addr(addr: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    let ptr = addr as *const libc::sockaddr_storage;
+    match libc::c_int::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: an AF_INET address is a sockaddr_in, which fits in a sockaddr_storage.
+            let v4 = unsafe { &*ptr.cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(v4.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: an AF_INET6 address is a sockaddr_in6, which fits in a sockaddr_storage.
+            let v6 = unsafe { &*ptr.cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::from((Ipv6Addr::from(v6.sin6_addr.s6_addr), u16::from_be(v6.sin6_port))))
+        }
+        _ => None,
     }
 }
 
@@ -174,26 +202,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn idle_connections_are_shut_down_and_busy_ones_and_the_listener_are_not() {
-        use std::io::{Read, Write};
+    fn inbound_connections_are_found_by_peer_and_shut_down() {
+        use std::io::Read;
         use std::net::{TcpListener, TcpStream};
-        use std::time::Duration;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut idle_client = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (mut idle, _) = listener.accept().unwrap();
-        let mut busy_client = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (mut busy, _) = listener.accept().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        busy_client.write_all(b"x").unwrap();
+        let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (mut accepted, peer) = listener.accept().unwrap();
+        let _other = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_other_accepted, _) = listener.accept().unwrap();
+        let found = inbound_connections(port);
+        assert_eq!(found.len(), 2, "two accepted connections, not the listener nor the clients: {found:?}");
+        let mine = found.iter().find(|c| c.peer == peer).expect("found by its peer address");
+        shut_down(mine);
         let mut one = [0u8; 1];
-        busy.read_exact(&mut one).unwrap();
-        assert_eq!(close_idle_connections(port, Duration::from_millis(250)), 1, "the idle connection only");
-        assert_eq!(idle.read(&mut one).unwrap(), 0, "a read on the idle connection ends");
-        assert_eq!(idle_client.read(&mut one).unwrap(), 0, "its client sees the close");
-        busy_client.write_all(b"y").unwrap();
-        busy.read_exact(&mut one).unwrap();
-        assert_eq!(&one, b"y", "the busy connection still works");
+        assert_eq!(accepted.read(&mut one).unwrap(), 0, "a read on it ends");
+        assert_eq!(client.read(&mut one).unwrap(), 0, "its client sees the close");
+        assert_eq!(inbound_connections(port).len(), 2, "a shut-down socket is still open until closed");
         listener.set_nonblocking(true).unwrap();
         let err = listener.accept().expect_err("nothing waiting");
         assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "the listener is untouched");

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::conns::Watch;
 use crate::http::{ApiError, Body, Method, RETRY_AFTER_SECS, Request, Response};
 use crate::router::{App, handle};
 
@@ -29,7 +30,7 @@ pub const MAX_HEADER_FIELDS: usize = 100;
 
 /// Binds the listener with the write timeout and `TCP_NODELAY` set on the listening socket, from which Linux
 /// copies them to every accepted connection: tiny_http offers no hook to set them per connection. A read
-/// timeout cannot be set there (it would time out `accept` too): `close_idle` stands in for it.
+/// timeout cannot be set there (it would time out `accept` too): `conns::Watch` stands in for it.
 pub fn bind(listen: &str, config: &Config) -> Result<tiny_http::Server, String> {
     let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     // Socket options are set through a TcpStream view of the same descriptor (std has no setters on a
@@ -53,17 +54,17 @@ pub fn run(app: Arc<App>, server: tiny_http::Server) {
     let threads = app.config.threads;
     let (tx, rx): (SyncSender<tiny_http::Request>, Receiver<tiny_http::Request>) = sync_channel(threads);
     let rx = Arc::new(Mutex::new(rx));
+    let port = server.server_addr().to_ip().map_or(0, |a| a.port());
+    let watch = Arc::new(Watch::new(port, Duration::from_secs(app.config.read_timeout)));
+    let sweeper = Arc::clone(&watch);
+    std::thread::spawn(move || sweeper.run());
     let mut workers = Vec::with_capacity(threads);
     for n in 0..threads {
-        let (app, rx) = (Arc::clone(&app), Arc::clone(&rx));
-        match std::thread::Builder::new().name(format!("worker-{n}")).spawn(move || worker(&app, &rx)) {
+        let (app, rx, watch) = (Arc::clone(&app), Arc::clone(&rx), Arc::clone(&watch));
+        match std::thread::Builder::new().name(format!("worker-{n}")).spawn(move || worker(&app, &rx, &watch)) {
             Ok(handle) => workers.push(handle),
             Err(e) => log::error!("cannot start worker thread {n}: {e}"),
         }
-    }
-    if let Some(addr) = server.server_addr().to_ip() {
-        let idle = Duration::from_secs(app.config.read_timeout);
-        std::thread::spawn(move || close_idle(addr.port(), idle));
     }
     let watcher = Arc::clone(&server);
     std::thread::spawn(move || {
@@ -73,7 +74,7 @@ pub fn run(app: Arc<App>, server: tiny_http::Server) {
         log::info!("shutdown requested: no longer accepting requests");
         watcher.unblock();
     });
-    accept(&server, &tx);
+    accept(&server, &tx, &watch);
     // Closing the queue lets each worker finish what it holds and what is queued, then stop.
     drop(tx);
     let deadline = Instant::now() + Duration::from_secs(app.config.shutdown_timeout);
@@ -88,34 +89,28 @@ pub fn run(app: Arc<App>, server: tiny_http::Server) {
     }
 }
 
-/// Closes connections that carried no data either way for `server.read_timeout`, checked four times a second.
-fn close_idle(port: u16, idle: Duration) {
-    loop {
-        let closed = crate::mmap::close_idle_connections(port, idle);
-        if closed > 0 {
-            log::debug!("closed {closed} idle connection descriptors");
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn accept(server: &tiny_http::Server, tx: &SyncSender<tiny_http::Request>) {
+fn accept(server: &tiny_http::Server, tx: &SyncSender<tiny_http::Request>, watch: &Watch) {
     for request in server.incoming_requests() {
+        watch.started(request.remote_addr());
         match tx.try_send(request) {
             Ok(()) => {}
             Err(TrySendError::Full(request)) => {
                 log::warn!("saturated: {} {} answered 503", request.method(), redact(request.url()));
-                respond(request, saturated());
+                let peer = request.remote_addr().copied();
+                let complete = respond(request, saturated());
+                watch.finished(peer.as_ref(), complete);
             }
             Err(TrySendError::Disconnected(request)) => {
-                respond(request, saturated());
+                let peer = request.remote_addr().copied();
+                let complete = respond(request, saturated());
+                watch.finished(peer.as_ref(), complete);
                 break;
             }
         }
     }
 }
 
-fn worker(app: &App, rx: &Mutex<Receiver<tiny_http::Request>>) {
+fn worker(app: &App, rx: &Mutex<Receiver<tiny_http::Request>>, watch: &Watch) {
     loop {
         // The lock is held only while waiting for the next request, never while handling one.
         let next = match rx.lock() {
@@ -123,11 +118,14 @@ fn worker(app: &App, rx: &Mutex<Receiver<tiny_http::Request>>) {
             Err(_) => return,
         };
         let Ok(request) = next else { return };
-        serve_one(app, request);
+        let peer = request.remote_addr().copied();
+        let complete = serve_one(app, request);
+        watch.finished(peer.as_ref(), complete);
     }
 }
 
-fn serve_one(app: &App, mut raw: tiny_http::Request) {
+/// Handles one request; whether its whole response was sent.
+fn serve_one(app: &App, mut raw: tiny_http::Request) -> bool {
     let started = Instant::now();
     let resp = match limits(&raw) {
         Some(refusal) => refusal,
@@ -142,8 +140,10 @@ fn serve_one(app: &App, mut raw: tiny_http::Request) {
     let (status, len) = (resp.status, resp.body_len());
     let method = raw.method().to_string();
     let url = redact(raw.url());
-    respond(raw, resp);
-    log::info!("{method} {url} {status} {len} {}ms", started.elapsed().as_millis());
+    let complete = respond(raw, resp);
+    let cut = if complete { "" } else { " (cut short)" };
+    log::info!("{method} {url} {status} {len}{cut} {}ms", started.elapsed().as_millis());
+    complete
 }
 
 /// The request-size limits: 414 for a target over `MAX_TARGET`, 431 for a header block over the limits.
@@ -185,7 +185,8 @@ fn saturated() -> Response {
         .with_header("Retry-After", RETRY_AFTER_SECS.to_string())
 }
 
-fn respond(raw: tiny_http::Request, mut resp: Response) {
+/// Sends a response; whether all of it went out.
+fn respond(raw: tiny_http::Request, mut resp: Response) -> bool {
     resp.headers.extend(
         [
             ("Access-Control-Allow-Origin", "*"),
@@ -220,8 +221,12 @@ fn respond(raw: tiny_http::Request, mut resp: Response) {
     let response = tiny_http::Response::new(tiny_http::StatusCode(resp.status), headers, reader, Some(len), None)
         .with_chunked_threshold(usize::MAX);
     // A client that went away mid-response is not our error; note it and go on.
-    if let Err(e) = raw.respond(response) {
-        log::debug!("response not completed: {e}");
+    match raw.respond(response) {
+        Ok(()) => true,
+        Err(e) => {
+            log::debug!("response not completed: {e}");
+            false
+        }
     }
 }
 
@@ -231,7 +236,7 @@ fn respond(raw: tiny_http::Request, mut resp: Response) {
 /// stays tiny_http's: it reads the next request once this writer is dropped, which keep-alive needs, and the
 /// response is complete HTTP/1.1 with its length. A body cut short (a client gone, a file truncated) leaves
 /// the client waiting for the rest until the read timeout closes the connection.
-fn write_raw(raw: tiny_http::Request, resp: Response) {
+fn write_raw(raw: tiny_http::Request, resp: Response) -> bool {
     let len = resp.body_len();
     let mut reader: Box<dyn crate::http::Source> = match resp.body {
         Body::Stream { reader, .. } => reader,
@@ -267,8 +272,12 @@ fn write_raw(raw: tiny_http::Request, resp: Response) {
         .write_all(head.as_bytes())
         .and_then(|()| if head_only { Ok(0) } else { reader.write_to(&mut writer) })
         .and_then(|n| writer.flush().map(|()| n));
-    if let Err(e) = sent {
-        log::debug!("response not completed: {e}");
+    match sent {
+        Ok(_) => true,
+        Err(e) => {
+            log::debug!("response not completed: {e}");
+            false
+        }
     }
 }
 

@@ -129,6 +129,26 @@ fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Result
     stored.sort_unstable();
     stored.dedup();
     let form = negotiate_instances(scope.req.header("accept"), &stored, single_ok).map_err(refused)?;
+    // The head promises every file's indexed length: check each file has it before promising, so a file
+    // deleted or replaced since indexing answers an error instead of a 200 cut short. (One changed while it
+    // is being sent still cuts the response short, and the connection is then closed.)
+    for inst in &instances {
+        let path = scope.app.index.file_path(inst);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == inst.size => {}
+            Ok(meta) => {
+                return Err(ApiError::Internal(format!(
+                    "indexed file {} changed size: {} bytes, the index says {}; run `smart-imaging check`",
+                    path.display(),
+                    meta.len(),
+                    inst.size
+                )));
+            }
+            Err(e) => {
+                return Err(ApiError::Internal(format!("indexed file {} cannot be read: {e}", path.display())));
+            }
+        }
+    }
     let files = |i: &&Instance| Segment::File(scope.app.index.file_path(i), i.size);
     let (content_type, body) = match form {
         InstanceForm::Single => {

@@ -6,4 +6,5 @@ mod ehr;
 mod harness;
 mod indexer;
 mod mock;
+mod resilience;
 mod tokens;

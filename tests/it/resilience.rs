@@ -1,0 +1,998 @@
+//! Serving under load, faults and hostile input (issue 6): bounded workers and 503s, read and write timeouts,
+//! request-size limits, hostile paths, handler panics, files that change under the server, graceful
+//! shutdown, study-token key warnings and the plain-HTTP warning. Each test shows one item of the issue; the
+//! load script in `tests/load/` shows the last one (mixed traffic for 60 s).
+//!
+//! Some tests need the server to be slow or stuck on purpose: a fake EHR that answers late, a client that
+//! stops reading a 48 MiB download. The waits are bounded by deadlines far above what a loaded machine
+//! needs; no test asserts a tight timing.
+//!
+//! Two servers sharing a study-token key and accepting each other's tokens (issue item 8) is
+//! `tokens::replicas_sharing_a_key_accept_each_others_tokens`; a slow introspection answered 503 within
+//! `timeoutSeconds` is `ehr::garbage_and_slow_answers_are_503`.
+
+use std::io::{BufWriter, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::harness::*;
+
+/// The longest any single wait in this module may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------------------
+// A large DICOM file, built here so its every byte is known.
+
+const BIG_STUDY: &str = "2.25.6001";
+const BIG_SERIES: &str = "2.25.6001.1";
+const BIG_SOP: &str = "2.25.6001.1.1";
+/// Secondary Capture Image Storage (PS3.4 §B.5).
+const SECONDARY_CAPTURE: &str = "1.2.840.10008.5.1.4.1.1.7";
+const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+/// 4096 rows × 6144 columns × 2 bytes: 48 MiB of Pixel Data, far more than any socket buffers.
+const ROWS: u16 = 4096;
+const COLUMNS: u16 = 6144;
+const PIXEL_BYTES: u32 = ROWS as u32 * COLUMNS as u32 * 2;
+
+/// A value padded to even length (PS3.5 §7.1.1): UIDs with NUL, text with a space.
+fn padded(value: &str, pad: u8) -> Vec<u8> {
+    let mut v = value.as_bytes().to_vec();
+    if v.len() % 2 == 1 {
+        v.push(pad);
+    }
+    v
+}
+
+/// One explicit VR little endian element (PS3.5 §7.1.2): tag, VR, then a 2-byte length, or for OB and OW two
+/// reserved bytes and a 4-byte length.
+fn element(group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + value.len());
+    out.extend(group.to_le_bytes());
+    out.extend(elem.to_le_bytes());
+    out.extend(vr);
+    if matches!(vr, b"OB" | b"OW") {
+        out.extend([0, 0]);
+        out.extend((value.len() as u32).to_le_bytes());
+    } else {
+        out.extend((value.len() as u16).to_le_bytes());
+    }
+    out.extend(value);
+    out
+}
+
+/// Everything of the file before the Pixel Data value: preamble, prefix, File Meta Information (PS3.10 §7.1)
+/// and the data set up to the Pixel Data element header.
+fn big_dicom_header() -> Vec<u8> {
+    let meta: Vec<u8> = [
+        element(0x0002, 0x0001, b"OB", &[0x00, 0x01]), // (0002,0001) OB len 2: File Meta Information Version
+        element(0x0002, 0x0002, b"UI", &padded(SECONDARY_CAPTURE, 0)), // (0002,0002) UI: Media Storage SOP Class
+        element(0x0002, 0x0003, b"UI", &padded(BIG_SOP, 0)), // (0002,0003) UI: Media Storage SOP Instance
+        element(0x0002, 0x0010, b"UI", &padded(EXPLICIT_VR_LE, 0)), // (0002,0010) UI: Transfer Syntax
+        element(0x0002, 0x0012, b"UI", &padded("2.25.6000", 0)), // (0002,0012) UI: Implementation Class UID
+    ]
+    .concat();
+    let data_set: Vec<u8> = [
+        element(0x0008, 0x0016, b"UI", &padded(SECONDARY_CAPTURE, 0)), // (0008,0016) UI: SOP Class UID
+        element(0x0008, 0x0018, b"UI", &padded(BIG_SOP, 0)),           // (0008,0018) UI: SOP Instance UID
+        element(0x0008, 0x0060, b"CS", &padded("OT", b' ')),           // (0008,0060) CS len 2: Modality
+        element(0x0010, 0x0020, b"LO", &padded("BIG-1", b' ')),        // (0010,0020) LO len 6: Patient ID
+        element(0x0020, 0x000D, b"UI", &padded(BIG_STUDY, 0)),         // (0020,000D) UI: Study Instance UID
+        element(0x0020, 0x000E, b"UI", &padded(BIG_SERIES, 0)),        // (0020,000E) UI: Series Instance UID
+        element(0x0028, 0x0002, b"US", &1u16.to_le_bytes()),           // (0028,0002) US len 2: Samples per Pixel 1
+        element(0x0028, 0x0004, b"CS", &padded("MONOCHROME2", b' ')),  // (0028,0004) CS len 12: Photometric
+        element(0x0028, 0x0010, b"US", &ROWS.to_le_bytes()),           // (0028,0010) US len 2: Rows 4096
+        element(0x0028, 0x0011, b"US", &COLUMNS.to_le_bytes()),        // (0028,0011) US len 2: Columns 6144
+        element(0x0028, 0x0100, b"US", &16u16.to_le_bytes()),          // (0028,0100) US len 2: Bits Allocated 16
+        element(0x0028, 0x0101, b"US", &16u16.to_le_bytes()),          // (0028,0101) US len 2: Bits Stored 16
+        element(0x0028, 0x0102, b"US", &15u16.to_le_bytes()),          // (0028,0102) US len 2: High Bit 15
+        element(0x0028, 0x0103, b"US", &0u16.to_le_bytes()),           // (0028,0103) US len 2: unsigned pixels
+    ]
+    .concat();
+    let mut pixel_header = element(0x7FE0, 0x0010, b"OW", &[]); // (7FE0,0010) OW: Pixel Data, 48 MiB follow
+    pixel_header.truncate(8);
+    pixel_header.extend(PIXEL_BYTES.to_le_bytes());
+    [
+        vec![0u8; 128],                                                     // preamble
+        b"DICM".to_vec(),                                                   // prefix
+        element(0x0002, 0x0000, b"UL", &(meta.len() as u32).to_le_bytes()), // (0002,0000) UL len 4: group length
+        meta,
+        data_set,
+        pixel_header,
+    ]
+    .concat()
+}
+
+/// A one-instance study of 48 MiB in its own folder, indexed, with a configuration serving it on the `open`
+/// tenant (mock, `ignorePatient`, `all-studies`) after the given `[server]` keys.
+struct BigStudy {
+    _dir: TempDir,
+    config: PathBuf,
+    file: PathBuf,
+}
+
+impl BigStudy {
+    fn new(label: &str, server_keys: &str) -> BigStudy {
+        let dir = TempDir::new(label);
+        let file = dir.path().join("dicom").join("big.dcm");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let mut out = BufWriter::new(std::fs::File::create(&file).unwrap());
+        out.write_all(&big_dicom_header()).unwrap();
+        // A pattern with a period (251) prime to the page size, so that no two pages are alike and a page of
+        // zeros in a reply cannot pass for the file's.
+        let block: Vec<u8> = (0..251 * 4096).map(|i| (i % 251) as u8 + 1).collect();
+        let mut left = PIXEL_BYTES as usize;
+        while left > 0 {
+            let n = left.min(block.len());
+            out.write_all(&block[..n]).unwrap();
+            left -= n;
+        }
+        out.flush().unwrap();
+        drop(out);
+        let run = run_cli(&["index", "dicom"], dir.path());
+        assert_eq!(run.code(), Some(0), "indexing the big file failed:\n{run}");
+        let config = write_config(&dir, &dir.path().join("index.toml"), &format!("[server]\n{server_keys}\n{OPEN}"));
+        BigStudy { _dir: dir, config, file }
+    }
+
+    /// The request target of the big instance on `server`, with a study token minted by a search.
+    fn instance_target(&self, server: &Server) -> String {
+        let found = addresses(server, "/open/fhir/ImagingStudy");
+        let (_, address) = found.iter().find(|(id, _)| id == BIG_STUDY).expect("the big study is found");
+        let path = address.strip_prefix(server.base()).expect("the address is on the server");
+        format!("{path}/studies/{BIG_STUDY}/series/{BIG_SERIES}/instances/{BIG_SOP}")
+    }
+}
+
+const OPEN: &str = "[tenants.open]\nauthorization = { type = \"mock\", ignorePatient = true }\n\
+                    images = { lookup = \"all-studies\" }\n";
+
+/// A configuration file in `dir` naming `index`, followed by `tables`.
+fn write_config(dir: &TempDir, index: &Path, tables: &str) -> PathBuf {
+    dir.write("smart-imaging.toml", format!("[images]\nindex = {}\n\n{tables}", toml_string(&index.to_string_lossy())))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Talking to a server at the test's own pace.
+
+/// A GET over a raw connection whose body the test reads when and as fast as it likes.
+struct Download {
+    stream: TcpStream,
+    status: u16,
+    content_length: Option<usize>,
+    /// The body bytes read so far.
+    body: Vec<u8>,
+}
+
+impl Download {
+    fn start(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Download {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut head = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("send the request");
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        let end = loop {
+            if let Some(end) = find(&raw, b"\r\n\r\n", 0) {
+                break end;
+            }
+            let n = stream.read(&mut buf).expect("read the response head");
+            assert!(n > 0, "the connection closed before a response head: {:?}", String::from_utf8_lossy(&raw));
+            raw.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status line: {head}"));
+        let content_length = head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+        });
+        Download { stream, status, content_length, body: raw[end + 4..].to_vec() }
+    }
+
+    /// Reads until at least `total` body bytes have arrived (or the body ended).
+    fn read_until(&mut self, total: usize) {
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.body.len() < total {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => self.body.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("reading the body after {} bytes: {e}", self.body.len()),
+            }
+        }
+    }
+
+    /// Reads to the end of the body. `Err` if the connection failed (reset) rather than ended, or stayed
+    /// silent for `PATIENCE`.
+    fn read_to_end(&mut self) -> Result<(), std::io::Error> {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.body.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Waits until the peer closes `stream` (EOF, reset, or any response it sends before closing) and returns
+/// how long that took and the bytes it sent; `None` if it stayed open for `within`.
+fn wait_closed(stream: &mut TcpStream, within: Duration) -> Option<(Duration, Vec<u8>)> {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = within.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return None;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return Some((start.elapsed(), got)),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return None,
+            Err(_) => return Some((start.elapsed(), got)),
+        }
+    }
+}
+
+/// A number from `/proc/<pid>/status`, such as `Threads` or `VmRSS` (in kB).
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    assert!(
+        text.lines().any(|l| l.starts_with("State:") && !l.contains("zombie")),
+        "the server process {pid} has exited"
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Fails unless the server process still runs, accepts connections and answers `/healthz`; `after` says
+/// what just happened, for the message.
+fn assert_serving(server: &Server, after: &str) {
+    let pid = server.pid();
+    let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let running = state.lines().any(|l| l.starts_with("State:") && !l.contains("zombie"));
+    assert!(running, "the server process exited {after}");
+    if let Err(e) = TcpStream::connect(server.addr()) {
+        panic!("the server no longer accepts connections {after}: {e}");
+    }
+    assert_eq!(server.get("/healthz").status, 200, "/healthz {after}");
+}
+
+/// The names of the server's threads (`/proc/<pid>/task/*/comm`).
+fn thread_names(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+fn workers(pid: u32) -> usize {
+    thread_names(pid).iter().filter(|n| n.starts_with("worker-")).count()
+}
+
+/// Sends a signal to the server process.
+fn signal(server: &Server, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(server.pid()).expect("a pid");
+    // SAFETY: kill(2) takes two integers and touches no memory of this process.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}) failed: {}", std::io::Error::last_os_error());
+}
+
+/// How many times `needle` occurs in `hay`.
+fn occurrences(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 1. Bounded concurrency.
+
+/// A fake EHR that takes `delay` to answer discovery (so every request to the tenant holds a worker that
+/// long), then refuses every other call, so the requests that got a worker end in a quick 503.
+struct SlowEhr {
+    base: String,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+    /// One message each time discovery is asked.
+    discovery: mpsc::Receiver<()>,
+}
+
+impl SlowEhr {
+    fn start(delay: Duration) -> SlowEhr {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("the fake EHR binds"));
+        let addr = server.server_addr().to_ip().expect("an IP address");
+        let (tx, discovery) = mpsc::channel();
+        let s = Arc::clone(&server);
+        let thread = std::thread::spawn(move || {
+            for request in s.incoming_requests() {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let (status, body) = if request.url().ends_with("/.well-known/smart-configuration") {
+                        let _ = tx.send(());
+                        std::thread::sleep(delay);
+                        let doc = json!({
+                            "token_endpoint": format!("http://{addr}/auth/token"),
+                            "introspection_endpoint": format!("http://{addr}/auth/introspect"),
+                        });
+                        (200, doc.to_string())
+                    } else {
+                        (500, "{}".to_string())
+                    };
+                    let header = tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
+                    let _ = request
+                        .respond(tiny_http::Response::from_string(body).with_status_code(status).with_header(header));
+                });
+            }
+        });
+        SlowEhr { base: format!("http://{addr}/fhir"), server, thread: Some(thread), discovery }
+    }
+}
+
+impl Drop for SlowEhr {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn ehr_tenant(base: &str, extra: &str) -> String {
+    format!(
+        "[tenants.ehr]\nauthorization.type = \"smart-on-fhir\"\nauthorization.fhirBaseUrl = {}\n\
+         authorization.client = {{ id = \"imaging-server\", secret = \"s3cret\" }}\n{extra}\n\
+         images.lookup = \"studies-by-context\"\n",
+        toml_string(base)
+    )
+}
+
+#[test]
+fn busy_workers_and_a_full_queue_answer_503_busy_with_retry_after_and_no_more_workers() {
+    let ehr = SlowEhr::start(Duration::from_secs(2));
+    let dir = TempDir::new("busy");
+    let config = dir.config(&format!("[server]\nthreads = 2\n\n{}", ehr_tenant(&ehr.base, "")));
+    let server = Launch::new(config).start();
+    let pid = server.pid();
+    // `listening on` is printed before the workers start; once a request was answered, they run.
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(workers(pid), 2, "server.threads = 2 starts two workers: {:?}", thread_names(pid));
+
+    let burst = 10;
+    let barrier = Arc::new(Barrier::new(burst));
+    let addr = server.addr();
+    let clients: Vec<_> = (0..burst)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                raw_request(addr, "GET", "/ehr/fhir/ImagingStudy?patient=p1", &[("Authorization", "Bearer t")])
+            })
+        })
+        .collect();
+    // While a worker waits on the slow EHR, count the server's threads.
+    ehr.discovery.recv_timeout(PATIENCE).expect("a request reached the EHR");
+    let threads_in_burst = proc_status(pid, "Threads");
+    let workers_in_burst = workers(pid);
+    let replies: Vec<Reply> = clients.into_iter().map(|c| c.join().expect("a client thread")).collect();
+
+    assert_eq!(workers_in_burst, 2, "workers during the burst: {:?}", thread_names(pid));
+    // tiny_http reads each connection on a thread of its own; beyond those, a handful of fixed threads.
+    assert!(threads_in_burst <= burst as u64 + 16, "{threads_in_burst} threads for {burst} connections");
+    let busy: Vec<&Reply> = replies.iter().filter(|r| r.status == 503 && r.text().contains("busy")).collect();
+    let handled: Vec<&Reply> = replies.iter().filter(|r| !r.text().contains("busy")).collect();
+    for reply in &replies {
+        assert_eq!(reply.status, 503, "every reply is a 503, busy or EHR failure: {}", reply.text());
+        let retry = reply.header_or_empty("retry-after");
+        assert!(retry.parse::<u32>().is_ok(), "Retry-After is an integer, not {retry:?}");
+    }
+    assert!(!busy.is_empty(), "{burst} requests at once on 2 workers and a queue of 2: none was refused busy");
+    assert!(handled.len() >= 2, "the workers took requests: {} handled", handled.len());
+    assert!(handled.len() <= 2 * 2 + 2, "more handled ({}) than workers and queue can hold", handled.len());
+    for reply in handled {
+        assert_eq!(reply.json()["resourceType"], "OperationOutcome", "a handled request fails as FHIR");
+    }
+    server.wait_for_log("the refusals", |l| l.contains("saturated"));
+    eprintln!(
+        "busy: {} of {burst} answered 503 busy; Threads during the burst {threads_in_burst}, workers {workers_in_burst}",
+        busy.len()
+    );
+}
+
+#[test]
+fn five_hundred_idle_connections_keep_memory_bounded_and_are_closed_after_read_timeout() {
+    let dir = TempDir::new("idle");
+    let config = dir.config(&format!("[server]\nthreads = 2\nread_timeout = 2\n\n{OPEN}"));
+    let server = Launch::new(config).start();
+    let pid = server.pid();
+    assert_eq!(server.get("/healthz").status, 200);
+    let (threads_before, rss_before) = (proc_status(pid, "Threads"), proc_status(pid, "VmRSS"));
+
+    // In batches the accept queue can take (a full one drops SYNs, which costs the client a 1 s retry), each
+    // once the server has taken most of the previous ones onto threads of their own.
+    let opened = Instant::now();
+    let mut conns: Vec<TcpStream> = Vec::new();
+    while conns.len() < 500 {
+        for _ in 0..50 {
+            conns.push(TcpStream::connect(server.addr()).unwrap_or_else(|e| panic!("connection {}: {e}", conns.len())));
+        }
+        let batch = Instant::now();
+        while proc_status(pid, "Threads") < threads_before + conns.len() as u64 * 8 / 10
+            && batch.elapsed() < Duration::from_secs(1)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let took = opened.elapsed();
+    let (threads_open, rss_open) = (proc_status(pid, "Threads"), proc_status(pid, "VmRSS"));
+    eprintln!(
+        "500 idle connections (opened in {took:?}): Threads {threads_before} -> {threads_open}, \
+         VmRSS {rss_before} kB -> {rss_open} kB"
+    );
+    assert!(rss_open < 100 * 1024, "VmRSS {rss_open} kB with 500 open connections");
+    assert!(threads_open <= threads_before + 500 + 4, "Threads {threads_open}: more than one per connection");
+
+    for (n, conn) in conns.iter_mut().enumerate() {
+        let left = (opened + Duration::from_secs(15)).saturating_duration_since(Instant::now());
+        let closed = wait_closed(conn, left.max(Duration::from_millis(1)));
+        assert!(closed.is_some(), "connection {n} still open 15 s after opening, with read_timeout = 2");
+    }
+    let closed_after = opened.elapsed();
+    drop(conns);
+    // tiny_http lets an idle connection thread go after 5 s.
+    let deadline = Instant::now() + PATIENCE;
+    let mut threads_after = proc_status(pid, "Threads");
+    while threads_after > threads_before + 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        threads_after = proc_status(pid, "Threads");
+    }
+    eprintln!(
+        "all closed by the server {closed_after:?} after opening; then Threads {threads_after}, VmRSS {} kB",
+        proc_status(pid, "VmRSS")
+    );
+    assert!(threads_after <= threads_before + 2, "Threads {threads_after}, was {threads_before} before");
+    assert_eq!(server.get("/healthz").status, 200, "the server still answers");
+}
+
+#[test]
+fn an_idle_server_keeps_accepting_past_read_timeout() {
+    let dir = TempDir::new("idle-accept");
+    let mut server = Launch::new(dir.config(&format!("[server]\nread_timeout = 1\n\n{OPEN}"))).start();
+    assert_eq!(server.get("/healthz").status, 200);
+    // The one wait of this test is the subject: no connection for longer than read_timeout.
+    std::thread::sleep(Duration::from_millis(2500));
+    let exited = server.wait_exit(Duration::from_millis(1));
+    assert!(
+        exited.is_none(),
+        "the server exited ({exited:?}) after 2.5 s without a new connection, with read_timeout = 1: accept() on \
+         the listening socket times out with its SO_RCVTIMEO and tiny_http stops accepting on that error"
+    );
+    assert_eq!(server.get("/healthz").status, 200, "still accepting");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 2. Timeouts.
+
+#[test]
+fn a_client_that_stalls_in_its_request_line_is_disconnected_after_read_timeout() {
+    let dir = TempDir::new("stall");
+    let server = Launch::new(dir.config(&format!("[server]\nread_timeout = 1\n\n{OPEN}"))).start();
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream.write_all(b"GET /heal").unwrap();
+    // Without the timeout the connection would stay open 30 s (the default) or forever.
+    let (after, sent) = wait_closed(&mut stream, Duration::from_secs(10)).expect("still connected after 10 s");
+    let sent = String::from_utf8_lossy(&sent).into_owned();
+    assert!(sent.is_empty() || sent.starts_with("HTTP/1.1 408"), "the server answered {sent:?}");
+    eprintln!("stalled request line closed after {after:?} ({sent:?})");
+    // The connection must have been closed by its timeout, not by a server that went away.
+    assert_serving(&server, "after closing a stalled connection");
+}
+
+#[test]
+fn a_client_dribbling_its_headers_is_disconnected_after_read_timeout_and_holds_no_worker() {
+    let dir = TempDir::new("dribble");
+    let server = Launch::new(dir.config(&format!("[server]\nthreads = 1\nread_timeout = 1\n\n{OPEN}"))).start();
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nX-Slow: ").unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let started = Instant::now();
+    let mut closed_after = None;
+    let mut checked_worker = false;
+    let mut buf = [0u8; 256];
+    // One byte every 300 ms: each read on the server waits less than read_timeout, but the request as a whole
+    // takes as long as the client likes (slowloris).
+    while started.elapsed() < Duration::from_secs(6) {
+        if stream.write_all(b"a").is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        match stream.read(&mut buf) {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            _ => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+        }
+        if !checked_worker {
+            // The only worker is free: a request still in its headers is tiny_http's, not a worker's.
+            let t = Instant::now();
+            assert_eq!(server.get("/healthz").status, 200, "another client is served meanwhile");
+            assert!(t.elapsed() < Duration::from_secs(5), "another client waited {:?}", t.elapsed());
+            checked_worker = true;
+        }
+    }
+    assert_serving(&server, "while a client dribbled its headers");
+    let after = closed_after.unwrap_or_else(|| {
+        panic!(
+            "a client sending one header byte every 300 ms was still connected after {:?} with read_timeout = 1: \
+             the timeout bounds each read, not the request (config.rs: \"Seconds a connection may take to send \
+             a request\")",
+            started.elapsed()
+        )
+    });
+    eprintln!("dribbling client disconnected after {after:?}");
+}
+
+#[test]
+fn a_client_that_stops_reading_a_download_frees_the_only_worker_after_write_timeout() {
+    let big = BigStudy::new("stopread", "threads = 1\nwrite_timeout = 1");
+    let server = Launch::new(&big.config).start();
+    let target = big.instance_target(&server);
+    // The download starts and the client never reads a byte of the body.
+    let stuck = Download::start(server.addr(), &target, &[("Accept", "application/dicom")]);
+    assert_eq!(stuck.status, 200, "the download starts");
+    let asked = Instant::now();
+    let reply = server.get("/healthz");
+    let waited = asked.elapsed();
+    assert_eq!(reply.status, 200, "the next request is served");
+    // With the default write_timeout of 60 s this waits a minute.
+    assert!(
+        waited < Duration::from_secs(10),
+        "the next request waited {waited:?} behind a client that stopped reading"
+    );
+    let log =
+        server.wait_for_log("the stuck download's log line", |l| l.contains(&format!("/instances/{BIG_SOP} 200")));
+    assert!(!log.contains("panicked"), "no panic");
+    eprintln!("second request answered after {waited:?} behind a stuck 48 MiB download");
+    drop(stuck);
+}
+
+#[test]
+fn an_ehr_that_never_answers_is_503_within_timeout_seconds() {
+    // Accepted by the kernel, never answered: the EHR client must give up on its own.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/fhir", silent.local_addr().unwrap());
+    let dir = TempDir::new("silent-ehr");
+    let server = Launch::new(dir.config(&ehr_tenant(&base, "authorization.timeoutSeconds = 1"))).start();
+    let asked = Instant::now();
+    let reply = server.get_with("/ehr/fhir/ImagingStudy?patient=p1", &[("Authorization", "Bearer t")]);
+    let waited = asked.elapsed();
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert!(reply.header_or_empty("retry-after").parse::<u32>().is_ok(), "Retry-After");
+    assert!(waited < Duration::from_secs(10), "answered after {waited:?} with timeoutSeconds = 1");
+    drop(silent);
+}
+
+#[test]
+fn the_readme_documents_the_read_write_and_shutdown_timeouts() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    for key in ["server.read_timeout", "server.write_timeout", "server.shutdown_timeout"] {
+        assert!(readme.contains(key), "the README's configuration table does not document `{key}`");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 3. Limits.
+
+#[test]
+fn an_over_long_request_target_is_414_and_an_over_large_header_block_431() {
+    let dir = TempDir::new("limits");
+    let server = Launch::new(dir.config(OPEN)).start();
+    let long_target = format!("/open/fhir/ImagingStudy?x={}", "a".repeat(9 * 1024));
+    let reply = server.raw("GET", &long_target, &[]);
+    assert_eq!(reply.status, 414, "a 9 KiB request target: {}", reply.text());
+
+    let names: Vec<String> = (0..120).map(|n| format!("X-Many-{n}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+    let reply = server.raw("GET", "/healthz", &many);
+    assert_eq!(reply.status, 431, "120 header fields: {}", reply.text());
+
+    let big_value = "b".repeat(1024);
+    let names: Vec<String> = (0..40).map(|n| format!("X-Big-{n}")).collect();
+    let large: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), big_value.as_str())).collect();
+    let reply = server.raw("GET", "/healthz", &large);
+    assert_eq!(reply.status, 431, "40 KiB of headers: {}", reply.text());
+
+    let reply = server.raw("GET", "/healthz", &many[..20]);
+    assert_eq!(reply.status, 200, "20 headers are fine: {}", reply.text());
+    assert_eq!(server.get("/healthz").status, 200, "still serving");
+}
+
+#[test]
+fn methods_other_than_get_head_and_options_are_405_with_allow() {
+    let dir = TempDir::new("methods");
+    let server = Launch::new(dir.config(OPEN)).start();
+    for method in ["PUT", "POST", "DELETE", "PATCH"] {
+        for target in ["/open/fhir/ImagingStudy", "/healthz", "/open/wado/x/studies/1.2.3"] {
+            let reply = server.raw(method, target, &[]);
+            assert_eq!(reply.status, 405, "{method} {target}: {}", reply.text());
+            assert_eq!(reply.header("allow"), Some("GET, HEAD, OPTIONS"), "{method} {target}: Allow");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 4. Hostile paths and queries.
+
+#[test]
+fn hostile_paths_and_queries_are_refused_without_a_file_or_a_panic() {
+    let dir = TempDir::new("hostile");
+    let server = Launch::new(dir.config(&format!("{OPEN}\n{}", demo_tenant()))).start();
+    let (uid, address) = addresses(&server, "/open/fhir/ImagingStudy").remove(0);
+    let wado = address.strip_prefix(server.base()).unwrap().to_string();
+    let long_uid = "1".repeat(70);
+    let many_params = "a=1&".repeat(1500);
+    let commas = ",".repeat(7000);
+    let cases: Vec<(String, &[u16], &str)> = vec![
+        // Traversal in every spelling: an encoded dot is still one segment, an encoded slash never splits one.
+        ("/open/wado/%2e%2e/studies/1.2".into(), &[403], "an encoded `..` as the study token"),
+        (format!("{wado}/studies/%2e%2e%2f%2e%2e%2fetc%2fpasswd"), &[400], "an encoded traversal as the study UID"),
+        ("/open/fhir/ImagingStudy/..%2f..%2fetc%2fpasswd".into(), &[400, 404], "an encoded traversal as an id"),
+        ("/open/%2e%2e/%2e%2e/etc/passwd".into(), &[404], "encoded dot segments"),
+        ("/../../etc/passwd".into(), &[400, 404], "raw dot segments"),
+        ("/open/fhir/../../../etc/passwd".into(), &[400, 404], "raw dot segments under a tenant"),
+        (format!("{wado}/studies/{uid}/../../../../../etc/passwd"), &[400, 404], "dot segments after a study"),
+        // Bytes that are not text.
+        ("/open/fhir/ImagingStudy/%00".into(), &[400], "NUL in a path segment"),
+        ("/open/fhir/ImagingStudy?identifier=%00".into(), &[400], "NUL in a query value"),
+        ("/open/fhir/ImagingStudy/%ff%fe".into(), &[400], "invalid UTF-8 in a path segment"),
+        ("/open/fhir/ImagingStudy?identifier=%ff%fe".into(), &[400], "invalid UTF-8 in a query value"),
+        ("/open/fhir/ImagingStudy/%zz".into(), &[400], "a bad escape `%zz`"),
+        ("/open/fhir/ImagingStudy/%4".into(), &[400], "a truncated escape `%4`"),
+        ("/open/fhir/ImagingStudy?identifier=%4".into(), &[400], "a truncated escape in a query"),
+        // UIDs longer than 64 characters (PS3.5 §9.1).
+        (format!("{wado}/studies/{long_uid}"), &[400], "a 70-digit study UID"),
+        (format!("{wado}/studies/{uid}/series/{long_uid}"), &[400], "a 70-digit series UID"),
+        (format!("{wado}/studies/{uid}/series/1.2/instances/{long_uid}"), &[400], "a 70-digit instance UID"),
+        (format!("/open/fhir/ImagingStudy/{long_uid}"), &[400, 404], "a 70-digit ImagingStudy id"),
+        // Parameters.
+        ("/demo/fhir/ImagingStudy?patient=p1&patient=p2".into(), &[400, 403], "`patient` twice, another patient"),
+        ("/demo/fhir/ImagingStudy?patient=p1&patient=p1".into(), &[200, 400], "`patient` twice, the same"),
+        (format!("/open/fhir/ImagingStudy?{}", "a=1&".repeat(5000)), &[414], "5,000 parameters (20 KB)"),
+        (format!("/open/fhir/ImagingStudy?{many_params}"), &[200], "1,500 unknown parameters, ignored"),
+        (format!("/open/fhir/ImagingStudy?identifier={}", ",".repeat(10_000)), &[414], "10,000 commas (10 KB)"),
+        (format!("/open/fhir/ImagingStudy?identifier={commas}"), &[200, 400], "7,000 empty identifiers"),
+        ("/open/fhir/ImagingStudy?_count=99999999999999999999".into(), &[200, 400], "a _count past u64"),
+        ("/open/fhir/ImagingStudy?_count=-1".into(), &[400], "a negative _count"),
+        ("/open/fhir/ImagingStudy?_offset=99999999999999999999".into(), &[200, 400], "an _offset past u64"),
+    ];
+    let mut seen = Vec::new();
+    for (target, allowed, what) in &cases {
+        let reply = server.raw("GET", target, &[]);
+        seen.push(format!("{} {what}", reply.status));
+        assert!(
+            allowed.contains(&reply.status),
+            "{what}: {target:.120}… answered {}, expected one of {allowed:?}: {:.300}",
+            reply.status,
+            reply.text()
+        );
+        assert!(!reply.body_contains(b"DICM"), "{what}: DICOM bytes in the reply");
+        assert!(!reply.body_contains(b"root:"), "{what}: /etc/passwd in the reply");
+        if reply.status == 200 {
+            assert_eq!(reply.json()["resourceType"], "Bundle", "{what}: a 200 is a search Bundle");
+        }
+    }
+    eprintln!("hostile inputs:\n  {}", seen.join("\n  "));
+    assert_eq!(server.get("/healthz").status, 200, "still healthy");
+    assert_eq!(server.get("/open/fhir/ImagingStudy").status, 200, "a search still works");
+    assert!(!server.log().contains("panicked"), "no handler panicked:\n{}", server.log());
+}
+
+fn demo_tenant() -> String {
+    let text = std::fs::read_to_string(sample_config()).expect("the sample configuration");
+    let start = text.find("[tenants.demo]").expect("the sample has a demo tenant");
+    text[start..].to_string()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 5. Panics.
+
+/// The test hook exists in debug builds only (`router.rs`).
+#[cfg(debug_assertions)]
+#[test]
+fn a_panicking_handler_answers_500_and_the_only_worker_goes_on_serving() {
+    let dir = TempDir::new("panic");
+    let server = Launch::new(dir.config(&format!("[server]\nthreads = 1\n\n{OPEN}")))
+        .env("SMART_IMAGING_TEST_HOOKS", "1")
+        .env("RUST_BACKTRACE", "0")
+        .start();
+    for round in 0..2 {
+        let reply = server.get("/_test/panic");
+        assert_eq!(reply.status, 500, "round {round}: {}", reply.text());
+        let body = reply.text();
+        assert!(!body.contains("panic") && !body.contains("router.rs"), "the body says nothing of why: {body:?}");
+    }
+    assert_eq!(server.get("/healthz").status, 200, "the one worker survived two panics");
+    let search = server.get("/open/fhir/ImagingStudy");
+    assert_eq!(search.status, 200, "a search still works");
+    assert_eq!(ids(&search.json()).len(), IndexFile::sample().studies.len(), "every study");
+    let log = server.wait_for_log("the panic", |l| l.contains("handler panicked"));
+    assert!(log.contains("/_test/panic 500"), "the request log line of the panic:\n{log}");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 6. Files that change under a running server.
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn files_truncated_or_deleted_after_indexing_answer_errors_and_are_named_by_the_log_and_check() {
+    let dir = TempDir::new("changed");
+    copy_dir(&data_dir().join("dicom").join("mrn-1001").join("ct-chest"), &dir.path().join("dicom").join("ct-chest"));
+    let run = run_cli(&["index", "dicom"], dir.path());
+    assert_eq!(run.code(), Some(0), "{run}");
+    let index_path = dir.path().join("index.toml");
+    let config = write_config(&dir, &index_path, OPEN);
+    let index = IndexFile::load(&index_path);
+    let study = &index.studies[0];
+    let series = &study.series[0];
+    let [truncated, deleted, intact] = [&series.instances[0], &series.instances[1], &series.instances[2]];
+    let server = Launch::new(&config).start();
+    let (_, address) = addresses(&server, "/open/fhir/ImagingStudy").remove(0);
+    let wado = address.strip_prefix(server.base()).unwrap().to_string();
+    let instance =
+        |i: &IndexInstance| format!("{wado}/studies/{}/series/{}/instances/{}", study.uid, series.uid, i.uid);
+
+    let file = |i: &IndexInstance| dir.path().join(&i.path);
+    std::fs::OpenOptions::new().write(true).open(file(truncated)).unwrap().set_len(truncated.size / 2).unwrap();
+    std::fs::remove_file(file(deleted)).unwrap();
+
+    for (inst, what) in [(truncated, "truncated"), (deleted, "deleted")] {
+        let reply = server.raw("GET", &instance(inst), &[("Accept", "application/dicom")]);
+        // The status and length went out before the file was opened: the body is cut short.
+        let promised = reply.header("content-length").and_then(|l| l.parse::<usize>().ok());
+        let failed = reply.status >= 500 || (reply.status == 200 && promised.is_some_and(|p| reply.body.len() < p));
+        assert!(
+            failed,
+            "the {what} file: status {}, {} body bytes of {promised:?} promised",
+            reply.status,
+            reply.body.len()
+        );
+        assert!(!reply.body_contains(b"DICM"), "the {what} file: no DICOM bytes");
+        eprintln!("retrieve of the {what} file: {} with {} of {promised:?} bytes", reply.status, reply.body.len());
+        let meta = server.raw("GET", &format!("{}/metadata", instance(inst)), &[]);
+        assert_eq!(meta.status, 500, "metadata of the {what} file: {}", meta.text());
+        assert_eq!(meta.text().trim(), "internal server error", "a generic body");
+        let name = file(inst).to_string_lossy().into_owned();
+        server.wait_for_log(&format!("the {what} file named"), |l| l.contains(&name));
+    }
+    let reply = server.raw("GET", &instance(intact), &[("Accept", "application/dicom")]);
+    assert_eq!(reply.status, 200, "the intact file: {}", reply.text());
+    assert!(reply.body == std::fs::read(file(intact)).unwrap(), "the intact file's exact bytes");
+    let others: Vec<&IndexInstance> = study.series[1].instances.iter().collect();
+    let reply = server.get(&format!("{wado}/studies/{}/series/{}", study.uid, study.series[1].uid));
+    assert_dicom_parts_of(&reply, &others, &dir, "the other series");
+    assert_eq!(server.get("/healthz").status, 200, "the process is alive");
+
+    let run = run_cli(&["check", "--config", config.to_str().unwrap()], dir.path());
+    assert_eq!(run.code(), Some(1), "check exits 1 for a missing or changed file:\n{run}");
+    let said = format!("{}{}", run.stdout, run.stderr);
+    for inst in [truncated, deleted] {
+        assert!(said.contains(&inst.path), "check names {}:\n{run}", inst.path);
+    }
+    assert!(!said.contains(&intact.path), "check does not name the intact file:\n{run}");
+
+    // Every file's size is checked before the head promises its length, so a keep-alive client gets a whole
+    // 500 for the truncated file, and its connection goes on serving. (A file that shrinks while it is being
+    // sent cuts the response short and closes the connection: see the SIGBUS test below.)
+    let mut conn = TcpStream::connect(server.addr()).unwrap();
+    let head = format!("GET {} HTTP/1.1\r\nHost: x\r\nAccept: application/dicom\r\n\r\n", instance(truncated));
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let (_, both) = wait_closed(&mut conn, Duration::from_secs(10)).expect("both answers, then the close asked for");
+    let text = String::from_utf8_lossy(&both);
+    assert!(text.starts_with("HTTP/1.1 500 "), "the truncated file: a whole 500 first:\n{text}");
+    assert!(text.contains("HTTP/1.1 200 ") && text.ends_with("ok"), "then /healthz on the same connection:\n{text}");
+}
+
+/// `assert_dicom_parts` for files under `dir` instead of the sample data.
+fn assert_dicom_parts_of(reply: &Reply, expected: &[&IndexInstance], dir: &TempDir, what: &str) {
+    assert_eq!(reply.status, 200, "{what}: {}", reply.text());
+    let parts = parse_multipart(reply.header_or_empty("content-type"), &reply.body).expect("a multipart body");
+    assert_eq!(parts.len(), expected.len(), "{what}: parts");
+    for (part, inst) in parts.iter().zip(expected) {
+        assert!(part.body == std::fs::read(dir.path().join(&inst.path)).unwrap(), "{what}: bytes of {}", inst.path);
+    }
+}
+
+#[test]
+fn a_file_truncated_while_it_is_sent_ends_the_response_short_and_the_server_lives_on() {
+    let big = BigStudy::new("sigbus", "");
+    let server = Launch::new(&big.config).start();
+    let target = big.instance_target(&server);
+    let original = std::fs::read(&big.file).unwrap();
+    let mut download = Download::start(server.addr(), &target, &[("Accept", "application/dicom")]);
+    assert_eq!(download.status, 200, "the download starts");
+    assert_eq!(download.content_length, Some(original.len()), "Content-Length is the file's size");
+    download.read_until(1024 * 1024);
+    // Pages past the new end now fault (SIGBUS) when the server copies them from its map.
+    std::fs::OpenOptions::new().write(true).open(&big.file).unwrap().set_len(4096).unwrap();
+    let ended = download.read_to_end();
+    let got = download.body.len();
+    eprintln!("truncated while sent: {got} of {} bytes, then {ended:?}", original.len());
+    assert!(got < original.len(), "the response is cut short: {got} bytes of {}", original.len());
+    assert!(download.body == original[..got], "every byte sent is the file's: no page of zeros went out");
+    assert_eq!(server.get("/healthz").status, 200, "the server survived the fault");
+    let log = server.wait_for_log("the download's log line", |l| l.contains(&format!("/instances/{BIG_SOP} 200")));
+    assert!(
+        log.contains("truncated while it was being sent"),
+        "the log does not say the file was truncated while it was sent ({got} of {} bytes went out)",
+        original.len()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 7. Graceful shutdown.
+
+#[test]
+fn sigterm_stops_accepting_lets_a_slow_download_finish_and_exits_0() {
+    let big = BigStudy::new("sigterm", "shutdown_timeout = 15");
+    let mut server = Launch::new(&big.config).start();
+    let target = big.instance_target(&server);
+    let mut download = Download::start(server.addr(), &target, &[("Accept", "application/dicom")]);
+    assert_eq!(download.status, 200);
+    // A slow reader: a few chunks with pauses before the signal.
+    for n in 1..=5 {
+        download.read_until(n * 256 * 1024);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&server, libc::SIGTERM);
+    let signalled = Instant::now();
+    server.wait_for_log("the shutdown", |l| l.contains("shutdown requested"));
+    // The server writes that line just before it stops taking requests from tiny_http's queue; a request
+    // queued in between is still served. Give it a moment (a scheduling gap, not a readiness wait).
+    std::thread::sleep(Duration::from_millis(200));
+
+    // A new connection after the signal: it may connect (the socket is still open), but is never answered.
+    let addr = server.addr();
+    let late = std::thread::spawn(move || {
+        let Ok(mut stream) = TcpStream::connect(addr) else { return Vec::new() };
+        let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        wait_closed(&mut stream, PATIENCE).map(|(_, got)| got).unwrap_or_else(|| b"(never closed)".to_vec())
+    });
+
+    download.read_to_end().expect("the body ends cleanly");
+    assert_eq!(Some(download.body.len()), download.content_length, "the whole body arrived after SIGTERM");
+    assert!(download.body == std::fs::read(&big.file).unwrap(), "and it is the file's bytes");
+    let status = server.wait_exit(Duration::from_secs(15 + 10)).expect("the server exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status}");
+    eprintln!("SIGTERM: exited {status} {:?} after the signal", signalled.elapsed());
+    let late = String::from_utf8_lossy(&late.join().unwrap()).into_owned();
+    // Not served: closed unanswered, or (when tiny_http drops the request it queued) a bare 5xx.
+    assert!(late.is_empty() || late.starts_with("HTTP/1.1 5"), "a connection made after SIGTERM was served: {late:?}");
+    eprintln!("a connection after SIGTERM got {late:?}");
+    server.wait_for_log("a clean stop", |l| l.contains("stopped"));
+}
+
+#[test]
+fn sigint_exits_0_promptly_when_idle() {
+    let dir = TempDir::new("sigint");
+    let mut server = Launch::new(dir.config(OPEN)).start();
+    assert_eq!(server.get("/healthz").status, 200);
+    signal(&server, libc::SIGINT);
+    let status = server.wait_exit(Duration::from_secs(10)).expect("the server exits after SIGINT");
+    assert_eq!(status.code(), Some(0), "exit status after SIGINT: {status}");
+    server.wait_for_log("why it stopped", |l| l.contains("shutdown requested"));
+}
+
+#[test]
+fn shutdown_gives_up_on_a_stalled_download_after_shutdown_timeout_and_exits_0() {
+    let big = BigStudy::new("stalled", "shutdown_timeout = 2\nwrite_timeout = 60");
+    let mut server = Launch::new(&big.config).start();
+    let target = big.instance_target(&server);
+    let stuck = Download::start(server.addr(), &target, &[("Accept", "application/dicom")]);
+    assert_eq!(stuck.status, 200);
+    signal(&server, libc::SIGTERM);
+    let signalled = Instant::now();
+    let status = server.wait_exit(Duration::from_secs(2 + 10)).expect("the server exits within shutdown_timeout");
+    assert_eq!(status.code(), Some(0), "exit status: {status}");
+    server.wait_for_log("the request it cut", |l| l.contains("still in flight"));
+    eprintln!("stalled download: exited {status} {:?} after SIGTERM (shutdown_timeout = 2)", signalled.elapsed());
+    drop(stuck);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 8. Study-token keys.
+
+fn key_file_server(dir: &TempDir, mode: u32) -> Server {
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.write("study.key", "0123456789abcdef0123456789abcdef\n");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+    let server = Launch::new(dir.config(&format!("[server]\nkey_file = \"study.key\"\n\n{OPEN}"))).start();
+    assert_eq!(server.get("/open/fhir/ImagingStudy").status, 200, "the server runs with the key");
+    server.wait_for_log("the start-up lines", |l| l.contains("GET /open/fhir/ImagingStudy 200"));
+    server
+}
+
+#[test]
+fn a_world_readable_key_file_draws_a_warning() {
+    let dir = TempDir::new("key-0644");
+    let server = key_file_server(&dir, 0o644);
+    let log = server.log();
+    assert!(log.contains("readable by every user"), "no warning for a key file of mode 0644:\n{log}");
+    assert!(!log.contains("0123456789abcdef"), "the key itself is never logged");
+}
+
+#[test]
+fn a_private_key_file_draws_no_warning() {
+    let dir = TempDir::new("key-0600");
+    let server = key_file_server(&dir, 0o600);
+    let log = server.log();
+    assert!(!log.contains("readable by every user"), "a warning for a key file of mode 0600:\n{log}");
+    assert!(!log.contains("stop working when"), "a configured key is not the random one:\n{log}");
+}
+
+#[test]
+fn without_a_key_the_start_up_log_says_tokens_die_with_the_process() {
+    let dir = TempDir::new("no-key");
+    // The harness removes SMART_IMAGING_KEY from the server's environment.
+    let server = Launch::new(dir.config(OPEN)).start();
+    let log = server.wait_for_log("the random-key warning", |l| l.contains("stop working when this process exits"));
+    assert!(log.contains("no study-token key configured"), "{log}");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 9. Plain HTTP for smart-on-fhir tenants.
+
+#[test]
+fn a_smart_on_fhir_tenant_on_a_non_loopback_listener_warns_that_tokens_travel_in_clear() {
+    let dir = TempDir::new("clear");
+    // The EHR is never called: no request reaches the tenant.
+    let config = dir.config(&ehr_tenant("http://127.0.0.1:9/fhir", ""));
+    let server = Launch::new(config).listen("0.0.0.0:0").start();
+    assert_eq!(server.get("/healthz").status, 200, "reached through 127.0.0.1");
+    // The request's line comes after every start-up line.
+    let log = server.wait_for_log("the request line", |l| l.contains("GET /healthz 200"));
+    assert_eq!(occurrences(&log, "travel in clear"), 1, "the warning is logged once:\n{log}");
+    let line = log.lines().find(|l| l.contains("travel in clear")).unwrap_or_default();
+    assert!(line.contains("WARN") && line.contains("TLS"), "a loud warning pointing to TLS: {line}");
+}
+
+#[test]
+fn a_smart_on_fhir_tenant_on_loopback_draws_no_plain_http_warning() {
+    let dir = TempDir::new("loopback");
+    let server = Launch::new(dir.config(&ehr_tenant("http://127.0.0.1:9/fhir", ""))).start();
+    assert_eq!(server.get("/healthz").status, 200);
+    let log = server.wait_for_log("the request line", |l| l.contains("GET /healthz 200"));
+    assert!(!log.contains("travel in clear"), "a warning on loopback:\n{log}");
+}
+
+#[test]
+fn the_readme_shows_tls_in_front_with_nginx() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    for needle in ["nginx", "listen 443 ssl", "proxy_pass http://127.0.0.1"] {
+        assert!(readme.contains(needle), "the README shows no TLS proxy in front: `{needle}` is missing");
+    }
+}
