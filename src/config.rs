@@ -143,7 +143,7 @@ pub struct Config {
     pub threads: usize,
     pub key_file: Option<PathBuf>,
     pub study_token_ttl: u64,
-    /// Seconds a connection may carry no data either way before it is closed.
+    /// Seconds a connection has to bring a complete request, after opening or after its previous response.
     pub read_timeout: u64,
     /// Seconds a blocked write to a client may wait before the connection is dropped.
     pub write_timeout: u64,

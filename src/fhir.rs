@@ -254,7 +254,9 @@ pub fn search(app: &App, tenant: &Tenant, grant: &Grant, req: &Request) -> Resul
     });
     // The entries are spliced in after the envelope's last member: each resource comes pre-serialized from
     // `resource::write_study`, and FHIR JSON has no empty arrays, so an empty result has no `entry` at all.
-    let mut out = serde_json::to_vec(&envelope).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Room for the usual resource sizes up front: the body is built by appending.
+    let mut out = Vec::with_capacity(1024 + 8 * 1024 * page.len());
+    serde_json::to_writer(&mut out, &envelope).map_err(|e| ApiError::Internal(e.to_string()))?;
     if !page.is_empty() {
         out.pop(); // the envelope's closing brace
         out.extend_from_slice(b",\"entry\":[");
@@ -262,9 +264,9 @@ pub fn search(app: &App, tenant: &Tenant, grant: &Grant, req: &Request) -> Resul
             if n > 0 {
                 out.push(b',');
             }
-            let full_url = Value::String(format!("{base}/ImagingStudy/{}", st.uid));
             out.extend_from_slice(b"{\"fullUrl\":");
-            out.extend_from_slice(full_url.to_string().as_bytes());
+            serde_json::to_writer(&mut out, &format!("{base}/ImagingStudy/{}", st.uid))
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             out.extend_from_slice(b",\"resource\":");
             resource::write_study(app, tenant, grant, st, now, &mut out)?;
             out.extend_from_slice(b",\"search\":{\"mode\":\"match\"}}");

@@ -65,22 +65,21 @@ pub fn write_study(
     let subject = subject(tenant, grant, st);
     let slot = app.index.position(&st.uid).and_then(|i| app.studies.0.get(i));
     let pieces = slot.map(|slot| slot.get_or_init(|| split(app, st)));
-    match pieces.and_then(|p| p.0.as_ref()) {
+    let written = match pieces.and_then(|p| p.0.as_ref()) {
         Some(pieces) => {
-            for piece in pieces {
-                match piece {
-                    Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
-                    Piece::Address => out.extend_from_slice(Value::String(address.clone()).to_string().as_bytes()),
-                    Piece::Subject => out.extend_from_slice(subject.to_string().as_bytes()),
+            out.reserve(pieces.iter().map(|p| if let Piece::Text(t) = p { t.len() } else { 256 }).sum());
+            pieces.iter().try_for_each(|piece| match piece {
+                Piece::Text(text) => {
+                    out.extend_from_slice(text.as_bytes());
+                    Ok(())
                 }
-            }
+                Piece::Address => serde_json::to_writer(&mut *out, &address),
+                Piece::Subject => serde_json::to_writer(&mut *out, &subject),
+            })
         }
-        None => {
-            let value = resource(app, st, Value::String(address), subject);
-            out.extend_from_slice(value.to_string().as_bytes());
-        }
-    }
-    Ok(())
+        None => serde_json::to_writer(&mut *out, &resource(app, st, Value::String(address), subject)),
+    };
+    written.map_err(|e| ApiError::Internal(format!("cannot write an ImagingStudy: {e}")))
 }
 
 /// Seals the study token of the Endpoint address (SPEC §5.2).
