@@ -9,12 +9,13 @@ use crate::http::{ApiError, Request};
 use crate::patient::PatientContext;
 use crate::router::App;
 use crate::scope::Need;
+use std::sync::Arc;
 
 /// What a valid access token allows.
 #[derive(Debug, Clone)]
 pub struct Grant {
     /// The patient in context; `None` only for tenants configured without one.
-    pub patient: Option<PatientContext>,
+    pub patient: Option<Arc<PatientContext>>,
     /// When the access token expires (Unix seconds); `None` when nothing bounds it (mock tenants).
     pub expires: Option<u64>,
 }

@@ -167,7 +167,7 @@ pub struct Tenant {
 #[derive(Debug, Clone)]
 pub enum Authorization {
     /// No introspection; the configured patient (if any) is the context.
-    Mock { patient: Option<PatientContext> },
+    Mock { patient: Option<Arc<PatientContext>> },
     /// Token introspection and Patient reads at an EHR (SPEC §6).
     SmartOnFhir(SmartOnFhir),
 }
@@ -306,7 +306,7 @@ fn validate_tenant(name: &str, t: RawTenant, resolve: &dyn Fn(&str) -> PathBuf) 
             if let Some((key, _)) = smart_keys.iter().find(|(_, set)| *set) {
                 return Err(format!("authorization.{key} applies only to type = \"smart-on-fhir\""));
             }
-            let patient = a.patient.map(|p| mock_patient(p, &id_selector)).transpose()?;
+            let patient = a.patient.map(|p| mock_patient(p, &id_selector)).transpose()?.map(Arc::new);
             let needs_patient = !ignore_patient || t.images.lookup == Lookup::StudiesByContext;
             if patient.is_none() && needs_patient {
                 return Err("authorization.patient is required for a mock tenant unless \

@@ -6,7 +6,7 @@
 //! SHA-256 of the token, so tokens are not kept; no token is logged.
 
 use serde_json::Value;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::auth::Grant;
@@ -46,8 +46,8 @@ pub struct Ehr {
     discovered: Mutex<Option<Discovered>>,
     /// The backend access token and when to stop using it.
     backend: Mutex<Option<(String, u64)>>,
-    introspections: Mutex<TtlCache<[u8; 32], Introspection>>,
-    patients: Mutex<TtlCache<String, PatientContext>>,
+    introspections: RwLock<TtlCache<[u8; 32], Arc<Introspection>>>,
+    patients: RwLock<TtlCache<String, Arc<PatientContext>>>,
 }
 
 fn unavailable(step: &str, detail: impl std::fmt::Display) -> ApiError {
@@ -67,8 +67,8 @@ impl Ehr {
             agent: ureq::Agent::new_with_config(config),
             discovered: Mutex::new(None),
             backend: Mutex::new(None),
-            introspections: Mutex::new(TtlCache::new(capacity)),
-            patients: Mutex::new(TtlCache::new(capacity)),
+            introspections: RwLock::new(TtlCache::new(capacity)),
+            patients: RwLock::new(TtlCache::new(capacity)),
         }
     }
 
@@ -76,14 +76,15 @@ impl Ehr {
     pub fn authorize(&self, token: &str, need: Need) -> Result<Grant, ApiError> {
         let now = now_secs();
         let key: [u8; 32] = sha256(token.as_bytes());
-        let cached = lock(&self.introspections)?.get(&key, now);
+        let cached = read(&self.introspections)?.get(&key, now);
         let info = match cached {
             Some(info) => info,
             None => {
                 let info = self.introspect(token)?;
                 let ttl = if info.active { self.cfg.introspection_cache_secs } else { self.cfg.negative_cache_secs };
                 let until = info.exp.map_or(now + ttl, |exp| exp.min(now + ttl));
-                lock(&self.introspections)?.insert(key, info.clone(), until, now);
+                let info = Arc::new(info);
+                write(&self.introspections)?.insert(key, Arc::clone(&info), until, now);
                 info
             }
         };
@@ -211,9 +212,9 @@ impl Ehr {
         Ok(token)
     }
 
-    fn patient(&self, id: &str) -> Result<PatientContext, ApiError> {
+    fn patient(&self, id: &str) -> Result<Arc<PatientContext>, ApiError> {
         let now = now_secs();
-        if let Some(p) = lock(&self.patients)?.get(&id.to_string(), now) {
+        if let Some(p) = read(&self.patients)?.get(&id.to_string(), now) {
             return Ok(p);
         }
         let backend = self.backend_token()?;
@@ -236,7 +237,8 @@ impl Ehr {
         let reference = format!("{}/Patient/{id}", self.cfg.fhir_base_url);
         let ctx =
             PatientContext::new(id.to_string(), reference, display_name(&body), identifiers(&body), &self.selector);
-        lock(&self.patients)?.insert(id.to_string(), ctx.clone(), now + self.cfg.patient_cache_secs, now);
+        let ctx = Arc::new(ctx);
+        write(&self.patients)?.insert(id.to_string(), Arc::clone(&ctx), now + self.cfg.patient_cache_secs, now);
         Ok(ctx)
     }
 
@@ -302,6 +304,14 @@ fn display_name(patient: &Value) -> Option<String> {
     let family = name.get("family").and_then(Value::as_str);
     let parts: Vec<&str> = given.into_iter().chain(family).collect();
     (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+fn read<T>(m: &RwLock<T>) -> Result<std::sync::RwLockReadGuard<'_, T>, ApiError> {
+    m.read().map_err(|_| ApiError::Internal("a cache lock was poisoned".into()))
+}
+
+fn write<T>(m: &RwLock<T>) -> Result<std::sync::RwLockWriteGuard<'_, T>, ApiError> {
+    m.write().map_err(|_| ApiError::Internal("a cache lock was poisoned".into()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ApiError> {
