@@ -181,6 +181,7 @@ fn serve(opts: ServeOptions) -> Result<ExitCode, String> {
         config.listen = listen;
     }
     let sealer = study_token_sealer(&config)?;
+    mmap::limit_malloc_arenas();
     mmap::install_sigbus_guard().map_err(|e| format!("cannot install the SIGBUS guard: {e}"))?;
     mmap::install_shutdown_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let server = server::bind(&config.listen, &config)?;
