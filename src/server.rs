@@ -79,7 +79,13 @@ pub fn run(app: Arc<App>, server: tiny_http::Server) {
     drop(tx);
     let deadline = Instant::now() + Duration::from_secs(app.config.shutdown_timeout);
     while workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+        // Requests that still reach tiny_http while in-flight ones finish get a clear 503, not tiny_http's
+        // bare 500 for requests nobody takes.
+        if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(20)) {
+            let peer = request.remote_addr().copied();
+            let complete = respond(request, saturated().with_header("Connection", "close"));
+            watch.finished(peer.as_ref(), complete);
+        }
     }
     let unfinished = workers.iter().filter(|w| !w.is_finished()).count();
     if unfinished > 0 {
@@ -260,7 +266,7 @@ fn write_raw(raw: tiny_http::Request, resp: Response) -> bool {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
     }
-    if closing {
+    if closing && !resp.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Connection")) {
         head.push_str("Connection: close\r\n");
     }
     if resp.status != 204 {
