@@ -13,7 +13,7 @@ use crate::index::{Study, Uid};
 use crate::patient::normalise_reference;
 use crate::resource;
 use crate::router::App;
-use crate::time::{fhir_range, now_secs, parse_rfc3339};
+use crate::time::{fhir_range, now_secs};
 
 pub const FHIR_JSON: &str = "application/fhir+json";
 const STUDY_PROFILE: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/smart-imaging-study";
@@ -218,7 +218,7 @@ fn check_patient(tenant: &Tenant, grant: &Grant, asked: Option<&str>) -> Result<
 pub fn search(app: &App, tenant: &Tenant, grant: &Grant, req: &Request) -> Result<Response, ApiError> {
     let s = parse_search(req)?;
     check_patient(tenant, grant, s.patient.as_deref())?;
-    let written = parse_rfc3339(&app.index.file.written).unwrap_or(0);
+    let written = app.index.written_secs;
     let mut studies: Vec<&Study> = visible_studies(app, tenant, grant)?
         .into_iter()
         .filter(|st| s.identifiers.iter().all(|any| any.iter().any(|u| *u == st.uid)))

@@ -152,6 +152,8 @@ pub struct Index {
     pub file: IndexFile,
     /// The folder the instance paths are relative to.
     pub root: PathBuf,
+    /// `file.written` in Unix seconds, for `_lastUpdated` searches.
+    pub written_secs: i64,
     by_uid: HashMap<String, usize>,
 }
 
@@ -179,7 +181,8 @@ impl Index {
                 }
             }
         }
-        Ok(Index { file, root, by_uid })
+        let written_secs = crate::time::parse_rfc3339(&file.written).unwrap_or(0);
+        Ok(Index { file, root, written_secs, by_uid })
     }
 
     pub fn studies(&self) -> &[Study] {

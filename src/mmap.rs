@@ -46,6 +46,37 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// Maps an indexed file after checking it still has the size the index gives: a file replaced or truncated
+/// since indexing is an error, never bytes other than the ones promised.
+pub fn map_indexed(path: &Path, size: u64) -> io::Result<Mmap> {
+    let map = map_file(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot map indexed file {}: {e}", path.display())))?;
+    if map.len() as u64 != size {
+        return Err(size_changed(path, map.len() as u64, size));
+    }
+    Ok(map)
+}
+
+/// Checks an indexed file's size without mapping it.
+pub fn check_size(path: &Path, size: u64) -> io::Result<()> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("indexed file {} cannot be read: {e}", path.display())))?;
+    if meta.len() != size {
+        return Err(size_changed(path, meta.len(), size));
+    }
+    Ok(())
+}
+
+fn size_changed(path: &Path, actual: u64, indexed: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "indexed file {} changed size: {actual} bytes, the index says {indexed}; run `smart-imaging check`",
+            path.display()
+        ),
+    )
+}
+
 static FAULTS: AtomicU64 = AtomicU64::new(0);
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 

@@ -103,20 +103,44 @@ fn open(segment: Segment) -> io::Result<Current> {
         Segment::Bytes(b) => Ok(Current::Bytes(b)),
         Segment::Slice(m, r) => Ok(Current::Slice(m, r)),
         Segment::File(path, size) => {
-            let map = crate::mmap::map_file(&path).map_err(|e| {
-                log::error!("cannot map indexed file {}: {e}", path.display());
-                e
-            })?;
-            if map.len() as u64 != size {
-                log::error!(
-                    "indexed file {} changed size: {} bytes, the index says {size}; run `smart-imaging check`",
-                    path.display(),
-                    map.len()
-                );
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "indexed file changed"));
-            }
+            let map = crate::mmap::map_indexed(&path, size).inspect_err(|e| log::error!("{e}"))?;
             Ok(Current::Map(map, path))
         }
+    }
+}
+
+impl Parts {
+    /// Makes `current` a segment with bytes left to send, opening the next ones as needed; `false` at the end.
+    fn advance(&mut self) -> io::Result<bool> {
+        loop {
+            match &self.current {
+                Some((c, pos)) if *pos < c.data().len() => return Ok(true),
+                _ => match self.segments.next() {
+                    Some(seg) => self.current = Some((open(seg)?, 0)),
+                    None => {
+                        self.current = None;
+                        return Ok(false);
+                    }
+                },
+            }
+        }
+    }
+
+    /// Sends up to `max` bytes of the current segment through `send`, failing if the file shrank meanwhile.
+    fn send(&mut self, max: usize, send: impl FnOnce(&[u8]) -> io::Result<()>) -> io::Result<usize> {
+        let Some((current, pos)) = &mut self.current else { return Ok(0) };
+        let rest = current.data().get(*pos..).unwrap_or_default();
+        let n = rest.len().min(max);
+        let faults = crate::mmap::faults();
+        // When `send` writes to a socket the kernel copies from the map itself, and a page gone with a
+        // truncation is EFAULT there instead of SIGBUS.
+        let result = send(&rest[..n]);
+        if crate::mmap::faults() != faults || result.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EFAULT)) {
+            return Err(truncated(current.path()));
+        }
+        result?;
+        *pos += n;
+        Ok(n)
     }
 }
 
@@ -128,31 +152,10 @@ impl Source for Parts {
     /// Writes each segment straight from its map, without copying through a buffer of ours.
     fn write_to(&mut self, out: &mut dyn std::io::Write) -> io::Result<u64> {
         let mut written = 0u64;
-        loop {
-            let (current, pos) = match &mut self.current {
-                Some(c) => c,
-                None => match self.segments.next() {
-                    Some(seg) => self.current.insert((open(seg)?, 0)),
-                    None => return Ok(written),
-                },
-            };
-            let rest = current.data().get(*pos..).unwrap_or_default();
-            if rest.is_empty() {
-                self.current = None;
-                continue;
-            }
-            let n = rest.len().min(WRITE_CHUNK);
-            let faults = crate::mmap::faults();
-            // The kernel copies from the map itself here: a page gone with a truncation is EFAULT, not SIGBUS.
-            let result = out.write_all(&rest[..n]);
-            if crate::mmap::faults() != faults || result.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EFAULT))
-            {
-                return Err(truncated(current.path()));
-            }
-            result?;
-            *pos += n;
-            written += n as u64;
+        while self.advance()? {
+            written += self.send(WRITE_CHUNK, |bytes| out.write_all(bytes))? as u64;
         }
+        Ok(written)
     }
 }
 
@@ -167,28 +170,13 @@ fn truncated(path: Option<&std::path::Path>) -> io::Error {
 
 impl Read for Parts {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let (current, pos) = match &mut self.current {
-                Some(c) => c,
-                None => match self.segments.next() {
-                    Some(seg) => self.current.insert((open(seg)?, 0)),
-                    None => return Ok(0),
-                },
-            };
-            let rest = current.data().get(*pos..).unwrap_or_default();
-            if rest.is_empty() {
-                self.current = None;
-                continue;
-            }
-            let n = rest.len().min(buf.len());
-            let faults = crate::mmap::faults();
-            buf[..n].copy_from_slice(&rest[..n]);
-            if crate::mmap::faults() != faults {
-                return Err(truncated(current.path()));
-            }
-            *pos += n;
-            return Ok(n);
+        if !self.advance()? {
+            return Ok(0);
         }
+        self.send(buf.len(), |bytes| {
+            buf[..bytes.len()].copy_from_slice(bytes);
+            Ok(())
+        })
     }
 }
 

@@ -133,21 +133,8 @@ fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Result
     // deleted or replaced since indexing answers an error instead of a 200 cut short. (One changed while it
     // is being sent still cuts the response short, and the connection is then closed.)
     for inst in &instances {
-        let path = scope.app.index.file_path(inst);
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.len() == inst.size => {}
-            Ok(meta) => {
-                return Err(ApiError::Internal(format!(
-                    "indexed file {} changed size: {} bytes, the index says {}; run `smart-imaging check`",
-                    path.display(),
-                    meta.len(),
-                    inst.size
-                )));
-            }
-            Err(e) => {
-                return Err(ApiError::Internal(format!("indexed file {} cannot be read: {e}", path.display())));
-            }
-        }
+        crate::mmap::check_size(&scope.app.index.file_path(inst), inst.size)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
     let files = |i: &&Instance| Segment::File(scope.app.index.file_path(i), i.size);
     let (content_type, body) = match form {
@@ -183,18 +170,9 @@ const DEFLATED: [&str; 3] = ["1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95",
 /// An instance's file, mapped, after checking it still has the indexed size: a file truncated under a
 /// running server must answer an error, not a fault.
 fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
-    let path = scope.app.index.file_path(inst);
-    let map = crate::mmap::map_file(&path)
-        .map_err(|e| ApiError::Internal(format!("cannot map indexed file {}: {e}", path.display())))?;
-    if map.len() as u64 != inst.size {
-        return Err(ApiError::Internal(format!(
-            "indexed file {} changed size: {} bytes, the index says {}; run `smart-imaging check`",
-            path.display(),
-            map.len(),
-            inst.size
-        )));
-    }
-    Ok(Arc::new(map))
+    crate::mmap::map_indexed(&scope.app.index.file_path(inst), inst.size)
+        .map(Arc::new)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 fn read_data_set(scope: &Scope, inst: &Instance, map: &[u8]) -> Result<DataSet, ApiError> {
