@@ -156,6 +156,17 @@ impl ApiError {
         }
     }
 
+    /// The error as one line of text, with its headers: how paths other than FHIR ones answer errors.
+    pub fn text_response(&self, realm: &str) -> Response {
+        let mut resp = Response::bytes(
+            self.status(),
+            "text/plain; charset=utf-8",
+            format!("{}\n", self.public_message()).into_bytes(),
+        );
+        resp.headers.extend(self.headers(realm));
+        resp
+    }
+
     /// The FHIR OperationOutcome issue code for this error.
     pub fn issue_code(&self) -> &'static str {
         match self {

@@ -155,21 +155,19 @@ fn error_response(app: &App, area: Area, e: &ApiError) -> Response {
     if let ApiError::Internal(detail) | ApiError::Unavailable(detail) = e {
         log::error!("{}: {detail}", e.status());
     }
-    let mut resp = match area {
+    match area {
         Area::Fhir => {
             let severity = if e.status() >= 500 { "fatal" } else { "error" };
             let outcome = json!({
                 "resourceType": "OperationOutcome",
                 "issue": [{"severity": severity, "code": e.issue_code(), "diagnostics": e.public_message()}]
             });
-            Response::json(e.status(), fhir::FHIR_JSON, &outcome)
+            let mut resp = Response::json(e.status(), fhir::FHIR_JSON, &outcome);
+            resp.headers.extend(e.headers(&app.base_url));
+            resp
         }
-        Area::Other => {
-            Response::bytes(e.status(), "text/plain; charset=utf-8", format!("{}\n", e.public_message()).into_bytes())
-        }
-    };
-    resp.headers.extend(e.headers(&app.base_url));
-    resp
+        Area::Other => e.text_response(&app.base_url),
+    }
 }
 
 /// `GET /`: a small page naming the tenants and example links.

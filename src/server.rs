@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::conns::Watch;
-use crate::http::{ApiError, Body, Method, RETRY_AFTER_SECS, Request, Response};
+use crate::http::{ApiError, Body, Method, Request, Response};
 use crate::router::{App, handle};
 
 /// The longest request target (path and query) accepted; longer is 414 (RFC 9112 §3 suggests 8000).
@@ -186,9 +186,7 @@ fn convert(raw: &mut tiny_http::Request) -> Request {
 }
 
 fn saturated() -> Response {
-    let e = ApiError::Saturated;
-    Response::bytes(e.status(), "text/plain; charset=utf-8", format!("{}\n", e.public_message()).into_bytes())
-        .with_header("Retry-After", RETRY_AFTER_SECS.to_string())
+    ApiError::Saturated.text_response("")
 }
 
 /// Sends a response; whether all of it went out.
