@@ -10,8 +10,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::jwk::SigningKey;
-use crate::patient::{IdSelector, Identifier, PatientContext};
+use crate::auth::jwk::SigningKey;
+use crate::auth::patient::{IdSelector, Identifier, PatientContext};
 
 // ---------------------------------------------------------------------------------------------------
 // Raw form, as written in the TOML file.

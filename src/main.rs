@@ -6,33 +6,18 @@
 
 #![deny(unsafe_code)]
 
-mod accept;
 mod auth;
-mod cache;
 mod config;
-mod conns;
-mod dataset;
 mod dicom;
-mod dicomjson;
-mod ehr;
+mod dicomweb;
 mod fhir;
-mod frames;
 mod http;
 mod index;
-mod indexer;
-mod indexfast;
-mod jwk;
-mod mmap;
-mod multipart;
-mod patient;
-mod qido;
-mod resource;
-mod router;
-mod scope;
+mod routes;
 mod server;
+mod sys;
 mod time;
 mod token;
-mod wado;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,7 +26,7 @@ use std::sync::Arc;
 
 use config::Config;
 use index::Index;
-use router::App;
+use routes::App;
 use token::Sealer;
 
 const HELP: &str = "\
@@ -181,9 +166,9 @@ fn serve(opts: ServeOptions) -> Result<ExitCode, String> {
         config.listen = listen;
     }
     let sealer = study_token_sealer(&config)?;
-    mmap::limit_malloc_arenas();
-    mmap::install_sigbus_guard().map_err(|e| format!("cannot install the SIGBUS guard: {e}"))?;
-    mmap::install_shutdown_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    sys::limit_malloc_arenas();
+    sys::install_sigbus_guard().map_err(|e| format!("cannot install the SIGBUS guard: {e}"))?;
+    sys::install_shutdown_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let server = server::bind(&config.listen, &config)?;
     let bound =
         server.server_addr().to_ip().ok_or_else(|| format!("cannot listen on {}: not an IP address", config.listen))?;
@@ -261,7 +246,7 @@ fn index(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<ExitCode, Stri
     });
     let mut stderr = std::io::stderr();
     let progress = !quiet && stderr.is_terminal();
-    let summary = indexer::index_dir(dir, &out, &mut stderr, progress)?;
+    let summary = index::indexer::index_dir(dir, &out, &mut stderr, progress)?;
     if !quiet {
         eprintln!("{summary}");
     }
@@ -278,7 +263,7 @@ fn index(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<ExitCode, Stri
 fn check(path: &Path) -> Result<ExitCode, String> {
     let (config, index) = load(path)?;
     study_token_sealer(&config)?;
-    let report = indexer::check_index(&index);
+    let report = index::indexer::check_index(&index);
     for line in report.problems.iter().chain(&report.touched) {
         println!("{line}");
     }
@@ -296,7 +281,7 @@ fn check(path: &Path) -> Result<ExitCode, String> {
 
 fn keygen(prefix: &str) -> Result<ExitCode, String> {
     use std::os::unix::fs::OpenOptionsExt;
-    let (private, public) = jwk::generate_es384()?;
+    let (private, public) = auth::jwk::generate_es384()?;
     let private_path = format!("{prefix}.private.jwk.json");
     let public_path = format!("{prefix}.public.jwk.json");
     let write = |path: &str, value: &serde_json::Value, mode: u32| -> Result<(), String> {

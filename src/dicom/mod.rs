@@ -11,6 +11,10 @@
 //! attributes and never past [`MAX_INFLATED`] bytes, so no input can make it hang or exhaust memory.
 //! It uses only `std` and `flate2`, so that the fuzz target in `fuzz/` can include it by path.
 
+pub mod dataset;
+pub mod frames;
+pub mod json;
+
 use std::fmt;
 use std::ops::Range;
 

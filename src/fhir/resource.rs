@@ -17,7 +17,7 @@ use crate::config::{Lookup, Tenant};
 use crate::fhir::{person_name, study_token_expiry};
 use crate::http::ApiError;
 use crate::index::Study;
-use crate::router::App;
+use crate::routes::App;
 use crate::time::dicom_to_fhir;
 use crate::token::Claims;
 

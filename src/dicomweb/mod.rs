@@ -6,22 +6,23 @@
 //! inside the study it returned; files are reached only through the index; instance bodies are streamed
 //! from maps, never gathered in memory; every successful answer carries an `ETag` derived from the index.
 
+pub mod qido;
+
 use memmap2::Mmap;
 use serde_json::Value;
 use std::sync::Arc;
 
-use crate::accept::{InstanceForm, Refused, negotiate_frames, negotiate_instances, negotiate_json};
 use crate::auth::Grant;
 use crate::config::Tenant;
-use crate::dataset::{self, DataSet};
 use crate::dicom::Tag;
-use crate::dicomjson::{BulkRef, data_set_to_json};
-use crate::frames::{FrameError, frames_of};
+use crate::dicom::dataset::{self, DataSet};
+use crate::dicom::frames::{FrameError, frames_of};
+use crate::dicom::json::{BulkRef, data_set_to_json};
+use crate::http::accept::{InstanceForm, Refused, negotiate_frames, negotiate_instances, negotiate_json};
+use crate::http::multipart::{self, Part, Segment};
 use crate::http::{ApiError, Body, Request, Response};
 use crate::index::{Instance, Series, Study, Uid};
-use crate::multipart::{self, Part, Segment};
-use crate::qido;
-use crate::router::App;
+use crate::routes::App;
 use crate::time::now_secs;
 
 /// Checks a study token against the request (SPEC §5.2) and returns the indexed study it opens.
@@ -133,7 +134,7 @@ fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Result
     // deleted or replaced since indexing answers an error instead of a 200 cut short. (One changed while it
     // is being sent still cuts the response short, and the connection is then closed.)
     for inst in &instances {
-        crate::mmap::check_size(&scope.app.index.file_path(inst), inst.size)
+        crate::sys::check_size(&scope.app.index.file_path(inst), inst.size)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
     let files = |i: &&Instance| Segment::File(scope.app.index.file_path(i), i.size);
@@ -170,7 +171,7 @@ const DEFLATED: [&str; 3] = ["1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95",
 /// An instance's file, mapped, after checking it still has the indexed size: a file truncated under a
 /// running server must answer an error, not a fault.
 fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
-    crate::mmap::map_indexed(&scope.app.index.file_path(inst), inst.size)
+    crate::sys::map_indexed(&scope.app.index.file_path(inst), inst.size)
         .map(Arc::new)
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
@@ -191,9 +192,9 @@ fn read_data_set(scope: &Scope, inst: &Instance, map: &[u8]) -> Result<DataSet, 
 /// Runs `read` over an instance's map and fails if the file shrank meanwhile (see `mmap`'s SIGBUS guard):
 /// what was read may then hold zeros that are not the file's.
 fn unfaulted<T>(scope: &Scope, inst: &Instance, read: impl FnOnce() -> T) -> Result<T, ApiError> {
-    let faults = crate::mmap::faults();
+    let faults = crate::sys::faults();
     let value = read();
-    if crate::mmap::faults() == faults {
+    if crate::sys::faults() == faults {
         Ok(value)
     } else {
         Err(ApiError::Internal(format!(

@@ -9,15 +9,15 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 use crate::auth::authorize;
+use crate::auth::ehr::Ehr;
+use crate::auth::scope::Need;
 use crate::config::{Authorization, Config, Tenant};
-use crate::ehr::Ehr;
+use crate::dicomweb as wado;
 use crate::fhir;
+use crate::fhir::resource;
 use crate::http::{ApiError, Method, Request, Response, percent_decode};
 use crate::index::{Index, Uid};
-use crate::resource;
-use crate::scope::Need;
 use crate::token::Sealer;
-use crate::wado;
 
 /// Everything a request may read; built once at start and shared by every worker.
 #[derive(Debug)]

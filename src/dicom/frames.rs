@@ -11,7 +11,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use crate::dataset::{DataSet, Element, Value};
+use crate::dicom::dataset::{DataSet, Element, Value};
 use crate::dicom::{DicomError, NUMBER_OF_FRAMES, PIXEL_DATA, Tag};
 
 /// The frames of one instance.
@@ -265,7 +265,7 @@ fn to_u64(range: &Range<usize>) -> Range<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::read_data_set;
+    use crate::dicom::dataset::read_data_set;
 
     fn frame_ranges(bytes: &[u8]) -> Result<Frames, FrameError> {
         let data_set = read_data_set(bytes)?;

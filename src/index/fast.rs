@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn the_sample_index_reads_the_same_both_ways() {
-        let text = include_str!("../data/index.toml");
+        let text = include_str!("../../data/index.toml");
         let (fast, general) = both(text);
         assert_eq!(fast.expect("the fast reader reads what the indexer writes"), general.unwrap());
     }
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn agrees_or_declines_on_mutations() {
-        let text = include_str!("../data/index.toml");
+        let text = include_str!("../../data/index.toml");
         let bytes = text.as_bytes();
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..300 {

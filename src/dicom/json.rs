@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value as Json};
 
-use crate::dataset::{DataSet, Element, Value, Vr, find};
+use crate::dicom::dataset::{DataSet, Element, Value, Vr, find};
 use crate::dicom::{Charset, PIXEL_DATA, SPECIFIC_CHARACTER_SET, Tag};
 
 /// Text and numeric values longer than this many bytes are sent as a BulkDataURI rather than inline.
@@ -262,8 +262,8 @@ fn parse_decimal(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::read_data_set;
     use crate::dicom::DicomError;
+    use crate::dicom::dataset::read_data_set;
 
     fn to_dicom_json(bytes: &[u8], bulk: &dyn Fn(BulkRef) -> String) -> Result<Json, DicomError> {
         let data_set = read_data_set(bytes)?;

@@ -9,6 +9,8 @@
 //! request line or header block: the timeouts bound how long a connection can hold that thread, and the
 //! limits below are checked once tiny_http has parsed a request.
 
+pub mod conns;
+
 use std::io::{Cursor, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
@@ -18,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::conns::Watch;
 use crate::http::{ApiError, Body, Method, Request, Response};
-use crate::router::{App, handle};
+use crate::routes::{App, handle};
+use crate::server::conns::Watch;
 
 /// The longest request target (path and query) accepted; longer is 414 (RFC 9112 §3 suggests 8000).
 pub const MAX_TARGET: usize = 8 * 1024;
@@ -68,7 +70,7 @@ pub fn run(app: Arc<App>, server: tiny_http::Server) {
     }
     let watcher = Arc::clone(&server);
     std::thread::spawn(move || {
-        while !crate::mmap::shutdown_requested() {
+        while !crate::sys::shutdown_requested() {
             std::thread::sleep(Duration::from_millis(50));
         }
         log::info!("shutdown requested: no longer accepting requests");

@@ -4,15 +4,16 @@
 //! `ignorePatient`, a search for anyone but the patient in context is refused (403), never answered with an
 //! empty Bundle; every Endpoint address carries a freshly sealed study token.
 
+pub mod resource;
+
 use serde_json::{Value, json};
 
 use crate::auth::Grant;
+use crate::auth::patient::normalise_reference;
 use crate::config::{Authorization, Lookup, Tenant};
 use crate::http::{ApiError, Request, Response, parse_query, percent_encode};
 use crate::index::{Study, Uid};
-use crate::patient::normalise_reference;
-use crate::resource;
-use crate::router::App;
+use crate::routes::App;
 use crate::time::{fhir_range, now_secs};
 
 pub const FHIR_JSON: &str = "application/fhir+json";

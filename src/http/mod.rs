@@ -1,6 +1,9 @@
 //! Plain request and response values, and the request error type with its status table. Only
 //! `server.rs` converts between these and tiny_http.
 
+pub mod accept;
+pub mod multipart;
+
 use std::fmt;
 use std::io::{self, Read, Write};
 

@@ -3,6 +3,9 @@
 //! Invariants: the index is never rescanned or changed while serving; every file the server opens is
 //! named here, by a path relative to the index file, never by URL text; lookups are by exact UID.
 
+pub mod fast;
+pub mod indexer;
+
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -160,7 +163,7 @@ pub struct Index {
 impl Index {
     pub fn load(path: &Path) -> Result<Index, IndexError> {
         let text = std::fs::read_to_string(path).map_err(|e| IndexError::Read(path.to_path_buf(), e))?;
-        let file = match crate::indexfast::parse(&text) {
+        let file = match crate::index::fast::parse(&text) {
             Some(file) => file,
             None => toml::from_str(&text).map_err(|e| IndexError::Parse(path.to_path_buf(), e.to_string()))?,
         };

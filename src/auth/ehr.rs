@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::auth::Grant;
-use crate::cache::TtlCache;
+use crate::auth::cache::TtlCache;
+use crate::auth::patient::{IdSelector, Identifier, PatientContext, normalise_reference};
+use crate::auth::scope::{Need, grants};
 use crate::config::{ClientAuth, SmartOnFhir};
 use crate::http::ApiError;
-use crate::patient::{IdSelector, Identifier, PatientContext, normalise_reference};
-use crate::scope::{Need, grants};
 use crate::time::now_secs;
 
 /// Largest EHR answer read; anything longer is garbage to us.

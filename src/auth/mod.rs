@@ -4,11 +4,17 @@
 //! Invariants: a handler cannot reach patient data without a `Grant`; a token is never logged or kept in
 //! the clear; any doubt fails closed.
 
+pub mod cache;
+pub mod ehr;
+pub mod jwk;
+pub mod patient;
+pub mod scope;
+
+use crate::auth::patient::PatientContext;
+use crate::auth::scope::Need;
 use crate::config::{Authorization, Tenant};
 use crate::http::{ApiError, Request};
-use crate::patient::PatientContext;
-use crate::router::App;
-use crate::scope::Need;
+use crate::routes::App;
 use std::sync::Arc;
 
 /// What a valid access token allows.
