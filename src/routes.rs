@@ -12,11 +12,12 @@ use crate::auth::authorize;
 use crate::auth::ehr::Ehr;
 use crate::auth::scope::Need;
 use crate::config::{Authorization, Config, Tenant};
+use crate::dicom::Uid;
 use crate::dicomweb as wado;
 use crate::fhir;
 use crate::fhir::resource;
 use crate::http::{ApiError, Method, Request, Response, percent_decode};
-use crate::index::{Index, Uid};
+use crate::index::Index;
 use crate::token::Sealer;
 
 /// Everything a request may read; built once at start and shared by every worker.

@@ -14,6 +14,9 @@
 pub mod dataset;
 pub mod frames;
 pub mod json;
+pub mod uid;
+
+pub use uid::Uid;
 
 use std::fmt;
 use std::ops::Range;

@@ -15,13 +15,14 @@ use std::sync::Arc;
 use crate::auth::Grant;
 use crate::config::Tenant;
 use crate::dicom::Tag;
+use crate::dicom::Uid;
 use crate::dicom::dataset::{self, DataSet};
 use crate::dicom::frames::{FrameError, frames_of};
 use crate::dicom::json::{BulkRef, data_set_to_json};
 use crate::http::accept::{InstanceForm, Refused, negotiate_frames, negotiate_instances, negotiate_json};
 use crate::http::multipart::{self, Part, Segment};
 use crate::http::{ApiError, Body, Request, Response};
-use crate::index::{Instance, Series, Study, Uid};
+use crate::index::{Instance, Series, Study};
 use crate::routes::App;
 use crate::time::now_secs;
 

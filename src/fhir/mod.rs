@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use crate::auth::Grant;
 use crate::auth::patient::normalise_reference;
 use crate::config::{Authorization, Lookup, Tenant};
+use crate::dicom::Uid;
 use crate::http::{ApiError, Request, Response, parse_query, percent_encode};
-use crate::index::{Study, Uid};
+use crate::index::Study;
 use crate::routes::App;
 use crate::time::{fhir_range, now_secs};
 

@@ -115,17 +115,13 @@ fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-fn is_uid(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-}
-
 /// The ranges of a header with their transfer syntaxes checked, by descending q-value (header order among
 /// equals, since the sort is stable).
 fn ranked(header: &str) -> Result<Vec<MediaRange>, Refused> {
     let mut ranges = parse_accept(header).map_err(Refused::Malformed)?;
     for r in &ranges {
         if let Some(ts) = r.param("transfer-syntax") {
-            if ts != "*" && !is_uid(ts) {
+            if ts != "*" && !crate::dicom::uid::is_valid(ts) {
                 return Err(Refused::Malformed(format!("malformed transfer syntax {ts:?}")));
             }
         }

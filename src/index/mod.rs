@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::dicom::Uid;
+
 /// The on-disk layout. Field names are the TOML keys documented in the README.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -101,24 +103,6 @@ impl Study {
 impl Series {
     pub fn instance(&self, uid: Uid) -> Option<&Instance> {
         self.instances.iter().find(|i| i.uid == uid.as_str())
-    }
-}
-
-/// A DICOM UID taken from request text, checked at the edge (PS3.5 §9.1: up to 64 characters of digits
-/// and dots, each component without a leading zero unless it is `0`). Lookups take only this type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Uid<'a>(&'a str);
-
-impl<'a> Uid<'a> {
-    pub fn parse(s: &'a str) -> Option<Uid<'a>> {
-        let ok = (1..=64).contains(&s.len())
-            && s.split('.')
-                .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) && (c == "0" || !c.starts_with('0')));
-        ok.then_some(Uid(s))
-    }
-
-    pub fn as_str(&self) -> &'a str {
-        self.0
     }
 }
 
@@ -224,15 +208,6 @@ fn is_safe_relative(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uids() {
-        assert!(Uid::parse("1.2.840.10008.1.2.1").is_some());
-        assert!(Uid::parse("0.1").is_some());
-        for bad in ["", "1..2", ".1", "1.", "1.02", "1.a", "1/2", &"1".repeat(65)] {
-            assert!(Uid::parse(bad).is_none(), "{bad}");
-        }
-    }
 
     #[test]
     fn safe_relative_paths() {
