@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::auth::ehr::{ClientAuth, Settings as SmartOnFhir};
 use crate::auth::jwk::SigningKey;
 use crate::auth::patient::{IdSelector, Identifier, PatientContext};
 
@@ -170,30 +171,6 @@ pub enum Authorization {
     Mock { patient: Option<Arc<PatientContext>> },
     /// Token introspection and Patient reads at an EHR (SPEC §6).
     SmartOnFhir(SmartOnFhir),
-}
-
-/// A validated `smart-on-fhir` tenant: where the EHR is and how this server authenticates to it.
-#[derive(Debug, Clone)]
-pub struct SmartOnFhir {
-    pub fhir_base_url: String,
-    pub client_id: String,
-    pub client_auth: ClientAuth,
-    pub scope: String,
-    pub token_endpoint: Option<String>,
-    pub introspection_endpoint: Option<String>,
-    pub introspection_cache_secs: u64,
-    pub negative_cache_secs: u64,
-    pub patient_cache_secs: u64,
-    pub cache_size: usize,
-    pub timeout_secs: u64,
-}
-
-#[derive(Debug, Clone)]
-pub enum ClientAuth {
-    /// `private_key_jwt` with this key (ES384 or RS384).
-    Jwt(Arc<SigningKey>),
-    /// `client_secret_basic`.
-    Secret(String),
 }
 
 /// A start-up failure: always exits with status 2 and one message.

@@ -6,11 +6,13 @@
 
 #![deny(unsafe_code)]
 
+mod app;
 mod auth;
 mod config;
 mod dicom;
 mod dicomweb;
 mod fhir;
+mod home;
 mod http;
 mod index;
 mod routes;
@@ -24,9 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use app::App;
 use config::Config;
 use index::Index;
-use routes::App;
 use token::Sealer;
 
 const HELP: &str = "\

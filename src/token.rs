@@ -113,6 +113,13 @@ impl Sealer {
     }
 }
 
+/// A study token lives `ttl` seconds, and never past the access token it was minted under: a grant that
+/// ends ends the study tokens made from it.
+pub fn expiry(now: u64, ttl: u64, token_exp: Option<u64>) -> u64 {
+    let own = now.saturating_add(ttl);
+    token_exp.map_or(own, |exp| own.min(exp))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +165,12 @@ mod tests {
             let r = s.open(&URL_SAFE_NO_PAD.encode(&bad), 0);
             assert!(matches!(r, Err(Refusal::Seal) | Err(Refusal::Malformed)), "byte {i}");
         }
+    }
+
+    #[test]
+    fn study_tokens_never_outlive_the_access_token() {
+        assert_eq!(expiry(100, 3600, None), 3700);
+        assert_eq!(expiry(100, 3600, Some(200)), 200);
+        assert_eq!(expiry(100, 60, Some(5000)), 160);
     }
 }

@@ -9,16 +9,40 @@ use serde_json::Value;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use crate::auth::Grant;
 use crate::auth::cache::TtlCache;
+use crate::auth::jwk::SigningKey;
 use crate::auth::patient::{IdSelector, Identifier, PatientContext, normalise_reference};
 use crate::auth::scope::{Need, grants};
-use crate::config::{ClientAuth, SmartOnFhir};
 use crate::http::ApiError;
 use crate::time::now_secs;
 
 /// Largest EHR answer read; anything longer is garbage to us.
 const MAX_ANSWER: u64 = 1 << 20;
+
+/// The settings of a `smart-on-fhir` tenant, validated by the configuration: where the EHR is and how this
+/// server authenticates to it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub fhir_base_url: String,
+    pub client_id: String,
+    pub client_auth: ClientAuth,
+    pub scope: String,
+    pub token_endpoint: Option<String>,
+    pub introspection_endpoint: Option<String>,
+    pub introspection_cache_secs: u64,
+    pub negative_cache_secs: u64,
+    pub patient_cache_secs: u64,
+    pub cache_size: usize,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// `private_key_jwt` with this key (ES384 or RS384).
+    Jwt(Arc<SigningKey>),
+    /// `client_secret_basic`.
+    Secret(String),
+}
 
 /// What discovery found at `{fhirBaseUrl}/.well-known/smart-configuration`.
 #[derive(Debug, Clone)]
@@ -40,7 +64,7 @@ struct Introspection {
 
 #[derive(Debug)]
 pub struct Ehr {
-    cfg: SmartOnFhir,
+    cfg: Settings,
     selector: IdSelector,
     agent: ureq::Agent,
     discovered: Mutex<Option<Discovered>>,
@@ -55,7 +79,7 @@ fn unavailable(step: &str, detail: impl std::fmt::Display) -> ApiError {
 }
 
 impl Ehr {
-    pub fn new(cfg: SmartOnFhir, selector: IdSelector) -> Ehr {
+    pub fn new(cfg: Settings, selector: IdSelector) -> Ehr {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(cfg.timeout_secs)))
             .http_status_as_error(false)
@@ -72,8 +96,9 @@ impl Ehr {
         }
     }
 
-    /// Validates an access token for `need` and resolves its patient (SPEC §6).
-    pub fn authorize(&self, token: &str, need: Need) -> Result<Grant, ApiError> {
+    /// Validates an access token for `need` and resolves its patient: the patient in context and when the
+    /// token expires (Unix seconds). Making the grant of it is `auth::authorize`'s.
+    pub fn authorize(&self, token: &str, need: Need) -> Result<(Arc<PatientContext>, u64), ApiError> {
         let now = now_secs();
         let key: [u8; 32] = sha256(token.as_bytes());
         let cached = read(&self.introspections)?.get(&key, now);
@@ -106,8 +131,7 @@ impl Ehr {
             .ok_or_else(|| ApiError::Forbidden("the access token has no patient in context".into()))?;
         let id = normalise_reference(claim)
             .ok_or_else(|| ApiError::Forbidden("the access token's patient claim is not a patient id".into()))?;
-        let patient = self.patient(id)?;
-        Ok(Grant { patient: Some(patient), expires: Some(exp) })
+        Ok((self.patient(id)?, exp))
     }
 
     /// The EHR's SMART configuration, fetched once; a failure is not remembered, so a later request retries.

@@ -10,20 +10,41 @@ pub mod jwk;
 pub mod patient;
 pub mod scope;
 
-use crate::auth::patient::PatientContext;
-use crate::auth::scope::Need;
-use crate::config::{Authorization, Tenant};
-use crate::http::{ApiError, Request};
-use crate::routes::App;
 use std::sync::Arc;
 
-/// What a valid access token allows.
+use crate::http::{ApiError, Request};
+use ehr::Ehr;
+use patient::PatientContext;
+use scope::Need;
+
+/// How a tenant's tokens are checked: mocked, or at its EHR. Each tenant owns one, so a `smart-on-fhir`
+/// tenant always has its EHR client.
+#[derive(Debug)]
+pub enum Access {
+    /// No introspection: the configured patient (if any) is the context.
+    Mock { patient: Option<Arc<PatientContext>> },
+    /// Token introspection and Patient reads at the tenant's EHR.
+    Ehr(Ehr),
+}
+
+/// What a valid access token allows. Its fields are private and `authorize` is the only place that makes
+/// one, so a handler that takes a `Grant` was called after authorization, and the compiler checks it.
 #[derive(Debug, Clone)]
 pub struct Grant {
     /// The patient in context; `None` only for tenants configured without one.
-    pub patient: Option<Arc<PatientContext>>,
+    patient: Option<Arc<PatientContext>>,
     /// When the access token expires (Unix seconds); `None` when nothing bounds it (mock tenants).
-    pub expires: Option<u64>,
+    expires: Option<u64>,
+}
+
+impl Grant {
+    pub fn patient(&self) -> Option<&Arc<PatientContext>> {
+        self.patient.as_ref()
+    }
+
+    pub fn expires(&self) -> Option<u64> {
+        self.expires
+    }
 }
 
 /// The bearer token of a request: `Ok(None)` without an `Authorization` header, an error for one that is
@@ -41,18 +62,18 @@ pub fn bearer_token(req: &Request) -> Result<Option<&str>, ApiError> {
 }
 
 /// Validates the request's token for a tenant and what the request needs of it.
-pub fn authorize(app: &App, tenant: &Tenant, req: &Request, need: Need) -> Result<Grant, ApiError> {
-    match &tenant.auth {
+pub fn authorize(access: &Access, req: &Request, need: Need) -> Result<Grant, ApiError> {
+    match access {
         // A mock tenant stands in for an EHR that approved every token for its one patient: a token is
         // not needed, but a malformed Authorization header is still refused so clients learn early.
-        Authorization::Mock { patient } => {
+        Access::Mock { patient } => {
             bearer_token(req)?;
             Ok(Grant { patient: patient.clone(), expires: None })
         }
-        Authorization::SmartOnFhir(_) => {
+        Access::Ehr(ehr) => {
             let token = bearer_token(req)?.ok_or(ApiError::NoToken)?;
-            let ehr = app.ehr(tenant)?;
-            ehr.authorize(token, need)
+            let (patient, expires) = ehr.authorize(token, need)?;
+            Ok(Grant { patient: Some(patient), expires: Some(expires) })
         }
     }
 }

@@ -22,21 +22,22 @@ use crate::dicom::json::{BulkRef, data_set_to_json};
 use crate::http::accept::{InstanceForm, Refused, negotiate_frames, negotiate_instances, negotiate_json};
 use crate::http::multipart::{self, Part, Segment};
 use crate::http::{ApiError, Body, Request, Response};
-use crate::index::{Instance, Series, Study};
-use crate::routes::App;
+use crate::index::{Index, Instance, Series, Study};
 use crate::time::now_secs;
+use crate::token::Sealer;
 
 /// Checks a study token against the request (SPEC §5.2) and returns the indexed study it opens.
 /// Every failure is a 403 that says what failed but nothing of what the token holds.
 pub fn check_capability<'a>(
-    app: &'a App,
+    sealer: &Sealer,
+    index: &'a Index,
     tenant: &Tenant,
     grant: &Grant,
     study_token: &str,
     study_uid: Uid,
 ) -> Result<&'a Study, ApiError> {
     let forbid = |why: &str| ApiError::Forbidden(why.to_string());
-    let claims = app.sealer.open(study_token, now_secs()).map_err(|r| forbid(&r.to_string()))?;
+    let claims = sealer.open(study_token, now_secs()).map_err(|r| forbid(&r.to_string()))?;
     if claims.tenant != tenant.name {
         return Err(forbid("study token was minted for another tenant"));
     }
@@ -44,13 +45,12 @@ pub fn check_capability<'a>(
         return Err(forbid("study token was minted for another study"));
     }
     if !tenant.ignore_patient {
-        let current = grant.patient.as_ref().map(|p| p.id.as_str());
+        let current = grant.patient().map(|p| p.id.as_str());
         if current.is_none() || current != claims.patient.as_deref() {
             return Err(forbid("study token is bound to another patient"));
         }
     }
-    let study = app
-        .index
+    let study = index
         .study(study_uid)
         .ok_or_else(|| ApiError::NotFound(format!("study {} is not known", study_uid.as_str())))?;
     if !claims.patient_ids.iter().any(|id| *id == study.patient_id) {
@@ -76,7 +76,7 @@ pub enum Target<'a> {
 
 /// Where the answers of one request live: the WADO-RS base of the study token, for the URLs we hand out.
 pub struct Scope<'a> {
-    pub app: &'a App,
+    pub index: &'a Index,
     pub req: &'a Request,
     /// `{base}/{tenant}/wado/{studyToken}`.
     pub base: String,
@@ -135,10 +135,10 @@ fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Result
     // deleted or replaced since indexing answers an error instead of a 200 cut short. (One changed while it
     // is being sent still cuts the response short, and the connection is then closed.)
     for inst in &instances {
-        crate::sys::check_size(&scope.app.index.file_path(inst), inst.size)
+        crate::sys::check_size(&scope.index.file_path(inst), inst.size)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
-    let files = |i: &&Instance| Segment::File(scope.app.index.file_path(i), i.size);
+    let files = |i: &&Instance| Segment::File(scope.index.file_path(i), i.size);
     let (content_type, body) = match form {
         InstanceForm::Single => {
             let inst = instances.first().ok_or_else(|| ApiError::Internal("no instance to send".into()))?;
@@ -172,7 +172,7 @@ const DEFLATED: [&str; 3] = ["1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95",
 /// An instance's file, mapped, after checking it still has the indexed size: a file truncated under a
 /// running server must answer an error, not a fault.
 fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
-    crate::sys::map_indexed(&scope.app.index.file_path(inst), inst.size)
+    crate::sys::map_indexed(&scope.index.file_path(inst), inst.size)
         .map(Arc::new)
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
@@ -186,7 +186,7 @@ fn read_data_set(scope: &Scope, inst: &Instance, map: &[u8]) -> Result<DataSet, 
         )));
     }
     unfaulted(scope, inst, || dataset::read_data_set(map))?.map_err(|e| {
-        ApiError::Internal(format!("indexed file {} no longer reads: {e}", scope.app.index.file_path(inst).display()))
+        ApiError::Internal(format!("indexed file {} no longer reads: {e}", scope.index.file_path(inst).display()))
     })
 }
 
@@ -200,7 +200,7 @@ fn unfaulted<T>(scope: &Scope, inst: &Instance, read: impl FnOnce() -> T) -> Res
     } else {
         Err(ApiError::Internal(format!(
             "indexed file {} was truncated while it was read; run `smart-imaging check`",
-            scope.app.index.file_path(inst).display()
+            scope.index.file_path(inst).display()
         )))
     }
 }
@@ -279,7 +279,7 @@ fn frame_error(scope: &Scope, inst: &Instance, e: FrameError) -> ApiError {
     match e {
         FrameError::NotFound(m) => ApiError::NotFound(m),
         FrameError::Unsupported(m) => ApiError::NotAcceptable(format!("frames of this instance cannot be served: {m}")),
-        other => ApiError::Internal(format!("{}: {other}", scope.app.index.file_path(inst).display())),
+        other => ApiError::Internal(format!("{}: {other}", scope.index.file_path(inst).display())),
     }
 }
 
@@ -375,7 +375,7 @@ fn parse_tag(s: &str) -> Option<Tag> {
 /// size and time of every file it comes from. Another index or another file gives another tag.
 fn etag(scope: &Scope, what: &str, instances: &[&Instance]) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(scope.app.index.file.written.as_bytes());
+    ctx.update(scope.index.file.written.as_bytes());
     ctx.update(b"\0");
     ctx.update(scope.study.uid.as_bytes());
     ctx.update(b"\0");

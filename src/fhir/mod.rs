@@ -1,35 +1,29 @@
-//! The FHIR side (SPEC §5, §5.1): CapabilityStatement, SMART configuration, ImagingStudy search and read.
+//! The FHIR side of a tenant: its CapabilityStatement and SMART configuration here, ImagingStudy search and
+//! read in `search`, the resources in `resource`, and errors as OperationOutcome in `outcome`.
 //!
-//! Invariants: search and read see only the studies `visible_studies` allows for the grant; without
-//! `ignorePatient`, a search for anyone but the patient in context is refused (403), never answered with an
-//! empty Bundle; every Endpoint address carries a freshly sealed study token.
+//! Invariants: only `search` answers patient data, and only for a `Grant`; the discovery endpoints need no
+//! token and say nothing about any patient.
 
+pub mod outcome;
 pub mod resource;
+pub mod search;
 
 use serde_json::{Value, json};
 
-use crate::auth::Grant;
-use crate::auth::patient::normalise_reference;
-use crate::config::{Authorization, Lookup, Tenant};
-use crate::dicom::Uid;
-use crate::http::{ApiError, Request, Response, parse_query, percent_encode};
-use crate::index::Study;
-use crate::routes::App;
-use crate::time::{fhir_range, now_secs};
+use crate::auth::ehr::Discovered;
+use crate::http::Response;
+use resource::{FHIR_JSON, STUDY_PROFILE};
 
-pub const FHIR_JSON: &str = "application/fhir+json";
-const STUDY_PROFILE: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/smart-imaging-study";
-
-pub fn capability_statement(app: &App, tenant: &Tenant) -> Response {
-    let base = app.fhir_base(tenant);
+/// The CapabilityStatement of a tenant's FHIR base `base`; `written` is when the index was written.
+pub fn capability_statement(base: &str, tenant: &str, written: &str) -> Response {
     let search_param = |name: &str, kind: &str, doc: &str| json!({"name": name, "type": kind, "documentation": doc});
     let body = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": app.index.file.written,
+        "date": written,
         "kind": "instance",
         "software": {"name": "smart-imaging", "version": env!("CARGO_PKG_VERSION")},
-        "implementation": {"description": format!("SMART Imaging Access, tenant {}", tenant.name), "url": base},
+        "implementation": {"description": format!("SMART Imaging Access, tenant {tenant}"), "url": base},
         "fhirVersion": "4.0.1",
         "format": ["json"],
         "rest": [{
@@ -59,15 +53,14 @@ pub fn capability_statement(app: &App, tenant: &Tenant) -> Response {
 
 /// The imaging base's SMART configuration: for a `smart-on-fhir` tenant, the EHR's authorization
 /// endpoints (apps authorize there and bring the token here), plus `smart-imaging-access`.
-pub fn smart_configuration(app: &App, tenant: &Tenant) -> Result<Response, ApiError> {
-    let body = match &tenant.auth {
-        Authorization::Mock { .. } => json!({
+pub fn smart_configuration(ehr: Option<&Discovered>) -> Response {
+    let body = match ehr {
+        None => json!({
             "capabilities": ["smart-imaging-access"],
             "grant_types_supported": [],
             "code_challenge_methods_supported": ["S256"],
         }),
-        Authorization::SmartOnFhir(_) => {
-            let ehr = app.ehr(tenant)?.discover()?;
+        Some(ehr) => {
             let doc = &ehr.document;
             let mut capabilities: Vec<Value> =
                 doc.get("capabilities").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -89,264 +82,5 @@ pub fn smart_configuration(app: &App, tenant: &Tenant) -> Result<Response, ApiEr
             body
         }
     };
-    Ok(Response::json(200, "application/json", &body))
-}
-
-/// The studies a grant may see in a tenant, per `images.lookup` (SPEC §3).
-pub fn visible_studies<'a>(app: &'a App, tenant: &Tenant, grant: &Grant) -> Result<Vec<&'a Study>, ApiError> {
-    match tenant.lookup {
-        Lookup::AllStudies => Ok(app.index.studies().iter().collect()),
-        Lookup::StudiesByContext => {
-            let patient = grant.patient.as_ref().ok_or_else(no_patient)?;
-            Ok(app.index.studies().iter().filter(|s| patient.owns(&s.patient_id)).collect())
-        }
-    }
-}
-
-fn no_patient() -> ApiError {
-    ApiError::Forbidden("the access token has no patient in context".into())
-}
-
-/// The parameters of a search, parsed and checked.
-#[derive(Debug, Default)]
-struct Search {
-    patient: Option<String>,
-    identifiers: Vec<Vec<String>>,
-    last_updated: Vec<(String, i64, i64)>,
-    count: Option<usize>,
-    offset: usize,
-    /// The recognised parameters as received, for the `self` link.
-    echoed: Vec<(String, String)>,
-}
-
-fn parse_search(req: &Request) -> Result<Search, ApiError> {
-    let strict = req
-        .header("prefer")
-        .is_some_and(|p| p.split([',', ';']).any(|v| v.trim().eq_ignore_ascii_case("handling=strict")));
-    let mut s = Search::default();
-    for (name, value) in parse_query(&req.query)? {
-        let known = match name.as_str() {
-            "patient" | "subject" => {
-                if s.patient.replace(value.clone()).is_some() {
-                    return Err(ApiError::BadRequest("give the patient only once".into()));
-                }
-                true
-            }
-            "identifier" => {
-                let uids = value.split(',').map(study_uid_of_identifier).collect::<Result<Vec<_>, _>>()?;
-                s.identifiers.push(uids);
-                true
-            }
-            "_lastUpdated" => {
-                let (prefix, date) = split_prefix(&value);
-                let (start, end) = fhir_range(date)
-                    .ok_or_else(|| ApiError::BadRequest(format!("_lastUpdated: {value:?} is not a FHIR date")))?;
-                s.last_updated.push((prefix.to_string(), start, end));
-                true
-            }
-            "_include" => value == "ImagingStudy:endpoint",
-            "_count" => {
-                let n = value
-                    .parse::<usize>()
-                    .map_err(|_| ApiError::BadRequest(format!("_count: {value:?} is not a count")))?;
-                s.count = Some(n.min(1000));
-                true
-            }
-            "_offset" => {
-                s.offset =
-                    value.parse().map_err(|_| ApiError::BadRequest(format!("_offset: {value:?} is not an offset")))?;
-                false // re-added by the paging links themselves
-            }
-            "_format" => matches!(value.as_str(), "json" | "application/json" | "application/fhir+json"),
-            _ => false,
-        };
-        if known {
-            s.echoed.push((name, value));
-        } else if strict && name != "_offset" {
-            return Err(ApiError::BadRequest(format!("unsupported search parameter {name}={value}")));
-        }
-    }
-    Ok(s)
-}
-
-/// FHIR token search on ImagingStudy.identifier: `urn:dicom:uid|urn:oid:1.2`, `urn:oid:1.2` or `1.2`.
-fn study_uid_of_identifier(v: &str) -> Result<String, ApiError> {
-    let value = match v.split_once('|') {
-        Some(("urn:dicom:uid", value)) | Some(("", value)) => value,
-        Some((system, _)) => {
-            return Err(ApiError::BadRequest(format!("identifier system {system:?} is not urn:dicom:uid")));
-        }
-        None => v,
-    };
-    let uid = value.strip_prefix("urn:oid:").unwrap_or(value);
-    Uid::parse(uid)
-        .map(|u| u.as_str().to_string())
-        .ok_or_else(|| ApiError::BadRequest(format!("identifier {v:?} does not hold a DICOM UID")))
-}
-
-fn split_prefix(v: &str) -> (&str, &str) {
-    for p in ["eq", "gt", "ge", "lt", "le"] {
-        if let Some(rest) = v.strip_prefix(p) {
-            return (p, rest);
-        }
-    }
-    ("eq", v)
-}
-
-/// Does an instant fall in the search range, per prefix (FHIR R4 §3.1.1.4.2)?
-fn date_matches(prefix: &str, t: i64, start: i64, end: i64) -> bool {
-    match prefix {
-        "gt" => t >= end,
-        "ge" => t >= start,
-        "lt" => t < start,
-        "le" => t < end,
-        _ => start <= t && t < end,
-    }
-}
-
-/// Without `ignorePatient`, the `patient` parameter must name the patient in context (SPEC §5.1).
-fn check_patient(tenant: &Tenant, grant: &Grant, asked: Option<&str>) -> Result<(), ApiError> {
-    if tenant.ignore_patient {
-        return Ok(());
-    }
-    let context = grant.patient.as_ref().ok_or_else(no_patient)?;
-    let asked = asked.ok_or_else(|| ApiError::Forbidden("the patient search parameter is required".into()))?;
-    match normalise_reference(asked) {
-        Some(id) if id == context.id => Ok(()),
-        _ => Err(ApiError::Forbidden(format!("patient {asked:?} is not the patient in context"))),
-    }
-}
-
-pub fn search(app: &App, tenant: &Tenant, grant: &Grant, req: &Request) -> Result<Response, ApiError> {
-    let s = parse_search(req)?;
-    check_patient(tenant, grant, s.patient.as_deref())?;
-    let written = app.index.written_secs;
-    let mut studies: Vec<&Study> = visible_studies(app, tenant, grant)?
-        .into_iter()
-        .filter(|st| s.identifiers.iter().all(|any| any.iter().any(|u| *u == st.uid)))
-        .filter(|_| s.last_updated.iter().all(|(p, a, b)| date_matches(p, written, *a, *b)))
-        .collect();
-    // Newest first, then by UID, so that pages are stable.
-    studies.sort_by(|a, b| (&b.date, &b.time, &a.uid).cmp(&(&a.date, &a.time, &b.uid)));
-
-    let total = studies.len();
-    let page_size = s.count.unwrap_or(total.max(1));
-    let page: Vec<&Study> = studies.iter().skip(s.offset).take(page_size).copied().collect();
-    let now = now_secs();
-    let base = app.fhir_base(tenant);
-
-    let link = |offset: Option<usize>| {
-        let mut params = s.echoed.clone();
-        if let Some(o) = offset {
-            params.push(("_offset".into(), o.to_string()));
-        }
-        let q: Vec<String> =
-            params.iter().map(|(n, v)| format!("{}={}", percent_encode(n), percent_encode(v))).collect();
-        if q.is_empty() { format!("{base}/ImagingStudy") } else { format!("{base}/ImagingStudy?{}", q.join("&")) }
-    };
-    let mut links = vec![json!({"relation": "self", "url": link((s.offset > 0).then_some(s.offset))})];
-    if s.count.is_some() && page_size > 0 && s.offset + page_size < total {
-        links.push(json!({"relation": "next", "url": link(Some(s.offset + page_size))}));
-    }
-    let envelope = json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": links,
-    });
-    // The entries are spliced in after the envelope's last member: each resource comes pre-serialized from
-    // `resource::write_study`, and FHIR JSON has no empty arrays, so an empty result has no `entry` at all.
-    // Room for the usual resource sizes up front: the body is built by appending.
-    let mut out = Vec::with_capacity(1024 + 8 * 1024 * page.len());
-    serde_json::to_writer(&mut out, &envelope).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if !page.is_empty() {
-        out.pop(); // the envelope's closing brace
-        out.extend_from_slice(b",\"entry\":[");
-        for (n, st) in page.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"fullUrl\":");
-            serde_json::to_writer(&mut out, &format!("{base}/ImagingStudy/{}", st.uid))
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            out.extend_from_slice(b",\"resource\":");
-            resource::write_study(app, tenant, grant, st, now, &mut out)?;
-            out.extend_from_slice(b",\"search\":{\"mode\":\"match\"}}");
-        }
-        out.extend_from_slice(b"]}");
-    }
-    Ok(Response::bytes(200, FHIR_JSON, out))
-}
-
-pub fn read(app: &App, tenant: &Tenant, grant: &Grant, id: &str) -> Result<Response, ApiError> {
-    let not_found = || ApiError::NotFound(format!("ImagingStudy/{id} is not known"));
-    let uid = Uid::parse(id).ok_or_else(not_found)?;
-    let study =
-        visible_studies(app, tenant, grant)?.into_iter().find(|s| s.uid == uid.as_str()).ok_or_else(not_found)?;
-    let mut out = Vec::with_capacity(4096);
-    resource::write_study(app, tenant, grant, study, now_secs(), &mut out)?;
-    Ok(Response::bytes(200, FHIR_JSON, out))
-}
-
-/// A study token lives `ttl` seconds, never past the access token's own expiry (SPEC §3).
-pub fn study_token_expiry(now: u64, ttl: u64, token_exp: Option<u64>) -> u64 {
-    let own = now.saturating_add(ttl);
-    token_exp.map_or(own, |exp| own.min(exp))
-}
-
-/// A DICOM PN (`Family^Given^Middle^Prefix^Suffix`, alphabetic group) as a display name: `Given Middle Family`.
-pub fn person_name(pn: &str) -> Option<String> {
-    let alphabetic = pn.split('=').next().unwrap_or_default();
-    let parts: Vec<&str> = alphabetic.split('^').map(str::trim).collect();
-    let get = |i: usize| parts.get(i).copied().unwrap_or_default();
-    let ordered = [get(3), get(1), get(2), get(0), get(4)];
-    let name = ordered.iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join(" ");
-    (!name.is_empty()).then_some(name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers() {
-        let uid = |v: &str| study_uid_of_identifier(v).map_err(|e| e.status());
-        assert_eq!(uid("urn:dicom:uid|urn:oid:1.2.3"), Ok("1.2.3".into()));
-        assert_eq!(uid("urn:oid:1.2.3"), Ok("1.2.3".into()));
-        assert_eq!(uid("1.2.3"), Ok("1.2.3".into()));
-        assert_eq!(uid("|1.2.3"), Ok("1.2.3".into()));
-        assert_eq!(uid("http://x|1.2.3"), Err(400));
-        assert_eq!(uid("urn:oid:abc"), Err(400));
-    }
-
-    #[test]
-    fn date_prefixes() {
-        let (a, b) = fhir_range("2024-05-01").unwrap();
-        let inside = a + 10;
-        assert!(date_matches("eq", inside, a, b));
-        assert!(!date_matches("gt", inside, a, b));
-        assert!(date_matches("ge", inside, a, b));
-        assert!(!date_matches("lt", inside, a, b));
-        assert!(date_matches("le", inside, a, b));
-        assert!(date_matches("gt", b, a, b));
-        assert!(date_matches("lt", a - 1, a, b));
-        assert_eq!(split_prefix("ge2024"), ("ge", "2024"));
-        assert_eq!(split_prefix("2024"), ("eq", "2024"));
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(person_name("Müller^Anna").as_deref(), Some("Anna Müller"));
-        assert_eq!(person_name("Smith^John^Q^Dr^Jr").as_deref(), Some("Dr John Q Smith Jr"));
-        assert_eq!(person_name("Tanaka^Yuki=山田^太郎").as_deref(), Some("Yuki Tanaka"));
-        assert_eq!(person_name(""), None);
-        assert_eq!(person_name("^"), None);
-    }
-
-    #[test]
-    fn study_tokens_never_outlive_the_access_token() {
-        assert_eq!(study_token_expiry(100, 3600, None), 3700);
-        assert_eq!(study_token_expiry(100, 3600, Some(200)), 200);
-        assert_eq!(study_token_expiry(100, 60, Some(5000)), 160);
-    }
+    Response::json(200, "application/json", &body)
 }

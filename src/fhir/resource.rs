@@ -14,14 +14,15 @@ use std::sync::OnceLock;
 
 use crate::auth::Grant;
 use crate::config::{Lookup, Tenant};
-use crate::fhir::{person_name, study_token_expiry};
 use crate::http::ApiError;
-use crate::index::Study;
-use crate::routes::App;
+use crate::index::{Index, Study};
 use crate::time::dicom_to_fhir;
-use crate::token::Claims;
+use crate::token::{self, Claims, Sealer};
 
-const STUDY_PROFILE: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/smart-imaging-study";
+/// The media type of every FHIR answer.
+pub const FHIR_JSON: &str = "application/fhir+json";
+/// The profile every ImagingStudy claims (Argonaut SMART Imaging Access).
+pub const STUDY_PROFILE: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/smart-imaging-study";
 const REQUIRES_TOKEN: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/requires-access-token";
 const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
 
@@ -41,30 +42,36 @@ enum Piece {
     Subject,
 }
 
-/// One cache slot per indexed study, filled on first use.
+/// One slot per indexed study, filled on first use.
 #[derive(Debug)]
-pub struct Cache(Vec<OnceLock<Pieces>>);
+pub struct Studies(Vec<OnceLock<Pieces>>);
 
-impl Cache {
-    pub fn new(studies: usize) -> Cache {
-        Cache((0..studies).map(|_| OnceLock::new()).collect())
+impl Studies {
+    pub fn new(studies: usize) -> Studies {
+        Studies((0..studies).map(|_| OnceLock::new()).collect())
     }
 }
 
+/// What rendering a tenant's ImagingStudy resources reads.
+pub struct Render<'a> {
+    pub index: &'a Index,
+    pub sealer: &'a Sealer,
+    pub studies: &'a Studies,
+    /// The public URL of this server, without a trailing slash.
+    pub base_url: &'a str,
+    pub tenant: &'a Tenant,
+    pub study_token_ttl: u64,
+    /// The UTC offset, as `+hh:mm`, for study times whose files carry none.
+    pub timezone: &'a str,
+}
+
 /// Writes the ImagingStudy of `st` for this request.
-pub fn write_study(
-    app: &App,
-    tenant: &Tenant,
-    grant: &Grant,
-    st: &Study,
-    now: u64,
-    out: &mut Vec<u8>,
-) -> Result<(), ApiError> {
-    let token = mint(app, tenant, grant, st, now)?;
-    let address = format!("{}/{}/wado/{token}", app.base_url, tenant.name);
-    let subject = subject(tenant, grant, st);
-    let slot = app.index.position(&st.uid).and_then(|i| app.studies.0.get(i));
-    let pieces = slot.map(|slot| slot.get_or_init(|| split(app, st)));
+pub fn write_study(r: &Render, grant: &Grant, st: &Study, now: u64, out: &mut Vec<u8>) -> Result<(), ApiError> {
+    let token = mint(r, grant, st, now)?;
+    let address = format!("{}/{}/wado/{token}", r.base_url, r.tenant.name);
+    let subject = subject(r.tenant, grant, st);
+    let slot = r.index.position(&st.uid).and_then(|i| r.studies.0.get(i));
+    let pieces = slot.map(|slot| slot.get_or_init(|| split(r, st)));
     let written = match pieces.and_then(|p| p.0.as_ref()) {
         Some(pieces) => {
             out.reserve(pieces.iter().map(|p| if let Piece::Text(t) = p { t.len() } else { 256 }).sum());
@@ -77,28 +84,28 @@ pub fn write_study(
                 Piece::Subject => serde_json::to_writer(&mut *out, &subject),
             })
         }
-        None => serde_json::to_writer(&mut *out, &resource(app, st, Value::String(address), subject)),
+        None => serde_json::to_writer(&mut *out, &resource(r, st, Value::String(address), subject)),
     };
     written.map_err(|e| ApiError::Internal(format!("cannot write an ImagingStudy: {e}")))
 }
 
-/// Seals the study token of the Endpoint address (SPEC §5.2).
-fn mint(app: &App, tenant: &Tenant, grant: &Grant, st: &Study, now: u64) -> Result<String, ApiError> {
+/// Seals the study token of the Endpoint address (see `token`).
+fn mint(r: &Render, grant: &Grant, st: &Study, now: u64) -> Result<String, ApiError> {
     let claims = Claims {
-        tenant: tenant.name.clone(),
+        tenant: r.tenant.name.clone(),
         study: st.uid.clone(),
-        patient: grant.patient.as_ref().map(|p| p.id.clone()),
+        patient: grant.patient().map(|p| p.id.clone()),
         patient_ids: vec![st.patient_id.clone()],
-        expires: study_token_expiry(now, app.config.study_token_ttl, grant.expires),
+        expires: token::expiry(now, r.study_token_ttl, grant.expires()),
     };
-    app.sealer.seal(&claims).map_err(ApiError::Internal)
+    r.sealer.seal(&claims).map_err(ApiError::Internal)
 }
 
 /// The subject: a reference to the grant's patient when the study is theirs (or the tenant shows only their
 /// studies), else the DICOM PatientID as an identifier; with the DICOM name as display.
 fn subject(tenant: &Tenant, grant: &Grant, st: &Study) -> Value {
     let mut subject = serde_json::Map::new();
-    match &grant.patient {
+    match grant.patient() {
         Some(p) if p.owns(&st.patient_id) || tenant.lookup == Lookup::StudiesByContext => {
             subject.insert("reference".into(), json!(p.reference));
         }
@@ -115,8 +122,8 @@ fn subject(tenant: &Tenant, grant: &Grant, st: &Study) -> Value {
 /// Serializes the study with placeholders and cuts the text at them. A placeholder is a JSON string, so
 /// serde_json writes it with its quotes; DICOM text holding the same characters would be escaped the same
 /// way, which is why each must be found exactly once before the cut is trusted.
-fn split(app: &App, st: &Study) -> Pieces {
-    let text = resource(app, st, json!(ADDRESS), json!(SUBJECT)).to_string();
+fn split(r: &Render, st: &Study) -> Pieces {
+    let text = resource(r, st, json!(ADDRESS), json!(SUBJECT)).to_string();
     let (address, subject) = (json!(ADDRESS).to_string(), json!(SUBJECT).to_string());
     if text.matches(&address).count() != 1 || text.matches(&subject).count() != 1 {
         return Pieces(None);
@@ -138,8 +145,8 @@ fn split(app: &App, st: &Study) -> Pieces {
 }
 
 /// One ImagingStudy with the given Endpoint address and subject.
-fn resource(app: &App, st: &Study, address: Value, subject: Value) -> Value {
-    let offset = crate::config::normalise_offset(&st.timezone_offset).unwrap_or_else(|| app.config.timezone.clone());
+fn resource(r: &Render, st: &Study, address: Value, subject: Value) -> Value {
+    let offset = crate::config::normalise_offset(&st.timezone_offset).unwrap_or_else(|| r.timezone.to_string());
     let coding = |code: &str| json!({"system": DCM, "code": code});
     let series: Vec<Value> = st
         .series
@@ -178,7 +185,7 @@ fn resource(app: &App, st: &Study, address: Value, subject: Value) -> Value {
     let mut study = json!({
         "resourceType": "ImagingStudy",
         "id": st.uid,
-        "meta": {"lastUpdated": app.index.file.written, "profile": [STUDY_PROFILE]},
+        "meta": {"lastUpdated": r.index.file.written, "profile": [STUDY_PROFILE]},
         "contained": [{
             "resourceType": "Endpoint",
             "id": "wado",
@@ -223,15 +230,28 @@ fn resource(app: &App, st: &Study, address: Value, subject: Value) -> Value {
     study
 }
 
+/// A DICOM PN (`Family^Given^Middle^Prefix^Suffix`, alphabetic group) as a display name: `Given Middle Family`.
+pub fn person_name(pn: &str) -> Option<String> {
+    let alphabetic = pn.split('=').next().unwrap_or_default();
+    let parts: Vec<&str> = alphabetic.split('^').map(str::trim).collect();
+    let get = |i: usize| parts.get(i).copied().unwrap_or_default();
+    let ordered = [get(3), get(1), get(2), get(0), get(4)];
+    let name = ordered.iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join(" ");
+    (!name.is_empty()).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::scope::Need;
+    use crate::auth::{Access, authorize};
     use crate::config::{Authorization, Config};
-    use crate::index::{Index, IndexFile, Instance, Series};
-    use crate::token::Sealer;
+    use crate::http::{Method, Request};
+    use crate::index::{IndexFile, Instance, Series};
     use std::path::{Path, PathBuf};
 
-    fn app(description: &str) -> App {
+    /// A tenant `demo` whose mocked patient owns the one study, described as given.
+    fn world(description: &str) -> (Config, Index, Sealer, Studies) {
         let config = Config::parse(
             "[images]\nindex = \"i.toml\"\n[tenants.demo]\nauthorization.type = \"mock\"\n\
              authorization.patient = { id = \"p1\", identifier = [{ value = \"MRN\" }] }\n\
@@ -260,23 +280,37 @@ mod tests {
         };
         let file = IndexFile { written: "2026-01-01T00:00:00Z".into(), studies: vec![study] };
         let index = Index::new(file, PathBuf::from("/x")).unwrap();
-        App::new(config, index, Sealer::from_secret(b"0123456789abcdef"), "http://h".into())
+        (config, index, Sealer::from_secret(b"0123456789abcdef"), Studies::new(1))
+    }
+
+    fn render<'a>(world: &'a (Config, Index, Sealer, Studies)) -> Render<'a> {
+        let (config, index, sealer, studies) = world;
+        Render {
+            index,
+            sealer,
+            studies,
+            base_url: "http://h",
+            tenant: &config.tenants["demo"],
+            study_token_ttl: 60,
+            timezone: "+00:00",
+        }
     }
 
     /// Renders the study twice (the first fills the cache) and checks both against the slow way.
     fn check(description: &str) {
-        let app = app(description);
-        let tenant = &app.config.tenants["demo"];
-        let Authorization::Mock { patient } = &tenant.auth else { unreachable!() };
-        let grant = Grant { patient: patient.clone(), expires: None };
-        let st = &app.index.studies()[0];
+        let world = world(description);
+        let r = render(&world);
+        let Authorization::Mock { patient } = &r.tenant.auth else { unreachable!() };
+        let req = Request { method: Method::Get, path: "/".into(), query: String::new(), headers: Vec::new() };
+        let grant = authorize(&Access::Mock { patient: patient.clone() }, &req, Need::Search).unwrap();
+        let st = &r.index.studies()[0];
         for _ in 0..2 {
             let mut out = Vec::new();
-            write_study(&app, tenant, &grant, st, 0, &mut out).unwrap();
+            write_study(&r, &grant, st, 0, &mut out).unwrap();
             let got: Value = serde_json::from_slice(&out).expect("valid JSON");
             let address = got["contained"][0]["address"].clone();
             assert!(address.as_str().unwrap().starts_with("http://h/demo/wado/"), "{address}");
-            let expected = resource(&app, st, address, subject(tenant, &grant, st));
+            let expected = resource(&r, st, address, subject(r.tenant, &grant, st));
             assert_eq!(got, expected, "{description:?}");
             assert_eq!(got["subject"]["reference"], "Patient/p1");
         }
@@ -292,9 +326,20 @@ mod tests {
     fn text_that_holds_a_placeholder_is_rendered_the_slow_way() {
         check(ADDRESS);
         check(SUBJECT);
-        let placeholder = app(ADDRESS);
-        assert!(split(&placeholder, &placeholder.index.studies()[0]).0.is_none());
-        let plain = app("plain");
-        assert!(split(&plain, &plain.index.studies()[0]).0.is_some());
+        let placeholder = world(ADDRESS);
+        let r = render(&placeholder);
+        assert!(split(&r, &r.index.studies()[0]).0.is_none());
+        let plain = world("plain");
+        let r = render(&plain);
+        assert!(split(&r, &r.index.studies()[0]).0.is_some());
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(person_name("Müller^Anna").as_deref(), Some("Anna Müller"));
+        assert_eq!(person_name("Smith^John^Q^Dr^Jr").as_deref(), Some("Dr John Q Smith Jr"));
+        assert_eq!(person_name("Tanaka^Yuki=山田^太郎").as_deref(), Some("Yuki Tanaka"));
+        assert_eq!(person_name(""), None);
+        assert_eq!(person_name("^"), None);
     }
 }

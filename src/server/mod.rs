@@ -19,9 +19,10 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::app::App;
 use crate::config::Config;
 use crate::http::{ApiError, Body, Method, Request, Response};
-use crate::routes::{App, handle};
+use crate::routes::handle;
 use crate::server::conns::Watch;
 
 /// The longest request target (path and query) accepted; longer is 414 (RFC 9112 §3 suggests 8000).
