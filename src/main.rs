@@ -168,9 +168,9 @@ fn serve(opts: ServeOptions) -> Result<ExitCode, String> {
         config.listen = listen;
     }
     let sealer = study_token_sealer(&config)?;
-    sys::limit_malloc_arenas();
-    sys::install_sigbus_guard().map_err(|e| format!("cannot install the SIGBUS guard: {e}"))?;
-    sys::install_shutdown_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    sys::malloc::limit_malloc_arenas();
+    sys::map::install_sigbus_guard().map_err(|e| format!("cannot install the SIGBUS guard: {e}"))?;
+    sys::signals::install_shutdown_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let server = server::bind(&config.listen, &config)?;
     let bound =
         server.server_addr().to_ip().ok_or_else(|| format!("cannot listen on {}: not an IP address", config.listen))?;

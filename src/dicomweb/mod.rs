@@ -135,7 +135,7 @@ fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Result
     // deleted or replaced since indexing answers an error instead of a 200 cut short. (One changed while it
     // is being sent still cuts the response short, and the connection is then closed.)
     for inst in &instances {
-        crate::sys::check_size(&scope.index.file_path(inst), inst.size)
+        crate::sys::map::check_size(&scope.index.file_path(inst), inst.size)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
     let files = |i: &&Instance| Segment::File(scope.index.file_path(i), i.size);
@@ -172,7 +172,7 @@ const DEFLATED: [&str; 3] = ["1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95",
 /// An instance's file, mapped, after checking it still has the indexed size: a file truncated under a
 /// running server must answer an error, not a fault.
 fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
-    crate::sys::map_indexed(&scope.index.file_path(inst), inst.size)
+    crate::sys::map::map_indexed(&scope.index.file_path(inst), inst.size)
         .map(Arc::new)
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
@@ -193,16 +193,12 @@ fn read_data_set(scope: &Scope, inst: &Instance, map: &[u8]) -> Result<DataSet, 
 /// Runs `read` over an instance's map and fails if the file shrank meanwhile (see `mmap`'s SIGBUS guard):
 /// what was read may then hold zeros that are not the file's.
 fn unfaulted<T>(scope: &Scope, inst: &Instance, read: impl FnOnce() -> T) -> Result<T, ApiError> {
-    let faults = crate::sys::faults();
-    let value = read();
-    if crate::sys::faults() == faults {
-        Ok(value)
-    } else {
-        Err(ApiError::Internal(format!(
+    crate::sys::map::unfaulted(read).map_err(|_| {
+        ApiError::Internal(format!(
             "indexed file {} was truncated while it was read; run `smart-imaging check`",
             scope.index.file_path(inst).display()
-        )))
-    }
+        ))
+    })
 }
 
 /// The `/bulk/…` path of an element, under its instance's URL.

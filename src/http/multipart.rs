@@ -103,7 +103,7 @@ fn open(segment: Segment) -> io::Result<Current> {
         Segment::Bytes(b) => Ok(Current::Bytes(b)),
         Segment::Slice(m, r) => Ok(Current::Slice(m, r)),
         Segment::File(path, size) => {
-            let map = crate::sys::map_indexed(&path, size).inspect_err(|e| log::error!("{e}"))?;
+            let map = crate::sys::map::map_indexed(&path, size).inspect_err(|e| log::error!("{e}"))?;
             Ok(Current::Map(map, path))
         }
     }
@@ -131,21 +131,21 @@ impl Parts {
         let Some((current, pos)) = &mut self.current else { return Ok(0) };
         let rest = current.data().get(*pos..).unwrap_or_default();
         let n = rest.len().min(max);
-        let faults = crate::sys::faults();
         // When `send` writes to a socket the kernel copies from the map itself, and a page gone with a
         // truncation is EFAULT there instead of SIGBUS.
-        let result = send(&rest[..n]);
-        if crate::sys::faults() != faults || result.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EFAULT)) {
-            return Err(truncated(current.path()));
+        let result = crate::sys::map::unfaulted(|| send(&rest[..n]));
+        match result {
+            Err(_) => return Err(truncated(current.path())),
+            Ok(Err(e)) if e.raw_os_error() == Some(libc::EFAULT) => return Err(truncated(current.path())),
+            Ok(result) => result?,
         }
-        result?;
         *pos += n;
         Ok(n)
     }
 }
 
 /// The largest piece written at once: large enough that each write is one cheap system call, small enough
-/// that a file truncated under us is noticed (through `mmap::faults`) before much is sent.
+/// that a file truncated under us is noticed (through `sys::map::unfaulted`) before much is sent.
 const WRITE_CHUNK: usize = 4 << 20;
 
 impl Source for Parts {
@@ -209,7 +209,7 @@ mod tests {
         let (a, b) = (dir.join("a.dcm"), dir.join("b.dcm"));
         std::fs::write(&a, b"AAAA").unwrap();
         std::fs::write(&b, b"BB\r\n--").unwrap();
-        let map = Arc::new(crate::sys::map_file(&b).unwrap());
+        let map = Arc::new(crate::sys::map::map_file(&b).unwrap());
         let parts_of = |a: &PathBuf, map: &Arc<Mmap>| {
             vec![
                 Part { content_type: "application/dicom".into(), content: vec![Segment::File(a.clone(), 4)] },

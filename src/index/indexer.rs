@@ -219,7 +219,7 @@ fn read_file(path: &Path) -> Result<(Header, u64, u64), String> {
     if meta.len() == 0 {
         return Err("not DICOM: the file is empty".into());
     }
-    let map = crate::sys::map_file(path).map_err(|e| format!("cannot read: {e}"))?;
+    let map = crate::sys::map::map_file(path).map_err(|e| format!("cannot read: {e}"))?;
     let header = read_header(&map).map_err(|e| e.to_string())?;
     Ok((header, meta.len(), mtime_secs(&meta)))
 }

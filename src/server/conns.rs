@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::sys::{inbound_connections, shut_down};
+use crate::sys::sockets::{inbound_connections, shut_down};
 
 #[derive(Debug)]
 pub struct Watch {

@@ -71,7 +71,7 @@ pub fn run(app: Arc<App>, server: tiny_http::Server) {
     }
     let watcher = Arc::clone(&server);
     std::thread::spawn(move || {
-        while !crate::sys::shutdown_requested() {
+        while !crate::sys::signals::shutdown_requested() {
             std::thread::sleep(Duration::from_millis(50));
         }
         log::info!("shutdown requested: no longer accepting requests");

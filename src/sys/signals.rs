@@ -1,0 +1,42 @@
+//! Signals: SIGTERM and SIGINT ask for a graceful shutdown, by a flag the server polls.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+
+/// Whether SIGTERM or SIGINT has arrived.
+pub fn shutdown_requested() -> bool {
+    SHUTDOWN.load(Ordering::SeqCst)
+}
+
+extern "C" fn on_shutdown(_signal: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    SHUTDOWN.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGTERM and SIGINT request a graceful shutdown instead of ending the process.
+pub fn install_shutdown_handlers() -> io::Result<()> {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        install(signal, on_shutdown as *const () as usize, libc::SA_RESTART)?;
+    }
+    Ok(())
+}
+
+/// Installs `handler` for `signal` with `flags`.
+pub(super) fn install(signal: libc::c_int, handler: usize, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: sigaction is given a fully initialised structure and a handler of the signature its flags
+    // announce; the handlers touch only atomics and make only async-signal-safe calls.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        action.sa_flags = flags;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! Sockets tiny_http holds: finding the connections accepted on our port among the process's descriptors,
+//! and shutting one down. tiny_http accepts and reads connections itself and offers no hook to time them
+//! out or close them. (A read timeout set on the listening socket would also time out `accept`, which ends
+//! tiny_http's accept loop; one set on a connection after tiny_http has begun a blocking read does not
+//! apply to that read.)
+
+#![allow(unsafe_code)]
+
+/// One connection accepted on the server's port, as found among this process's descriptors. tiny_http
+/// holds two descriptors of each connection; both are listed, with the same inode and peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound {
+    fd: libc::c_int,
+    pub inode: u64,
+    pub peer: std::net::SocketAddr,
+}
+
+/// The connections accepted on `port` (connected sockets whose local port it is; not the listener).
+pub fn inbound_connections(port: u16) -> Vec<Inbound> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<libc::c_int>().ok()) else { continue };
+        let Ok(link) = std::fs::read_link(entry.path()) else { continue };
+        let inode = link.to_str().and_then(|l| l.strip_prefix("socket:[")).and_then(|l| l.strip_suffix(']'));
+        let Some(inode) = inode.and_then(|i| i.parse::<u64>().ok()) else { continue };
+        if let Some(peer) = accepted_on(fd, port) {
+            found.push(Inbound { fd, inode, peer });
+        }
+    }
+    found
+}
+
+/// Shuts a connection down both ways: a read blocked on it ends, and its peer sees the close.
+pub fn shut_down(connection: &Inbound) {
+    // The descriptor may have been closed and reused since it was listed: shut it down only if it still names
+    // the same socket.
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", connection.fd));
+    if !link.is_ok_and(|l| l.to_string_lossy() == format!("socket:[{}]", connection.inode)) {
+        return;
+    }
+    // SAFETY: shutdown on a descriptor of this process that names one of our connections (checked just now).
+    // A reuse in the microseconds since the check would close another connection of ours early, which its
+    // client sees as a dropped connection.
+    unsafe {
+        libc::shutdown(connection.fd, libc::SHUT_RDWR);
+    }
+}
+
+/// The peer of `fd` if it is a connected (not listening) TCP socket whose local port is `port`.
+fn accepted_on(fd: libc::c_int, port: u16) -> Option<std::net::SocketAddr> {
+    // SAFETY: getsockname, getpeername and getsockopt write at most the lengths given into buffers of those
+    // sizes, and the socket addresses are read as the family they say they are.
+    unsafe {
+        let (mut local, mut peer): (libc::sockaddr_storage, libc::sockaddr_storage) =
+            (std::mem::zeroed(), std::mem::zeroed());
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getsockname(fd, (&mut local as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
+            return None;
+        }
+        if socket_addr(&local)?.port() != port {
+            return None;
+        }
+        let mut listening: libc::c_int = 0;
+        let mut size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let asked = libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut listening as *mut libc::c_int).cast(),
+            &mut size,
+        );
+        if asked != 0 || listening != 0 {
+            return None;
+        }
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getpeername(fd, (&mut peer as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
+            return None;
+        }
+        socket_addr(&peer)
+    }
+}
+
+/// SAFETY (for callers): `addr` must have been filled by the kernel, so its family tells its layout.
+unsafe fn socket_addr(addr: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    let ptr = addr as *const libc::sockaddr_storage;
+    match libc::c_int::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: an AF_INET address is a sockaddr_in, which fits in a sockaddr_storage.
+            let v4 = unsafe { &*ptr.cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(v4.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: an AF_INET6 address is a sockaddr_in6, which fits in a sockaddr_storage.
+            let v6 = unsafe { &*ptr.cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::from((Ipv6Addr::from(v6.sin6_addr.s6_addr), u16::from_be(v6.sin6_port))))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbound_connections_are_found_by_peer_and_shut_down() {
+        use std::io::Read;
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (mut accepted, peer) = listener.accept().unwrap();
+        let _other = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_other_accepted, _) = listener.accept().unwrap();
+        let found = inbound_connections(port);
+        assert_eq!(found.len(), 2, "two accepted connections, not the listener nor the clients: {found:?}");
+        let mine = found.iter().find(|c| c.peer == peer).expect("found by its peer address");
+        shut_down(mine);
+        let mut one = [0u8; 1];
+        assert_eq!(accepted.read(&mut one).unwrap(), 0, "a read on it ends");
+        assert_eq!(client.read(&mut one).unwrap(), 0, "its client sees the close");
+        assert_eq!(inbound_connections(port).len(), 2, "a shut-down socket is still open until closed");
+        listener.set_nonblocking(true).unwrap();
+        let err = listener.accept().expect_err("nothing waiting");
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "the listener is untouched");
+    }
+}
