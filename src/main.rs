@@ -15,6 +15,7 @@ mod fhir;
 mod home;
 mod http;
 mod index;
+mod random;
 mod routes;
 mod server;
 mod sys;

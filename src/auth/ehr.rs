@@ -205,7 +205,7 @@ impl Ehr {
                     "aud": endpoint,
                     "iat": now,
                     "exp": now + 300,
-                    "jti": random_id()?,
+                    "jti": crate::random::hex_id(16).map_err(ApiError::Internal)?,
                 });
                 let assertion = key.sign_jwt(&claims).map_err(ApiError::Internal)?;
                 form.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
@@ -347,13 +347,6 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
-}
-
-fn random_id() -> Result<String, ApiError> {
-    use ring::rand::SecureRandom;
-    let mut raw = [0u8; 16];
-    ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| ApiError::Internal("no randomness".into()))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// `application/x-www-form-urlencoded` for one value.

@@ -6,13 +6,13 @@
 //! the indexed one fails the read instead of sending other bytes than promised.
 
 use memmap2::Mmap;
-use ring::rand::{SecureRandom, SystemRandom};
 use std::io::{self, Read};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::http::{ApiError, Body, Source};
+use super::error::ApiError;
+use super::message::{Body, Source};
 
 /// A piece of a response body.
 pub enum Segment {
@@ -41,9 +41,7 @@ pub struct Part {
 
 /// A boundary that cannot occur by chance in the parts: 128 random bits (RFC 2046 §5.1.1 allows 70 chars).
 pub fn new_boundary() -> Result<String, ApiError> {
-    let mut raw = [0u8; 16];
-    SystemRandom::new().fill(&mut raw).map_err(|_| ApiError::Internal("no randomness for a boundary".into()))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+    crate::random::hex_id(16).map_err(ApiError::Internal)
 }
 
 /// The body of a `multipart/related` response: no preamble, each part opened by `--boundary CRLF`, its

@@ -1,0 +1,103 @@
+//! Requests and responses as plain values: what handlers take and return, whatever carries them.
+//!
+//! Invariant: a response body's length is known before it is sent.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Options,
+    Other,
+}
+
+#[derive(Debug)]
+pub struct Request {
+    pub method: Method,
+    /// The raw path, still percent-encoded, without the query.
+    pub path: String,
+    /// The raw query string after `?`, still percent-encoded; empty when absent.
+    pub query: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+pub enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    /// A body produced while it is sent, of a length known in advance.
+    Stream {
+        len: u64,
+        reader: Box<dyn Source>,
+    },
+}
+
+/// A streamed body: readable in small pieces, or written out whole in as few and as large writes as its
+/// source allows (the server's fast path for large responses).
+pub trait Source: Read + Send {
+    fn write_to(&mut self, out: &mut dyn Write) -> io::Result<u64> {
+        io::copy(self, out)
+    }
+}
+
+impl Source for io::Empty {}
+impl Source for io::Cursor<Vec<u8>> {}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Empty"),
+            Body::Bytes(b) => write!(f, "Bytes({})", b.len()),
+            Body::Stream { len, .. } => write!(f, "Stream({len})"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Response {
+        Response { status, headers: Vec::new(), body: Body::Empty }
+    }
+
+    pub fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        Response::new(status).with_header("Content-Type", content_type).with_body(Body::Bytes(body))
+    }
+
+    pub fn json(status: u16, content_type: &str, value: &serde_json::Value) -> Response {
+        // Serialising a Value cannot fail: its keys are strings.
+        let body = serde_json::to_vec(value).unwrap_or_default();
+        Response::bytes(status, content_type, body)
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn with_body(mut self, body: Body) -> Response {
+        self.body = body;
+        self
+    }
+
+    pub fn body_len(&self) -> u64 {
+        match &self.body {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::Stream { len, .. } => *len,
+        }
+    }
+}
