@@ -51,6 +51,17 @@ pub trait Source: Read + Send {
 impl Source for io::Empty {}
 impl Source for io::Cursor<Vec<u8>> {}
 
+impl Body {
+    /// The body as a source to read or write out.
+    pub fn into_source(self) -> Box<dyn Source> {
+        match self {
+            Body::Empty => Box::new(io::empty()),
+            Body::Bytes(b) => Box::new(io::Cursor::new(b)),
+            Body::Stream { reader, .. } => reader,
+        }
+    }
+}
+
 impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

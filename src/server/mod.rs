@@ -10,8 +10,8 @@
 //! limits below are checked once tiny_http has parsed a request.
 
 pub mod conns;
+pub mod writer;
 
-use std::io::{Cursor, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::http::{ApiError, Body, Method, Request, Response};
+use crate::http::{ApiError, Method, Request, Response};
 use crate::routes::handle;
 use crate::server::conns::Watch;
+use writer::respond;
 
 /// The longest request target (path and query) accepted; longer is 414 (RFC 9112 §3 suggests 8000).
 pub const MAX_TARGET: usize = 8 * 1024;
@@ -46,9 +47,6 @@ pub fn bind(listen: &str, config: &Config) -> Result<tiny_http::Server, String> 
     let listener = TcpListener::from(OwnedFd::from(socket));
     tiny_http::Server::from_listener(listener, None).map_err(|e| format!("cannot listen on {listen}: {e}"))
 }
-
-const ALLOW_HEADERS: &str = "Authorization, Accept, Content-Type, Range, Prefer, Cache-Control, If-None-Match";
-const EXPOSE_HEADERS: &str = "Retry-After, WWW-Authenticate, Content-Location, ETag, Content-Length, Content-Type";
 
 /// Serves until the listener fails or SIGTERM/SIGINT asks to stop; then stops accepting, lets in-flight
 /// requests finish within `server.shutdown_timeout`, and returns.
@@ -190,102 +188,6 @@ fn convert(raw: &mut tiny_http::Request) -> Request {
 
 fn saturated() -> Response {
     ApiError::Saturated.text_response("")
-}
-
-/// Sends a response; whether all of it went out.
-fn respond(raw: tiny_http::Request, mut resp: Response) -> bool {
-    resp.headers.extend(
-        [
-            ("Access-Control-Allow-Origin", "*"),
-            ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
-            ("Access-Control-Allow-Headers", ALLOW_HEADERS),
-            ("Access-Control-Expose-Headers", EXPOSE_HEADERS),
-            ("Access-Control-Max-Age", "600"),
-            ("Cache-Control", "private"),
-            ("Vary", "Authorization, Accept"),
-        ]
-        .map(|(n, v)| (n.to_string(), v.to_string())),
-    );
-    // HTTP/1.1 responses are written by `write_raw`; tiny_http writes the rest (HTTP/1.0 clients).
-    if raw.http_version() == &tiny_http::HTTPVersion(1, 1) {
-        return write_raw(raw, resp);
-    }
-    let headers: Vec<tiny_http::Header> = resp
-        .headers
-        .iter()
-        .filter_map(|(n, v)| tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()).ok())
-        .collect();
-    let (reader, len): (Box<dyn Read + Send>, usize) = match resp.body {
-        Body::Empty => (Box::new(std::io::empty()), 0),
-        Body::Bytes(b) => {
-            let n = b.len();
-            (Box::new(Cursor::new(b)), n)
-        }
-        Body::Stream { len, reader } => (Box::new(reader), usize::try_from(len).unwrap_or(usize::MAX)),
-    };
-    // tiny_http switches bodies of 32 KiB and more to chunked encoding unless told otherwise; the length is
-    // known, so send it (SPEC §5.3 wants Content-Length on every retrieve).
-    let response = tiny_http::Response::new(tiny_http::StatusCode(resp.status), headers, reader, Some(len), None)
-        .with_chunked_threshold(usize::MAX);
-    // A client that went away mid-response is not our error; note it and go on.
-    match raw.respond(response) {
-        Ok(()) => true,
-        Err(e) => {
-            log::debug!("response not completed: {e}");
-            false
-        }
-    }
-}
-
-/// Writes a response on the connection itself: tiny_http would copy every body through an 8 KiB buffer, one
-/// system call per 8 KiB, while our bodies are in memory or in maps and can go to the socket in a few large
-/// writes; tiny_http would also give a 204 a `Content-Length: 0`, which RFC 9110 §8.6 forbids. The connection
-/// stays tiny_http's: it reads the next request once this writer is dropped, which keep-alive needs, and the
-/// response is complete HTTP/1.1 with its length. A body cut short (a client gone, a file truncated) leaves
-/// the client waiting for the rest until the read timeout closes the connection.
-fn write_raw(raw: tiny_http::Request, resp: Response) -> bool {
-    let len = resp.body_len();
-    let mut reader: Box<dyn crate::http::Source> = match resp.body {
-        Body::Stream { reader, .. } => reader,
-        Body::Bytes(b) => Box::new(Cursor::new(b)),
-        Body::Empty => Box::new(std::io::empty()),
-    };
-    // RFC 9110 §6.4.1: no content in a response to HEAD, nor in a 204 or a 304.
-    let head_only = raw.method() == &tiny_http::Method::Head || resp.status == 204 || resp.status == 304;
-    let closing =
-        raw.headers().iter().any(|h| h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close"));
-    let status = tiny_http::StatusCode(resp.status);
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nDate: {}\r\n",
-        resp.status,
-        status.default_reason_phrase(),
-        crate::time::http_date(crate::time::now_secs())
-    );
-    for (name, value) in &resp.headers {
-        // Header values are ours, but never let one end the header block early.
-        if !name.contains(['\r', '\n', ':']) && !value.contains(['\r', '\n']) {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    if closing && !resp.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Connection")) {
-        head.push_str("Connection: close\r\n");
-    }
-    if resp.status != 204 {
-        head.push_str(&format!("Content-Length: {len}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut writer = raw.into_writer();
-    let sent = writer
-        .write_all(head.as_bytes())
-        .and_then(|()| if head_only { Ok(0) } else { reader.write_to(&mut writer) })
-        .and_then(|n| writer.flush().map(|()| n));
-    match sent {
-        Ok(_) => true,
-        Err(e) => {
-            log::debug!("response not completed: {e}");
-            false
-        }
-    }
 }
 
 /// The URL as it may be logged: any segment after one that decodes to `wado` (wherever it stands, however it
