@@ -7,7 +7,12 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::http::{ApiError, parse_query};
+use super::etag::etag;
+use super::scope::{Scope, map_instance, refused, unfaulted};
+use crate::dicom::Tag;
+use crate::dicom::dataset;
+use crate::http::accept::negotiate_json;
+use crate::http::{ApiError, Response, parse_query};
 use crate::index::{Instance, Series, Study};
 
 /// One attribute a search can match or return: tag, keyword and VR.
@@ -222,6 +227,41 @@ fn instance_object(study: &Study, se: &Series, i: &Instance, base: &str, img: Im
     put(&mut o, "00280011", "US", img.columns.map(|v| json!(v)));
     put(&mut o, "00280100", "US", img.bits_allocated.map(|v| json!(v)));
     o
+}
+
+pub fn search_series(scope: &Scope) -> Result<Response, ApiError> {
+    negotiate_json(scope.req.header("accept")).map_err(refused)?;
+    let q = Query::parse(&scope.req.query, true)?;
+    let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid);
+    let found = series(scope.study, &q, &retrieve_base);
+    let all: Vec<&Instance> = scope.study.series.iter().flat_map(|s| &s.instances).collect();
+    let tag = etag(scope, &format!("series?{}", scope.req.query), &all);
+    Ok(Response::json(200, "application/dicom+json", &Value::Array(found)).with_header("ETag", tag))
+}
+
+pub fn search_instances(scope: &Scope, se: &Series) -> Result<Response, ApiError> {
+    negotiate_json(scope.req.header("accept")).map_err(refused)?;
+    let q = Query::parse(&scope.req.query, false)?;
+    let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid);
+    // Rows, Columns and Bits Allocated are not in the index: read them from each file's header. A file that
+    // cannot be read leaves them empty here; retrieving it reports the fault.
+    let image = |inst: &Instance| {
+        let read = || -> Option<ImageAttrs> {
+            let map = map_instance(scope, inst).ok()?;
+            let ds = dataset::read_data_set(&map).ok()?;
+            let us = |tag| ds.get(tag).and_then(|e| e.first_unsigned(&map));
+            Some(ImageAttrs {
+                rows: us(Tag::new(0x0028, 0x0010)),
+                columns: us(Tag::new(0x0028, 0x0011)),
+                bits_allocated: us(Tag::new(0x0028, 0x0100)),
+            })
+        };
+        unfaulted(scope, inst, read).ok().flatten().unwrap_or_default()
+    };
+    let found = instances(scope.study, se, &q, &retrieve_base, &image);
+    let tag =
+        etag(scope, &format!("instances {}?{}", se.uid, scope.req.query), &se.instances.iter().collect::<Vec<_>>());
+    Ok(Response::json(200, "application/dicom+json", &Value::Array(found)).with_header("ETag", tag))
 }
 
 #[cfg(test)]

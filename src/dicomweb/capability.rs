@@ -1,0 +1,46 @@
+//! The study-token check of every DICOMweb request: the token opens, is this tenant's, this study's, bound to
+//! the patient of the grant, and the indexed study is still that patient's.
+//!
+//! Invariant: every refusal is a 403 that says what failed and nothing of what the token holds; no byte of
+//! the study is read before this check passes.
+
+use crate::auth::Grant;
+use crate::config::Tenant;
+use crate::dicom::Uid;
+use crate::http::ApiError;
+use crate::index::{Index, Study};
+use crate::time::now_secs;
+use crate::token::Sealer;
+
+/// Checks a study token against the request and returns the indexed study it opens.
+/// Every failure is a 403 that says what failed but nothing of what the token holds.
+pub fn check_capability<'a>(
+    sealer: &Sealer,
+    index: &'a Index,
+    tenant: &Tenant,
+    grant: &Grant,
+    study_token: &str,
+    study_uid: Uid,
+) -> Result<&'a Study, ApiError> {
+    let forbid = |why: &str| ApiError::Forbidden(why.to_string());
+    let claims = sealer.open(study_token, now_secs()).map_err(|r| forbid(&r.to_string()))?;
+    if claims.tenant != tenant.name {
+        return Err(forbid("study token was minted for another tenant"));
+    }
+    if claims.study != study_uid.as_str() {
+        return Err(forbid("study token was minted for another study"));
+    }
+    if !tenant.ignore_patient {
+        let current = grant.patient().map(|p| p.id.as_str());
+        if current.is_none() || current != claims.patient.as_deref() {
+            return Err(forbid("study token is bound to another patient"));
+        }
+    }
+    let study = index
+        .study(study_uid)
+        .ok_or_else(|| ApiError::NotFound(format!("study {} is not known", study_uid.as_str())))?;
+    if !claims.patient_ids.iter().any(|id| *id == study.patient_id) {
+        return Err(forbid("the study no longer belongs to the patient the token was minted for"));
+    }
+    Ok(study)
+}

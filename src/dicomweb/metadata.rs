@@ -1,0 +1,113 @@
+//! Metadata (DICOM JSON, PS3.18 Annex F.2) of instances, and the bulk data its BulkDataURIs name.
+//!
+//! Invariant: bulk data URIs stay under the same study token, and a bulk path is resolved only inside the
+//! instance's own data set.
+
+use serde_json::Value;
+use std::sync::Arc;
+
+use super::etag::etag;
+use super::frames::{frame_error, frame_part};
+use super::scope::{Scope, map_instance, read_data_set, refused, unfaulted};
+use crate::dicom::Tag;
+use crate::dicom::dataset;
+use crate::dicom::frames::frames_of;
+use crate::dicom::json::{BulkRef, data_set_to_json};
+use crate::http::accept::{negotiate_frames, negotiate_json};
+use crate::http::multipart::{self, Part, Segment};
+use crate::http::{ApiError, Response};
+use crate::index::{Instance, Series};
+
+/// The `/bulk/…` path of an element, under its instance's URL.
+fn bulk_uri(scope: &Scope, se: &Series, inst: &Instance, r: &BulkRef) -> String {
+    let mut url = format!("{}/studies/{}/series/{}/instances/{}/bulk", scope.base, scope.study.uid, se.uid, inst.uid);
+    for (tag, item) in r.path {
+        url.push_str(&format!("/{:04X}{:04X}/{item}", tag.group, tag.element));
+    }
+    url.push_str(&format!("/{:04X}{:04X}", r.tag.group, r.tag.element));
+    url
+}
+
+/// DICOM JSON (PS3.18 Annex F.2) of each instance, bulk data as URIs under the same study token.
+pub fn metadata(scope: &Scope, instances: Vec<(&Series, &Instance)>) -> Result<Response, ApiError> {
+    negotiate_json(scope.req.header("accept")).map_err(refused)?;
+    let mut objects = Vec::with_capacity(instances.len());
+    for (se, inst) in &instances {
+        let map = map_instance(scope, inst)?;
+        let data_set = read_data_set(scope, inst, &map)?;
+        objects.push(unfaulted(scope, inst, || data_set_to_json(&map, &data_set, &|r| bulk_uri(scope, se, inst, &r)))?);
+    }
+    let only: Vec<&Instance> = instances.iter().map(|(_, i)| *i).collect();
+    let tag = etag(scope, "metadata", &only);
+    Ok(Response::json(200, "application/dicom+json", &Value::Array(objects)).with_header("ETag", tag))
+}
+
+/// Bulk data named by a BulkDataURI: the element's value as one part, or for encapsulated Pixel Data one part
+/// per frame.
+pub fn bulk(scope: &Scope, (_, inst): (&Series, &Instance), path: &[&str]) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound("no such bulk data".into());
+    let map = map_instance(scope, inst)?;
+    let data_set = read_data_set(scope, inst, &map)?;
+    let (steps, last) = path.split_last().map(|(l, s)| (s, l)).ok_or_else(not_found)?;
+    if steps.len() % 2 != 0 {
+        return Err(not_found());
+    }
+    let mut elements = &data_set.elements;
+    for pair in steps.chunks(2) {
+        let tag = parse_tag(pair[0]).ok_or_else(not_found)?;
+        let item: usize = pair[1].parse().map_err(|_| not_found())?;
+        let element = dataset::find(elements, tag).ok_or_else(not_found)?;
+        elements = element.items().get(item).ok_or_else(not_found)?;
+    }
+    let tag = parse_tag(last).ok_or_else(not_found)?;
+    let element = dataset::find(elements, tag).ok_or_else(not_found)?;
+    let pixel_data = steps.is_empty() && tag == Tag::new(0x7FE0, 0x0010);
+    let boundary = multipart::new_boundary()?;
+    let (media, parts) = match &element.value {
+        dataset::Value::Fragments(_) if pixel_data => {
+            let frames =
+                unfaulted(scope, inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(scope, inst, e))?;
+            let media = negotiate_frames(scope.req.header("accept"), &frames.transfer_syntax, true).map_err(refused)?;
+            let parts =
+                frames.frames.iter().map(|ranges| frame_part(&map, media, &frames.transfer_syntax, ranges)).collect();
+            (media, parts)
+        }
+        dataset::Value::Bytes(range) => {
+            let media =
+                negotiate_frames(scope.req.header("accept"), &data_set.transfer_syntax, false).map_err(refused)?;
+            let content_type = if pixel_data {
+                format!("{media}; transfer-syntax={}", data_set.transfer_syntax)
+            } else {
+                media.to_string()
+            };
+            (media, vec![Part { content_type, content: vec![Segment::Slice(Arc::clone(&map), range.clone())] }])
+        }
+        _ => return Err(not_found()),
+    };
+    let etag = etag(scope, &format!("bulk {} {media}", path.join("/")), &[inst]);
+    Ok(Response::new(200)
+        .with_header("Content-Type", format!("multipart/related; type=\"{media}\"; boundary={boundary}"))
+        .with_header("ETag", etag)
+        .with_body(multipart::body(&boundary, parts)))
+}
+
+fn parse_tag(s: &str) -> Option<Tag> {
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let n = u32::from_str_radix(s, 16).ok()?;
+    Some(Tag::new((n >> 16) as u16, (n & 0xFFFF) as u16))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags() {
+        assert_eq!(parse_tag("7FE00010"), Some(Tag::new(0x7FE0, 0x0010)));
+        assert_eq!(parse_tag("7fe00010"), Some(Tag::new(0x7FE0, 0x0010)));
+        assert_eq!(parse_tag("7FE0001"), None);
+        assert_eq!(parse_tag("7FE0001G"), None);
+    }
+}

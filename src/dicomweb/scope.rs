@@ -1,0 +1,92 @@
+//! What one DICOMweb request works in: the study its token opened, the base URL under which it hands out
+//! links, and the lookups and file reads every handler shares.
+//!
+//! Invariants: every resource is looked up inside the opened study; files are reached only through the
+//! index and mapped only after their size is checked; a read of a map that faulted is an error.
+
+use memmap2::Mmap;
+use std::sync::Arc;
+
+use crate::dicom::Uid;
+use crate::dicom::dataset::{self, DataSet};
+use crate::http::accept::Refused;
+use crate::http::{ApiError, Request};
+use crate::index::{Index, Instance, Series, Study};
+
+/// What a WADO-RS or QIDO-RS path under `…/studies/{st}` names.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Study,
+    StudyMetadata,
+    SeriesSearch,
+    Series(Uid<'a>),
+    SeriesMetadata(Uid<'a>),
+    InstanceSearch(Uid<'a>),
+    Instance(Uid<'a>, Uid<'a>),
+    InstanceMetadata(Uid<'a>, Uid<'a>),
+    Frames(Uid<'a>, Uid<'a>, &'a str),
+    Bulk(Uid<'a>, Uid<'a>, &'a [&'a str]),
+}
+
+/// Where the answers of one request live: the WADO-RS base of the study token, for the URLs we hand out.
+pub struct Scope<'a> {
+    pub index: &'a Index,
+    pub req: &'a Request,
+    /// `{base}/{tenant}/wado/{studyToken}`.
+    pub base: String,
+    pub study: &'a Study,
+}
+
+pub fn series<'a>(study: &'a Study, uid: Uid) -> Result<&'a Series, ApiError> {
+    study.series(uid).ok_or_else(|| ApiError::NotFound(format!("series {} is not in this study", uid.as_str())))
+}
+
+pub fn instance<'a>(study: &'a Study, se: Uid, sop: Uid) -> Result<(&'a Series, &'a Instance), ApiError> {
+    let s = series(study, se)?;
+    let i = s
+        .instance(sop)
+        .ok_or_else(|| ApiError::NotFound(format!("instance {} is not in this series", sop.as_str())))?;
+    Ok((s, i))
+}
+
+pub fn refused(r: Refused) -> ApiError {
+    match r {
+        Refused::Malformed(m) => ApiError::BadRequest(m),
+        Refused::NotAcceptable(m) => ApiError::NotAcceptable(m),
+    }
+}
+
+/// Transfer syntaxes whose data set is deflated (PS3.5 §A.5): the data set reader does not inflate them.
+const DEFLATED: [&str; 3] = ["1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.99"];
+
+/// An instance's file, mapped, after checking it still has the indexed size: a file truncated under a
+/// running server must answer an error, not a fault.
+pub fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
+    crate::sys::map::map_indexed(&scope.index.file_path(inst), inst.size)
+        .map(Arc::new)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+pub fn read_data_set(scope: &Scope, inst: &Instance, map: &[u8]) -> Result<DataSet, ApiError> {
+    if DEFLATED.contains(&inst.transfer_syntax.as_str()) {
+        return Err(ApiError::NotAcceptable(format!(
+            "instance {} is stored deflated ({}): it is served whole, as stored, but its metadata, frames and \
+             bulk data are not read from it",
+            inst.uid, inst.transfer_syntax
+        )));
+    }
+    unfaulted(scope, inst, || dataset::read_data_set(map))?.map_err(|e| {
+        ApiError::Internal(format!("indexed file {} no longer reads: {e}", scope.index.file_path(inst).display()))
+    })
+}
+
+/// Runs `read` over an instance's map and fails if the file shrank meanwhile (see `mmap`'s SIGBUS guard):
+/// what was read may then hold zeros that are not the file's.
+pub fn unfaulted<T>(scope: &Scope, inst: &Instance, read: impl FnOnce() -> T) -> Result<T, ApiError> {
+    crate::sys::map::unfaulted(read).map_err(|_| {
+        ApiError::Internal(format!(
+            "indexed file {} was truncated while it was read; run `smart-imaging check`",
+            scope.index.file_path(inst).display()
+        ))
+    })
+}
