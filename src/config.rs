@@ -226,7 +226,7 @@ impl Config {
         }
         let timezone = match raw.images.timezone.as_deref() {
             None => "+00:00".to_string(),
-            Some(tz) => normalise_offset(tz)
+            Some(tz) => crate::time::normalise_offset(tz)
                 .ok_or_else(|| err(format!("images.timezone: {tz:?} is not an offset like +01:00")))?,
         };
         if raw.images.index.is_empty() {
@@ -376,27 +376,6 @@ pub fn check_base_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `+0100`, `+01:00`, `-05:30`, `Z` → `+01:00` form.
-pub fn normalise_offset(tz: &str) -> Option<String> {
-    if tz == "Z" {
-        return Some("+00:00".into());
-    }
-    let b = tz.as_bytes();
-    let sign = *b.first()?;
-    if sign != b'+' && sign != b'-' {
-        return None;
-    }
-    let digits: String = tz[1..].chars().filter(|c| *c != ':').collect();
-    if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let (h, m) = digits.split_at(2);
-    if h > "14" || m > "59" {
-        return None;
-    }
-    Some(format!("{}{h}:{m}", sign as char))
-}
-
 /// serde/toml errors span several lines with a source excerpt; keep them readable in one message.
 fn one_line(s: &str) -> String {
     s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
@@ -452,16 +431,6 @@ images = { lookup = "all-studies" }
     fn mock_by_context_needs_a_patient() {
         let e = check(&MINIMAL.replace("all-studies", "studies-by-context")).unwrap_err();
         assert!(e.contains("tenants.open.authorization.patient"), "{e}");
-    }
-
-    #[test]
-    fn offsets() {
-        assert_eq!(normalise_offset("+0100").as_deref(), Some("+01:00"));
-        assert_eq!(normalise_offset("-05:30").as_deref(), Some("-05:30"));
-        assert_eq!(normalise_offset("Z").as_deref(), Some("+00:00"));
-        assert_eq!(normalise_offset("0100"), None);
-        assert_eq!(normalise_offset("+1"), None);
-        assert_eq!(normalise_offset("+2500"), None);
     }
 
     #[test]

@@ -266,7 +266,7 @@ fn index(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<ExitCode, Stri
 fn check(path: &Path) -> Result<ExitCode, String> {
     let (config, index) = load(path)?;
     study_token_sealer(&config)?;
-    let report = index::indexer::check_index(&index);
+    let report = index::check::check_index(&index);
     for line in report.problems.iter().chain(&report.touched) {
         println!("{line}");
     }

@@ -56,7 +56,7 @@ fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> 
         ["_test", "panic"] if app.test_hooks => panic!("panic requested through the test hook"),
         [t, "fhir", "metadata"] => {
             let tenant = tenant(t)?;
-            Ok(fhir::capability_statement(&app.fhir_base(&tenant.config), t, &app.index.file.written))
+            Ok(fhir::capability_statement(&app.fhir_base(&tenant.config), t, app.index.written()))
         }
         [t, "fhir", ".well-known", "smart-configuration"] => match &tenant(t)?.access {
             Access::Mock { .. } => Ok(fhir::smart_configuration(None)),

@@ -165,6 +165,27 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     fhir_range(s).map(|(start, _)| start)
 }
 
+/// `+0100`, `+01:00`, `-05:30`, `Z` → `+01:00` form.
+pub fn normalise_offset(tz: &str) -> Option<String> {
+    if tz == "Z" {
+        return Some("+00:00".into());
+    }
+    let b = tz.as_bytes();
+    let sign = *b.first()?;
+    if sign != b'+' && sign != b'-' {
+        return None;
+    }
+    let digits: String = tz[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m) = digits.split_at(2);
+    if h > "14" || m > "59" {
+        return None;
+    }
+    Some(format!("{}{h}:{m}", sign as char))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +230,15 @@ mod tests {
         assert_eq!(dicom_to_fhir("20231220", "99", "+00:00").as_deref(), Some("2023-12-20"));
         assert_eq!(dicom_to_fhir("2023", "", "+00:00"), None);
         assert_eq!(dicom_to_fhir("20231340", "", "+00:00"), None);
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(normalise_offset("+0100").as_deref(), Some("+01:00"));
+        assert_eq!(normalise_offset("-05:30").as_deref(), Some("-05:30"));
+        assert_eq!(normalise_offset("Z").as_deref(), Some("+00:00"));
+        assert_eq!(normalise_offset("0100"), None);
+        assert_eq!(normalise_offset("+1"), None);
+        assert_eq!(normalise_offset("+2500"), None);
     }
 }

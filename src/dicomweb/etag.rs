@@ -10,7 +10,7 @@ use crate::index::Instance;
 /// size and time of every file it comes from. Another index or another file gives another tag.
 pub fn etag(scope: &Scope, what: &str, instances: &[&Instance]) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(scope.index.file.written.as_bytes());
+    ctx.update(scope.index.written().as_bytes());
     ctx.update(b"\0");
     ctx.update(scope.study.uid.as_bytes());
     ctx.update(b"\0");

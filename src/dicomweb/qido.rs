@@ -169,7 +169,7 @@ fn series_object(study: &Study, se: &Series, retrieve_base: &str) -> Map<String,
     let mut o = Map::new();
     put(&mut o, "00080005", "CS", Some(json!("ISO_IR 192")));
     put(&mut o, "00080060", "CS", text(&se.modality));
-    if let Some(tz) = text(&study.timezone_offset) {
+    if let Some(tz) = study.timezone_offset.as_deref().and_then(|tz| text(&tz.replace(':', ""))) {
         put(&mut o, "00080201", "SH", Some(tz));
     }
     put(&mut o, "0008103E", "LO", text(&se.description));
@@ -213,7 +213,7 @@ fn instance_object(study: &Study, se: &Series, i: &Instance, base: &str, img: Im
     put(&mut o, "00080016", "UI", Some(json!(i.sop_class)));
     put(&mut o, "00080018", "UI", Some(json!(i.uid)));
     put(&mut o, "00080056", "CS", Some(json!("ONLINE")));
-    if let Some(tz) = text(&study.timezone_offset) {
+    if let Some(tz) = study.timezone_offset.as_deref().and_then(|tz| text(&tz.replace(':', ""))) {
         put(&mut o, "00080201", "SH", Some(tz));
     }
     put(&mut o, "00081190", "UR", Some(json!(format!("{base}/series/{}/instances/{}", se.uid, i.uid))));

@@ -146,7 +146,7 @@ fn split(r: &Render, st: &Study) -> Pieces {
 
 /// One ImagingStudy with the given Endpoint address and subject.
 fn resource(r: &Render, st: &Study, address: Value, subject: Value) -> Value {
-    let offset = crate::config::normalise_offset(&st.timezone_offset).unwrap_or_else(|| r.timezone.to_string());
+    let offset = st.timezone_offset.as_deref().unwrap_or(r.timezone);
     let coding = |code: &str| json!({"system": DCM, "code": code});
     let series: Vec<Value> = st
         .series
@@ -185,7 +185,7 @@ fn resource(r: &Render, st: &Study, address: Value, subject: Value) -> Value {
     let mut study = json!({
         "resourceType": "ImagingStudy",
         "id": st.uid,
-        "meta": {"lastUpdated": r.index.file.written, "profile": [STUDY_PROFILE]},
+        "meta": {"lastUpdated": r.index.written(), "profile": [STUDY_PROFILE]},
         "contained": [{
             "resourceType": "Endpoint",
             "id": "wado",
@@ -247,8 +247,7 @@ mod tests {
     use crate::auth::{Access, authorize};
     use crate::config::{Authorization, Config};
     use crate::http::{Method, Request};
-    use crate::index::{IndexFile, Instance, Series};
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     /// A tenant `demo` whose mocked patient owns the one study, described as given.
     fn world(description: &str) -> (Config, Index, Sealer, Studies) {
@@ -259,27 +258,15 @@ mod tests {
             Path::new("/x/c.toml"),
         )
         .unwrap();
-        let study = Study {
-            uid: "1.2.3".into(),
-            patient_id: "MRN".into(),
-            patient_name: "Doe^Jane".into(),
-            description: description.into(),
-            date: "20240105".into(),
-            series: vec![Series {
-                uid: "1.2.3.1".into(),
-                modality: "CT".into(),
-                instances: vec![Instance {
-                    uid: "1.2.3.1.1".into(),
-                    sop_class: "1.2".into(),
-                    path: "a.dcm".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let file = IndexFile { written: "2026-01-01T00:00:00Z".into(), studies: vec![study] };
-        let index = Index::new(file, PathBuf::from("/x")).unwrap();
+        let index = format!(
+            "written = \"2026-01-01T00:00:00Z\"\n[[study]]\nuid = \"1.2.3\"\npatient_id = \"MRN\"\n\
+             patient_name = \"Doe^Jane\"\ndescription = {}\ndate = \"20240105\"\n\
+             [[study.series]]\nuid = \"1.2.3.1\"\nmodality = \"CT\"\n\
+             [[study.series.instance]]\nuid = \"1.2.3.1.1\"\nsop_class = \"1.2\"\n\
+             transfer_syntax = \"1.2.840.10008.1.2.1\"\npath = \"a.dcm\"\nsize = 1\n",
+            serde_json::to_string(description).unwrap(),
+        );
+        let index = Index::parse(&index, Path::new("/x/index.toml")).unwrap();
         (config, index, Sealer::from_secret(b"0123456789abcdef"), Studies::new(1))
     }
 

@@ -144,7 +144,7 @@ fn check_patient(tenant: &Tenant, grant: &Grant, asked: Option<&str>) -> Result<
 pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiError> {
     let s = parse_search(req)?;
     check_patient(r.tenant, grant, s.patient.as_deref())?;
-    let written = r.index.written_secs;
+    let written = r.index.written_secs();
     let mut studies: Vec<&Study> = visible_studies(r, grant)?
         .into_iter()
         .filter(|st| s.identifiers.iter().all(|any| any.iter().any(|u| *u == st.uid)))

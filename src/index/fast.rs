@@ -6,7 +6,7 @@
 //! Invariant: it either returns exactly what the `toml` crate would deserialize, or `None`, and then the
 //! caller uses the `toml` crate, which reads anything else (hand-edited layouts) and reports errors well.
 
-use crate::index::{IndexFile, Instance, Series, Study};
+use super::file::{IndexFile, Instance, Series, Study};
 
 enum Val {
     Str(String),

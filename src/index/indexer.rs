@@ -1,11 +1,9 @@
-//! `smart-imaging index` and `smart-imaging check` (SPEC §2, §4): scan a folder into the static index,
-//! and verify that an index still matches the files it names.
+//! `smart-imaging index`: scan a folder into the static index (`check` verifies it later).
 //!
 //! Invariants: a file that cannot be read or is not DICOM is reported (path and reason) and skipped, never
 //! fatal; the index written is deterministic for the same files (set `SOURCE_DATE_EPOCH` to fix its time);
 //! paths in it are relative to the index file's folder and never climb out of it. Files are read through a
-//! memory map and only as far as their header (`dicom::read_header`), never whole into memory. `check`
-//! fails only when the index no longer describes a file; a file that was merely touched is named.
+//! memory map and only as far as their header (`dicom::read_header`), never whole into memory.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,8 +11,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use super::file::{IndexFile, Instance, Series, Study};
 use crate::dicom::{Header, read_header};
-use crate::index::{Index, IndexFile, Instance, Series, Study};
 use crate::time::{format_rfc3339, now_secs};
 
 /// What an indexing run did.
@@ -214,7 +212,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, report: &mut dyn Write, progress: 
 }
 
 /// Reads a file's header through a memory map: only the pages up to the header are ever touched.
-fn read_file(path: &Path) -> Result<(Header, u64, u64), String> {
+pub(super) fn read_file(path: &Path) -> Result<(Header, u64, u64), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if meta.len() == 0 {
         return Err("not DICOM: the file is empty".into());
@@ -224,7 +222,7 @@ fn read_file(path: &Path) -> Result<(Header, u64, u64), String> {
     Ok((header, meta.len(), mtime_secs(&meta)))
 }
 
-fn mtime_secs(meta: &std::fs::Metadata) -> u64 {
+pub(super) fn mtime_secs(meta: &std::fs::Metadata) -> u64 {
     meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
 }
 
@@ -294,100 +292,4 @@ fn finish_study(study: &mut Study) {
 fn written_time() -> String {
     let secs = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()).unwrap_or_else(now_secs);
     format_rfc3339(secs)
-}
-
-/// What `check` found for the files of an index, one line per file, each starting with what happened.
-#[derive(Debug, Default)]
-pub struct CheckReport {
-    /// Files that the index no longer describes: `missing: PATH`, `unreadable: PATH: …` and `changed: PATH: …`.
-    /// Any of these makes `check` fail: serving would send something other than what the index says.
-    pub problems: Vec<String>,
-    /// `touched: PATH: …`: files modified since they were indexed whose size and header still match the
-    /// index. They are served correctly, so they do not fail `check`: a fresh copy or clone of the same files
-    /// looks like this. Re-index to record the new times.
-    pub touched: Vec<String>,
-}
-
-/// Verifies every indexed file: present, the indexed size, a readable DICOM header that still says what the
-/// index recorded, and the indexed modification time.
-pub fn check_index(index: &Index) -> CheckReport {
-    let mut report = CheckReport::default();
-    for study in index.studies() {
-        for series in &study.series {
-            for inst in &series.instances {
-                let path = index.file_path(inst);
-                match check_file(&path, (study, series, inst)) {
-                    Finding::Sound => {}
-                    Finding::Missing => report.problems.push(format!("missing: {}", path.display())),
-                    Finding::Unreadable(why) => report.problems.push(format!("unreadable: {}: {why}", path.display())),
-                    Finding::Changed(why) => report.problems.push(format!("changed: {}: {why}", path.display())),
-                    Finding::Touched(why) => report.touched.push(format!("touched: {}: {why}", path.display())),
-                }
-            }
-        }
-    }
-    report
-}
-
-/// What became of one indexed file.
-#[derive(Debug, PartialEq)]
-enum Finding {
-    Sound,
-    Missing,
-    Unreadable(String),
-    /// Its size or its header differ from the index.
-    Changed(String),
-    /// Only its modification time differs.
-    Touched(String),
-}
-
-fn check_file(path: &Path, (study, series, inst): (&Study, &Series, &Instance)) -> Finding {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Finding::Missing,
-        Err(e) => return Finding::Unreadable(e.to_string()),
-    };
-    let mtime = mtime_secs(&meta);
-    // An index written before modification times were recorded holds 0: no time to compare.
-    let touched = inst.mtime != 0 && mtime != inst.mtime;
-    let when = format!("modified {}, indexed {}", format_rfc3339(mtime), format_rfc3339(inst.mtime));
-    let with_when = |why: String| if touched { format!("{why}; {when}") } else { why };
-    if meta.len() != inst.size {
-        return Finding::Changed(with_when(format!("{} bytes, indexed {}", meta.len(), inst.size)));
-    }
-    let header = match read_file(path) {
-        Ok((header, _, _)) => header,
-        Err(why) => return Finding::Changed(with_when(format!("no longer a readable DICOM header: {why}"))),
-    };
-    let differences = header_differences(&header, study, series, inst);
-    if !differences.is_empty() {
-        Finding::Changed(with_when(differences.join(", ")))
-    } else if touched {
-        Finding::Touched(format!("{when}; size and header match the index"))
-    } else {
-        Finding::Sound
-    }
-}
-
-/// What the header now says differently from the index, as `Name X, indexed Y`.
-fn header_differences(header: &Header, study: &Study, series: &Series, inst: &Instance) -> Vec<String> {
-    let shown = |v: Option<String>| v.unwrap_or_else(|| "none".into());
-    let fields = [
-        ("SOP Instance UID", Some(header.sop_instance_uid.clone()), Some(inst.uid.clone())),
-        ("Study Instance UID", Some(header.study_instance_uid.clone()), Some(study.uid.clone())),
-        ("Series Instance UID", Some(header.series_instance_uid.clone()), Some(series.uid.clone())),
-        ("SOP Class UID", Some(header.sop_class_uid.clone()), Some(inst.sop_class.clone())),
-        ("Transfer Syntax UID", Some(header.transfer_syntax.clone()), Some(inst.transfer_syntax.clone())),
-        ("Number of Frames", header.number_of_frames.map(|n| n.to_string()), inst.frames.map(|n| n.to_string())),
-        (
-            "Pixel Data offset",
-            header.pixel_data_offset.map(|n| n.to_string()),
-            inst.pixel_data_offset.map(|n| n.to_string()),
-        ),
-    ];
-    fields
-        .into_iter()
-        .filter(|(_, now, indexed)| now != indexed)
-        .map(|(name, now, indexed)| format!("{name} {}, indexed {}", shown(now), shown(indexed)))
-        .collect()
 }

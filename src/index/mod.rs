@@ -1,92 +1,66 @@
-//! The static index (SPEC §4): what `smart-imaging index` writes and the server reads once at start.
+//! The static index: read once at start, validated once (raw layout → `Index`), never rescanned or changed
+//! while serving. `file` is the on-disk layout, `fast` its quick reader, `indexer` writes it and `check`
+//! verifies it against the files.
 //!
-//! Invariants: the index is never rescanned or changed while serving; every file the server opens is
-//! named here, by a path relative to the index file, never by URL text; lookups are by exact UID.
+//! Invariants: every file the server opens is named here, by a path relative to the index file that cannot
+//! leave its folder, never by URL text; lookups are by exact UID; values are normalised here (the written
+//! time parsed, timezone offsets in one form), so handlers never see the on-disk layout.
 
-pub mod fast;
+pub mod check;
+mod fast;
+mod file;
 pub mod indexer;
 
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::dicom::Uid;
+use crate::time::{format_rfc3339, normalise_offset, parse_rfc3339};
 
-/// The on-disk layout. Field names are the TOML keys documented in the README.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct IndexFile {
-    /// When the index was written, RFC 3339 UTC; served as `meta.lastUpdated`.
-    pub written: String,
-    #[serde(default, rename = "study")]
-    pub studies: Vec<Study>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+/// One study, with what the index recorded of it. Text is UTF-8, trimmed of DICOM padding; an absent
+/// attribute is empty.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Study {
     pub uid: String,
     pub patient_id: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub issuer_of_patient_id: String,
-    #[serde(default)]
     pub patient_name: String,
-    #[serde(default)]
     pub patient_birth_date: String,
-    #[serde(default)]
     pub patient_sex: String,
-    #[serde(default)]
     pub date: String,
-    #[serde(default)]
     pub time: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub timezone_offset: String,
-    #[serde(default)]
+    /// TimezoneOffsetFromUTC as `+hh:mm`, when the files carry a well-formed one.
+    pub timezone_offset: Option<String>,
     pub accession_number: String,
-    #[serde(default)]
     pub study_id: String,
-    #[serde(default)]
     pub description: String,
-    #[serde(default)]
     pub referring_physician_name: String,
-    #[serde(default)]
     pub modalities: Vec<String>,
-    #[serde(default, rename = "series")]
     pub series: Vec<Series>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Series {
     pub uid: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number: Option<i64>,
-    #[serde(default)]
     pub modality: String,
-    #[serde(default)]
     pub description: String,
-    #[serde(default, rename = "instance")]
     pub instances: Vec<Instance>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Instance {
     pub uid: String,
     pub sop_class: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number: Option<i64>,
     pub transfer_syntax: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frames: Option<u32>,
-    /// Path relative to the folder of the index file, with `/` separators.
+    /// Path relative to the folder of the index file, with `/` separators, checked to stay inside it.
     pub path: String,
     pub size: u64,
-    /// Modification time in whole seconds since the Unix epoch, when the file was indexed.
-    #[serde(default)]
+    /// Modification time in whole seconds since the Unix epoch, when the file was indexed; 0 when unknown.
     pub mtime: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pixel_data_offset: Option<u64>,
 }
 
@@ -136,44 +110,61 @@ impl std::error::Error for IndexError {
 /// The loaded index with lookup tables, shared read-only by every request.
 #[derive(Debug)]
 pub struct Index {
-    pub file: IndexFile,
+    /// When the index was written, as RFC 3339 UTC (`meta.lastUpdated` of every study).
+    written: String,
+    /// The same time in Unix seconds, for `_lastUpdated` searches.
+    written_secs: i64,
+    studies: Vec<Study>,
     /// The folder the instance paths are relative to.
-    pub root: PathBuf,
-    /// `file.written` in Unix seconds, for `_lastUpdated` searches.
-    pub written_secs: i64,
+    root: PathBuf,
     by_uid: HashMap<String, usize>,
 }
 
 impl Index {
+    /// Reads and validates the index file at `path`.
     pub fn load(path: &Path) -> Result<Index, IndexError> {
         let text = std::fs::read_to_string(path).map_err(|e| IndexError::Read(path.to_path_buf(), e))?;
-        let file = match crate::index::fast::parse(&text) {
-            Some(file) => file,
-            None => toml::from_str(&text).map_err(|e| IndexError::Parse(path.to_path_buf(), e.to_string()))?,
-        };
-        drop(text);
-        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Index::new(file, root).map_err(|e| IndexError::Invalid(path.to_path_buf(), e))
+        Index::parse(&text, path)
     }
 
-    pub fn new(file: IndexFile, root: PathBuf) -> Result<Index, String> {
-        let mut by_uid = HashMap::with_capacity(file.studies.len());
-        for (i, study) in file.studies.iter().enumerate() {
+    /// Validates index text as if read from `path` (whose folder the instance paths are relative to).
+    pub fn parse(text: &str, path: &Path) -> Result<Index, IndexError> {
+        let raw = match fast::parse(text) {
+            Some(raw) => raw,
+            None => toml::from_str(text).map_err(|e| IndexError::Parse(path.to_path_buf(), e.to_string()))?,
+        };
+        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Index::validate(raw, root).map_err(|e| IndexError::Invalid(path.to_path_buf(), e))
+    }
+
+    /// The one conversion from the on-disk layout: every check and normalisation happens here.
+    fn validate(raw: file::IndexFile, root: PathBuf) -> Result<Index, String> {
+        let written_secs = parse_rfc3339(&raw.written).ok_or_else(|| {
+            format!("written: {:?} is not an RFC 3339 time such as 2025-11-28T00:00:00Z", raw.written)
+        })?;
+        let written = format_rfc3339(u64::try_from(written_secs).map_err(|_| "written: a time before 1970")?);
+        let mut by_uid = HashMap::with_capacity(raw.studies.len());
+        let mut studies = Vec::with_capacity(raw.studies.len());
+        for (i, study) in raw.studies.into_iter().enumerate() {
             if by_uid.insert(study.uid.clone(), i).is_some() {
                 return Err(format!("study {} appears twice", study.uid));
             }
-            for inst in study.series.iter().flat_map(|s| &s.instances) {
-                if !is_safe_relative(&inst.path) {
-                    return Err(format!("instance {} has an unsafe path {:?}", inst.uid, inst.path));
-                }
-            }
+            studies.push(study_of(study)?);
         }
-        let written_secs = crate::time::parse_rfc3339(&file.written).unwrap_or(0);
-        Ok(Index { file, root, written_secs, by_uid })
+        Ok(Index { written, written_secs, studies, root, by_uid })
     }
 
     pub fn studies(&self) -> &[Study] {
-        &self.file.studies
+        &self.studies
+    }
+
+    /// When the index was written, as RFC 3339 UTC.
+    pub fn written(&self) -> &str {
+        &self.written
+    }
+
+    pub fn written_secs(&self) -> i64 {
+        self.written_secs
     }
 
     /// Where a study stands in the index, for tables kept beside it.
@@ -182,7 +173,7 @@ impl Index {
     }
 
     pub fn study(&self, uid: Uid) -> Option<&Study> {
-        self.by_uid.get(uid.as_str()).and_then(|&i| self.file.studies.get(i))
+        self.by_uid.get(uid.as_str()).and_then(|&i| self.studies.get(i))
     }
 
     /// The absolute location of an indexed instance's file.
@@ -191,8 +182,51 @@ impl Index {
     }
 
     pub fn instance_count(&self) -> usize {
-        self.file.studies.iter().map(Study::instance_count).sum()
+        self.studies.iter().map(Study::instance_count).sum()
     }
+}
+
+fn study_of(s: file::Study) -> Result<Study, String> {
+    let series = s.series.into_iter().map(|se| series_of(se, &s.uid)).collect::<Result<_, _>>()?;
+    Ok(Study {
+        timezone_offset: normalise_offset(&s.timezone_offset),
+        uid: s.uid,
+        patient_id: s.patient_id,
+        issuer_of_patient_id: s.issuer_of_patient_id,
+        patient_name: s.patient_name,
+        patient_birth_date: s.patient_birth_date,
+        patient_sex: s.patient_sex,
+        date: s.date,
+        time: s.time,
+        accession_number: s.accession_number,
+        study_id: s.study_id,
+        description: s.description,
+        referring_physician_name: s.referring_physician_name,
+        modalities: s.modalities,
+        series,
+    })
+}
+
+fn series_of(se: file::Series, _study: &str) -> Result<Series, String> {
+    let instances = se.instances.into_iter().map(instance_of).collect::<Result<_, _>>()?;
+    Ok(Series { uid: se.uid, number: se.number, modality: se.modality, description: se.description, instances })
+}
+
+fn instance_of(i: file::Instance) -> Result<Instance, String> {
+    if !is_safe_relative(&i.path) {
+        return Err(format!("instance {} has an unsafe path {:?}", i.uid, i.path));
+    }
+    Ok(Instance {
+        uid: i.uid,
+        sop_class: i.sop_class,
+        number: i.number,
+        transfer_syntax: i.transfer_syntax,
+        frames: i.frames,
+        path: i.path,
+        size: i.size,
+        mtime: i.mtime,
+        pixel_data_offset: i.pixel_data_offset,
+    })
 }
 
 /// A path the index may name: relative, `/`-separated, without `..` or empty segments, so that an index
@@ -209,6 +243,26 @@ fn is_safe_relative(path: &str) -> bool {
 mod tests {
     use super::*;
 
+    const ONE: &str = r#"
+written = "2026-01-01T00:00:00Z"
+[[study]]
+uid = "1.2.3"
+patient_id = "P"
+timezone_offset = "+0100"
+[[study.series]]
+uid = "1.2.3.1"
+[[study.series.instance]]
+uid = "1.2.3.1.1"
+sop_class = "1.2.840.10008.5.1.4.1.1.2"
+transfer_syntax = "1.2.840.10008.1.2.1"
+path = "x/1.dcm"
+size = 10
+"#;
+
+    fn parse(text: &str) -> Result<Index, String> {
+        Index::parse(text, Path::new("/data/index.toml")).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn safe_relative_paths() {
         assert!(is_safe_relative("a/b/c.dcm"));
@@ -222,50 +276,40 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_and_lookup() {
-        let file = IndexFile {
-            written: "2026-01-01T00:00:00Z".into(),
-            studies: vec![Study {
-                uid: "1.2.3".into(),
-                patient_id: "P".into(),
-                series: vec![Series {
-                    uid: "1.2.3.1".into(),
-                    instances: vec![Instance {
-                        uid: "1.2.3.1.1".into(),
-                        sop_class: "1.2.840.10008.5.1.4.1.1.2".into(),
-                        transfer_syntax: "1.2.840.10008.1.2.1".into(),
-                        path: "x/1.dcm".into(),
-                        size: 10,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
-        let text = toml::to_string(&file).unwrap();
-        let back: IndexFile = toml::from_str(&text).unwrap();
-        assert_eq!(back, file);
-        let index = Index::new(back, PathBuf::from("/data")).unwrap();
+    fn loads_validates_and_looks_up() {
+        let index = parse(ONE).unwrap();
         let uid = |s| Uid::parse(s).unwrap();
         let study = index.study(uid("1.2.3")).unwrap();
         assert_eq!(study.instance_count(), 1);
+        assert_eq!(study.timezone_offset.as_deref(), Some("+01:00"), "offsets are normalised once, at load");
         assert!(study.series(uid("1.2.3.1")).unwrap().instance(uid("1.2.3.1.1")).is_some());
         assert!(index.study(uid("1.2")).is_none());
+        assert_eq!(index.file_path(&study.series[0].instances[0]), PathBuf::from("/data/x/1.dcm"));
+        assert_eq!(index.written(), "2026-01-01T00:00:00Z");
     }
 
     #[test]
     fn refuses_paths_outside_the_folder() {
-        let mut file = IndexFile::default();
-        file.studies.push(Study {
-            uid: "1".into(),
-            series: vec![Series {
-                uid: "2".into(),
-                instances: vec![Instance { uid: "3".into(), path: "../x".into(), ..Default::default() }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
-        assert!(Index::new(file, PathBuf::new()).unwrap_err().contains("unsafe path"));
+        let e = parse(&ONE.replace("x/1.dcm", "../x")).unwrap_err();
+        assert!(e.contains("unsafe path") && e.contains("/data/index.toml"), "{e}");
+    }
+
+    /// Broke: a `written` that was not a time was read as 0 (1970) without a word.
+    #[test]
+    fn a_bad_written_time_names_the_file() {
+        let e = parse(&ONE.replace("2026-01-01T00:00:00Z", "yesterday")).unwrap_err();
+        assert!(e.contains("/data/index.toml") && e.contains("written") && e.contains("yesterday"), "{e}");
+    }
+
+    #[test]
+    fn a_study_twice_is_refused() {
+        let twice = format!("{ONE}\n{}", &ONE[ONE.find("[[study]]").unwrap()..]);
+        assert!(parse(&twice).unwrap_err().contains("appears twice"));
+    }
+
+    #[test]
+    fn a_malformed_offset_is_no_offset() {
+        let index = parse(&ONE.replace("+0100", "+25")).unwrap();
+        assert_eq!(index.studies()[0].timezone_offset, None);
     }
 }

@@ -1,0 +1,107 @@
+//! `smart-imaging check`: verify that an index still describes the files it names.
+//!
+//! Invariant: `check` fails only when the index no longer describes a file (missing, unreadable, another
+//! size or header); a file that was merely touched is reported apart and does not fail it.
+
+use std::path::Path;
+
+use super::indexer::{mtime_secs, read_file};
+use super::{Index, Instance, Series, Study};
+use crate::dicom::Header;
+use crate::time::format_rfc3339;
+
+/// What `check` found for the files of an index, one line per file, each starting with what happened.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// Files that the index no longer describes: `missing: PATH`, `unreadable: PATH: …` and `changed: PATH: …`.
+    /// Any of these makes `check` fail: serving would send something other than what the index says.
+    pub problems: Vec<String>,
+    /// `touched: PATH: …`: files modified since they were indexed whose size and header still match the
+    /// index. They are served correctly, so they do not fail `check`: a fresh copy or clone of the same files
+    /// looks like this. Re-index to record the new times.
+    pub touched: Vec<String>,
+}
+
+/// Verifies every indexed file: present, the indexed size, a readable DICOM header that still says what the
+/// index recorded, and the indexed modification time.
+pub fn check_index(index: &Index) -> CheckReport {
+    let mut report = CheckReport::default();
+    for study in index.studies() {
+        for series in &study.series {
+            for inst in &series.instances {
+                let path = index.file_path(inst);
+                match check_file(&path, (study, series, inst)) {
+                    Finding::Sound => {}
+                    Finding::Missing => report.problems.push(format!("missing: {}", path.display())),
+                    Finding::Unreadable(why) => report.problems.push(format!("unreadable: {}: {why}", path.display())),
+                    Finding::Changed(why) => report.problems.push(format!("changed: {}: {why}", path.display())),
+                    Finding::Touched(why) => report.touched.push(format!("touched: {}: {why}", path.display())),
+                }
+            }
+        }
+    }
+    report
+}
+
+/// What became of one indexed file.
+#[derive(Debug, PartialEq)]
+enum Finding {
+    Sound,
+    Missing,
+    Unreadable(String),
+    /// Its size or its header differ from the index.
+    Changed(String),
+    /// Only its modification time differs.
+    Touched(String),
+}
+
+fn check_file(path: &Path, (study, series, inst): (&Study, &Series, &Instance)) -> Finding {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Finding::Missing,
+        Err(e) => return Finding::Unreadable(e.to_string()),
+    };
+    let mtime = mtime_secs(&meta);
+    // An index written before modification times were recorded holds 0: no time to compare.
+    let touched = inst.mtime != 0 && mtime != inst.mtime;
+    let when = format!("modified {}, indexed {}", format_rfc3339(mtime), format_rfc3339(inst.mtime));
+    let with_when = |why: String| if touched { format!("{why}; {when}") } else { why };
+    if meta.len() != inst.size {
+        return Finding::Changed(with_when(format!("{} bytes, indexed {}", meta.len(), inst.size)));
+    }
+    let header = match read_file(path) {
+        Ok((header, _, _)) => header,
+        Err(why) => return Finding::Changed(with_when(format!("no longer a readable DICOM header: {why}"))),
+    };
+    let differences = header_differences(&header, study, series, inst);
+    if !differences.is_empty() {
+        Finding::Changed(with_when(differences.join(", ")))
+    } else if touched {
+        Finding::Touched(format!("{when}; size and header match the index"))
+    } else {
+        Finding::Sound
+    }
+}
+
+/// What the header now says differently from the index, as `Name X, indexed Y`.
+fn header_differences(header: &Header, study: &Study, series: &Series, inst: &Instance) -> Vec<String> {
+    let shown = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+    let fields = [
+        ("SOP Instance UID", Some(header.sop_instance_uid.clone()), Some(inst.uid.clone())),
+        ("Study Instance UID", Some(header.study_instance_uid.clone()), Some(study.uid.clone())),
+        ("Series Instance UID", Some(header.series_instance_uid.clone()), Some(series.uid.clone())),
+        ("SOP Class UID", Some(header.sop_class_uid.clone()), Some(inst.sop_class.clone())),
+        ("Transfer Syntax UID", Some(header.transfer_syntax.clone()), Some(inst.transfer_syntax.clone())),
+        ("Number of Frames", header.number_of_frames.map(|n| n.to_string()), inst.frames.map(|n| n.to_string())),
+        (
+            "Pixel Data offset",
+            header.pixel_data_offset.map(|n| n.to_string()),
+            inst.pixel_data_offset.map(|n| n.to_string()),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, now, indexed)| now != indexed)
+        .map(|(name, now, indexed)| format!("{name} {}, indexed {}", shown(now), shown(indexed)))
+        .collect()
+}
