@@ -22,15 +22,11 @@ mod sys;
 mod time;
 mod token;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use app::App;
 use config::Config;
 use index::Index;
-use token::Sealer;
 
 const HELP: &str = "\
 smart-imaging: SMART Imaging Access server (FHIR ImagingStudy + DICOMweb WADO-RS)
@@ -95,13 +91,14 @@ fn run() -> Result<ExitCode, String> {
     let command = args.subcommand().map_err(|e| e.to_string())?;
     match command.as_deref() {
         None | Some("serve") => {
-            let opts = ServeOptions {
+            let opts = server::start::Options {
                 config: config_flag(&mut args)?,
                 listen: opt_string(&mut args, "--listen")?,
                 base_url: opt_string(&mut args, "--base-url")?,
             };
             finish(args)?;
-            serve(opts)
+            server::start::serve(opts, load)?;
+            Ok(ExitCode::SUCCESS)
         }
         Some("index") => {
             let out: Option<PathBuf> = args.opt_value_from_os_str("--out", to_path).map_err(|e| e.to_string())?;
@@ -119,7 +116,8 @@ fn run() -> Result<ExitCode, String> {
         Some("keygen") => {
             let prefix: Option<String> = opt_string(&mut args, "--out")?;
             finish(args)?;
-            keygen(prefix.as_deref().unwrap_or("imaging-server"))
+            auth::jwk::keygen(prefix.as_deref().unwrap_or("imaging-server"))?;
+            Ok(ExitCode::SUCCESS)
         }
         Some(other) => Err(format!("unknown command {other:?}; see --help")),
     }
@@ -147,97 +145,11 @@ fn finish(args: pico_args::Arguments) -> Result<(), String> {
     }
 }
 
-struct ServeOptions {
-    config: PathBuf,
-    listen: Option<String>,
-    base_url: Option<String>,
-}
-
+/// Reads the configuration at `path` and the index it names.
 fn load(path: &Path) -> Result<(Config, Index), String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let index = Index::load(&config.index_path).map_err(|e| format!("{}: images.index: {e}", path.display()))?;
     Ok((config, index))
-}
-
-fn serve(opts: ServeOptions) -> Result<ExitCode, String> {
-    let (mut config, index) = load(&opts.config)?;
-    if let Some(url) = &opts.base_url {
-        config::check_base_url(url).map_err(|m| format!("--base-url: {m}"))?;
-    }
-    let listen_flag = opts.listen.is_some();
-    if let Some(listen) = opts.listen {
-        config.listen = listen;
-    }
-    let sealer = study_token_sealer(&config)?;
-    sys::malloc::limit_malloc_arenas();
-    sys::map::install_sigbus_guard().map_err(|e| format!("cannot install the SIGBUS guard: {e}"))?;
-    sys::signals::install_shutdown_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let server = server::bind(&config.listen, &config)?;
-    let bound =
-        server.server_addr().to_ip().ok_or_else(|| format!("cannot listen on {}: not an IP address", config.listen))?;
-    let base_url = match (opts.base_url, &config.base_url) {
-        (Some(url), _) => url,
-        (None, Some(url)) if !listen_flag => url.clone(),
-        _ => format!("http://{bound}"),
-    }
-    .trim_end_matches('/')
-    .to_string();
-    log::info!(
-        "serving {} studies ({} instances) from {} for tenants {}; public URL {base_url}",
-        index.studies().len(),
-        index.instance_count(),
-        config.index_path.display(),
-        config.tenants.keys().cloned().collect::<Vec<_>>().join(", "),
-    );
-    let smart_on_fhir = config.tenants.values().any(|t| matches!(t.auth, config::Authorization::SmartOnFhir(_)));
-    if smart_on_fhir && !bound.ip().is_loopback() {
-        log::warn!(
-            "!!! smart-on-fhir tenants are served over plain HTTP on {bound}, which is not loopback: access tokens \
-             travel in clear. Put a TLS proxy in front and listen on 127.0.0.1 (see the README) !!!"
-        );
-    }
-    let app = Arc::new(App::new(config, index, sealer, base_url));
-    println!("listening on http://{bound}");
-    let _ = std::io::stdout().flush();
-    server::run(app, server);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The study-token key: `server.key_file`, else `SMART_IMAGING_KEY`, else random for this process only.
-fn study_token_sealer(config: &Config) -> Result<Sealer, String> {
-    if let Some(path) = &config.key_file {
-        use std::os::unix::fs::PermissionsExt;
-        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0) {
-            log::warn!(
-                "server.key_file {} is readable by every user: anyone who reads it can forge study tokens; \
-                 chmod 600 it",
-                path.display()
-            );
-        }
-        let secret = std::fs::read(path)
-            .map_err(|e| format!("{}: server.key_file: cannot read {}: {e}", config.path.display(), path.display()))?;
-        let secret = secret.trim_ascii();
-        if secret.len() < 16 {
-            return Err(format!(
-                "{}: server.key_file: {} holds {} bytes; a key needs at least 16",
-                config.path.display(),
-                path.display(),
-                secret.len()
-            ));
-        }
-        return Ok(Sealer::from_secret(secret));
-    }
-    match std::env::var("SMART_IMAGING_KEY") {
-        Ok(key) if key.len() >= 16 => Ok(Sealer::from_secret(key.as_bytes())),
-        Ok(_) => Err("SMART_IMAGING_KEY must be at least 16 characters".into()),
-        Err(_) => {
-            log::warn!(
-                "no study-token key configured (server.key_file or SMART_IMAGING_KEY): a random key is used, \
-                 so study tokens stop working when this process exits"
-            );
-            Sealer::random()
-        }
-    }
 }
 
 /// `--quiet` leaves only what needs attention: the files skipped, and the failure when none was indexed.
@@ -265,7 +177,7 @@ fn index(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<ExitCode, Stri
 
 fn check(path: &Path) -> Result<ExitCode, String> {
     let (config, index) = load(path)?;
-    study_token_sealer(&config)?;
+    token::configured(&config)?;
     let report = index::check::check_index(&index);
     for line in report.problems.iter().chain(&report.touched) {
         println!("{line}");
@@ -280,26 +192,4 @@ fn check(path: &Path) -> Result<ExitCode, String> {
         report.touched.len()
     );
     Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-fn keygen(prefix: &str) -> Result<ExitCode, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let (private, public) = auth::jwk::generate_es384()?;
-    let private_path = format!("{prefix}.private.jwk.json");
-    let public_path = format!("{prefix}.public.jwk.json");
-    let write = |path: &str, value: &serde_json::Value, mode: u32| -> Result<(), String> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(path)
-            .map_err(|e| format!("{path}: {e} (keygen never overwrites a key)"))?;
-        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-        file.write_all(format!("{text}\n").as_bytes()).map_err(|e| format!("{path}: {e}"))
-    };
-    write(&private_path, &private, 0o600)?;
-    write(&public_path, &public, 0o644)?;
-    println!("wrote {private_path} (keep it secret; point authorization.client.jwk at it)");
-    println!("wrote {public_path} (register it at the EHR; kid {})", public["kid"].as_str().unwrap_or_default());
-    Ok(ExitCode::SUCCESS)
 }

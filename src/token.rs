@@ -10,6 +10,8 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
+
 /// Bound into every seal so a ciphertext made for another purpose or format version cannot open.
 const AAD: &[u8] = b"smart-imaging study token v1";
 
@@ -110,6 +112,43 @@ impl Sealer {
             return Err(Refusal::Expired);
         }
         Ok(claims)
+    }
+}
+
+/// The study-token key: `server.key_file`, else `SMART_IMAGING_KEY`, else random for this process only.
+pub fn configured(config: &Config) -> Result<Sealer, String> {
+    if let Some(path) = &config.key_file {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0) {
+            log::warn!(
+                "server.key_file {} is readable by every user: anyone who reads it can forge study tokens; \
+                 chmod 600 it",
+                path.display()
+            );
+        }
+        let secret = std::fs::read(path)
+            .map_err(|e| format!("{}: server.key_file: cannot read {}: {e}", config.path.display(), path.display()))?;
+        let secret = secret.trim_ascii();
+        if secret.len() < 16 {
+            return Err(format!(
+                "{}: server.key_file: {} holds {} bytes; a key needs at least 16",
+                config.path.display(),
+                path.display(),
+                secret.len()
+            ));
+        }
+        return Ok(Sealer::from_secret(secret));
+    }
+    match std::env::var("SMART_IMAGING_KEY") {
+        Ok(key) if key.len() >= 16 => Ok(Sealer::from_secret(key.as_bytes())),
+        Ok(_) => Err("SMART_IMAGING_KEY must be at least 16 characters".into()),
+        Err(_) => {
+            log::warn!(
+                "no study-token key configured (server.key_file or SMART_IMAGING_KEY): a random key is used, \
+                 so study tokens stop working when this process exits"
+            );
+            Sealer::random()
+        }
     }
 }
 

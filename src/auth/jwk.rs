@@ -181,6 +181,31 @@ pub fn verify_es384(public: &Value, jws: &str) -> Result<Value, String> {
     serde_json::from_slice(&claims).map_err(|e| e.to_string())
 }
 
+/// `smart-imaging keygen`: writes a new ES384 key pair, `PREFIX.private.jwk.json` (mode 0600) and
+/// `PREFIX.public.jwk.json`, never over an existing file.
+pub fn keygen(prefix: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (private, public) = generate_es384()?;
+    let private_path = format!("{prefix}.private.jwk.json");
+    let public_path = format!("{prefix}.public.jwk.json");
+    let write = |path: &str, value: &serde_json::Value, mode: u32| -> Result<(), String> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|e| format!("{path}: {e} (keygen never overwrites a key)"))?;
+        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+        file.write_all(format!("{text}\n").as_bytes()).map_err(|e| format!("{path}: {e}"))
+    };
+    write(&private_path, &private, 0o600)?;
+    write(&public_path, &public, 0o644)?;
+    println!("wrote {private_path} (keep it secret; point authorization.client.jwk at it)");
+    println!("wrote {public_path} (register it at the EHR; kid {})", public["kid"].as_str().unwrap_or_default());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

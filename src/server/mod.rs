@@ -10,6 +10,7 @@
 //! limits below are checked once tiny_http has parsed a request.
 
 pub mod conns;
+pub mod start;
 pub mod writer;
 
 use std::net::{TcpListener, TcpStream};
