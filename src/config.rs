@@ -1,4 +1,4 @@
-//! The configuration file (SPEC §3): a raw form that serde reads, refusing unknown keys and values, and a
+//! The configuration file (README, Configuration): a raw form that serde reads, refusing unknown keys and values, and a
 //! validated form the server runs on, converted once at start.
 //!
 //! Invariants: nothing outside this module sees the raw form; every relative path is resolved against the
@@ -169,7 +169,7 @@ pub struct Tenant {
 pub enum Authorization {
     /// No introspection; the configured patient (if any) is the context.
     Mock { patient: Option<Arc<PatientContext>> },
-    /// Token introspection and Patient reads at an EHR (SPEC §6).
+    /// Token introspection and Patient reads at an EHR (README, Connecting to an EHR).
     SmartOnFhir(SmartOnFhir),
 }
 

@@ -1,7 +1,7 @@
 //! smart-imaging: a single synchronous binary serving SMART Imaging Access: FHIR ImagingStudy search and
 //! DICOMweb WADO-RS retrieval of memory-mapped files off a static index. See the README's codemap.
 //!
-//! This file is the command line (SPEC §2): it parses arguments, runs one command, and turns any start-up
+//! This file is the command line (README, Command line): it parses arguments, runs one command, and turns any start-up
 //! error into one message and exit status 2.
 
 #![deny(unsafe_code)]

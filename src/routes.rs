@@ -119,3 +119,165 @@ fn error_response(app: &App, area: Area, e: &ApiError) -> Response {
         Area::Other => e.text_response(&app.base_url),
     }
 }
+
+/// The route table in process: an `App` built from the repository's configuration and sample index (plus a
+/// `smart-on-fhir` tenant whose EHR is not listening), each route called with plain request values.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::index::Index;
+    use crate::token::Sealer;
+    use std::path::PathBuf;
+
+    /// A `smart-on-fhir` tenant whose EHR is a closed loopback port: any call to it fails at once.
+    const UNREACHABLE_EHR: &str = r#"
+[tenants.ehr]
+authorization.type = "smart-on-fhir"
+authorization.fhirBaseUrl = "http://127.0.0.1:1/fhir"
+authorization.client = { id = "imaging", secret = "s" }
+authorization.timeoutSeconds = 2
+images.lookup = "studies-by-context"
+"#;
+
+    fn app() -> App {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let path = repo.join("smart-imaging.toml");
+        let text = std::fs::read_to_string(&path).unwrap() + UNREACHABLE_EHR;
+        let config = Config::parse(&text, &path).unwrap();
+        let index = Index::load(&config.index_path).unwrap();
+        App::new(config, index, Sealer::from_secret(b"route table tests"), "http://h".into())
+    }
+
+    fn request(method: Method, target: &str, headers: &[(&str, &str)]) -> Request {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let headers = headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.to_string())).collect();
+        Request { method, path: path.into(), query: query.into(), headers }
+    }
+
+    fn get(app: &App, target: &str) -> Response {
+        handle(app, &request(Method::Get, target, &[]))
+    }
+
+    fn body(resp: Response) -> Vec<u8> {
+        let mut out = Vec::new();
+        resp.body.into_source().read_to_end(&mut out).unwrap();
+        out
+    }
+
+    /// Each request answers the status given.
+    fn check(app: &App, cases: &[(Method, &str, &[(&str, &str)], u16)]) {
+        for (method, target, headers, status) in cases {
+            let resp = handle(app, &request(*method, target, headers));
+            assert_eq!(resp.status, *status, "{method:?} {target} {headers:?}");
+        }
+    }
+
+    /// The first study of patient p1 on the demo tenant, and its Endpoint address.
+    fn first_study(app: &App) -> (String, String) {
+        let bundle: serde_json::Value =
+            serde_json::from_slice(&body(get(app, "/demo/fhir/ImagingStudy?patient=p1"))).expect("a Bundle");
+        let study = &bundle["entry"][0]["resource"];
+        let address = study["contained"][0]["address"].as_str().unwrap().trim_start_matches("http://h").to_string();
+        (study["id"].as_str().unwrap().to_string(), address)
+    }
+
+    use Method::{Get, Head, Options, Other};
+    use std::io::Read;
+
+    #[test]
+    fn pages_discovery_and_methods() {
+        let app = app();
+        check(
+            &app,
+            &[
+                (Get, "/", &[], 200),
+                (Get, "/healthz", &[], 200),
+                (Head, "/healthz", &[], 200),
+                (Options, "/demo/fhir/ImagingStudy", &[], 204),
+                (Options, "/anything/at/all", &[], 204),
+                (Other, "/demo/fhir/metadata", &[], 405),
+                (Get, "/nobody/fhir/metadata", &[], 404),
+                (Get, "/demo/nothing", &[], 404),
+                (Get, "/demo/fhir/metadata", &[], 200),
+                (Get, "/demo/fhir/.well-known/smart-configuration", &[], 200),
+                (Get, "/demo/fhir/bad%zz", &[], 400),
+            ],
+        );
+        let page = String::from_utf8(body(get(&app, "/"))).unwrap();
+        assert!(page.contains("demo") && page.contains("open"), "{page}");
+        let outcome = get(&app, "/nobody/fhir/metadata");
+        assert_eq!(outcome.headers[0], ("Content-Type".to_string(), "application/fhir+json".to_string()));
+    }
+
+    #[test]
+    fn fhir_search_and_read() {
+        let app = app();
+        let (uid, _) = first_study(&app);
+        let read = format!("/demo/fhir/ImagingStudy/{uid}");
+        check(
+            &app,
+            &[
+                (Get, "/demo/fhir/ImagingStudy?patient=p1", &[], 200),
+                (Get, "/demo/fhir/ImagingStudy?patient=Patient/p1", &[], 200),
+                (Get, "/demo/fhir/ImagingStudy?patient=p2", &[], 403),
+                (Get, "/demo/fhir/ImagingStudy", &[], 403),
+                (Get, "/demo/fhir/ImagingStudy?patient=p1", &[("Authorization", "Basic x")], 401),
+                (Get, "/demo/fhir/ImagingStudy?patient=p1&_count=x", &[], 400),
+                (Get, "/open/fhir/ImagingStudy", &[], 200),
+                (Get, &read, &[], 200),
+                (Get, "/demo/fhir/ImagingStudy/1.2.3", &[], 404),
+                (Get, "/demo/fhir/ImagingStudy/not-a-uid", &[], 404),
+            ],
+        );
+    }
+
+    #[test]
+    fn dicomweb_under_a_study_token() {
+        let app = app();
+        let (uid, address) = first_study(&app);
+        let study = format!("{address}/studies/{uid}");
+        let tampered = format!("{address}x/studies/{uid}");
+        let elsewhere = format!("{address}/studies/1.2.3");
+        let series = format!("{study}/series");
+        let metadata = format!("{study}/metadata");
+        let unknown_series = format!("{study}/series/1.2.3");
+        let bad_uid = format!("{study}/series/01.2");
+        let nothing = format!("{study}/nothing");
+        let dicom: &[(&str, &str)] = &[("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*")];
+        check(
+            &app,
+            &[
+                (Get, &study, dicom, 200),
+                (Head, &study, dicom, 200),
+                (Get, &study, &[("Accept", "text/html")], 406),
+                (Get, &study, &[("Accept", "application/dicom; transfer-syntax=x")], 400),
+                (Get, &metadata, &[], 200),
+                (Get, &series, &[], 200),
+                (Get, &tampered, dicom, 403),
+                (Get, &elsewhere, dicom, 403),
+                (Get, &unknown_series, dicom, 404),
+                (Get, &bad_uid, dicom, 400),
+                (Get, &nothing, &[], 404),
+            ],
+        );
+        let other_tenant = study.replacen("/demo/", "/open/", 1);
+        check(&app, &[(Get, &other_tenant, dicom, 403)]);
+    }
+
+    #[test]
+    fn smart_on_fhir_without_its_ehr() {
+        let app = app();
+        check(
+            &app,
+            &[
+                (Get, "/ehr/fhir/metadata", &[], 200),
+                (Get, "/ehr/fhir/ImagingStudy?patient=1", &[], 401),
+                (Get, "/ehr/fhir/ImagingStudy?patient=1", &[("Authorization", "Bearer t")], 503),
+                (Get, "/ehr/fhir/.well-known/smart-configuration", &[], 503),
+            ],
+        );
+        let refused = get(&app, "/ehr/fhir/ImagingStudy?patient=1");
+        assert!(refused.headers.iter().any(|(n, v)| n == "WWW-Authenticate" && v.starts_with("Bearer realm=")));
+    }
+}

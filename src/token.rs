@@ -1,4 +1,4 @@
-//! Study tokens (SPEC §5.2): opaque, URL-safe capabilities sealed with AES-256-GCM, embedded in the
+//! Study tokens (README, Study tokens): opaque, URL-safe capabilities sealed with AES-256-GCM, embedded in the
 //! WADO-RS base address of each ImagingStudy's Endpoint.
 //!
 //! Invariants: a token is accepted only when its seal opens under this server's key; its claims are never

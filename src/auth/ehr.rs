@@ -1,4 +1,4 @@
-//! The EHR client of a `smart-on-fhir` tenant (SPEC §6): discovery, the Backend Services token,
+//! The EHR client of a `smart-on-fhir` tenant (README, Connecting to an EHR): discovery, the Backend Services token,
 //! token introspection (RFC 7662) and Patient reads, each behind a bounded cache.
 //!
 //! Invariants: every call has a timeout (the agent's); any failure to get a clear answer is `Unavailable`

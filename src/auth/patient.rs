@@ -1,7 +1,7 @@
 //! The patient in context: who the access token speaks for, and which DICOM PatientIDs are theirs.
 //!
 //! Invariants: the DICOM PatientIDs of a patient are chosen from its identifiers in one place
-//! (`IdSelector::select`), the same way for mock and smart-on-fhir tenants (SPEC §3, §6); this module does
+//! (`IdSelector::select`), the same way for mock and smart-on-fhir tenants (README, Configuration; Connecting to an EHR); this module does
 //! no I/O.
 
 use serde::{Deserialize, Serialize};

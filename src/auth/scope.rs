@@ -2,7 +2,7 @@
 //! more broadly than written.
 //!
 //! Only `patient/` scopes count: `user/` and `system/` scopes do not authorize patient-context access here
-//! (SPEC §6), and a scope restricted by search parameters (`?category=…`) cannot be enforced on imaging, so it
+//! (README, Connecting to an EHR), and a scope restricted by search parameters (`?category=…`) cannot be enforced on imaging, so it
 //! grants nothing rather than everything.
 
 /// What a request needs from the token.

@@ -128,7 +128,7 @@ fn date_matches(prefix: &str, t: i64, start: i64, end: i64) -> bool {
     }
 }
 
-/// Without `ignorePatient`, the `patient` parameter must name the patient in context (SPEC §5.1).
+/// Without `ignorePatient`, the `patient` parameter must name the patient in context (README, HTTP API).
 fn check_patient(tenant: &Tenant, grant: &Grant, asked: Option<&str>) -> Result<(), ApiError> {
     if tenant.ignore_patient {
         return Ok(());

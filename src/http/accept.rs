@@ -1,4 +1,4 @@
-//! Content negotiation for WADO-RS (SPEC §5.3, DICOM PS3.18 §8.7): parsing `Accept` and choosing what to
+//! Content negotiation for WADO-RS (README, DICOMweb details, DICOM PS3.18 §8.7): parsing `Accept` and choosing what to
 //! send. Pure functions only; the WADO module applies the choice.
 //!
 //! Invariants: a malformed header is a 400, an acceptable-but-unservable one a 406, and no transcoding is

@@ -37,7 +37,7 @@ pub fn respond(raw: tiny_http::Request, mut resp: Response) -> bool {
     let len = usize::try_from(resp.body_len()).unwrap_or(usize::MAX);
     let reader = resp.body.into_source();
     // tiny_http switches bodies of 32 KiB and more to chunked encoding unless told otherwise; the length is
-    // known, so send it (SPEC §5.3 wants Content-Length on every retrieve).
+    // known, so send it (every retrieve carries Content-Length: README, DICOMweb details).
     let response = tiny_http::Response::new(tiny_http::StatusCode(resp.status), headers, reader, Some(len), None)
         .with_chunked_threshold(usize::MAX);
     // A client that went away mid-response is not our error; note it and go on.

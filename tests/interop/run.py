@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Interop suite for smart-imaging's DICOMweb (SPEC §5, §5.3; issue 4 item 6).
+"""Interop suite for smart-imaging's DICOMweb (README, HTTP API, DICOMweb details).
 
 Starts the real binary on the repository's configuration and sample data, finds the studies through the
 FHIR ImagingStudy search of the `open` and `demo` tenants, and then talks to each study's WADO-RS Endpoint

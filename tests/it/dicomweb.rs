@@ -1,4 +1,4 @@
-//! Tests of the DICOMweb resources under a study token (SPEC §5, §5.3; DICOM PS3.18): metadata at study,
+//! Tests of the DICOMweb resources under a study token (README, HTTP API; DICOMweb details; DICOM PS3.18): metadata at study,
 //! series and instance level (Annex F.2), bulk data, study-scoped QIDO-RS (§10.6), frames (§8.7.3.5.3),
 //! content negotiation, HEAD, Content-Length and ETag / If-None-Match, and the study-token checks in
 //! front of all of them. Against the repository's configuration (tenants `open` and `demo`) and sample
@@ -141,7 +141,7 @@ impl Paths<'_> {
         self.series(&format!("/instances/{}{rest}", self.instance))
     }
 
-    /// Every DICOMweb resource of SPEC §5 that names this instance or what holds it, with a label.
+    /// Every DICOMweb resource of the README's API table that names this instance or what holds it, with a label.
     fn all(&self) -> Vec<(&'static str, String)> {
         vec![
             ("study", self.study("")),
@@ -957,7 +957,7 @@ fn encapsulated_frames_are_their_fragments_as_octets_or_as_the_image_type_asked(
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The study token in front of everything (SPEC §5.2).
+// The study token in front of everything (README, Study tokens).
 
 #[test]
 fn every_dicomweb_resource_refuses_a_bad_study_token() {
@@ -1030,7 +1030,7 @@ fn a_study_token_opens_no_resource_of_another_study() {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// HEAD, Content-Length, ETag (SPEC §5.3; RFC 9110 §9.3.2, §8.6, §13.1.2).
+// HEAD, Content-Length, ETag (README, DICOMweb details; RFC 9110 §9.3.2, §8.6, §13.1.2).
 
 /// The resources of the multi-frame instance on the open tenant, as (label, absolute URL).
 fn multi_frame_resources(server: &Server, index: &IndexFile) -> Vec<(&'static str, String)> {
@@ -1145,7 +1145,7 @@ fn a_304_sends_no_content_length_but_the_200s() {
     }
 }
 
-/// A browser viewer's request with `Authorization` is preceded by a CORS preflight (SPEC §5.4). RFC 9110 §8.6:
+/// A browser viewer's request with `Authorization` is preceded by a CORS preflight (README, Errors). RFC 9110 §8.6:
 /// "A server MUST NOT send a Content-Length header field in any response with a status code of ... 204 (No
 /// Content)".
 #[test]

@@ -1,4 +1,4 @@
-//! `smart-on-fhir` tenants against a fake EHR (SPEC §6, §5.4): a real HTTP server inside the test process
+//! `smart-on-fhir` tenants against a fake EHR (README, Connecting to an EHR; Errors): a real HTTP server inside the test process
 //! with a SMART configuration, a token endpoint that verifies the client assertion, an introspection
 //! endpoint that requires the backend token, and Patient reads. It counts every call it gets.
 

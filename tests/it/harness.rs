@@ -875,7 +875,7 @@ pub fn run_cli<S: AsRef<OsStr>>(args: &[S], cwd: &Path) -> Run {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The SMART Imaging ImagingStudy (SPEC §5.1).
+// The SMART Imaging ImagingStudy (README, HTTP API).
 
 pub const STUDY_PROFILE: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/smart-imaging-study";
 pub const REQUIRES_TOKEN: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/requires-access-token";
@@ -900,7 +900,7 @@ pub fn display_name(pn: &str) -> String {
     [given, family].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join(" ")
 }
 
-/// Checks every field SPEC §5.1 asks of an ImagingStudy against the indexed study, except `started`,
+/// Checks every field the README promises of an ImagingStudy against the indexed study, except `started`,
 /// which the caller checks against literal values.
 pub fn assert_imaging_study(study: &Value, indexed: &IndexStudy, expect: Expect) {
     let uid = indexed.uid.as_str();

@@ -1,4 +1,4 @@
-//! Tests of `smart-imaging index` and `smart-imaging check` (SPEC §2, §4) on folders that mix good files
+//! Tests of `smart-imaging index` and `smart-imaging check` (README, Command line; The index) on folders that mix good files
 //! with truncated, duplicate, empty, non-DICOM, deflated and bare files, as real archives do. They run the
 //! real binary and read what it printed and the index it wrote.
 

@@ -1,6 +1,6 @@
-//! Tests of mock tenants (SPEC §3 `authorization.type = "mock"`) over real HTTP: the repository's own
+//! Tests of mock tenants (README, Configuration `authorization.type = "mock"`) over real HTTP: the repository's own
 //! configuration (tenants `open` and `demo`) or a temporary one, always against the sample index; and the
-//! command line (SPEC §2), which needs no server.
+//! command line (README, Command line), which needs no server.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -17,7 +17,7 @@ const MR_BRAIN: &str = "2.25.3141592653589793238462643383279.1.1.2";
 const P1_MRN: &str = "MRN-1001";
 const OTHER_MRN: &str = "MRN-2002";
 
-/// A fixed study-token key (SPEC §5.2), so that a test does not rest on the random per-process one.
+/// A fixed study-token key (README, Study tokens), so that a test does not rest on the random per-process one.
 const TEST_KEY: &str = "integration-test-study-token-key";
 
 /// The repository's `demo` tenant, for temporary configurations.
@@ -268,7 +268,7 @@ fn count_pages_through_every_study_with_next_links() {
 }
 
 /// Regression: with `_count=0` the server offered a `next` link to `_offset=0`, the same empty page, so a
-/// client that follows `next` links (SPEC §5.1) never stops.
+/// client that follows `next` links (README, HTTP API) never stops.
 #[test]
 fn count_zero_offers_no_next_link_that_never_advances() {
     let all = IndexFile::sample().studies.len();
@@ -387,7 +387,7 @@ fn head_on_a_wado_study_is_get_without_a_body() {
 }
 
 /// Regression: tiny_http answers HTTP/1.1 bodies of 32 KiB or more with chunked transfer coding unless told
-/// otherwise, dropping the Content-Length the server knows (SPEC §5.3: "Content-Length set when known").
+/// otherwise, dropping the Content-Length the server knows (the README promises Content-Length whenever it is known).
 #[test]
 fn wado_responses_of_any_size_carry_content_length() {
     let index = IndexFile::sample();
@@ -511,7 +511,7 @@ fn the_log_never_holds_a_study_token() {
 
 /// Regression: the log redacted the study token only when the path's second segment was literally `wado`;
 /// a request spelling it `%77ado` was served, and a `//demo/wado/…` one answered 404, both with the token
-/// in clear in the log (SPEC §5.4: study tokens never appear in logs).
+/// in clear in the log (README, Errors: study tokens never appear in logs).
 #[test]
 fn the_log_never_holds_a_study_token_of_a_non_canonical_path() {
     let server = sample_server();
@@ -566,7 +566,7 @@ fn other_methods_are_405_with_allow() {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The command line (SPEC §2).
+// The command line (README, Command line).
 
 #[test]
 fn cli_version_and_unknown_flag() {
@@ -609,7 +609,7 @@ fn cli_missing_index_exits_2_naming_the_index() {
 fn cli_check_accepts_the_sample_configuration() {
     let run = run_cli(&["check", "--config", "smart-imaging.toml"], &repo());
     assert_eq!(run.code(), Some(0), "check of the repository's configuration\n{run}");
-    // From another folder: the index path is relative to the configuration's folder (SPEC §3).
+    // From another folder: the index path is relative to the configuration's folder (README, Configuration).
     let dir = TempDir::new("cli-check");
     let run = run_cli(&[OsString::from("check"), "--config".into(), sample_config().into()], dir.path());
     assert_eq!(run.code(), Some(0), "check of the repository's configuration from another folder\n{run}");

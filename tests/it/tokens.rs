@@ -1,4 +1,4 @@
-//! Study tokens across processes (SPEC §5.2): servers that share a key accept each other's tokens, a server
+//! Study tokens across processes (README, Study tokens): servers that share a key accept each other's tokens, a server
 //! with another key refuses them, and a token is refused when the index no longer gives its study to the
 //! patient it was minted for.
 
