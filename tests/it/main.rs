@@ -3,8 +3,10 @@
 
 mod dicomweb;
 mod ehr;
+mod frames;
 mod harness;
 mod indexer;
 mod mock;
 mod resilience;
+mod sample;
 mod tokens;
