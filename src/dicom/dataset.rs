@@ -1,20 +1,24 @@
 //! Reading a whole DICOM Part 10 data set into a tree of elements (PS3.5 §7), for DICOM JSON and frame
-//! retrieval. `dicom::read_header` stops at Pixel Data and keeps a few values; this reader walks every
-//! element, sequence and item, and records where each value lies in the file instead of copying it.
+//! retrieval. The header reader (`header::read_header`) stops at Pixel Data and keeps a few values; this
+//! reader walks every element, sequence and item, and records where each value lies in the file instead
+//! of copying it.
 //!
-//! Invariants: it reads a file exactly as `dicom::read_header` does (the same transfer syntaxes, the same
-//! sniffing of mislabelled little endian data sets), because both go through `dicom::locate` and
-//! `dicom::read_element`. It never reads past the bytes it is given and never panics on them, nests at
-//! most `dicom::MAX_DEPTH` sequences deep, and every loop steps over at least one element or item
-//! header. It knows nothing of JSON, HTTP or frames.
+//! Invariants: it reads a file exactly as the header reader does (the same transfer syntaxes, the same
+//! sniffing of mislabelled little endian data sets), because both go through `element::locate` and
+//! `element::read_element`. It never reads past the bytes it is given and never panics on them, nests at
+//! most `element::MAX_DEPTH` sequences deep, and every loop steps over at least one element or item
+//! header. In implicit VR it takes each VR from `dictionary`. It knows nothing of JSON, HTTP or frames.
 
 use std::fmt;
 use std::ops::Range;
 
-use crate::dicom::{
-    self, DicomError, ElementHeader, ITEM, ITEM_DELIMITATION, KNOWN_VRS, MAX_DEPTH, PIXEL_DATA, SEQUENCE_DELIMITATION,
-    Syntax, Tag, read_element, within,
+use super::dictionary;
+use super::element::{
+    ElementHeader, KNOWN_VRS, MAX_DEPTH, Syntax, is_zero_padding, locate, read_element, read_u16, read_u32, within,
 };
+use super::error::DicomError;
+use super::tags::{ITEM, ITEM_DELIMITATION, PIXEL_DATA, PIXEL_REPRESENTATION, SEQUENCE_DELIMITATION, Tag};
+use super::text::parse_integer_string;
 
 /// A Value Representation (PS3.5 §6.2): two upper-case letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +122,8 @@ impl Element {
         let bytes = self.bytes(file);
         let big = self.big_endian;
         match &self.vr.0 {
-            b"US" => dicom::read_u16(bytes, 0, big).map(u64::from),
-            b"UL" => dicom::read_u32(bytes, 0, big).map(u64::from),
+            b"US" => read_u16(bytes, 0, big).map(u64::from),
+            b"UL" => read_u32(bytes, 0, big).map(u64::from),
             b"UV" => {
                 let raw: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
                 Some(if big { u64::from_be_bytes(raw) } else { u64::from_le_bytes(raw) })
@@ -133,13 +137,13 @@ impl Element {
         if self.vr.0 != *b"IS" {
             return None;
         }
-        dicom::parse_integer_string(self.bytes(file))
+        parse_integer_string(self.bytes(file))
     }
 }
 
 /// Reads the File Meta Information and the whole data set of a DICOM file.
 ///
-/// Accepts what `dicom::read_header` accepts, but for deflated data sets: a Part 10 file in any other
+/// Accepts what `header::read_header` accepts, but for deflated data sets: a Part 10 file in any other
 /// transfer syntax, a meta group without preamble, or a bare little endian data set.
 ///
 /// A deflated data set is refused: the elements of this tree point into the file's bytes, and those
@@ -150,7 +154,7 @@ impl Element {
 /// Returns a [`DicomError`] when the bytes are not DICOM, use a deflated transfer syntax, or are
 /// truncated or malformed anywhere, including after Pixel Data.
 pub fn read_data_set(bytes: &[u8]) -> Result<DataSet, DicomError> {
-    let layout = dicom::locate(bytes)?;
+    let layout = locate(bytes)?;
     if layout.deflated {
         return Err(DicomError::UnsupportedTransferSyntax {
             uid: layout.transfer_syntax,
@@ -199,8 +203,8 @@ impl Reader<'_> {
             {
                 return Ok((elements, pos));
             }
-            // Zeros that pad a file after its last element end the data set, as in `dicom`.
-            if context.depth == 0 && dicom::is_zero_padding(self.bytes, pos)? {
+            // Zeros that pad a file after its last element end the data set, as in the header reader.
+            if context.depth == 0 && is_zero_padding(self.bytes, pos)? {
                 return Ok((elements, self.bytes.len()));
             }
             let header = read_element(self.bytes, pos, context.syntax)?;
@@ -349,8 +353,6 @@ impl Reader<'_> {
     }
 }
 
-const PIXEL_REPRESENTATION: Tag = Tag::new(0x0028, 0x0103);
-
 fn malformed(header: &ElementHeader, problem: &'static str) -> DicomError {
     DicomError::Malformed { tag: header.tag, offset: header.start, problem }
 }
@@ -366,13 +368,7 @@ fn implicit_vr(tag: Tag, signed_pixels: bool) -> Vr {
     if tag.group % 2 == 1 {
         return if (0x0010..=0x00FF).contains(&tag.element) { Vr::LO } else { Vr::UN };
     }
-    // The Overlay groups 6000-601E repeat one set of attributes (PS3.5 §7.6).
-    let group = if tag.group & 0xFF00 == 0x6000 { 0x6000 } else { tag.group };
-    let key = (u32::from(group) << 16) | u32::from(tag.element);
-    let Ok(index) = DICTIONARY.binary_search_by_key(&key, |&(tag, _)| tag) else {
-        return Vr::UN;
-    };
-    match DICTIONARY.get(index).map(|&(_, vr)| vr) {
+    match dictionary::lookup(tag) {
         Some("US or SS") if signed_pixels => Vr::SS,
         Some("US or SS") => Vr::US,
         // Native pixel and overlay data are OW in implicit VR (PS3.5 §A.1), and so is LUT Data.
@@ -385,373 +381,14 @@ fn implicit_vr(tag: Tag, signed_pixels: bool) -> Vr {
     }
 }
 
-/// The VR of the public attributes an implicit VR file is likely to hold (PS3.6 §6), sorted by tag:
-/// every public attribute of the sample files, the File Meta Information (for writers that encode it
-/// in implicit VR), the Patient, Study, Series, Equipment, Image, Image
-/// Pixel, Multi-frame, CT, MR, SOP Common and common code sequence and SR attributes. Group lengths,
-/// private and unknown tags are handled in [`implicit_vr`]. "US or SS" depends on Pixel
-/// Representation; "OB or OW" and "US or OW" are OW in implicit VR.
-#[rustfmt::skip]
-static DICTIONARY: [(u32, &str); 347] = [
-    (0x0002_0001, "OB"), // FileMetaInformationVersion
-    (0x0002_0002, "UI"), // MediaStorageSOPClassUID
-    (0x0002_0003, "UI"), // MediaStorageSOPInstanceUID
-    (0x0002_0010, "UI"), // TransferSyntaxUID
-    (0x0002_0012, "UI"), // ImplementationClassUID
-    (0x0002_0013, "SH"), // ImplementationVersionName
-    (0x0002_0016, "AE"), // SourceApplicationEntityTitle
-    (0x0002_0100, "UI"), // PrivateInformationCreatorUID
-    (0x0002_0102, "OB"), // PrivateInformation
-    (0x0008_0005, "CS"), // SpecificCharacterSet
-    (0x0008_0008, "CS"), // ImageType
-    (0x0008_0012, "DA"), // InstanceCreationDate
-    (0x0008_0013, "TM"), // InstanceCreationTime
-    (0x0008_0014, "UI"), // InstanceCreatorUID
-    (0x0008_0015, "DT"), // InstanceCoercionDateTime
-    (0x0008_0016, "UI"), // SOPClassUID
-    (0x0008_0018, "UI"), // SOPInstanceUID
-    (0x0008_0020, "DA"), // StudyDate
-    (0x0008_0021, "DA"), // SeriesDate
-    (0x0008_0022, "DA"), // AcquisitionDate
-    (0x0008_0023, "DA"), // ContentDate
-    (0x0008_002A, "DT"), // AcquisitionDateTime
-    (0x0008_0030, "TM"), // StudyTime
-    (0x0008_0031, "TM"), // SeriesTime
-    (0x0008_0032, "TM"), // AcquisitionTime
-    (0x0008_0033, "TM"), // ContentTime
-    (0x0008_0050, "SH"), // AccessionNumber
-    (0x0008_0051, "SQ"), // IssuerOfAccessionNumberSequence
-    (0x0008_0052, "CS"), // QueryRetrieveLevel
-    (0x0008_0054, "AE"), // RetrieveAETitle
-    (0x0008_0056, "CS"), // InstanceAvailability
-    (0x0008_0060, "CS"), // Modality
-    (0x0008_0061, "CS"), // ModalitiesInStudy
-    (0x0008_0064, "CS"), // ConversionType
-    (0x0008_0068, "CS"), // PresentationIntentType
-    (0x0008_0070, "LO"), // Manufacturer
-    (0x0008_0080, "LO"), // InstitutionName
-    (0x0008_0081, "ST"), // InstitutionAddress
-    (0x0008_0090, "PN"), // ReferringPhysicianName
-    (0x0008_0100, "SH"), // CodeValue
-    (0x0008_0102, "SH"), // CodingSchemeDesignator
-    (0x0008_0103, "SH"), // CodingSchemeVersion
-    (0x0008_0104, "LO"), // CodeMeaning
-    (0x0008_0105, "CS"), // MappingResource
-    (0x0008_0106, "DT"), // ContextGroupVersion
-    (0x0008_010F, "CS"), // ContextIdentifier
-    (0x0008_0119, "UC"), // LongCodeValue
-    (0x0008_0120, "UR"), // URNCodeValue
-    (0x0008_0201, "SH"), // TimezoneOffsetFromUTC
-    (0x0008_1010, "SH"), // StationName
-    (0x0008_1030, "LO"), // StudyDescription
-    (0x0008_1032, "SQ"), // ProcedureCodeSequence
-    (0x0008_103E, "LO"), // SeriesDescription
-    (0x0008_1040, "LO"), // InstitutionalDepartmentName
-    (0x0008_1048, "PN"), // PhysiciansOfRecord
-    (0x0008_1050, "PN"), // PerformingPhysicianName
-    (0x0008_1060, "PN"), // NameOfPhysiciansReadingStudy
-    (0x0008_1070, "PN"), // OperatorsName
-    (0x0008_1080, "LO"), // AdmittingDiagnosesDescription
-    (0x0008_1090, "LO"), // ManufacturerModelName
-    (0x0008_1110, "SQ"), // ReferencedStudySequence
-    (0x0008_1111, "SQ"), // ReferencedPerformedProcedureStepSequence
-    (0x0008_1115, "SQ"), // ReferencedSeriesSequence
-    (0x0008_1120, "SQ"), // ReferencedPatientSequence
-    (0x0008_1140, "SQ"), // ReferencedImageSequence
-    (0x0008_114A, "SQ"), // ReferencedInstanceSequence
-    (0x0008_1150, "UI"), // ReferencedSOPClassUID
-    (0x0008_1155, "UI"), // ReferencedSOPInstanceUID
-    (0x0008_1160, "IS"), // ReferencedFrameNumber
-    (0x0008_1190, "UR"), // RetrieveURL
-    (0x0008_2111, "ST"), // DerivationDescription
-    (0x0008_2112, "SQ"), // SourceImageSequence
-    (0x0008_2144, "IS"), // RecommendedDisplayFrameRate
-    (0x0008_2218, "SQ"), // AnatomicRegionSequence
-    (0x0008_3010, "UI"), // IrradiationEventUID
-    (0x0008_9007, "CS"), // FrameType
-    (0x0008_9205, "CS"), // PixelPresentation
-    (0x0008_9206, "CS"), // VolumetricProperties
-    (0x0008_9207, "CS"), // VolumeBasedCalculationTechnique
-    (0x0008_9215, "SQ"), // DerivationCodeSequence
-    (0x0010_0010, "PN"), // PatientName
-    (0x0010_0020, "LO"), // PatientID
-    (0x0010_0021, "LO"), // IssuerOfPatientID
-    (0x0010_0022, "CS"), // TypeOfPatientID
-    (0x0010_0024, "SQ"), // IssuerOfPatientIDQualifiersSequence
-    (0x0010_0030, "DA"), // PatientBirthDate
-    (0x0010_0032, "TM"), // PatientBirthTime
-    (0x0010_0040, "CS"), // PatientSex
-    (0x0010_1001, "PN"), // OtherPatientNames
-    (0x0010_1002, "SQ"), // OtherPatientIDsSequence
-    (0x0010_1010, "AS"), // PatientAge
-    (0x0010_1020, "DS"), // PatientSize
-    (0x0010_1030, "DS"), // PatientWeight
-    (0x0010_1040, "LO"), // PatientAddress
-    (0x0010_2000, "LO"), // MedicalAlerts
-    (0x0010_2110, "LO"), // Allergies
-    (0x0010_2160, "SH"), // EthnicGroup
-    (0x0010_2180, "SH"), // Occupation
-    (0x0010_21A0, "CS"), // SmokingStatus
-    (0x0010_21B0, "LT"), // AdditionalPatientHistory
-    (0x0010_21C0, "US"), // PregnancyStatus
-    (0x0010_2201, "LO"), // PatientSpeciesDescription
-    (0x0010_2292, "LO"), // PatientBreedDescription
-    (0x0010_2297, "PN"), // ResponsiblePerson
-    (0x0010_4000, "LT"), // PatientComments
-    (0x0012_0062, "CS"), // PatientIdentityRemoved
-    (0x0012_0063, "LO"), // DeidentificationMethod
-    (0x0018_0010, "LO"), // ContrastBolusAgent
-    (0x0018_0015, "CS"), // BodyPartExamined
-    (0x0018_0020, "CS"), // ScanningSequence
-    (0x0018_0021, "CS"), // SequenceVariant
-    (0x0018_0022, "CS"), // ScanOptions
-    (0x0018_0023, "CS"), // MRAcquisitionType
-    (0x0018_0024, "SH"), // SequenceName
-    (0x0018_0025, "CS"), // AngioFlag
-    (0x0018_0040, "IS"), // CineRate
-    (0x0018_0050, "DS"), // SliceThickness
-    (0x0018_0060, "DS"), // KVP
-    (0x0018_0080, "DS"), // RepetitionTime
-    (0x0018_0081, "DS"), // EchoTime
-    (0x0018_0082, "DS"), // InversionTime
-    (0x0018_0083, "DS"), // NumberOfAverages
-    (0x0018_0084, "DS"), // ImagingFrequency
-    (0x0018_0085, "SH"), // ImagedNucleus
-    (0x0018_0086, "IS"), // EchoNumbers
-    (0x0018_0087, "DS"), // MagneticFieldStrength
-    (0x0018_0088, "DS"), // SpacingBetweenSlices
-    (0x0018_0089, "IS"), // NumberOfPhaseEncodingSteps
-    (0x0018_0090, "DS"), // DataCollectionDiameter
-    (0x0018_0091, "IS"), // EchoTrainLength
-    (0x0018_0093, "DS"), // PercentSampling
-    (0x0018_0094, "DS"), // PercentPhaseFieldOfView
-    (0x0018_0095, "DS"), // PixelBandwidth
-    (0x0018_1000, "LO"), // DeviceSerialNumber
-    (0x0018_1002, "UI"), // DeviceUID
-    (0x0018_1008, "LO"), // GantryID
-    (0x0018_1020, "LO"), // SoftwareVersions
-    (0x0018_1030, "LO"), // ProtocolName
-    (0x0018_1040, "LO"), // ContrastBolusRoute
-    (0x0018_1041, "DS"), // ContrastBolusVolume
-    (0x0018_1042, "TM"), // ContrastBolusStartTime
-    (0x0018_1050, "DS"), // SpatialResolution
-    (0x0018_1060, "DS"), // TriggerTime
-    (0x0018_1063, "DS"), // FrameTime
-    (0x0018_1065, "DS"), // FrameTimeVector
-    (0x0018_1066, "DS"), // FrameDelay
-    (0x0018_1088, "IS"), // HeartRate
-    (0x0018_1100, "DS"), // ReconstructionDiameter
-    (0x0018_1110, "DS"), // DistanceSourceToDetector
-    (0x0018_1111, "DS"), // DistanceSourceToPatient
-    (0x0018_1120, "DS"), // GantryDetectorTilt
-    (0x0018_1130, "DS"), // TableHeight
-    (0x0018_1140, "CS"), // RotationDirection
-    (0x0018_1150, "IS"), // ExposureTime
-    (0x0018_1151, "IS"), // XRayTubeCurrent
-    (0x0018_1152, "IS"), // Exposure
-    (0x0018_1160, "SH"), // FilterType
-    (0x0018_1164, "DS"), // ImagerPixelSpacing
-    (0x0018_1170, "IS"), // GeneratorPower
-    (0x0018_1190, "DS"), // FocalSpots
-    (0x0018_1200, "DA"), // DateOfLastCalibration
-    (0x0018_1201, "TM"), // TimeOfLastCalibration
-    (0x0018_1210, "SH"), // ConvolutionKernel
-    (0x0018_1242, "IS"), // ActualFrameDuration
-    (0x0018_1250, "SH"), // ReceiveCoilName
-    (0x0018_1251, "SH"), // TransmitCoilName
-    (0x0018_1310, "US"), // AcquisitionMatrix
-    (0x0018_1312, "CS"), // InPlanePhaseEncodingDirection
-    (0x0018_1314, "DS"), // FlipAngle
-    (0x0018_1316, "DS"), // SAR
-    (0x0018_1318, "DS"), // dBdt
-    (0x0018_5100, "CS"), // PatientPosition
-    (0x0018_5101, "CS"), // ViewPosition
-    (0x0018_9073, "FD"), // AcquisitionDuration
-    (0x0018_9074, "DT"), // FrameAcquisitionDateTime
-    (0x0018_9151, "DT"), // FrameReferenceDateTime
-    (0x0018_9220, "FD"), // FrameAcquisitionDuration
-    (0x0018_9226, "SQ"), // MRImageFrameTypeSequence
-    (0x0018_9305, "FD"), // RevolutionTime
-    (0x0018_9306, "FD"), // SingleCollimationWidth
-    (0x0018_9307, "FD"), // TotalCollimationWidth
-    (0x0018_9309, "FD"), // TableSpeed
-    (0x0018_9310, "FD"), // TableFeedPerRotation
-    (0x0018_9311, "FD"), // SpiralPitchFactor
-    (0x0018_9313, "FD"), // DataCollectionCenterPatient
-    (0x0018_9315, "CS"), // ReconstructionAlgorithm
-    (0x0018_9318, "FD"), // ReconstructionTargetCenterPatient
-    (0x0018_9320, "SH"), // ImageFilter
-    (0x0018_9323, "CS"), // ExposureModulationType
-    (0x0018_9324, "FD"), // EstimatedDoseSaving
-    (0x0018_9329, "SQ"), // CTImageFrameTypeSequence
-    (0x0018_9345, "FD"), // CTDIvol
-    (0x0018_A001, "SQ"), // ContributingEquipmentSequence
-    (0x0020_000D, "UI"), // StudyInstanceUID
-    (0x0020_000E, "UI"), // SeriesInstanceUID
-    (0x0020_0010, "SH"), // StudyID
-    (0x0020_0011, "IS"), // SeriesNumber
-    (0x0020_0012, "IS"), // AcquisitionNumber
-    (0x0020_0013, "IS"), // InstanceNumber
-    (0x0020_0020, "CS"), // PatientOrientation
-    (0x0020_0032, "DS"), // ImagePositionPatient
-    (0x0020_0037, "DS"), // ImageOrientationPatient
-    (0x0020_0052, "UI"), // FrameOfReferenceUID
-    (0x0020_0060, "CS"), // Laterality
-    (0x0020_0062, "CS"), // ImageLaterality
-    (0x0020_0100, "IS"), // TemporalPositionIdentifier
-    (0x0020_0105, "IS"), // NumberOfTemporalPositions
-    (0x0020_0200, "UI"), // SynchronizationFrameOfReferenceUID
-    (0x0020_1002, "IS"), // ImagesInAcquisition
-    (0x0020_1040, "LO"), // PositionReferenceIndicator
-    (0x0020_1041, "DS"), // SliceLocation
-    (0x0020_1206, "IS"), // NumberOfStudyRelatedSeries
-    (0x0020_1208, "IS"), // NumberOfStudyRelatedInstances
-    (0x0020_1209, "IS"), // NumberOfSeriesRelatedInstances
-    (0x0020_4000, "LT"), // ImageComments
-    (0x0020_9056, "SH"), // StackID
-    (0x0020_9057, "UL"), // InStackPositionNumber
-    (0x0020_9111, "SQ"), // FrameContentSequence
-    (0x0020_9113, "SQ"), // PlanePositionSequence
-    (0x0020_9116, "SQ"), // PlaneOrientationSequence
-    (0x0020_9128, "UL"), // TemporalPositionIndex
-    (0x0020_9156, "US"), // FrameAcquisitionNumber
-    (0x0020_9157, "UL"), // DimensionIndexValues
-    (0x0020_9161, "UI"), // ConcatenationUID
-    (0x0020_9162, "US"), // InConcatenationNumber
-    (0x0020_9163, "US"), // InConcatenationTotalNumber
-    (0x0020_9164, "UI"), // DimensionOrganizationUID
-    (0x0020_9165, "AT"), // DimensionIndexPointer
-    (0x0020_9167, "AT"), // FunctionalGroupPointer
-    (0x0020_9221, "SQ"), // DimensionOrganizationSequence
-    (0x0020_9222, "SQ"), // DimensionIndexSequence
-    (0x0020_9421, "LO"), // DimensionDescriptionLabel
-    (0x0028_0002, "US"), // SamplesPerPixel
-    (0x0028_0004, "CS"), // PhotometricInterpretation
-    (0x0028_0006, "US"), // PlanarConfiguration
-    (0x0028_0008, "IS"), // NumberOfFrames
-    (0x0028_0009, "AT"), // FrameIncrementPointer
-    (0x0028_000A, "AT"), // FrameDimensionPointer
-    (0x0028_0010, "US"), // Rows
-    (0x0028_0011, "US"), // Columns
-    (0x0028_0030, "DS"), // PixelSpacing
-    (0x0028_0034, "IS"), // PixelAspectRatio
-    (0x0028_0100, "US"), // BitsAllocated
-    (0x0028_0101, "US"), // BitsStored
-    (0x0028_0102, "US"), // HighBit
-    (0x0028_0103, "US"), // PixelRepresentation
-    (0x0028_0106, "US or SS"), // SmallestImagePixelValue
-    (0x0028_0107, "US or SS"), // LargestImagePixelValue
-    (0x0028_0120, "US or SS"), // PixelPaddingValue
-    (0x0028_0121, "US or SS"), // PixelPaddingRangeLimit
-    (0x0028_0300, "CS"), // QualityControlImage
-    (0x0028_0301, "CS"), // BurnedInAnnotation
-    (0x0028_0302, "CS"), // RecognizableVisualFeatures
-    (0x0028_0A02, "CS"), // PixelSpacingCalibrationType
-    (0x0028_1040, "CS"), // PixelIntensityRelationship
-    (0x0028_1041, "SS"), // PixelIntensityRelationshipSign
-    (0x0028_1050, "DS"), // WindowCenter
-    (0x0028_1051, "DS"), // WindowWidth
-    (0x0028_1052, "DS"), // RescaleIntercept
-    (0x0028_1053, "DS"), // RescaleSlope
-    (0x0028_1054, "LO"), // RescaleType
-    (0x0028_1055, "LO"), // WindowCenterWidthExplanation
-    (0x0028_1056, "CS"), // VOILUTFunction
-    (0x0028_1101, "US or SS"), // RedPaletteColorLookupTableDescriptor
-    (0x0028_1102, "US or SS"), // GreenPaletteColorLookupTableDescriptor
-    (0x0028_1103, "US or SS"), // BluePaletteColorLookupTableDescriptor
-    (0x0028_1201, "OW"), // RedPaletteColorLookupTableData
-    (0x0028_1202, "OW"), // GreenPaletteColorLookupTableData
-    (0x0028_1203, "OW"), // BluePaletteColorLookupTableData
-    (0x0028_2000, "OB"), // ICCProfile
-    (0x0028_2002, "CS"), // ColorSpace
-    (0x0028_2110, "CS"), // LossyImageCompression
-    (0x0028_2112, "DS"), // LossyImageCompressionRatio
-    (0x0028_2114, "CS"), // LossyImageCompressionMethod
-    (0x0028_3000, "SQ"), // ModalityLUTSequence
-    (0x0028_3002, "US or SS"), // LUTDescriptor
-    (0x0028_3003, "LO"), // LUTExplanation
-    (0x0028_3004, "LO"), // ModalityLUTType
-    (0x0028_3006, "US or OW"), // LUTData
-    (0x0028_3010, "SQ"), // VOILUTSequence
-    (0x0028_7FE0, "UR"), // PixelDataProviderURL
-    (0x0028_9110, "SQ"), // PixelMeasuresSequence
-    (0x0028_9132, "SQ"), // FrameVOILUTSequence
-    (0x0028_9145, "SQ"), // PixelValueTransformationSequence
-    (0x0032_1032, "PN"), // RequestingPhysician
-    (0x0032_1060, "LO"), // RequestedProcedureDescription
-    (0x0032_1064, "SQ"), // RequestedProcedureCodeSequence
-    (0x0040_0007, "LO"), // ScheduledProcedureStepDescription
-    (0x0040_0008, "SQ"), // ScheduledProtocolCodeSequence
-    (0x0040_0009, "SH"), // ScheduledProcedureStepID
-    (0x0040_0244, "DA"), // PerformedProcedureStepStartDate
-    (0x0040_0245, "TM"), // PerformedProcedureStepStartTime
-    (0x0040_0253, "SH"), // PerformedProcedureStepID
-    (0x0040_0254, "LO"), // PerformedProcedureStepDescription
-    (0x0040_0260, "SQ"), // PerformedProtocolCodeSequence
-    (0x0040_0275, "SQ"), // RequestAttributesSequence
-    (0x0040_08EA, "SQ"), // MeasurementUnitsCodeSequence
-    (0x0040_1001, "SH"), // RequestedProcedureID
-    (0x0040_100A, "SQ"), // ReasonForRequestedProcedureCodeSequence
-    (0x0040_9096, "SQ"), // RealWorldValueMappingSequence
-    (0x0040_A010, "CS"), // RelationshipType
-    (0x0040_A040, "CS"), // ValueType
-    (0x0040_A043, "SQ"), // ConceptNameCodeSequence
-    (0x0040_A050, "CS"), // ContinuityOfContent
-    (0x0040_A120, "DT"), // DateTime
-    (0x0040_A121, "DA"), // Date
-    (0x0040_A122, "TM"), // Time
-    (0x0040_A123, "PN"), // PersonName
-    (0x0040_A124, "UI"), // UID
-    (0x0040_A160, "UT"), // TextValue
-    (0x0040_A168, "SQ"), // ConceptCodeSequence
-    (0x0040_A170, "SQ"), // PurposeOfReferenceCodeSequence
-    (0x0040_A300, "SQ"), // MeasuredValueSequence
-    (0x0040_A30A, "DS"), // NumericValue
-    (0x0040_A491, "CS"), // CompletionFlag
-    (0x0040_A493, "CS"), // VerificationFlag
-    (0x0040_A504, "SQ"), // ContentTemplateSequence
-    (0x0040_A730, "SQ"), // ContentSequence
-    (0x0040_DB00, "CS"), // TemplateIdentifier
-    (0x0062_000B, "US"), // ReferencedSegmentNumber
-    (0x0088_0200, "SQ"), // IconImageSequence
-    (0x0400_0561, "SQ"), // OriginalAttributesSequence
-    (0x2050_0020, "CS"), // PresentationLUTShape
-    (0x5200_9229, "SQ"), // SharedFunctionalGroupsSequence
-    (0x5200_9230, "SQ"), // PerFrameFunctionalGroupsSequence
-    (0x6000_0010, "US"), // OverlayRows (60xx: any overlay group)
-    (0x6000_0011, "US"), // OverlayColumns (60xx: any overlay group)
-    (0x6000_0015, "IS"), // NumberOfFramesInOverlay (60xx: any overlay group)
-    (0x6000_0022, "LO"), // OverlayDescription (60xx: any overlay group)
-    (0x6000_0040, "CS"), // OverlayType (60xx: any overlay group)
-    (0x6000_0045, "LO"), // OverlaySubtype (60xx: any overlay group)
-    (0x6000_0050, "SS"), // OverlayOrigin (60xx: any overlay group)
-    (0x6000_0051, "US"), // ImageFrameOrigin (60xx: any overlay group)
-    (0x6000_0100, "US"), // OverlayBitsAllocated (60xx: any overlay group)
-    (0x6000_0102, "US"), // OverlayBitPosition (60xx: any overlay group)
-    (0x6000_1301, "IS"), // ROIArea (60xx: any overlay group)
-    (0x6000_1302, "DS"), // ROIMean (60xx: any overlay group)
-    (0x6000_1303, "DS"), // ROIStandardDeviation (60xx: any overlay group)
-    (0x6000_1500, "LO"), // OverlayLabel (60xx: any overlay group)
-    (0x6000_3000, "OB or OW"), // OverlayData (60xx: any overlay group)
-    (0x7FE0_0001, "OV"), // ExtendedOffsetTable
-    (0x7FE0_0002, "OV"), // ExtendedOffsetTableLengths
-    (0x7FE0_0008, "OF"), // FloatPixelData
-    (0x7FE0_0009, "OD"), // DoubleFloatPixelData
-    (0x7FE0_0010, "OB or OW"), // PixelData
-    (0xFFFA_FFFA, "SQ"), // DigitalSignaturesSequence
-    (0xFFFC_FFFC, "OB"), // DataSetTrailingPadding
-];
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::dicom::fixtures::*;
-    use crate::dicom::{
+    use super::super::fixtures::*;
+    use super::super::transfer_syntax::{
         DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
         IMPLICIT_VR_LITTLE_ENDIAN,
     };
-
-    const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
+    use super::*;
 
     fn tag(group: u16, element: u16) -> Tag {
         Tag::new(group, element)
@@ -1027,16 +664,6 @@ mod tests {
         file.truncate(file.len() - 2);
         let error = read_data_set(&file).unwrap_err();
         assert!(matches!(error, DicomError::Truncated { tag: Some(t), .. } if t == tag(0xFFFC, 0xFFFC)), "{error}");
-    }
-
-    #[test]
-    fn dictionary_is_sorted_and_well_formed() {
-        assert!(DICTIONARY.windows(2).all(|pair| pair[0].0 < pair[1].0));
-        let ambiguous = ["US or SS", "OB or OW", "US or OW"];
-        for (tag, vr) in DICTIONARY {
-            let known = KNOWN_VRS.iter().any(|known| known == vr.as_bytes());
-            assert!(known || ambiguous.contains(&vr), "{tag:08X} {vr}");
-        }
     }
 
     #[test]

@@ -6,13 +6,17 @@
 //! Invariants: every range returned lies inside the file and inside the Pixel Data value; frames are
 //! never copied nor decoded; a count that does not add up is an error, never a guess. Knows nothing
 //! of HTTP or media types: it reports the transfer syntax and whether the data is encapsulated, and the
-//! caller chooses.
+//! caller chooses. It reads the data set through `dataset` and imports nothing above it.
 
 use std::fmt;
 use std::ops::Range;
 
-use crate::dicom::dataset::{DataSet, Element, Value};
-use crate::dicom::{DicomError, NUMBER_OF_FRAMES, PIXEL_DATA, Tag};
+use super::dataset::{DataSet, Element, Value};
+use super::error::DicomError;
+use super::tags::{
+    BITS_ALLOCATED, COLUMNS, DOUBLE_FLOAT_PIXEL_DATA, EXTENDED_OFFSET_TABLE, FLOAT_PIXEL_DATA, NUMBER_OF_FRAMES,
+    PHOTOMETRIC_INTERPRETATION, PIXEL_DATA, ROWS, SAMPLES_PER_PIXEL, Tag,
+};
 
 /// The frames of one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,15 +69,6 @@ impl From<DicomError> for FrameError {
         FrameError::Dicom(error)
     }
 }
-
-const SAMPLES_PER_PIXEL: Tag = Tag::new(0x0028, 0x0002);
-const PHOTOMETRIC_INTERPRETATION: Tag = Tag::new(0x0028, 0x0004);
-const ROWS: Tag = Tag::new(0x0028, 0x0010);
-const COLUMNS: Tag = Tag::new(0x0028, 0x0011);
-const BITS_ALLOCATED: Tag = Tag::new(0x0028, 0x0100);
-const EXTENDED_OFFSET_TABLE: Tag = Tag::new(0x7FE0, 0x0001);
-const FLOAT_PIXEL_DATA: Tag = Tag::new(0x7FE0, 0x0008);
-const DOUBLE_FLOAT_PIXEL_DATA: Tag = Tag::new(0x7FE0, 0x0009);
 
 /// Locates the frames of a data set already read from `file`.
 ///
@@ -264,17 +259,15 @@ fn to_u64(range: &Range<usize>) -> Range<u64> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::dataset::read_data_set;
+    use super::super::fixtures::*;
+    use super::super::transfer_syntax::{EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN};
     use super::*;
-    use crate::dicom::dataset::read_data_set;
 
     fn frame_ranges(bytes: &[u8]) -> Result<Frames, FrameError> {
         let data_set = read_data_set(bytes)?;
         frames_of(bytes, &data_set)
     }
-    use crate::dicom::fixtures::*;
-    use crate::dicom::{EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN};
-
-    const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 
     /// The Image Pixel attributes of `frames` frames of 2x2 pixels, `bits` bits each, explicit VR LE.
     fn image_pixel(frames: &[u8], bits: u8) -> Vec<u8> {

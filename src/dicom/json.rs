@@ -4,12 +4,15 @@
 //! Invariants: binary values (OB, OD, OF, OL, OV, OW, UN) and Pixel Data are never inlined; they become a
 //! `BulkDataURI` that the caller builds from a [`BulkRef`]. So do the values longer than
 //! [`BULK_DATA_THRESHOLD`] bytes of the other VRs that PS3.18 §F.2.2 lets a BulkDataURI stand for. This
-//! module decodes values and knows nothing of URLs, HTTP or the index; it never panics on the file.
+//! module decodes values and knows nothing of URLs, HTTP or the index; it never panics on the file. It
+//! takes the data set from `dataset` and, with `frames`, sits at the top of the folder's imports.
 
 use serde_json::{Map, Value as Json};
 
-use crate::dicom::dataset::{DataSet, Element, Value, Vr, find};
-use crate::dicom::{Charset, PIXEL_DATA, SPECIFIC_CHARACTER_SET, Tag};
+use super::dataset::{DataSet, Element, Value, Vr, find};
+use super::element::read_u16;
+use super::tags::{PIXEL_DATA, SPECIFIC_CHARACTER_SET, Tag};
+use super::text::Charset;
 
 /// Text and numeric values longer than this many bytes are sent as a BulkDataURI rather than inline.
 /// Binary values always are, whatever their length. 1024 is what pydicom and common servers use.
@@ -58,8 +61,7 @@ impl Writer<'_> {
         sorted.dedup_by_key(|e| e.tag);
         let mut object = Map::new();
         for element in sorted {
-            let key = format!("{:04X}{:04X}", element.tag.group, element.tag.element);
-            object.insert(key, self.attribute(element, charset));
+            object.insert(element.tag.json_key(), self.attribute(element, charset));
         }
         Json::Object(object)
     }
@@ -149,9 +151,9 @@ fn values(element: &Element, bytes: &[u8], charset: Charset) -> Values {
             // A tag is two 16-bit numbers, group then element (PS3.5 §6.2). Trailing bytes that do not
             // make a whole tag are dropped: AT may not be sent as bulk data.
             let tags = bytes.chunks_exact(4).filter_map(|chunk| {
-                let group = crate::dicom::read_u16(chunk, 0, big)?;
-                let element = crate::dicom::read_u16(chunk, 2, big)?;
-                Some(Json::from(format!("{group:04X}{element:04X}")))
+                let group = read_u16(chunk, 0, big)?;
+                let element = read_u16(chunk, 2, big)?;
+                Some(Json::from(Tag::new(group, element).json_key()))
             });
             Values::Some(tags.collect())
         }
@@ -261,18 +263,20 @@ fn parse_decimal(text: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+
+    use serde_json::json;
+
+    use super::super::dataset::read_data_set;
+    use super::super::error::DicomError;
+    use super::super::fixtures::*;
+    use super::super::transfer_syntax::{EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN};
     use super::*;
-    use crate::dicom::DicomError;
-    use crate::dicom::dataset::read_data_set;
 
     fn to_dicom_json(bytes: &[u8], bulk: &dyn Fn(BulkRef) -> String) -> Result<Json, DicomError> {
         let data_set = read_data_set(bytes)?;
         Ok(data_set_to_json(bytes, &data_set, bulk))
     }
-    use crate::dicom::fixtures::*;
-    use crate::dicom::{EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN};
-    use serde_json::json;
-    use std::cell::RefCell;
 
     /// A bulk handler that names the tag path and the value's place in the file.
     fn bulk(reference: BulkRef) -> String {

@@ -1,5 +1,7 @@
 //! DICOM unique identifiers (PS3.5 §9.1): the one rule for what a UID looks like, applied to request text
-//! at the edge, so that lookups only ever take a checked `Uid`.
+//! at the edge, so that lookups only ever take a checked `Uid`. Invariants: a [`Uid`] exists only for text
+//! that [`is_valid`] accepts, and it borrows that text rather than copying it. This module imports
+//! nothing from its siblings.
 
 /// A DICOM UID taken from request text, checked at the edge (PS3.5 §9.1: up to 64 characters of digits
 /// and dots, each component without a leading zero unless it is `0`). Lookups take only this type.

@@ -1,0 +1,104 @@
+//! A bounded inflater for deflated data sets (PS3.5 §A.5): it inflates a raw deflate stream (RFC 1951),
+//! or one in a zlib wrapper, into memory a little at a time, as far as a caller asks. Invariants: a
+//! fill stops once the output holds what was asked or the stream ends, every turn of its loop consumes
+//! input, produces output or ends the stream, and a corrupt stream is an error, never a panic. It uses `flate2` and imports nothing from
+//! its siblings; the header reader decides how far to inflate, never past [`MAX_INFLATED`] bytes.
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+/// The most bytes of a deflated data set inflated to reach the end of the recorded attributes: far more
+/// than they take in real files, little enough that a deflate bomb cannot exhaust memory.
+pub(crate) const MAX_INFLATED: usize = 64 << 20;
+/// How much of a deflated data set is inflated first; each further try doubles it.
+pub(crate) const FIRST_INFLATE: usize = 64 << 10;
+
+/// How a deflate stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamEnd {
+    /// Its last block was inflated.
+    Complete,
+    /// The file ended before it did.
+    InputUsedUp,
+}
+
+/// Inflates a deflate stream (RFC 1951) on demand into memory.
+pub(crate) struct Inflater<'a> {
+    input: &'a [u8],
+    engine: Decompress,
+    pub(crate) out: Vec<u8>,
+    /// `None` while more may be inflated.
+    pub(crate) end: Option<StreamEnd>,
+}
+
+impl<'a> Inflater<'a> {
+    pub(crate) fn new(input: &'a [u8]) -> Inflater<'a> {
+        Inflater { input, engine: Decompress::new(has_zlib_header(input)), out: Vec::new(), end: None }
+    }
+
+    /// Inflates until `want` bytes are out or the stream ends. Every turn of the loop consumes input,
+    /// produces output or ends the stream, so it cannot spin.
+    pub(crate) fn fill(&mut self, want: usize) -> Result<(), String> {
+        while self.out.len() < want && self.end.is_none() {
+            let consumed = usize::try_from(self.engine.total_in()).unwrap_or(usize::MAX);
+            let rest = self.input.get(consumed..).unwrap_or_default();
+            self.out.reserve_exact(want - self.out.len());
+            let before = (self.engine.total_in(), self.engine.total_out());
+            let status = self
+                .engine
+                .decompress_vec(rest, &mut self.out, FlushDecompress::None)
+                .map_err(|e| format!("the compressed stream is corrupt ({e})"))?;
+            if status == Status::StreamEnd {
+                self.end = Some(StreamEnd::Complete);
+            } else if (self.engine.total_in(), self.engine.total_out()) == before {
+                self.end = Some(StreamEnd::InputUsedUp);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a deflated data set carries a zlib wrapper (RFC 1950), which PS3.5 §A.5 does not allow but
+/// some writers add. A zlib header is two bytes whose big endian value is a multiple of 31 with
+/// compression method 8. Raw deflate data that starts the same way begins with a stored block,
+/// whose length is followed by its ones' complement; such a block is taken as raw.
+fn has_zlib_header(input: &[u8]) -> bool {
+    let [cmf, flg, ..] = *input else {
+        return false;
+    };
+    let header = cmf & 0x0F == 8 && cmf >> 4 <= 7 && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0;
+    let stored_block = matches!(input.get(1..5), Some(&[a, b, c, d]) if a == !c && b == !d);
+    header && !stored_block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::deflate;
+    use super::*;
+
+    #[test]
+    fn inflates_as_far_as_asked_and_tells_how_the_stream_ended() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(200_000).collect();
+        let stream = deflate(&data);
+        let mut inflater = Inflater::new(&stream);
+        inflater.fill(1000).unwrap();
+        assert!(inflater.out.len() >= 1000 && inflater.out.len() < data.len(), "{}", inflater.out.len());
+        assert_eq!(inflater.end, None);
+        inflater.fill(2 * data.len()).unwrap();
+        assert_eq!((inflater.out.as_slice() == data, inflater.end), (true, Some(StreamEnd::Complete)));
+
+        let mut cut = Inflater::new(&stream[..stream.len() / 2]);
+        cut.fill(data.len()).unwrap();
+        assert_eq!(cut.end, Some(StreamEnd::InputUsedUp));
+        assert!(Inflater::new(&[0x07, 0, 0, 0]).fill(10).unwrap_err().starts_with("the compressed stream is corrupt"));
+    }
+
+    #[test]
+    fn tells_zlib_headers_from_raw_stored_blocks() {
+        assert!(has_zlib_header(&[0x78, 0x9C, 1, 2, 3, 4]));
+        assert!(has_zlib_header(&[0x78, 0x01, 1, 2, 3, 4]));
+        // 0x78 0x9C as a raw stored block: LEN 0x029C, NLEN its complement 0xFD63.
+        assert!(!has_zlib_header(&[0x78, 0x9C, 0x02, 0x63, 0xFD]));
+        assert!(!has_zlib_header(&[0x78, 0x9D, 1, 2, 3, 4])); // not a multiple of 31
+        assert!(!has_zlib_header(&[0x78]));
+    }
+}
