@@ -27,8 +27,6 @@ pub mod text;
 pub mod transfer_syntax;
 pub mod uid;
 
-#[expect(unused_imports, reason = "the folder's error type under its old path; no caller outside names it yet")]
-pub use error::DicomError;
 pub use header::{Header, read_header};
 pub use tags::Tag;
 pub use uid::Uid;

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use super::etag::etag;
 use super::frames::{frame_error, frame_part};
 use super::scope::{Scope, map_instance, read_data_set, refused, unfaulted};
-use crate::dicom::Tag;
 use crate::dicom::dataset;
 use crate::dicom::frames::frames_of;
 use crate::dicom::json::{BulkRef, data_set_to_json};
+use crate::dicom::{Tag, tags};
 use crate::http::accept::{negotiate_frames, negotiate_json};
 use crate::http::multipart::{self, Part, Segment};
 use crate::http::{ApiError, Response};
@@ -61,7 +61,7 @@ pub fn bulk(scope: &Scope, (_, inst): (&Series, &Instance), path: &[&str]) -> Re
     }
     let tag = parse_tag(last).ok_or_else(not_found)?;
     let element = dataset::find(elements, tag).ok_or_else(not_found)?;
-    let pixel_data = steps.is_empty() && tag == Tag::new(0x7FE0, 0x0010);
+    let pixel_data = steps.is_empty() && tag == tags::PIXEL_DATA;
     let boundary = multipart::new_boundary()?;
     let (media, parts) = match &element.value {
         dataset::Value::Fragments(_) if pixel_data => {

@@ -9,58 +9,58 @@ use serde_json::{Map, Value, json};
 
 use super::etag::etag;
 use super::scope::{Scope, map_instance, refused, unfaulted};
-use crate::dicom::Tag;
 use crate::dicom::dataset;
+use crate::dicom::{Tag, tags};
 use crate::http::accept::negotiate_json;
 use crate::http::{ApiError, Response, parse_query};
 use crate::index::{Instance, Series, Study};
 
 /// One attribute a search can match or return: tag, keyword and VR.
 struct Attr {
-    tag: &'static str,
+    tag: Tag,
     keyword: &'static str,
     vr: &'static str,
 }
 
-const fn a(tag: &'static str, keyword: &'static str, vr: &'static str) -> Attr {
+const fn a(tag: Tag, keyword: &'static str, vr: &'static str) -> Attr {
     Attr { tag, keyword, vr }
 }
 
 /// The series attributes of PS3.18 table 10.6.3-4 this server knows, plus the study's UID.
 const SERIES_ATTRS: &[Attr] = &[
-    a("00080005", "SpecificCharacterSet", "CS"),
-    a("00080060", "Modality", "CS"),
-    a("00080201", "TimezoneOffsetFromUTC", "SH"),
-    a("0008103E", "SeriesDescription", "LO"),
-    a("00081190", "RetrieveURL", "UR"),
-    a("0020000D", "StudyInstanceUID", "UI"),
-    a("0020000E", "SeriesInstanceUID", "UI"),
-    a("00200011", "SeriesNumber", "IS"),
-    a("00201209", "NumberOfSeriesRelatedInstances", "IS"),
+    a(tags::SPECIFIC_CHARACTER_SET, "SpecificCharacterSet", "CS"),
+    a(tags::MODALITY, "Modality", "CS"),
+    a(tags::TIMEZONE_OFFSET_FROM_UTC, "TimezoneOffsetFromUTC", "SH"),
+    a(tags::SERIES_DESCRIPTION, "SeriesDescription", "LO"),
+    a(tags::RETRIEVE_URL, "RetrieveURL", "UR"),
+    a(tags::STUDY_INSTANCE_UID, "StudyInstanceUID", "UI"),
+    a(tags::SERIES_INSTANCE_UID, "SeriesInstanceUID", "UI"),
+    a(tags::SERIES_NUMBER, "SeriesNumber", "IS"),
+    a(tags::NUMBER_OF_SERIES_RELATED_INSTANCES, "NumberOfSeriesRelatedInstances", "IS"),
 ];
 
 /// The instance attributes of PS3.18 table 10.6.3-5 this server knows, plus the study and series UIDs.
 const INSTANCE_ATTRS: &[Attr] = &[
-    a("00080005", "SpecificCharacterSet", "CS"),
-    a("00080016", "SOPClassUID", "UI"),
-    a("00080018", "SOPInstanceUID", "UI"),
-    a("00080056", "InstanceAvailability", "CS"),
-    a("00080201", "TimezoneOffsetFromUTC", "SH"),
-    a("00081190", "RetrieveURL", "UR"),
-    a("0020000D", "StudyInstanceUID", "UI"),
-    a("0020000E", "SeriesInstanceUID", "UI"),
-    a("00200013", "InstanceNumber", "IS"),
-    a("00280008", "NumberOfFrames", "IS"),
-    a("00280010", "Rows", "US"),
-    a("00280011", "Columns", "US"),
-    a("00280100", "BitsAllocated", "US"),
+    a(tags::SPECIFIC_CHARACTER_SET, "SpecificCharacterSet", "CS"),
+    a(tags::SOP_CLASS_UID, "SOPClassUID", "UI"),
+    a(tags::SOP_INSTANCE_UID, "SOPInstanceUID", "UI"),
+    a(tags::INSTANCE_AVAILABILITY, "InstanceAvailability", "CS"),
+    a(tags::TIMEZONE_OFFSET_FROM_UTC, "TimezoneOffsetFromUTC", "SH"),
+    a(tags::RETRIEVE_URL, "RetrieveURL", "UR"),
+    a(tags::STUDY_INSTANCE_UID, "StudyInstanceUID", "UI"),
+    a(tags::SERIES_INSTANCE_UID, "SeriesInstanceUID", "UI"),
+    a(tags::INSTANCE_NUMBER, "InstanceNumber", "IS"),
+    a(tags::NUMBER_OF_FRAMES, "NumberOfFrames", "IS"),
+    a(tags::ROWS, "Rows", "US"),
+    a(tags::COLUMNS, "Columns", "US"),
+    a(tags::BITS_ALLOCATED, "BitsAllocated", "US"),
 ];
 
 /// A parsed QIDO query: attribute filters, paging.
 #[derive(Debug, Default)]
 pub struct Query {
     /// (tag, accepted values) pairs; each value may hold `*` and `?` wildcards.
-    filters: Vec<(&'static str, Vec<String>)>,
+    filters: Vec<(Tag, Vec<String>)>,
     limit: Option<usize>,
     offset: usize,
 }
@@ -80,7 +80,7 @@ impl Query {
                 _ => {
                     let attr = attrs
                         .iter()
-                        .find(|a| a.keyword == name || a.tag.eq_ignore_ascii_case(&name))
+                        .find(|a| a.keyword == name || a.tag.json_key().eq_ignore_ascii_case(&name))
                         .ok_or_else(|| ApiError::BadRequest(format!("cannot match on {name:?} at this level")))?;
                     let values = value.split(if attr.vr == "UI" { ',' } else { '\\' }).map(str::to_string).collect();
                     q.filters.push((attr.tag, values));
@@ -93,7 +93,7 @@ impl Query {
     fn matches(&self, object: &Map<String, Value>) -> bool {
         self.filters.iter().all(|(tag, wanted)| {
             let have: Vec<String> = object
-                .get(*tag)
+                .get(&tag.json_key())
                 .and_then(|e| e.get("Value"))
                 .and_then(Value::as_array)
                 .map(|vs| vs.iter().map(value_text).collect())
@@ -141,12 +141,12 @@ fn wildcard(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-fn put(object: &mut Map<String, Value>, tag: &str, vr: &str, value: Option<Value>) {
+fn put(object: &mut Map<String, Value>, tag: Tag, vr: &str, value: Option<Value>) {
     let mut element = json!({ "vr": vr });
     if let Some(v) = value {
         element["Value"] = json!([v]);
     }
-    object.insert(tag.to_string(), element);
+    object.insert(tag.json_key(), element);
 }
 
 fn text(s: &str) -> Option<Value> {
@@ -167,17 +167,17 @@ pub fn series(study: &Study, q: &Query, retrieve_base: &str) -> Vec<Value> {
 
 fn series_object(study: &Study, se: &Series, retrieve_base: &str) -> Map<String, Value> {
     let mut o = Map::new();
-    put(&mut o, "00080005", "CS", Some(json!("ISO_IR 192")));
-    put(&mut o, "00080060", "CS", text(&se.modality));
+    put(&mut o, tags::SPECIFIC_CHARACTER_SET, "CS", Some(json!("ISO_IR 192")));
+    put(&mut o, tags::MODALITY, "CS", text(&se.modality));
     if let Some(tz) = study.timezone_offset.as_deref().and_then(|tz| text(&tz.replace(':', ""))) {
-        put(&mut o, "00080201", "SH", Some(tz));
+        put(&mut o, tags::TIMEZONE_OFFSET_FROM_UTC, "SH", Some(tz));
     }
-    put(&mut o, "0008103E", "LO", text(&se.description));
-    put(&mut o, "00081190", "UR", Some(json!(format!("{retrieve_base}/series/{}", se.uid))));
-    put(&mut o, "0020000D", "UI", Some(json!(study.uid)));
-    put(&mut o, "0020000E", "UI", Some(json!(se.uid)));
-    put(&mut o, "00200011", "IS", se.number.map(|n| json!(n)));
-    put(&mut o, "00201209", "IS", Some(json!(se.instances.len())));
+    put(&mut o, tags::SERIES_DESCRIPTION, "LO", text(&se.description));
+    put(&mut o, tags::RETRIEVE_URL, "UR", Some(json!(format!("{retrieve_base}/series/{}", se.uid))));
+    put(&mut o, tags::STUDY_INSTANCE_UID, "UI", Some(json!(study.uid)));
+    put(&mut o, tags::SERIES_INSTANCE_UID, "UI", Some(json!(se.uid)));
+    put(&mut o, tags::SERIES_NUMBER, "IS", se.number.map(|n| json!(n)));
+    put(&mut o, tags::NUMBER_OF_SERIES_RELATED_INSTANCES, "IS", Some(json!(se.instances.len())));
     o
 }
 
@@ -209,23 +209,23 @@ pub fn instances(
 
 fn instance_object(study: &Study, se: &Series, i: &Instance, base: &str, img: ImageAttrs) -> Map<String, Value> {
     let mut o = Map::new();
-    put(&mut o, "00080005", "CS", Some(json!("ISO_IR 192")));
-    put(&mut o, "00080016", "UI", Some(json!(i.sop_class)));
-    put(&mut o, "00080018", "UI", Some(json!(i.uid)));
-    put(&mut o, "00080056", "CS", Some(json!("ONLINE")));
+    put(&mut o, tags::SPECIFIC_CHARACTER_SET, "CS", Some(json!("ISO_IR 192")));
+    put(&mut o, tags::SOP_CLASS_UID, "UI", Some(json!(i.sop_class)));
+    put(&mut o, tags::SOP_INSTANCE_UID, "UI", Some(json!(i.uid)));
+    put(&mut o, tags::INSTANCE_AVAILABILITY, "CS", Some(json!("ONLINE")));
     if let Some(tz) = study.timezone_offset.as_deref().and_then(|tz| text(&tz.replace(':', ""))) {
-        put(&mut o, "00080201", "SH", Some(tz));
+        put(&mut o, tags::TIMEZONE_OFFSET_FROM_UTC, "SH", Some(tz));
     }
-    put(&mut o, "00081190", "UR", Some(json!(format!("{base}/series/{}/instances/{}", se.uid, i.uid))));
-    put(&mut o, "0020000D", "UI", Some(json!(study.uid)));
-    put(&mut o, "0020000E", "UI", Some(json!(se.uid)));
-    put(&mut o, "00200013", "IS", i.number.map(|n| json!(n)));
+    put(&mut o, tags::RETRIEVE_URL, "UR", Some(json!(format!("{base}/series/{}/instances/{}", se.uid, i.uid))));
+    put(&mut o, tags::STUDY_INSTANCE_UID, "UI", Some(json!(study.uid)));
+    put(&mut o, tags::SERIES_INSTANCE_UID, "UI", Some(json!(se.uid)));
+    put(&mut o, tags::INSTANCE_NUMBER, "IS", i.number.map(|n| json!(n)));
     if let Some(frames) = i.frames {
-        put(&mut o, "00280008", "IS", Some(json!(frames)));
+        put(&mut o, tags::NUMBER_OF_FRAMES, "IS", Some(json!(frames)));
     }
-    put(&mut o, "00280010", "US", img.rows.map(|v| json!(v)));
-    put(&mut o, "00280011", "US", img.columns.map(|v| json!(v)));
-    put(&mut o, "00280100", "US", img.bits_allocated.map(|v| json!(v)));
+    put(&mut o, tags::ROWS, "US", img.rows.map(|v| json!(v)));
+    put(&mut o, tags::COLUMNS, "US", img.columns.map(|v| json!(v)));
+    put(&mut o, tags::BITS_ALLOCATED, "US", img.bits_allocated.map(|v| json!(v)));
     o
 }
 
@@ -251,9 +251,9 @@ pub fn search_instances(scope: &Scope, se: &Series) -> Result<Response, ApiError
             let ds = dataset::read_data_set(&map).ok()?;
             let us = |tag| ds.get(tag).and_then(|e| e.first_unsigned(&map));
             Some(ImageAttrs {
-                rows: us(Tag::new(0x0028, 0x0010)),
-                columns: us(Tag::new(0x0028, 0x0011)),
-                bits_allocated: us(Tag::new(0x0028, 0x0100)),
+                rows: us(tags::ROWS),
+                columns: us(tags::COLUMNS),
+                bits_allocated: us(tags::BITS_ALLOCATED),
             })
         };
         unfaulted(scope, inst, read).ok().flatten().unwrap_or_default()

@@ -56,9 +56,6 @@ pub fn refused(r: Refused) -> ApiError {
     }
 }
 
-/// Transfer syntaxes whose data set is deflated (PS3.5 §A.5): the data set reader does not inflate them.
-const DEFLATED: [&str; 3] = ["1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.99"];
-
 /// An instance's file, mapped, after checking it still has the indexed size: a file truncated under a
 /// running server must answer an error, not a fault.
 pub fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
@@ -68,7 +65,7 @@ pub fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiErro
 }
 
 pub fn read_data_set(scope: &Scope, inst: &Instance, map: &[u8]) -> Result<DataSet, ApiError> {
-    if DEFLATED.contains(&inst.transfer_syntax.as_str()) {
+    if crate::dicom::transfer_syntax::is_deflated(&inst.transfer_syntax) {
         return Err(ApiError::NotAcceptable(format!(
             "instance {} is stored deflated ({}): it is served whole, as stored, but its metadata, frames and \
              bulk data are not read from it",
