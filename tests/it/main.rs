@@ -6,6 +6,7 @@ mod ehr;
 mod frames;
 mod harness;
 mod indexer;
+mod layout;
 mod mock;
 mod resilience;
 mod sample;
