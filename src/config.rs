@@ -38,6 +38,8 @@ struct RawServer {
     read_timeout: Option<u64>,
     write_timeout: Option<u64>,
     shutdown_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    min_send_rate: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +152,10 @@ pub struct Config {
     pub write_timeout: u64,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     pub shutdown_timeout: u64,
+    /// Open client connections allowed; `None` derives the cap from the open-file limit at start.
+    pub max_connections: Option<usize>,
+    /// Bytes per second, averaged over 10 s, below which a client taking a response is dropped.
+    pub min_send_rate: u64,
     pub index_path: PathBuf,
     /// The UTC offset, as `+hh:mm`, for study times that carry none.
     pub timezone: String,
@@ -191,6 +197,22 @@ impl std::error::Error for ConfigError {}
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 pub const DEFAULT_THREADS: usize = 32;
 pub const DEFAULT_TTL: u64 = 3600;
+pub const DEFAULT_MIN_SEND_RATE: u64 = 16 * 1024;
+/// The most connections the derived cap allows: each holds a tiny_http thread.
+pub const MAX_DERIVED_CONNECTIONS: usize = 4096;
+
+impl Config {
+    /// The connection cap: `server.max_connections`, else derived from the open-file limit, leaving room for
+    /// the files the server maps and its EHR calls (each connection holds two descriptors in tiny_http).
+    pub fn connection_cap(&self, open_files: u64) -> usize {
+        if let Some(n) = self.max_connections {
+            return n;
+        }
+        let reserve = 64 + 4 * self.threads as u64;
+        let derived = open_files.saturating_sub(reserve) / 2;
+        usize::try_from(derived).unwrap_or(usize::MAX).clamp(16, MAX_DERIVED_CONNECTIONS)
+    }
+}
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -221,6 +243,15 @@ impl Config {
         let read_timeout = seconds("read_timeout", raw.server.read_timeout, 30)?;
         let write_timeout = seconds("write_timeout", raw.server.write_timeout, 60)?;
         let shutdown_timeout = seconds("shutdown_timeout", raw.server.shutdown_timeout, 10)?;
+        if let Some(n) = raw.server.max_connections {
+            if !(1..=1_000_000).contains(&n) {
+                return Err(err(format!("server.max_connections must be between 1 and 1000000, not {n}")));
+            }
+        }
+        let min_send_rate = raw.server.min_send_rate.unwrap_or(DEFAULT_MIN_SEND_RATE);
+        if min_send_rate == 0 {
+            return Err(err("server.min_send_rate must be at least 1 byte per second".into()));
+        }
         if let Some(url) = &raw.server.base_url {
             check_base_url(url).map_err(|m| err(format!("server.base_url: {m}")))?;
         }
@@ -250,6 +281,8 @@ impl Config {
             read_timeout,
             write_timeout,
             shutdown_timeout,
+            max_connections: raw.server.max_connections,
+            min_send_rate,
             index_path: resolve(&raw.images.index),
             timezone,
             tenants,

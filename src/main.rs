@@ -97,8 +97,7 @@ fn run() -> Result<ExitCode, String> {
                 base_url: opt_string(&mut args, "--base-url")?,
             };
             finish(args)?;
-            server::start::serve(opts, load)?;
-            Ok(ExitCode::SUCCESS)
+            server::start::serve(opts, load)
         }
         Some("index") => {
             let out: Option<PathBuf> = args.opt_value_from_os_str("--out", to_path).map_err(|e| e.to_string())?;

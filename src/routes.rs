@@ -160,9 +160,7 @@ images.lookup = "studies-by-context"
     }
 
     fn body(resp: Response) -> Vec<u8> {
-        let mut out = Vec::new();
-        resp.body.into_source().read_to_end(&mut out).unwrap();
-        out
+        resp.body.read_all().unwrap()
     }
 
     /// Each request answers the status given.
@@ -183,7 +181,6 @@ images.lookup = "studies-by-context"
     }
 
     use Method::{Get, Head, Options, Other};
-    use std::io::Read;
 
     #[test]
     fn pages_discovery_and_methods() {

@@ -3,7 +3,7 @@
 //! Invariant: a response body's length is known before it is sent.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -40,19 +40,53 @@ pub enum Body {
     },
 }
 
-/// A streamed body: readable in small pieces, or written out whole in as few and as large writes as its
-/// source allows (the server's fast path for large responses).
-pub trait Source: Read + Send {
-    fn write_to(&mut self, out: &mut dyn Write) -> io::Result<u64> {
-        io::copy(self, out)
+/// A body as it is sent: written out piece by piece, so that the writer can stop at any point (a write that
+/// would block, a client too slow) and go on later from exactly where it stopped.
+pub trait Source: Send {
+    /// Offers what is left to one `write` call on `out` and keeps what it did not take; the count taken,
+    /// 0 at the end.
+    fn write_some(&mut self, out: &mut dyn Write) -> io::Result<usize>;
+}
+
+impl Source for io::Empty {
+    fn write_some(&mut self, _out: &mut dyn Write) -> io::Result<usize> {
+        Ok(0)
     }
 }
 
-impl Source for io::Empty {}
-impl Source for io::Cursor<Vec<u8>> {}
+impl Source for io::Cursor<Vec<u8>> {
+    fn write_some(&mut self, out: &mut dyn Write) -> io::Result<usize> {
+        let at = usize::try_from(self.position()).unwrap_or(usize::MAX);
+        let rest = self.get_ref().get(at..).unwrap_or_default();
+        if rest.is_empty() {
+            return Ok(0);
+        }
+        let n = out.write(rest)?.min(rest.len());
+        self.set_position((at + n) as u64);
+        Ok(n)
+    }
+}
 
 impl Body {
-    /// The body as a source to read or write out.
+    /// The body's length in bytes, known before it is sent.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::Stream { len, .. } => *len,
+        }
+    }
+
+    /// The whole body in memory (tests only: bodies are sent, never gathered).
+    #[cfg(test)]
+    pub fn read_all(self) -> io::Result<Vec<u8>> {
+        let mut source = self.into_source();
+        let mut out = Vec::new();
+        while source.write_some(&mut out)? > 0 {}
+        Ok(out)
+    }
+
+    /// The body as a source to write out.
     pub fn into_source(self) -> Box<dyn Source> {
         match self {
             Body::Empty => Box::new(io::empty()),
@@ -105,10 +139,6 @@ impl Response {
     }
 
     pub fn body_len(&self) -> u64 {
-        match &self.body {
-            Body::Empty => 0,
-            Body::Bytes(b) => b.len() as u64,
-            Body::Stream { len, .. } => *len,
-        }
+        self.body.len()
     }
 }

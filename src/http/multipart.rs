@@ -6,7 +6,7 @@
 //! the indexed one fails the read instead of sending other bytes than promised.
 
 use memmap2::Mmap;
-use std::io::{self, Read};
+use std::io;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -124,36 +124,35 @@ impl Parts {
         }
     }
 
-    /// Sends up to `max` bytes of the current segment through `send`, failing if the file shrank meanwhile.
-    fn send(&mut self, max: usize, send: impl FnOnce(&[u8]) -> io::Result<()>) -> io::Result<usize> {
+    /// Offers up to `max` bytes of the current segment to `send`, which takes some of them (its count), and
+    /// fails if the file shrank meanwhile.
+    fn send(&mut self, max: usize, send: impl FnOnce(&[u8]) -> io::Result<usize>) -> io::Result<usize> {
         let Some((current, pos)) = &mut self.current else { return Ok(0) };
         let rest = current.data().get(*pos..).unwrap_or_default();
         let n = rest.len().min(max);
         // When `send` writes to a socket the kernel copies from the map itself, and a page gone with a
         // truncation is EFAULT there instead of SIGBUS.
-        let result = crate::sys::map::unfaulted(|| send(&rest[..n]));
-        match result {
+        let taken = match crate::sys::map::unfaulted(|| send(&rest[..n])) {
             Err(_) => return Err(truncated(current.path())),
             Ok(Err(e)) if e.raw_os_error() == Some(libc::EFAULT) => return Err(truncated(current.path())),
-            Ok(result) => result?,
-        }
-        *pos += n;
-        Ok(n)
+            Ok(result) => result?.min(n),
+        };
+        *pos += taken;
+        Ok(taken)
     }
 }
 
-/// The largest piece written at once: large enough that each write is one cheap system call, small enough
-/// that a file truncated under us is noticed (through `sys::map::unfaulted`) before much is sent.
+/// The largest piece offered to one write: large enough that each write is one cheap system call, small
+/// enough that a file truncated under us is noticed (through `sys::map::unfaulted`) before much is sent.
 const WRITE_CHUNK: usize = 4 << 20;
 
 impl Source for Parts {
-    /// Writes each segment straight from its map, without copying through a buffer of ours.
-    fn write_to(&mut self, out: &mut dyn std::io::Write) -> io::Result<u64> {
-        let mut written = 0u64;
-        while self.advance()? {
-            written += self.send(WRITE_CHUNK, |bytes| out.write_all(bytes))? as u64;
+    /// Writes from the current segment's map, without copying through a buffer of ours.
+    fn write_some(&mut self, out: &mut dyn std::io::Write) -> io::Result<usize> {
+        if !self.advance()? {
+            return Ok(0);
         }
-        Ok(written)
+        self.send(WRITE_CHUNK, |bytes| out.write(bytes))
     }
 }
 
@@ -166,33 +165,33 @@ fn truncated(path: Option<&std::path::Path>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "an indexed file was truncated while it was sent")
 }
 
-impl Read for Parts {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.advance()? {
-            return Ok(0);
-        }
-        self.send(buf.len(), |bytes| {
-            buf[..bytes.len()].copy_from_slice(bytes);
-            Ok(())
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn read(body: Body) -> (u64, io::Result<Vec<u8>>) {
-        let Body::Stream { len, mut reader } = body else { panic!("a stream") };
-        let mut out = Vec::new();
-        (len, reader.read_to_end(&mut out).map(|_| out))
+        let len = body.len();
+        (len, body.read_all())
     }
 
-    /// The same body through the fast path must give the same bytes.
+    /// The same body written in small pieces, as to a socket that takes a few bytes at a time, must give the
+    /// same bytes.
     fn write(body: Body) -> io::Result<Vec<u8>> {
-        let Body::Stream { mut reader, .. } = body else { panic!("a stream") };
-        let mut out = Vec::new();
-        reader.write_to(&mut out).map(|_| out)
+        struct Trickle(Vec<u8>);
+        impl std::io::Write for Trickle {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let n = buf.len().min(3);
+                self.0.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut source = body.into_source();
+        let mut out = Trickle(Vec::new());
+        while source.write_some(&mut out)? > 0 {}
+        Ok(out.0)
     }
 
     fn temp(name: &str) -> PathBuf {

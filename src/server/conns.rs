@@ -6,21 +6,32 @@
 //! its previous response ending; one that does not (idle, or sending its head a byte at a time) is closed. A
 //! connection with a request in flight is left alone (the write timeout bounds a client that stops reading).
 //! A connection whose response failed half-way is closed at once, since its client would otherwise wait for
-//! bytes that will never come.
+//! bytes that will never come. Past `server.max_connections`, the newest connections without a request in
+//! flight are answered 503 with `Retry-After` and closed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::sys::sockets::{inbound_connections, shut_down};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::sys::sockets::{inbound_connections, refuse, shut_down};
 
 #[derive(Debug)]
 pub struct Watch {
     port: u16,
     timeout: Duration,
+    max_connections: usize,
     activity: Mutex<HashMap<SocketAddr, Activity>>,
+    /// Open connections at the last sweep.
+    open: AtomicUsize,
 }
+
+/// What a connection over the cap is sent before it is closed.
+const OVER_CAP: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 34\r\nConnection: close\r\n\r\ntoo many connections; retry later\n";
 
 #[derive(Debug, Clone, Copy)]
 struct Activity {
@@ -29,8 +40,18 @@ struct Activity {
 }
 
 impl Watch {
-    pub fn new(port: u16, timeout: Duration) -> Watch {
-        Watch { port, timeout, activity: Mutex::new(HashMap::new()) }
+    pub fn new(port: u16, timeout: Duration, max_connections: usize) -> Watch {
+        Watch { port, timeout, max_connections, activity: Mutex::new(HashMap::new()), open: AtomicUsize::new(0) }
+    }
+
+    /// The connections open at the last sweep (a quarter of a second ago at most).
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Whether more connections are open than the cap allows.
+    pub fn over_cap(&self) -> bool {
+        self.open() > self.max_connections
     }
 
     /// A request from `peer` has arrived (queued or handled).
@@ -67,13 +88,17 @@ impl Watch {
         }
     }
 
-    /// Closes the connections past their deadline. `first_seen` remembers when each socket was first found,
-    /// and `None` once it has been shut down: it is never shut down twice, since tiny_http may close it and the
-    /// kernel reuse its descriptor meanwhile.
+    /// Closes the connections past their deadline, and the newest idle ones past the cap. `first_seen`
+    /// remembers when each socket was first found, and `None` once it has been shut down: it is never shut
+    /// down twice, since tiny_http may close it and the kernel reuse its descriptor meanwhile.
     fn sweep(&self, first_seen: &mut HashMap<u64, Option<Instant>>, now: Instant) -> usize {
-        let connections = inbound_connections(self.port);
+        let mut connections = inbound_connections(self.port);
+        // tiny_http holds two descriptors of each connection: one is enough to act on.
+        connections.sort_by_key(|c| c.inode);
+        connections.dedup_by_key(|c| c.inode);
         let Ok(mut activity) = self.activity.lock() else { return 0 };
         let mut closed = 0;
+        let mut idle = Vec::new();
         for c in &connections {
             let Some(seen) = *first_seen.entry(c.inode).or_insert(Some(now)) else { continue };
             let a = activity.get(&c.peer).copied();
@@ -85,8 +110,21 @@ impl Watch {
                 shut_down(c);
                 first_seen.insert(c.inode, None);
                 closed += 1;
+            } else {
+                idle.push((seen, c));
             }
         }
+        let live = connections.iter().filter(|c| first_seen.get(&c.inode).is_some_and(Option::is_some)).count();
+        if live > self.max_connections {
+            // Over the cap: the newest idle connections are told to come back later.
+            idle.sort_by_key(|(seen, _)| std::cmp::Reverse(*seen));
+            for (_, c) in idle.iter().take(live - self.max_connections) {
+                refuse(c, OVER_CAP);
+                first_seen.insert(c.inode, None);
+                closed += 1;
+            }
+        }
+        self.open.store(live.saturating_sub(closed), Ordering::SeqCst);
         // Forget what is gone: sockets closed, and peers without a connection.
         first_seen.retain(|inode, _| connections.iter().any(|c| c.inode == *inode));
         activity.retain(|peer, a| a.in_flight > 0 || connections.iter().any(|c| c.peer == *peer));
@@ -109,7 +147,7 @@ mod tests {
     #[test]
     fn connections_without_a_request_in_time_are_closed_and_busy_ones_are_not() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let watch = Watch::new(listener.local_addr().unwrap().port(), Duration::from_secs(5));
+        let watch = Watch::new(listener.local_addr().unwrap().port(), Duration::from_secs(5), 100);
         let (mut dribbler, mut dribbled, _) = pair(&listener);
         let (mut busy_client, _busy, busy_peer) = pair(&listener);
         let (_fresh_client, _fresh, _) = pair(&listener);
@@ -133,7 +171,7 @@ mod tests {
     #[test]
     fn a_response_cut_short_closes_its_connection_at_once() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let watch = Watch::new(listener.local_addr().unwrap().port(), Duration::from_secs(60));
+        let watch = Watch::new(listener.local_addr().unwrap().port(), Duration::from_secs(60), 100);
         let (mut client, _accepted, peer) = pair(&listener);
         let (mut other_client, _other, other_peer) = pair(&listener);
         watch.started(Some(&peer));

@@ -1,15 +1,20 @@
-//! The HTTP server: the only module that knows tiny_http. One acceptor hands requests to a fixed pool of
-//! worker threads; when every worker is busy and the short queue is full, the acceptor answers 503 itself.
+//! The HTTP server: the only module that knows tiny_http. tiny_http accepts and parses on threads of its own
+//! (`listener` keeps its accept loop alive); a pump per accept loop puts each request in the fair `queue`; a
+//! fixed pool of workers handles them; responses are written by `writer`, on the worker while the client
+//! keeps up and on a writer thread of their own when it does not; `conns` closes the connections that idle,
+//! dribble, fail half-way or pass the cap.
 //!
-//! Invariants: at most `server.threads` requests are handled at once; a panic in a handler becomes a 500 and
-//! the worker goes on; every response gets the CORS and cache headers here; one log line per request, with
-//! study tokens and credentials redacted; every connection has read and write timeouts.
+//! Invariants: at most `server.threads` requests are handled at once; no worker waits on a client (a write
+//! that would wait moves to a writer thread); a panic in a handler becomes a 500 and the worker goes on;
+//! every response gets the CORS and cache headers; one log line per request, with study tokens and
+//! credentials redacted.
 //!
-//! tiny_http reads each connection's requests on a thread of its own and has no limits of its own on the
-//! request line or header block: the timeouts bound how long a connection can hold that thread, and the
-//! limits below are checked once tiny_http has parsed a request.
+//! tiny_http has no limits of its own on the request line or header block: the read timeout bounds how long a
+//! connection can hold its thread, and the limits below are checked once tiny_http has parsed a request.
 
 pub mod conns;
+pub mod listener;
+pub mod queue;
 pub mod redact;
 pub mod start;
 pub mod writer;
@@ -17,17 +22,18 @@ pub mod writer;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::app::App;
-use crate::config::Config;
 use crate::http::{ApiError, Method, Request, Response};
 use crate::routes::handle;
-use crate::server::conns::Watch;
+use conns::Watch;
+use listener::Listener;
+use queue::{Job, Peer, Queue, Refusal};
 use redact::redact;
-use writer::respond;
+use writer::{HANDOFF_BYTES, Outgoing, Pace, Progress};
 
 /// The longest request target (path and query) accepted; longer is 414 (RFC 9112 §3 suggests 8000).
 pub const MAX_TARGET: usize = 8 * 1024;
@@ -35,125 +41,237 @@ pub const MAX_TARGET: usize = 8 * 1024;
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub const MAX_HEADER_FIELDS: usize = 100;
 
-/// Binds the listener with the write timeout and `TCP_NODELAY` set on the listening socket, from which Linux
-/// copies them to every accepted connection: tiny_http offers no hook to set them per connection. A read
-/// timeout cannot be set there (it would time out `accept` too): `conns::Watch` stands in for it.
-pub fn bind(listen: &str, config: &Config) -> Result<tiny_http::Server, String> {
+/// Binds the listening socket with the send timeout (`writer::TICK`) and `TCP_NODELAY` set on it, from
+/// which Linux copies them to every accepted connection: tiny_http offers no hook to set them per
+/// connection. A read timeout cannot be set there (it would time out `accept` too): `conns::Watch` stands in
+/// for it.
+pub fn bind(listen: &str) -> Result<TcpListener, String> {
     let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     // Socket options are set through a TcpStream view of the same descriptor (std has no setters on a
     // listener); the conversions only move ownership of the descriptor.
     let socket = TcpStream::from(OwnedFd::from(listener));
-    let set = socket
-        .set_write_timeout(Some(Duration::from_secs(config.write_timeout)))
-        .and_then(|()| socket.set_nodelay(true));
+    let set = socket.set_write_timeout(Some(writer::TICK)).and_then(|()| socket.set_nodelay(true));
     set.map_err(|e| format!("cannot set socket options on {listen}: {e}"))?;
-    let listener = TcpListener::from(OwnedFd::from(socket));
-    tiny_http::Server::from_listener(listener, None).map_err(|e| format!("cannot listen on {listen}: {e}"))
+    Ok(TcpListener::from(OwnedFd::from(socket)))
 }
 
-/// Serves until the listener fails or SIGTERM/SIGINT asks to stop; then stops accepting, lets in-flight
-/// requests finish within `server.shutdown_timeout`, and returns.
-pub fn run(app: Arc<App>, server: tiny_http::Server) {
-    let server = Arc::new(server);
-    let threads = app.config.threads;
-    let (tx, rx): (SyncSender<tiny_http::Request>, Receiver<tiny_http::Request>) = sync_channel(threads);
-    let rx = Arc::new(Mutex::new(rx));
-    let port = server.server_addr().to_ip().map_or(0, |a| a.port());
-    let watch = Arc::new(Watch::new(port, Duration::from_secs(app.config.read_timeout)));
+/// What the workers and writer threads share.
+struct Shared {
+    app: Arc<App>,
+    queue: Arc<Queue<tiny_http::Request>>,
+    watch: Arc<Watch>,
+    pace: Pace,
+    listener: Arc<Listener>,
+    /// Writer threads writing a response now.
+    writers: AtomicUsize,
+}
+
+/// How a run of the server ended.
+pub enum Ended {
+    /// SIGTERM or SIGINT: in-flight requests were given `server.shutdown_timeout` to finish.
+    Stopped,
+    /// The listener could not be kept accepting.
+    ListenerLost(String),
+}
+
+/// Serves on `socket` until SIGTERM/SIGINT asks to stop (then lets in-flight requests finish within
+/// `server.shutdown_timeout`) or the listener is lost. `soft_limit` is the open-file limit the connection
+/// cap was derived from.
+pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
+    let config = &app.config;
+    let threads = config.threads;
+    let queue = Arc::new(Queue::new(threads));
+    let port = socket.local_addr().map_or(0, |a| a.port());
+    let cap = config.connection_cap(soft_limit);
+    let watch = Arc::new(Watch::new(port, Duration::from_secs(config.read_timeout), cap));
     let sweeper = Arc::clone(&watch);
-    std::thread::spawn(move || sweeper.run());
+    let spawned = std::thread::Builder::new().name("conns".into()).spawn(move || sweeper.run());
+    if let Err(e) = spawned {
+        return Ended::ListenerLost(format!("cannot start the connection watch: {e}"));
+    }
+    let pace = Pace {
+        min_rate: config.min_send_rate,
+        window: Duration::from_secs(10),
+        stall: Duration::from_secs(config.write_timeout),
+    };
+    let listener = match Listener::start(socket, soft_limit, Arc::clone(&queue), Arc::clone(&watch)) {
+        Ok(listener) => listener,
+        Err(e) => return Ended::ListenerLost(e),
+    };
+    let shared = Arc::new(Shared {
+        app: Arc::clone(&app),
+        queue,
+        watch,
+        pace,
+        listener: Arc::clone(&listener),
+        writers: AtomicUsize::new(0),
+    });
     let mut workers = Vec::with_capacity(threads);
     for n in 0..threads {
-        let (app, rx, watch) = (Arc::clone(&app), Arc::clone(&rx), Arc::clone(&watch));
-        match std::thread::Builder::new().name(format!("worker-{n}")).spawn(move || worker(&app, &rx, &watch)) {
+        let shared = Arc::clone(&shared);
+        match std::thread::Builder::new().name(format!("worker-{n}")).spawn(move || worker(&shared)) {
             Ok(handle) => workers.push(handle),
             Err(e) => log::error!("cannot start worker thread {n}: {e}"),
         }
     }
-    let watcher = Arc::clone(&server);
-    std::thread::spawn(move || {
-        while !crate::sys::signals::shutdown_requested() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        log::info!("shutdown requested: no longer accepting requests");
-        watcher.unblock();
+    if workers.is_empty() {
+        return Ended::ListenerLost("no worker thread could be started".into());
+    }
+    let dog = Arc::clone(&listener);
+    let (lost_tx, lost_rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().name("watchdog".into()).spawn(move || {
+        let _ = lost_tx.send(dog.watchdog());
     });
-    accept(&server, &tx, &watch);
-    // Closing the queue lets each worker finish what it holds and what is queued, then stop.
-    drop(tx);
-    let deadline = Instant::now() + Duration::from_secs(app.config.shutdown_timeout);
-    while workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
-        // Requests that still reach tiny_http while in-flight ones finish get a clear 503, not tiny_http's
-        // bare 500 for requests nobody takes.
-        if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(20)) {
-            let peer = request.remote_addr().copied();
-            let complete = respond(request, saturated().with_header("Connection", "close"));
-            watch.finished(peer.as_ref(), complete);
-        }
+    if let Err(e) = spawned {
+        return Ended::ListenerLost(format!("cannot start the accept watchdog: {e}"));
     }
-    let unfinished = workers.iter().filter(|w| !w.is_finished()).count();
-    if unfinished > 0 {
-        log::warn!("stopping with {unfinished} requests still in flight after {}s", app.config.shutdown_timeout);
-    } else {
-        log::info!("stopped");
-    }
-}
-
-fn accept(server: &tiny_http::Server, tx: &SyncSender<tiny_http::Request>, watch: &Watch) {
-    for request in server.incoming_requests() {
-        watch.started(request.remote_addr());
-        match tx.try_send(request) {
-            Ok(()) => {}
-            Err(TrySendError::Full(request)) => {
-                log::warn!("saturated: {} {} answered 503", request.method(), redact(request.url()));
-                let peer = request.remote_addr().copied();
-                let complete = respond(request, saturated());
-                watch.finished(peer.as_ref(), complete);
-            }
-            Err(TrySendError::Disconnected(request)) => {
-                let peer = request.remote_addr().copied();
-                let complete = respond(request, saturated());
-                watch.finished(peer.as_ref(), complete);
-                break;
-            }
-        }
-    }
-}
-
-fn worker(app: &App, rx: &Mutex<Receiver<tiny_http::Request>>, watch: &Watch) {
     loop {
-        // The lock is held only while waiting for the next request, never while handling one.
-        let next = match rx.lock() {
-            Ok(guard) => guard.recv(),
-            Err(_) => return,
-        };
-        let Ok(request) = next else { return };
-        let peer = request.remote_addr().copied();
-        let complete = serve_one(app, request);
-        watch.finished(peer.as_ref(), complete);
+        if crate::sys::signals::shutdown_requested() {
+            break;
+        }
+        if let Ok(lost) = lost_rx.recv_timeout(Duration::from_millis(50)) {
+            return Ended::ListenerLost(format!(
+                "the listener is lost: {lost}; exiting for a supervisor to restart the server"
+            ));
+        }
+    }
+    log::info!("shutdown requested: no longer taking requests");
+    // Requests that still arrive get a clear 503 and a close, in their turn.
+    shared.queue.stop_taking();
+    let deadline = Instant::now() + Duration::from_secs(config.shutdown_timeout);
+    let drained = shared.queue.drained(deadline);
+    shared.queue.close();
+    listener.stop();
+    if drained {
+        log::info!("stopped");
+    } else {
+        let depth = shared.queue.depth();
+        log::warn!(
+            "stopping with {} requests still in flight after {}s",
+            depth.busy + depth.waiting,
+            config.shutdown_timeout
+        );
+    }
+    Ended::Stopped
+}
+
+fn worker(shared: &Arc<Shared>) {
+    while let Some(job) = shared.queue.next() {
+        serve_one(shared, job);
     }
 }
 
-/// Handles one request; whether its whole response was sent.
-fn serve_one(app: &App, mut raw: tiny_http::Request) -> bool {
+/// What the log line of a request says, written once its response is done.
+struct Finish {
+    peer: Peer,
+    method: String,
+    url: String,
+    status: u16,
+    len: u64,
+    started: Instant,
+    note: String,
+}
+
+impl Finish {
+    /// The response is done (or was cut short): the connection's next request may be taken.
+    fn run(self, shared: &Shared, progress: Progress) {
+        let cut = match &progress {
+            Progress::Done => String::new(),
+            Progress::Failed(why) => format!(" (cut short: {why})"),
+            Progress::Blocked => " (cut short)".to_string(),
+        };
+        let complete = matches!(progress, Progress::Done);
+        shared.queue.done(self.peer);
+        shared.watch.finished(self.peer.as_ref(), complete);
+        let Finish { method, url, status, len, started, note, .. } = self;
+        log::info!("{method} {url} {status} {len}{cut} {}ms{note}", started.elapsed().as_millis());
+    }
+}
+
+/// Handles one request and sees its response written: here while the client keeps up, else by a writer
+/// thread, so that this worker is free again at once.
+fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
+    let Job { peer, request: mut raw, refusal, .. } = job;
     let started = Instant::now();
-    let resp = match limits(&raw) {
-        Some(refusal) => refusal,
-        None => {
-            let req = convert(&mut raw);
-            catch_unwind(AssertUnwindSafe(|| handle(app, &req))).unwrap_or_else(|_| {
-                log::error!("handler panicked on {:?} {}", req.method, redact(raw.url()));
-                Response::bytes(500, "text/plain; charset=utf-8", b"internal server error\n".to_vec())
-            })
+    let app = &shared.app;
+    let mut close = false;
+    let resp = if let Some(refusal) = refusal {
+        close = refusal == Refusal::Stopping;
+        if refusal == Refusal::Busy {
+            log::warn!("saturated: {} {} answered 503", raw.method(), redact(raw.url()));
+        }
+        saturated()
+    } else if shared.watch.over_cap() {
+        close = true;
+        ApiError::Saturated.text_response("")
+    } else {
+        match limits(&raw) {
+            Some(refusal) => refusal,
+            None => {
+                let req = convert(&mut raw);
+                catch_unwind(AssertUnwindSafe(|| handle(app, &req))).unwrap_or_else(|_| {
+                    log::error!("handler panicked on {:?} {}", req.method, redact(raw.url()));
+                    Response::bytes(500, "text/plain; charset=utf-8", b"internal server error\n".to_vec())
+                })
+            }
         }
     };
-    let (status, len) = (resp.status, resp.body_len());
-    let method = raw.method().to_string();
     let url = redact(raw.url());
-    let complete = respond(raw, resp);
-    let cut = if complete { "" } else { " (cut short)" };
-    log::info!("{method} {url} {status} {len}{cut} {}ms", started.elapsed().as_millis());
-    complete
+    let note = if url == "/healthz" { health_note(shared) } else { String::new() };
+    let finish = Finish {
+        peer,
+        method: raw.method().to_string(),
+        url,
+        status: resp.status,
+        len: resp.body_len(),
+        started,
+        note,
+    };
+    let mut out = writer::prepare(raw, resp, shared.pace, close);
+    if out.body_len() <= HANDOFF_BYTES {
+        match out.pump(true) {
+            Progress::Blocked => {}
+            done => return finish.run(shared, done),
+        }
+    }
+    hand_off(shared, out, finish);
+}
+
+/// Gives the rest of a response to a writer thread of its own; if none can be started, writes it here.
+fn hand_off(shared: &Arc<Shared>, out: Outgoing, finish: Finish) {
+    // The response waits in a slot both sides can reach, so that a failed spawn does not lose it.
+    let slot = Arc::new(Mutex::new(Some((out, finish))));
+    let take = |slot: &Mutex<Option<(Outgoing, Finish)>>| slot.lock().ok().and_then(|mut s| s.take());
+    let (taken, writing) = (Arc::clone(&slot), Arc::clone(shared));
+    let spawned = std::thread::Builder::new().name("writer".into()).spawn(move || {
+        if let Some((mut out, finish)) = take(&taken) {
+            writing.writers.fetch_add(1, Ordering::SeqCst);
+            let progress = out.pump(false);
+            writing.writers.fetch_sub(1, Ordering::SeqCst);
+            finish.run(&writing, progress);
+        }
+    });
+    if let Err(e) = spawned {
+        log::warn!("cannot start a writer thread ({e}); the worker writes the response");
+        if let Some((mut out, finish)) = take(&slot) {
+            let progress = out.pump(false);
+            finish.run(shared, progress);
+        }
+    }
+}
+
+/// The `/healthz` log line's account of the connection model.
+fn health_note(shared: &Shared) -> String {
+    let depth = shared.queue.depth();
+    format!(
+        " (connections {}, in service {}, waiting {}, writers {}, threads {}, accept loops {})",
+        shared.watch.open(),
+        depth.busy,
+        depth.waiting,
+        shared.writers.load(Ordering::SeqCst),
+        crate::sys::limits::threads(),
+        shared.listener.generations(),
+    )
 }
 
 /// The request-size limits: 414 for a target over `MAX_TARGET`, 431 for a header block over the limits.

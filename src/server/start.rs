@@ -6,6 +6,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::app::App;
@@ -22,7 +23,7 @@ pub struct Options {
 
 /// `smart-imaging serve`: loads the configuration and index with `load`, binds, and serves until told to
 /// stop.
-pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) -> Result<(), String> {
+pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) -> Result<ExitCode, String> {
     let (mut config, index) = load(&opts.config)?;
     if let Some(url) = &opts.base_url {
         crate::config::check_base_url(url).map_err(|m| format!("--base-url: {m}"))?;
@@ -35,9 +36,18 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
     sys::malloc::limit_malloc_arenas();
     sys::map::install_sigbus_guard().map_err(|e| format!("cannot install the SIGBUS guard: {e}"))?;
     sys::signals::install_shutdown_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let server = super::bind(&config.listen, &config)?;
-    let bound =
-        server.server_addr().to_ip().ok_or_else(|| format!("cannot listen on {}: not an IP address", config.listen))?;
+    let limits = sys::limits::raise_open_files().map_err(|e| format!("cannot read the open-file limit: {e}"))?;
+    let cap = config.connection_cap(limits.soft);
+    config.max_connections = Some(cap);
+    log::info!(
+        "open files: soft limit {} raised to {} (hard {}); at most {cap} client connections, {} workers",
+        limits.soft_before,
+        limits.soft,
+        limits.hard,
+        config.threads
+    );
+    let socket = super::bind(&config.listen)?;
+    let bound = socket.local_addr().map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let base_url = match (opts.base_url, &config.base_url) {
         (Some(url), _) => url,
         (None, Some(url)) if !listen_flag => url.clone(),
@@ -62,6 +72,12 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
     let app = Arc::new(App::new(config, index, sealer, base_url));
     println!("listening on http://{bound}");
     let _ = std::io::stdout().flush();
-    super::run(app, server);
-    Ok(())
+    match super::run(app, socket, limits.soft) {
+        super::Ended::Stopped => Ok(ExitCode::SUCCESS),
+        // Not a start-up error: the supervisor should restart the server, so the status is not 0.
+        super::Ended::ListenerLost(why) => {
+            log::error!("{why}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

@@ -1,18 +1,69 @@
-//! The one response writer: CORS and cache headers added to every response, then the head and body written
-//! on the connection.
+//! The one response writer: CORS and cache headers added to every response, the head built, and head and
+//! body written on the connection, paced.
+//!
+//! Every connection has a short send timeout (`TICK`, set on the listening socket), so a write to a client
+//! that does not read returns after at most a tick instead of blocking. A worker writes a small response
+//! itself and hands it to a writer thread as soon as a write would wait; a large one goes to a writer thread
+//! at once. Writer threads wait on slow clients, workers never do.
 //!
 //! Invariants: every response carries the CORS headers; a HEAD, 204 or 304 carries no body; the
-//! `Content-Length` written is the body's length, known before the first byte.
+//! `Content-Length` written is the body's length, known before the first byte; a client that takes less
+//! than the minimum send rate over the rate window, or nothing for the stall time, is dropped; bytes are
+//! written exactly once and in order whoever writes them.
 
-use std::io::Write;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
 
-use crate::http::Response;
+use crate::http::{Response, Source};
 
 const ALLOW_HEADERS: &str = "Authorization, Accept, Content-Type, Range, Prefer, Cache-Control, If-None-Match";
 const EXPOSE_HEADERS: &str = "Retry-After, WWW-Authenticate, Content-Location, ETag, Content-Length, Content-Type";
 
-/// Sends a response; whether all of it went out.
-pub fn respond(raw: tiny_http::Request, mut resp: Response) -> bool {
+/// The send timeout of every connection: how long one write may wait for a client before the writer looks
+/// at its pace again.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Bodies larger than this go to a writer thread at once; smaller ones are written by the worker, which
+/// hands them over only if a write would wait.
+pub const HANDOFF_BYTES: u64 = 64 * 1024;
+
+/// How fast a client must take a response.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Bytes per second, averaged over `window`, below which the client is dropped.
+    pub min_rate: u64,
+    pub window: Duration,
+    /// The longest a client may take nothing at all.
+    pub stall: Duration,
+}
+
+/// How far a response got.
+#[derive(Debug)]
+pub enum Progress {
+    /// All of it was written.
+    Done,
+    /// A write would wait; nothing is lost, writing can go on later.
+    Blocked,
+    /// The response was cut short, for the reason given.
+    Failed(String),
+}
+
+/// One response on its way to its client.
+pub struct Outgoing {
+    writer: Box<dyn Write + Send>,
+    head: Vec<u8>,
+    head_sent: usize,
+    body: Box<dyn Source>,
+    send_body: bool,
+    body_len: u64,
+    pace: Pace,
+    window_start: Instant,
+    window_bytes: u64,
+    last_progress: Instant,
+}
+
+/// Adds the headers every response carries.
+fn add_common_headers(resp: &mut Response) {
     resp.headers.extend(
         [
             ("Access-Control-Allow-Origin", "*"),
@@ -25,44 +76,21 @@ pub fn respond(raw: tiny_http::Request, mut resp: Response) -> bool {
         ]
         .map(|(n, v)| (n.to_string(), v.to_string())),
     );
-    // HTTP/1.1 responses are written by `write_raw`; tiny_http writes the rest (HTTP/1.0 clients).
-    if raw.http_version() == &tiny_http::HTTPVersion(1, 1) {
-        return write_raw(raw, resp);
-    }
-    let headers: Vec<tiny_http::Header> = resp
-        .headers
-        .iter()
-        .filter_map(|(n, v)| tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()).ok())
-        .collect();
-    let len = usize::try_from(resp.body_len()).unwrap_or(usize::MAX);
-    let reader = resp.body.into_source();
-    // tiny_http switches bodies of 32 KiB and more to chunked encoding unless told otherwise; the length is
-    // known, so send it (every retrieve carries Content-Length: README, DICOMweb details).
-    let response = tiny_http::Response::new(tiny_http::StatusCode(resp.status), headers, reader, Some(len), None)
-        .with_chunked_threshold(usize::MAX);
-    // A client that went away mid-response is not our error; note it and go on.
-    match raw.respond(response) {
-        Ok(()) => true,
-        Err(e) => {
-            log::debug!("response not completed: {e}");
-            false
-        }
-    }
 }
 
-/// Writes a response on the connection itself: tiny_http would copy every body through an 8 KiB buffer, one
-/// system call per 8 KiB, while our bodies are in memory or in maps and can go to the socket in a few large
-/// writes; tiny_http would also give a 204 a `Content-Length: 0`, which RFC 9110 §8.6 forbids. The connection
-/// stays tiny_http's: it reads the next request once this writer is dropped, which keep-alive needs, and the
-/// response is complete HTTP/1.1 with its length. A body cut short (a client gone, a file truncated) leaves
-/// the client waiting for the rest until the read timeout closes the connection.
-fn write_raw(raw: tiny_http::Request, resp: Response) -> bool {
-    let len = resp.body_len();
-    let mut reader = resp.body.into_source();
+/// Takes the connection's writer from tiny_http and makes the head of `resp`. The connection stays
+/// tiny_http's: it reads the next request once the writer is dropped, which keep-alive needs. tiny_http's
+/// own writer would copy every body through an 8 KiB buffer and give a 204 a `Content-Length: 0`, which
+/// RFC 9110 §8.6 forbids; this one writes bodies straight from their maps.
+pub fn prepare(raw: tiny_http::Request, mut resp: Response, pace: Pace, close: bool) -> Outgoing {
+    add_common_headers(&mut resp);
+    let body_len = resp.body_len();
     // RFC 9110 §6.4.1: no content in a response to HEAD, nor in a 204 or a 304.
-    let head_only = raw.method() == &tiny_http::Method::Head || resp.status == 204 || resp.status == 304;
-    let closing =
+    let send_body = raw.method() != &tiny_http::Method::Head && resp.status != 204 && resp.status != 304;
+    // An HTTP/1.0 client gets its response and the close it expects; so does one that asked for the close.
+    let asked_close =
         raw.headers().iter().any(|h| h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close"));
+    let closing = close || asked_close || raw.http_version() != &tiny_http::HTTPVersion(1, 1);
     let status = tiny_http::StatusCode(resp.status);
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nDate: {}\r\n",
@@ -80,19 +108,178 @@ fn write_raw(raw: tiny_http::Request, resp: Response) -> bool {
         head.push_str("Connection: close\r\n");
     }
     if resp.status != 204 {
-        head.push_str(&format!("Content-Length: {len}\r\n"));
+        head.push_str(&format!("Content-Length: {body_len}\r\n"));
     }
     head.push_str("\r\n");
-    let mut writer = raw.into_writer();
-    let sent = writer
-        .write_all(head.as_bytes())
-        .and_then(|()| if head_only { Ok(0) } else { reader.write_to(&mut writer) })
-        .and_then(|n| writer.flush().map(|()| n));
-    match sent {
-        Ok(_) => true,
-        Err(e) => {
-            log::debug!("response not completed: {e}");
-            false
+    let now = Instant::now();
+    Outgoing {
+        writer: raw.into_writer(),
+        head: head.into_bytes(),
+        head_sent: 0,
+        body: resp.body.into_source(),
+        send_body,
+        body_len,
+        pace,
+        window_start: now,
+        window_bytes: 0,
+        last_progress: now,
+    }
+}
+
+impl Outgoing {
+    /// The length of the body, sent or not.
+    pub fn body_len(&self) -> u64 {
+        self.body_len
+    }
+
+    /// Writes on until the response is done or fails; with `stop_when_blocked`, also stops as soon as a
+    /// write would wait (after at most one `TICK`), so that the caller can hand the rest to a writer thread.
+    pub fn pump(&mut self, stop_when_blocked: bool) -> Progress {
+        loop {
+            let step = if self.head_sent < self.head.len() {
+                self.writer.write(&self.head[self.head_sent..]).map(|n| {
+                    self.head_sent += n;
+                    n
+                })
+            } else if self.send_body {
+                match self.body.write_some(&mut self.writer) {
+                    Ok(0) => {
+                        self.send_body = false;
+                        continue;
+                    }
+                    other => other,
+                }
+            } else {
+                match self.writer.flush() {
+                    Ok(()) => return Progress::Done,
+                    Err(e) => Err(e),
+                }
+            };
+            let now = Instant::now();
+            match step {
+                Ok(0) => return Progress::Failed("the connection took no more bytes".into()),
+                Ok(n) => {
+                    self.window_bytes += n as u64;
+                    self.last_progress = now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    if stop_when_blocked {
+                        return Progress::Blocked;
+                    }
+                }
+                Err(e) => return Progress::Failed(e.to_string()),
+            }
+            if let Some(why) = self.too_slow(now) {
+                return Progress::Failed(why);
+            }
         }
+    }
+
+    /// Whether the client has fallen below the pace: nothing taken for `stall`, or less than `min_rate`
+    /// bytes per second over the last full window.
+    fn too_slow(&mut self, now: Instant) -> Option<String> {
+        if now.duration_since(self.last_progress) >= self.pace.stall {
+            return Some(format!("the client took nothing for {} s", self.pace.stall.as_secs()));
+        }
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed >= self.pace.window {
+            let needed = self.pace.min_rate.saturating_mul(self.pace.window.as_secs().max(1));
+            if self.window_bytes < needed {
+                return Some(format!(
+                    "the client took {} bytes in {} s, under the minimum of {} bytes/s",
+                    self.window_bytes,
+                    elapsed.as_secs(),
+                    self.pace.min_rate
+                ));
+            }
+            self.window_start = now;
+            self.window_bytes = 0;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection that takes `per_write` bytes a write, and after `capacity` bytes would block.
+    struct Socket {
+        taken: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+        per_write: usize,
+        capacity: usize,
+    }
+
+    impl Write for Socket {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut taken = self.taken.lock().unwrap();
+            if taken.len() >= self.capacity {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.per_write).min(self.capacity - taken.len());
+            taken.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn outgoing(body: &[u8], socket: Socket, pace: Pace) -> Outgoing {
+        let now = Instant::now();
+        Outgoing {
+            writer: Box::new(socket),
+            head: b"HEAD\r\n\r\n".to_vec(),
+            head_sent: 0,
+            body: Box::new(io::Cursor::new(body.to_vec())),
+            send_body: true,
+            body_len: body.len() as u64,
+            pace,
+            window_start: now,
+            window_bytes: 0,
+            last_progress: now,
+        }
+    }
+
+    const EASY: Pace = Pace { min_rate: 1, window: Duration::from_secs(10), stall: Duration::from_secs(60) };
+
+    #[test]
+    fn a_blocked_response_goes_on_later_without_losing_or_repeating_a_byte() {
+        let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let body: Vec<u8> = (0..=255).cycle().take(10_000).collect();
+        let socket = Socket { taken: taken.clone(), per_write: 700, capacity: 3_000 };
+        let mut out = outgoing(&body, socket, EASY);
+        assert!(matches!(out.pump(true), Progress::Blocked));
+        assert_eq!(taken.lock().unwrap().len(), 3_000);
+        // The client reads: room again, and the rest is written.
+        taken.lock().unwrap().clear();
+        let mut all = Vec::new();
+        loop {
+            match out.pump(true) {
+                Progress::Done => break,
+                Progress::Blocked => all.extend(taken.lock().unwrap().drain(..)),
+                Progress::Failed(why) => panic!("{why}"),
+            }
+        }
+        all.extend(taken.lock().unwrap().drain(..));
+        let mut expected = b"HEAD\r\n\r\n".to_vec();
+        expected.extend(&body);
+        assert_eq!(all.len() + 3_000, expected.len());
+        assert_eq!(&all[..], &expected[3_000..]);
+    }
+
+    #[test]
+    fn a_client_under_the_pace_is_dropped() {
+        let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let socket = Socket { taken, per_write: 10, capacity: 1_000_000 };
+        let strict = Pace { min_rate: 1_000_000, window: Duration::ZERO, stall: Duration::from_secs(60) };
+        let mut out = outgoing(&[7; 10_000], socket, strict);
+        assert!(matches!(out.pump(false), Progress::Failed(why) if why.contains("minimum")));
+        let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stuck = Socket { taken, per_write: 10, capacity: 0 };
+        let no_patience = Pace { min_rate: 1, window: Duration::from_secs(10), stall: Duration::ZERO };
+        let mut out = outgoing(&[7; 100], stuck, no_patience);
+        assert!(matches!(out.pump(false), Progress::Failed(why) if why.contains("nothing")));
     }
 }

@@ -47,6 +47,42 @@ pub fn shut_down(connection: &Inbound) {
     }
 }
 
+/// Writes `bytes` to a connection without waiting for room (a client that does not read gets less, or
+/// nothing), then shuts the connection down: how a connection over the cap is told to come back later.
+pub fn refuse(connection: &Inbound, bytes: &[u8]) {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", connection.fd));
+    if !link.is_ok_and(|l| l.to_string_lossy() == format!("socket:[{}]", connection.inode)) {
+        return;
+    }
+    // SAFETY: send reads at most `bytes.len()` bytes from a live slice, on a descriptor of this process that
+    // names one of our connections (checked just now); MSG_DONTWAIT keeps it from blocking and MSG_NOSIGNAL
+    // from raising SIGPIPE. shutdown as in `shut_down`.
+    unsafe {
+        libc::send(connection.fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+        libc::shutdown(connection.fd, libc::SHUT_RDWR);
+    }
+}
+
+/// The listening socket's accept queue: how many connections wait to be accepted, and how many may.
+/// Connections that wait while descriptors are free mean that nobody is accepting.
+pub fn accept_queue(listener: &std::net::TcpListener) -> Option<(u32, u32)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: getsockopt writes at most `len` bytes into a zeroed tcp_info of that size on this stack frame;
+    // for a listening socket Linux reports the accept queue's length in tcpi_unacked and its limit in
+    // tcpi_sacked.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let fd = listener.as_raw_fd();
+        if libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&mut info as *mut libc::tcp_info).cast(), &mut len)
+            != 0
+        {
+            return None;
+        }
+        Some((info.tcpi_unacked, info.tcpi_sacked))
+    }
+}
+
 /// The peer of `fd` if it is a connected (not listening) TCP socket whose local port is `port`.
 fn accepted_on(fd: libc::c_int, port: u16) -> Option<std::net::SocketAddr> {
     // SAFETY: getsockname, getpeername and getsockopt write at most the lengths given into buffers of those
@@ -126,5 +162,39 @@ mod tests {
         listener.set_nonblocking(true).unwrap();
         let err = listener.accept().expect_err("nothing waiting");
         assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "the listener is untouched");
+    }
+
+    #[test]
+    fn the_accept_queue_counts_connections_nobody_accepted() {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (waiting, limit) = accept_queue(&listener).unwrap();
+        assert_eq!(waiting, 0);
+        assert!(limit > 0);
+        let _a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _b = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // The handshake completes in the kernel; give it the moment it takes, with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while accept_queue(&listener).unwrap().0 < 2 && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(accept_queue(&listener).unwrap().0, 2);
+        let _ = listener.accept().unwrap();
+        assert_eq!(accept_queue(&listener).unwrap().0, 1);
+    }
+
+    #[test]
+    fn a_refused_connection_gets_the_bytes_and_the_close() {
+        use std::io::Read;
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_accepted, peer) = listener.accept().unwrap();
+        let found = inbound_connections(port);
+        refuse(found.iter().find(|c| c.peer == peer).unwrap(), b"HTTP/1.1 503 x\r\n\r\n");
+        let mut got = String::new();
+        client.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "HTTP/1.1 503 x\r\n\r\n");
     }
 }

@@ -1,0 +1,174 @@
+//! Accepting connections so that it never stops while the process serves. tiny_http accepts on a thread of
+//! its own, and that thread ends for good on the first accept error (EMFILE when descriptors run out) or
+//! dies on a failed `try_clone` of a new connection. Each tiny_http server here is a *generation* over a
+//! duplicate of the same listening socket; a watchdog notices a generation that stopped accepting and, once
+//! descriptors are free again, starts the next one on the same socket. The old generation's connections
+//! keep being served: its pump goes on taking their requests.
+//!
+//! Invariants: the listening socket is never closed while serving; a new generation is started only when
+//! descriptors are free (so an exhausted process does not spin); accept failures are logged at most once a
+//! second with a count; past `MAX_GENERATIONS` the listener is reported lost and the process exits non-zero
+//! for its supervisor to restart it.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::conns::Watch;
+use super::queue::{Pushed, Queue};
+use crate::sys::limits::open_descriptors;
+use crate::sys::sockets::accept_queue;
+
+/// How many tiny_http servers may be started over the life of the process before the listener counts as
+/// lost. Each one that stopped accepting keeps one idle thread for its remaining connections.
+pub const MAX_GENERATIONS: usize = 64;
+
+/// How often the watchdog looks at the accept queue, and for how many looks in a row connections must wait
+/// unaccepted before a generation counts as stopped.
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+const LOOKS: u32 = 10;
+
+/// Descriptors kept free before a new generation starts: it needs a few for itself and its first clients.
+const HEADROOM: usize = 32;
+
+pub struct Listener {
+    socket: TcpListener,
+    soft_limit: u64,
+    queue: Arc<Queue<tiny_http::Request>>,
+    watch: Arc<Watch>,
+    servers: Mutex<Vec<Arc<tiny_http::Server>>>,
+    /// Set by a pump when its tiny_http server reported an accept error.
+    failed: AtomicBool,
+    stopping: AtomicBool,
+    /// Accept failures since the last log line about them.
+    failures: AtomicU64,
+    generations: AtomicUsize,
+}
+
+impl Listener {
+    /// Starts the first generation on `socket`, whose duplicates every generation accepts on.
+    pub fn start(
+        socket: TcpListener,
+        soft_limit: u64,
+        queue: Arc<Queue<tiny_http::Request>>,
+        watch: Arc<Watch>,
+    ) -> Result<Arc<Listener>, String> {
+        let listener = Arc::new(Listener {
+            socket,
+            soft_limit,
+            queue,
+            watch,
+            servers: Mutex::new(Vec::new()),
+            failed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+            generations: AtomicUsize::new(0),
+        });
+        listener.start_generation()?;
+        Ok(listener)
+    }
+
+    /// How many tiny_http servers have been started.
+    pub fn generations(&self) -> usize {
+        self.generations.load(Ordering::SeqCst)
+    }
+
+    fn start_generation(self: &Arc<Self>) -> Result<(), String> {
+        let n = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
+        if n > MAX_GENERATIONS {
+            return Err(format!("{MAX_GENERATIONS} accept loops have stopped; the listener is lost"));
+        }
+        let dup = self.socket.try_clone().map_err(|e| format!("cannot duplicate the listening socket: {e}"))?;
+        let server = Arc::new(
+            tiny_http::Server::from_listener(dup, None).map_err(|e| format!("cannot start an accept loop: {e}"))?,
+        );
+        if let Ok(mut servers) = self.servers.lock() {
+            servers.push(Arc::clone(&server));
+        }
+        let me = Arc::clone(self);
+        std::thread::Builder::new()
+            .name(format!("pump-{n}"))
+            .spawn(move || me.pump(&server))
+            .map_err(|e| format!("cannot start a pump thread: {e}"))?;
+        if n > 1 {
+            log::warn!("accepting again: accept loop {n} started on the same socket");
+        }
+        Ok(())
+    }
+
+    /// Takes the requests of one generation's connections to the queue, for as long as the process serves.
+    fn pump(&self, server: &tiny_http::Server) {
+        loop {
+            match server.recv() {
+                Ok(request) => {
+                    let peer: Option<SocketAddr> = request.remote_addr().copied();
+                    self.watch.started(peer.as_ref());
+                    if let Pushed::Overflow(request) = self.queue.push(peer, request) {
+                        // A pipelined burst past its share: close the connection. The request is disposed of
+                        // without tiny_http's blocking 500: its writer is taken and dropped unused.
+                        log::warn!("closing a connection from {peer:?} that queued more than its share of requests");
+                        self.watch.finished(peer.as_ref(), false);
+                        drop(request.into_writer());
+                    }
+                }
+                Err(_) if self.stopping.load(Ordering::SeqCst) => return,
+                Err(e) => {
+                    // tiny_http reports the accept error that ended its loop once; its connections' requests
+                    // still come here.
+                    log::debug!("an accept loop stopped: {e}");
+                    self.failures.fetch_add(1, Ordering::SeqCst);
+                    self.failed.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    /// Watches the accept loop until the process stops or the listener is lost; returns the loss.
+    pub fn watchdog(self: &Arc<Self>) -> String {
+        let mut waiting_looks = 0u32;
+        let mut last_log = Instant::now();
+        loop {
+            std::thread::sleep(LOOK_EVERY);
+            if self.stopping.load(Ordering::SeqCst) {
+                return String::new();
+            }
+            let backlog = accept_queue(&self.socket).map_or(0, |(waiting, _)| waiting);
+            waiting_looks = if backlog > 0 { waiting_looks + 1 } else { 0 };
+            let stopped = self.failed.load(Ordering::SeqCst) || waiting_looks >= LOOKS;
+            if stopped {
+                let used = open_descriptors();
+                if (used as u64) + (HEADROOM as u64) < self.soft_limit {
+                    self.failed.store(false, Ordering::SeqCst);
+                    waiting_looks = 0;
+                    if let Err(e) = self.start_generation() {
+                        return e;
+                    }
+                } else {
+                    self.failures.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let failures = self.failures.load(Ordering::SeqCst);
+            if failures > 0 && last_log.elapsed() >= Duration::from_secs(1) {
+                log::warn!(
+                    "not accepting: {failures} accept failures or stalls in the last second, {} of {} \
+                     descriptors in use; backing off until descriptors are free",
+                    open_descriptors(),
+                    self.soft_limit
+                );
+                self.failures.store(0, Ordering::SeqCst);
+                last_log = Instant::now();
+            }
+        }
+    }
+
+    /// Stops the pumps: no request is taken from tiny_http after this.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Ok(servers) = self.servers.lock() {
+            for server in servers.iter() {
+                server.unblock();
+            }
+        }
+    }
+}
