@@ -3,19 +3,15 @@
 //!
 //! Invariants: the requests of one connection are served in the order they came, and never two at once (the
 //! next is taken only when the previous response is done, so no worker waits on tiny_http's per-connection
-//! writer order). A connection counts once against the queue however many requests it pipelines: past
-//! `FAIR_SHARE` waiting requests its own further requests are answered 503 in their turn, and past
-//! `PER_CONNECTION` it is closed; past `waiting_cap` connections waiting, a connection that brings a new
-//! request gets 503. Nothing here writes to a socket or drops a request, so the threads that push never
-//! block.
+//! writer order). A connection counts once against the queue however many requests it pipelines, and past
+//! `PER_CONNECTION` waiting requests it is closed; past `waiting_cap` connections waiting, a connection that
+//! brings a new request gets 503. Nothing here writes to a socket or drops a request, so the threads that
+//! push never block.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// The most requests one connection may have waiting to be handled; beyond, its requests are answered 503.
-pub const FAIR_SHARE: usize = 8;
 
 /// The most requests one connection may have waiting at all; a pipelined burst beyond it closes the
 /// connection.
@@ -114,7 +110,7 @@ impl<T> Queue<T> {
         }
         let refusal = if stopping {
             Some(Refusal::Stopping)
-        } else if line.waiting.len() >= FAIR_SHARE || (line.waiting.is_empty() && full) {
+        } else if line.waiting.is_empty() && full {
             Some(Refusal::Busy)
         } else {
             None
@@ -250,13 +246,11 @@ mod tests {
         let b = q.next().unwrap();
         assert_eq!((a.request, b.request), (0, 7), "and is served next, not after the burst");
         assert_eq!(b.refusal, None, "the burst counts once against the queue, so the other is not refused");
-        let mut refused = 0;
-        for _ in 1..PER_CONNECTION {
+        for n in 1..PER_CONNECTION {
             q.done(peer(1));
             let job = q.next().unwrap();
-            refused += usize::from(job.refusal == Some(Refusal::Busy));
+            assert_eq!((job.request, job.refusal), (n, None), "the burst is served in order, none refused");
         }
-        assert_eq!(refused, PER_CONNECTION - FAIR_SHARE, "past its fair share, the burst is answered 503");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The integration tests of `smart-imaging`: one test crate that starts the real binary on port 0 and talks
 //! real HTTP to it (docs/ARCHITECTURE.md, Tests). `harness` holds what every area shares; each other module is one area.
 
+mod attack;
+mod clients;
 mod dicomweb;
 mod ehr;
 mod frames;

@@ -23,11 +23,18 @@ pub struct Launch {
     env: Vec<(String, String)>,
     args: Vec<String>,
     listen: String,
+    open_files: Option<u64>,
 }
 
 impl Launch {
     pub fn new(config: impl Into<PathBuf>) -> Launch {
-        Launch { config: config.into(), env: Vec::new(), args: Vec::new(), listen: "127.0.0.1:0".into() }
+        Launch {
+            config: config.into(),
+            env: Vec::new(),
+            args: Vec::new(),
+            listen: "127.0.0.1:0".into(),
+            open_files: None,
+        }
     }
 
     /// Listens on `addr` instead of `127.0.0.1:0`. Whatever the server binds, the tests still reach it on
@@ -39,6 +46,13 @@ impl Launch {
 
     pub fn env(mut self, name: &str, value: &str) -> Launch {
         self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Starts the server with both its soft and hard `RLIMIT_NOFILE` at `n`, as `prlimit --nofile=n:n`
+    /// would: the server cannot raise it.
+    pub fn open_files(mut self, n: u64) -> Launch {
+        self.open_files = Some(n);
         self
     }
 
@@ -122,6 +136,21 @@ impl Server {
             cmd.env(name, value);
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if let Some(n) = launch.open_files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
+            // SAFETY: the closure runs in the child between fork and exec and calls only setrlimit, which is
+            // async-signal-safe, on a struct it owns.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let command = describe(&cmd);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
 

@@ -1,0 +1,291 @@
+//! The connection model under unfriendly clients, against the real binary: descriptors run out, idle and
+//! stalled connections by the hundred, a connection cap, a pipelined burst, a client gone mid-download, and
+//! ten thousand connections opened and closed. None may stop, crash or wedge the server; the figures the
+//! model is held to (a well-behaved client's search latency while attacked) are printed, never asserted.
+//!
+//! The slow-header client (a request dribbled a byte at a time) is
+//! `resilience::a_client_dribbling_its_headers_is_disconnected_after_read_timeout_and_holds_no_worker`.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::clients::*;
+use crate::harness::*;
+
+/// Raises this test process's own open-file limit, so that it can hold the connections it attacks with.
+fn allow_open_files(n: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write a struct on this stack frame.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        if limit.rlim_cur < n.min(limit.rlim_max) {
+            limit.rlim_cur = n.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// `n` connections that send nothing.
+fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n).filter_map(|_| TcpStream::connect(addr).ok()).collect()
+}
+
+/// Asks for `/healthz` until it answers 200 or `within` passes; how long it took.
+fn healthy_within(addr: SocketAddr, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+            let sent = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut reply = Vec::new();
+            if sent.is_ok() && stream.read_to_end(&mut reply).is_ok() && reply.starts_with(b"HTTP/1.1 200") {
+                return Some(start.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// The last `/healthz` log line's account of the connection model, as `(name, number)` pairs.
+fn health_counts(server: &Server) -> Vec<(String, u64)> {
+    let before = occurrences(&server.log(), "GET /healthz 200");
+    assert_eq!(server.get("/healthz").status, 200);
+    let log = server.wait_for_log("a new /healthz line", |l| occurrences(l, "GET /healthz 200") > before);
+    let line = log.lines().rev().find(|l| l.contains("GET /healthz 200")).unwrap_or_default().to_string();
+    let inside = line.rsplit_once('(').map(|(_, r)| r.trim_end_matches(')')).unwrap_or_default();
+    inside
+        .split(", ")
+        .filter_map(|pair| {
+            let (name, n) = pair.rsplit_once(' ')?;
+            Some((name.to_string(), n.parse().ok()?))
+        })
+        .collect()
+}
+
+fn count(counts: &[(String, u64)], name: &str) -> u64 {
+    counts.iter().find(|(n, _)| n == name).map_or_else(|| panic!("no {name:?} in {counts:?}"), |(_, n)| *n)
+}
+
+/// Broke: with descriptors exhausted, tiny_http's accept loop ended and the process exited 0.
+#[test]
+fn running_out_of_descriptors_neither_ends_nor_stops_the_server() {
+    let dir = TempDir::new("emfile");
+    // A cap above what the descriptors allow, so that the descriptors, not the cap, run out.
+    let config = dir.config(&format!("[server]\nthreads = 2\nmax_connections = 5000\n\n{OPEN}"));
+    let server = Launch::new(config).open_files(128).start();
+    assert_eq!(server.get("/healthz").status, 200);
+    let log = server.wait_for_log("the open-file line", |l| l.contains("open files: soft limit"));
+    assert!(log.contains("soft limit 128 raised to 128 (hard 128)"), "{log}");
+
+    // Each connection holds two descriptors in tiny_http: 100 of them exhaust 128.
+    let flood = idle_connections(server.addr(), 100);
+    server.wait_for_log("the accept failure", |l| l.contains("not accepting") || l.contains("Error accepting"));
+    let mut late = TcpStream::connect(server.addr()).expect("the kernel still completes handshakes");
+    late.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    drop(flood);
+    let after = healthy_within(server.addr(), PATIENCE).expect("serving again once the connections are gone");
+    late.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut head = [0u8; 12];
+    late.read_exact(&mut head).expect("the request that waited in the backlog is answered");
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert_serving(&server, "after the descriptors came back");
+    let log = server.log();
+    assert!(log.contains("accepting again: accept loop 2"), "a new accept loop on the same socket: {log}");
+    assert!(!log.contains("stopped"), "the server did not stop: {log}");
+    eprintln!("descriptors exhausted by {} connections; serving again {after:?} after they closed", 100);
+}
+
+#[test]
+fn past_the_connection_cap_new_connections_get_503_with_retry_after_and_are_closed() {
+    let dir = TempDir::new("cap");
+    let config = dir.config(&format!("[server]\nthreads = 2\nmax_connections = 20\n\n{OPEN}"));
+    let server = Launch::new(config).start();
+    assert_eq!(server.get("/healthz").status, 200);
+    let mut held = idle_connections(server.addr(), 30);
+    let mut closed = vec![false; held.len()];
+    // The watch looks four times a second; give it a few looks to reach every connection over the cap.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        for (stream, closed) in held.iter_mut().zip(closed.iter_mut()).filter(|(_, c)| !**c) {
+            if let Some((_, got)) = wait_closed(stream, Duration::from_millis(10)) {
+                let text = String::from_utf8_lossy(&got);
+                assert!(text.starts_with("HTTP/1.1 503"), "a connection over the cap is told why: {text:?}");
+                assert!(text.contains("Retry-After: 5"), "{text}");
+                *closed = true;
+            }
+        }
+    }
+    let refused = closed.iter().filter(|c| **c).count();
+    assert_eq!(refused, 10, "30 connections on a cap of 20: the 10 over the cap are refused, the rest stay");
+    drop(held);
+    assert!(healthy_within(server.addr(), PATIENCE).is_some(), "serving once they are gone");
+    eprintln!("cap 20: {refused} of 30 connections answered 503 and closed");
+}
+
+/// The figures of the connection model: 1,000 idle connections and 100 stalled downloads while a
+/// well-behaved client searches, with the default configuration (but for the index).
+#[test]
+fn idle_and_stalled_attackers_leave_a_well_behaved_client_served() {
+    allow_open_files(4096);
+    let big = BigStudy::new("attack", "");
+    let server = Launch::new(&big.config).start();
+    let pid = server.pid();
+    let idle_counts = health_counts(&server);
+    let (threads_idle, rss_idle) = (proc_status(pid, "Threads"), proc_status(pid, "VmRSS"));
+    let target = big.instance_target(&server);
+
+    let idle = idle_connections(server.addr(), 1000);
+    let stalled: Vec<Download> =
+        (0..100).map(|_| Download::start(server.addr(), &target, &[("Accept", "application/dicom")])).collect();
+    assert!(stalled.iter().all(|d| d.status == 200), "the stalled downloads started");
+    let attacked = health_counts(&server);
+    let threads_attacked = proc_status(pid, "Threads");
+
+    let mut latencies = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let started = Instant::now();
+        let reply = server.get("/open/fhir/ImagingStudy");
+        latencies.push(started.elapsed());
+        assert_eq!(reply.status, 200, "a search while attacked: {}", reply.text());
+    }
+    latencies.sort();
+    let (p50, p99) = (latencies[100], latencies[197]);
+
+    drop(idle);
+    drop(stalled);
+    // The attackers left: tiny_http's threads for their connections end, and so do the writers.
+    let deadline = Instant::now() + PATIENCE;
+    while proc_status(pid, "Threads") > threads_idle + 16 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (threads_after, rss_after) = (proc_status(pid, "Threads"), proc_status(pid, "VmRSS"));
+    let after = health_counts(&server);
+    assert!(threads_after <= threads_idle + 16, "threads {threads_idle} idle, {threads_after} after the attack");
+    assert!(rss_after <= rss_idle * 2 + 32 * 1024, "RSS {rss_idle} kB idle, {rss_after} kB after the attack");
+    assert_eq!(count(&after, "writers"), 0, "no writer left: {after:?}");
+    assert!(count(&attacked, "connections") >= 1000, "the watch saw the attack: {attacked:?}");
+    eprintln!(
+        "attacked by 1000 idle connections and 100 stalled downloads: 200 searches, p50 {p50:?}, p99 {p99:?} \
+         (debug build); threads {threads_idle} idle, {threads_attacked} attacked, {threads_after} after; \
+         RSS {rss_idle} kB idle, {rss_after} kB after; counts idle {idle_counts:?}, attacked {attacked:?}"
+    );
+}
+
+#[test]
+fn a_client_gone_mid_download_frees_its_writer_and_connection() {
+    let big = BigStudy::new("gone", "threads = 1");
+    let server = Launch::new(&big.config).start();
+    let target = big.instance_target(&server);
+    let mut download = Download::start(server.addr(), &target, &[("Accept", "application/dicom")]);
+    download.read_until(1 << 20);
+    drop(download);
+    server.wait_for_log("the cut-short line", |l| l.contains(&format!("/instances/{BIG_SOP} 200")));
+    let log = server.log();
+    assert!(log.contains("(cut short"), "the log says the response was cut short: {log}");
+    let counts = health_counts(&server);
+    assert_eq!(count(&counts, "writers"), 0, "{counts:?}");
+    assert_serving(&server, "after a client left mid-download");
+}
+
+#[test]
+fn a_pipelined_burst_is_answered_in_order_while_other_clients_are_served() {
+    let dir = TempDir::new("pipeline");
+    let config = dir.config(&format!("[server]\nthreads = 2\n\n{OPEN}"));
+    let server = Launch::new(config).start();
+    let mut burst = TcpStream::connect(server.addr()).unwrap();
+    let mut requests = String::new();
+    for n in 0..200 {
+        requests.push_str(&format!("GET /open/fhir/metadata?n={n} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    }
+    burst.write_all(requests.as_bytes()).unwrap();
+    // Meanwhile another client is served, not told the server is busy.
+    for _ in 0..20 {
+        assert_eq!(server.get("/open/fhir/ImagingStudy").status, 200, "another client during the burst");
+    }
+    burst.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answers = 0;
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    while answers < 200 {
+        let n = match burst.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => panic!("reading the burst's answers after {answers}: {e}"),
+        };
+        raw.extend_from_slice(&buf[..n]);
+        answers = raw.windows(12).filter(|w| w == b"HTTP/1.1 200").count();
+    }
+    assert_eq!(answers, 200, "every request of the burst is answered 200");
+    let text = String::from_utf8_lossy(&raw);
+    let order: Vec<usize> =
+        text.match_indices("?n=").filter_map(|(at, _)| text[at + 3..].split('"').next()?.parse().ok()).collect();
+    let first_two: Vec<usize> = order.iter().copied().take(2).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]) || order.is_empty(), "in order: {first_two:?}…");
+    assert_serving(&server, "after a pipelined burst of 200");
+}
+
+#[test]
+fn ten_thousand_connections_opened_and_closed_leave_the_server_serving() {
+    let dir = TempDir::new("churn");
+    let config = dir.config(&format!("[server]\nthreads = 2\n\n{OPEN}"));
+    let server = Launch::new(config).start();
+    let pid = server.pid();
+    let threads_idle = proc_status(pid, "Threads");
+    let addr = server.addr();
+    let started = Instant::now();
+    let churners: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut opened = 0;
+                for _ in 0..2500 {
+                    if TcpStream::connect(addr).is_ok() {
+                        opened += 1;
+                    }
+                }
+                opened
+            })
+        })
+        .collect();
+    let opened: usize = churners.into_iter().map(|t| t.join().unwrap()).sum();
+    let took = started.elapsed();
+    let answered = healthy_within(addr, PATIENCE).expect("serving after the churn");
+    let deadline = Instant::now() + PATIENCE;
+    while proc_status(pid, "Threads") > threads_idle + 16 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let threads_after = proc_status(pid, "Threads");
+    assert!(threads_after <= threads_idle + 16, "threads {threads_idle} before, {threads_after} after");
+    assert_serving(&server, "after 10,000 connections came and went");
+    eprintln!("{opened} connections opened and closed in {took:?}; /healthz answered {answered:?} later");
+}
+
+#[test]
+fn a_reader_slower_than_min_send_rate_is_dropped_and_holds_no_worker() {
+    let big = BigStudy::new("slowread", "threads = 1\nmin_send_rate = 1000000");
+    let server = Launch::new(&big.config).start();
+    let target = big.instance_target(&server);
+    let mut slow = Download::start(server.addr(), &target, &[("Accept", "application/dicom")]);
+    assert_eq!(slow.status, 200);
+    // The only worker is free while the slow reader is served by a writer thread.
+    assert_eq!(server.get("/healthz").status, 200, "the next request is served at once");
+    // 16 KiB every 100 ms is 160 KB/s, under the 1 MB/s asked: dropped after the 10 s window. (What the
+    // kernel buffered before the drop still arrives; the log says when the server let go.)
+    let started = Instant::now();
+    let mut buf = vec![0u8; 16 * 1024];
+    let dropped = "under the minimum of 1000000 bytes/s";
+    while !server.log().contains(dropped) {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(n) = slow.stream.read(&mut buf) {
+            slow.body.extend_from_slice(&buf[..n]);
+        }
+        assert!(started.elapsed() < PATIENCE * 2, "the slow reader was never dropped");
+    }
+    let ended = started.elapsed();
+    assert!(slow.body.len() < slow.content_length.unwrap_or(usize::MAX), "the download is not complete");
+    let log = server.log();
+    assert!(log.contains("(cut short: the client took"), "{log}");
+    eprintln!("a 160 KB/s reader was dropped after {ended:?} and {} bytes", slow.body.len());
+}
