@@ -41,8 +41,10 @@ pub struct Listener {
     /// Set by a pump when its tiny_http server reported an accept error.
     failed: AtomicBool,
     stopping: AtomicBool,
-    /// Accept failures since the last log line about them.
+    /// Accept loops that stopped since the last log line about them.
     failures: AtomicU64,
+    /// Looks at which a new accept loop was due but descriptors were short, since the last log line.
+    short: AtomicU64,
     generations: AtomicUsize,
 }
 
@@ -63,6 +65,7 @@ impl Listener {
             failed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             failures: AtomicU64::new(0),
+            short: AtomicU64::new(0),
             generations: AtomicUsize::new(0),
         });
         listener.start_generation()?;
@@ -145,18 +148,20 @@ impl Listener {
                         return e;
                     }
                 } else {
-                    self.failures.fetch_add(1, Ordering::SeqCst);
+                    self.short.fetch_add(1, Ordering::SeqCst);
                 }
             }
-            let failures = self.failures.load(Ordering::SeqCst);
-            if failures > 0 && last_log.elapsed() >= Duration::from_secs(1) {
+            let (failures, short) = (self.failures.load(Ordering::SeqCst), self.short.load(Ordering::SeqCst));
+            if (failures > 0 || short > 0) && last_log.elapsed() >= Duration::from_secs(1) {
                 log::warn!(
-                    "not accepting: {failures} accept failures or stalls in the last second, {} of {} \
-                     descriptors in use; backing off until descriptors are free",
+                    "not accepting: {failures} accept loops stopped, {} ms waiting for descriptors in the last \
+                     second ({} of {} in use); accepting again once {HEADROOM} are free",
+                    short * LOOK_EVERY.as_millis() as u64,
                     open_descriptors(),
                     self.soft_limit
                 );
                 self.failures.store(0, Ordering::SeqCst);
+                self.short.store(0, Ordering::SeqCst);
                 last_log = Instant::now();
             }
         }

@@ -231,7 +231,11 @@ fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
     if out.body_len() <= HANDOFF_BYTES {
         match out.pump(true) {
             Progress::Blocked => {}
-            done => return finish.run(shared, done),
+            done => {
+                // The connection's writer goes first: the next request's writer waits for it.
+                drop(out);
+                return finish.run(shared, done);
+            }
         }
     }
     hand_off(shared, out, finish);
@@ -247,6 +251,7 @@ fn hand_off(shared: &Arc<Shared>, out: Outgoing, finish: Finish) {
         if let Some((mut out, finish)) = take(&taken) {
             writing.writers.fetch_add(1, Ordering::SeqCst);
             let progress = out.pump(false);
+            drop(out);
             writing.writers.fetch_sub(1, Ordering::SeqCst);
             finish.run(&writing, progress);
         }
@@ -255,6 +260,7 @@ fn hand_off(shared: &Arc<Shared>, out: Outgoing, finish: Finish) {
         log::warn!("cannot start a writer thread ({e}); the worker writes the response");
         if let Some((mut out, finish)) = take(&slot) {
             let progress = out.pump(false);
+            drop(out);
             finish.run(shared, progress);
         }
     }
