@@ -168,8 +168,9 @@ fn idle_and_stalled_attackers_leave_a_well_behaved_client_served() {
     assert!(count(&attacked, "connections") >= 1000, "the watch saw the attack: {attacked:?}");
     eprintln!(
         "attacked by 1000 idle connections and 100 stalled downloads: 200 searches, p50 {p50:?}, p99 {p99:?} \
-         (debug build); threads {threads_idle} idle, {threads_attacked} attacked, {threads_after} after; \
-         RSS {rss_idle} kB idle, {rss_after} kB after; counts idle {idle_counts:?}, attacked {attacked:?}"
+         ({} build); threads {threads_idle} idle, {threads_attacked} attacked, {threads_after} after; \
+         RSS {rss_idle} kB idle, {rss_after} kB after; counts idle {idle_counts:?}, attacked {attacked:?}",
+        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
 }
 
