@@ -268,7 +268,8 @@ impl Config {
         }
         let mut tenants = BTreeMap::new();
         for (name, t) in raw.tenants {
-            let tenant = validate_tenant(&name, t, &resolve).map_err(|m| err(format!("tenants.{name}.{m}")))?;
+            let tenant =
+                validate_tenant(&name, t, threads, &resolve).map_err(|m| err(format!("tenants.{name}.{m}")))?;
             tenants.insert(name, tenant);
         }
         Ok(Config {
@@ -290,7 +291,12 @@ impl Config {
     }
 }
 
-fn validate_tenant(name: &str, t: RawTenant, resolve: &dyn Fn(&str) -> PathBuf) -> Result<Tenant, String> {
+fn validate_tenant(
+    name: &str,
+    t: RawTenant,
+    threads: usize,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Tenant, String> {
     if !is_tenant_name(name) {
         return Err("the tenant name may hold only letters, digits, '-' and '_'".into());
     }
@@ -370,10 +376,17 @@ fn validate_tenant(name: &str, t: RawTenant, resolve: &dyn Fn(&str) -> PathBuf) 
                 patient_cache_secs: a.patient_cache_seconds.unwrap_or(300),
                 cache_size: a.cache_size.unwrap_or(10_000).max(1),
                 timeout_secs,
+                max_in_flight: ehr_share(threads),
             })
         }
     };
     Ok(Tenant { name: name.to_string(), auth, ignore_patient, lookup: t.images.lookup, id_selector })
+}
+
+/// How many workers one `smart-on-fhir` tenant may hold waiting on its EHR: half of `server.threads`, but
+/// at least 2 (one fetch and one request waiting for it) and at most all of them.
+pub fn ehr_share(threads: usize) -> usize {
+    (threads / 2).max(2).min(threads)
 }
 
 fn mock_patient(p: RawPatient, selector: &IdSelector) -> Result<PatientContext, String> {

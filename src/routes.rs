@@ -60,7 +60,7 @@ fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> 
         }
         [t, "fhir", ".well-known", "smart-configuration"] => match &tenant(t)?.access {
             Access::Mock { .. } => Ok(fhir::smart_configuration(None)),
-            Access::Ehr(ehr) => Ok(fhir::smart_configuration(Some(&ehr.discover()?))),
+            Access::Ehr(ehr) => Ok(fhir::smart_configuration(Some(&ehr.discover_public()?))),
         },
         [t, "fhir", "ImagingStudy"] => {
             let tenant = tenant(t)?;

@@ -1,15 +1,20 @@
 //! The EHR client of a `smart-on-fhir` tenant (README, Connecting to an EHR): discovery, the Backend Services token,
 //! token introspection (RFC 7662) and Patient reads, each behind a bounded cache.
 //!
-//! Invariants: every call has a timeout (the agent's); any failure to get a clear answer is `Unavailable`
-//! (503), never access; a cached introspection never outlives the token's `exp`; the cache is keyed by a
-//! SHA-256 of the token, so tokens are not kept; no token is logged.
+//! Invariants: every call has a timeout, and one request's calls together never take longer than
+//! `timeoutSeconds`; no redirect is followed, and any answer that is not the one asked for (a 3xx, a body
+//! over `MAX_ANSWER`, a Patient with another id) is `Unavailable` (503), never access; no lock is held
+//! across a call: one discovery and one backend-token fetch are in flight at a time, and at most
+//! `max_in_flight` requests of the tenant wait on the EHR at once (the rest are 503 at once); a cached
+//! introspection never outlives the token's `exp`; the cache is keyed by a SHA-256 of the token, so tokens
+//! are not kept; no token is logged.
 
 use serde_json::Value;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::auth::cache::TtlCache;
+use crate::auth::flight::{Flight, Gate, Join, Permit};
 use crate::auth::jwk::SigningKey;
 use crate::auth::patient::{IdSelector, Identifier, PatientContext, normalise_reference};
 use crate::auth::scope::{Need, grants};
@@ -18,6 +23,9 @@ use crate::time::now_secs;
 
 /// Largest EHR answer read; anything longer is garbage to us.
 const MAX_ANSWER: u64 = 1 << 20;
+
+/// The v2-0203 identifier type system, as FHIR R4 and as DSTU2 name it.
+const V2_0203: [&str; 2] = ["http://terminology.hl7.org/CodeSystem/v2-0203", "http://hl7.org/fhir/v2/0203"];
 
 /// The settings of a `smart-on-fhir` tenant, validated by the configuration: where the EHR is and how this
 /// server authenticates to it.
@@ -34,6 +42,8 @@ pub struct Settings {
     pub patient_cache_secs: u64,
     pub cache_size: usize,
     pub timeout_secs: u64,
+    /// How many requests of this tenant may wait on its EHR at once (README, Running it for real).
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -67,9 +77,11 @@ pub struct Ehr {
     cfg: Settings,
     selector: IdSelector,
     agent: ureq::Agent,
-    discovered: Mutex<Option<Discovered>>,
-    /// The backend access token and when to stop using it.
-    backend: Mutex<Option<(String, u64)>>,
+    discovered: Flight<Discovered>,
+    /// The backend access token, until shortly before it expires.
+    backend: Flight<String>,
+    /// The requests of this tenant that wait on the EHR now.
+    gate: Gate,
     introspections: RwLock<TtlCache<[u8; 32], Arc<Introspection>>>,
     patients: RwLock<TtlCache<String, Arc<PatientContext>>>,
 }
@@ -78,19 +90,52 @@ fn unavailable(step: &str, detail: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(format!("{step}: {detail}"))
 }
 
+/// One request's business with the EHR: a place in the tenant's gate, taken at the first call that is
+/// not answered from a cache, and the deadline every call of the request shares.
+struct Work<'a> {
+    gate: &'a Gate,
+    permit: Option<Permit<'a>>,
+    deadline: Instant,
+}
+
+impl<'a> Work<'a> {
+    fn new(ehr: &'a Ehr) -> Work<'a> {
+        Work { gate: &ehr.gate, permit: None, deadline: Instant::now() + Duration::from_secs(ehr.cfg.timeout_secs) }
+    }
+
+    /// Enters the gate (once) before anything waits on the EHR; 503 when the tenant's share is taken.
+    fn begin(&mut self) -> Result<Instant, ApiError> {
+        if self.permit.is_none() {
+            self.permit = Some(self.gate.enter()?);
+        }
+        Ok(self.deadline)
+    }
+}
+
+/// What is left of a deadline, for a call's timeout; 503 when nothing is.
+fn time_left(deadline: Instant, step: &str) -> Result<Duration, ApiError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() { Err(unavailable(step, "timed out")) } else { Ok(left) }
+}
+
 impl Ehr {
     pub fn new(cfg: Settings, selector: IdSelector) -> Ehr {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(cfg.timeout_secs)))
             .http_status_as_error(false)
+            // A redirect is answered as it came, and refused (`call`): never followed, with or without
+            // the credentials.
+            .max_redirects(0)
             .build();
         let capacity = cfg.cache_size;
+        let gate = Gate::new(cfg.max_in_flight);
         Ehr {
             cfg,
             selector,
             agent: ureq::Agent::new_with_config(config),
-            discovered: Mutex::new(None),
-            backend: Mutex::new(None),
+            discovered: Flight::new("discovery"),
+            backend: Flight::new("backend token"),
+            gate,
             introspections: RwLock::new(TtlCache::new(capacity)),
             patients: RwLock::new(TtlCache::new(capacity)),
         }
@@ -100,16 +145,19 @@ impl Ehr {
     /// token expires (Unix seconds). Making the grant of it is `auth::authorize`'s.
     pub fn authorize(&self, token: &str, need: Need) -> Result<(Arc<PatientContext>, u64), ApiError> {
         let now = now_secs();
+        let mut work = Work::new(self);
         let key: [u8; 32] = sha256(token.as_bytes());
         let cached = read(&self.introspections)?.get(&key, now);
         let info = match cached {
             Some(info) => info,
             None => {
-                let info = self.introspect(token)?;
+                let info = Arc::new(self.introspect(token, work.begin()?)?);
                 let ttl = if info.active { self.cfg.introspection_cache_secs } else { self.cfg.negative_cache_secs };
+                // Never past the token's own expiry; a ttl of 0 keeps nothing.
                 let until = info.exp.map_or(now + ttl, |exp| exp.min(now + ttl));
-                let info = Arc::new(info);
-                write(&self.introspections)?.insert(key, Arc::clone(&info), until, now);
+                if ttl > 0 {
+                    write(&self.introspections)?.insert(key, Arc::clone(&info), until, now);
+                }
                 info
             }
         };
@@ -131,72 +179,99 @@ impl Ehr {
             .ok_or_else(|| ApiError::Forbidden("the access token has no patient in context".into()))?;
         let id = normalise_reference(claim)
             .ok_or_else(|| ApiError::Forbidden("the access token's patient claim is not a patient id".into()))?;
-        Ok((self.patient(id)?, exp))
+        if let Some(p) = read(&self.patients)?.get(&id.to_string(), now) {
+            return Ok((p, exp));
+        }
+        Ok((self.patient(id, work.begin()?)?, exp))
+    }
+
+    /// The EHR's SMART configuration for a request that proved nothing (the imaging server's own
+    /// smart-configuration): the cached one, else a fetch of it, but never a wait on another request's
+    /// fetch, nor a new fetch within `Retry-After` of a failed one.
+    pub fn discover_public(&self) -> Result<Discovered, ApiError> {
+        if let Some(d) = self.discovered.cached(now_secs()) {
+            return Ok(d);
+        }
+        let mut work = Work::new(self);
+        let deadline = work.begin()?;
+        let backoff = u64::from(crate::http::error::RETRY_AFTER_SECS);
+        self.discovered.get(now_secs(), Join::FailFast { backoff }, || self.fetch_discovery(deadline))
     }
 
     /// The EHR's SMART configuration, fetched once; a failure is not remembered, so a later request retries.
-    pub fn discover(&self) -> Result<Discovered, ApiError> {
-        let mut slot = lock(&self.discovered)?;
-        if let Some(d) = slot.as_ref() {
-            return Ok(d.clone());
-        }
+    fn discover(&self, deadline: Instant) -> Result<Discovered, ApiError> {
+        self.discovered.get(now_secs(), Join::Wait(deadline), || self.fetch_discovery(deadline))
+    }
+
+    fn fetch_discovery(&self, deadline: Instant) -> Result<(Discovered, u64), ApiError> {
+        let step = "discovery";
         let url = format!("{}/.well-known/smart-configuration", self.cfg.fhir_base_url);
-        let (status, doc) = self.call(self.agent.get(&url).header("Accept", "application/json").call(), "discovery")?;
+        let request = self.agent.get(&url).config().timeout_global(Some(time_left(deadline, step)?)).build();
+        let (status, doc) = self.call(request.header("Accept", "application/json").call(), step)?;
         if status != 200 {
-            return Err(unavailable("discovery", format!("{url} answered {status}")));
+            return Err(unavailable(step, format!("{url} answered {status}")));
         }
         let endpoint = |name: &str, configured: &Option<String>| {
             configured
                 .clone()
                 .or_else(|| doc.get(name).and_then(Value::as_str).map(str::to_string))
-                .ok_or_else(|| unavailable("discovery", format!("{url} names no {name}")))
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                .ok_or_else(|| unavailable(step, format!("{url} names no http(s) {name}")))
         };
         let d = Discovered {
             token_endpoint: endpoint("token_endpoint", &self.cfg.token_endpoint)?,
             introspection_endpoint: endpoint("introspection_endpoint", &self.cfg.introspection_endpoint)?,
             document: doc,
         };
-        *slot = Some(d.clone());
-        Ok(d)
+        Ok((d, u64::MAX))
     }
 
     /// Introspects at the EHR with the backend token, getting a fresh backend token once if it is refused.
-    fn introspect(&self, token: &str) -> Result<Introspection, ApiError> {
-        let endpoint = self.discover()?.introspection_endpoint;
+    fn introspect(&self, token: &str, deadline: Instant) -> Result<Introspection, ApiError> {
+        let step = "introspection";
+        let endpoint = self.discover(deadline)?.introspection_endpoint;
         let mut retried = false;
         loop {
-            let backend = self.backend_token()?;
+            let backend = self.backend_token(deadline)?;
             let answer = self
                 .agent
                 .post(&endpoint)
+                .config()
+                .timeout_global(Some(time_left(deadline, step)?))
+                .build()
                 .header("Accept", "application/json")
                 .header("Authorization", &format!("Bearer {backend}"))
                 .send_form([("token", token)]);
-            let (status, body) = self.call(answer, "introspection")?;
+            let (status, body) = self.call(answer, step)?;
             match status {
                 200 => return parse_introspection(&body),
                 401 if !retried => {
                     retried = true;
-                    *lock(&self.backend)? = None;
+                    self.backend.forget_if(|t| *t == backend);
                 }
-                other => return Err(unavailable("introspection", format!("answered {other}"))),
+                other => return Err(unavailable(step, format!("answered {other}"))),
             }
         }
     }
 
     /// The Backend Services access token (SMART Backend Services, `client_credentials`), cached until
-    /// shortly before it expires.
-    fn backend_token(&self) -> Result<String, ApiError> {
+    /// shortly before it expires; one fetch at a time, which the others wait for.
+    fn backend_token(&self, deadline: Instant) -> Result<String, ApiError> {
+        self.backend.get(now_secs(), Join::Wait(deadline), || self.fetch_backend_token(deadline))
+    }
+
+    fn fetch_backend_token(&self, deadline: Instant) -> Result<(String, u64), ApiError> {
+        let step = "backend token";
+        let endpoint = self.discover(deadline)?.token_endpoint;
         let now = now_secs();
-        let mut slot = lock(&self.backend)?;
-        if let Some((token, until)) = slot.as_ref() {
-            if now < *until {
-                return Ok(token.clone());
-            }
-        }
-        let endpoint = self.discover()?.token_endpoint;
         let mut form = vec![("grant_type", "client_credentials".to_string()), ("scope", self.cfg.scope.clone())];
-        let mut request = self.agent.post(&endpoint).header("Accept", "application/json");
+        let mut request = self
+            .agent
+            .post(&endpoint)
+            .config()
+            .timeout_global(Some(time_left(deadline, step)?))
+            .build()
+            .header("Accept", "application/json");
         match &self.cfg.client_auth {
             ClientAuth::Jwt(key) => {
                 let claims = serde_json::json!({
@@ -219,55 +294,61 @@ impl Ehr {
                 request = request.header("Authorization", &format!("Basic {basic}"));
             }
         }
-        let (status, body) =
-            self.call(request.send_form(form.iter().map(|(k, v)| (*k, v.as_str()))), "backend token")?;
+        let (status, body) = self.call(request.send_form(form.iter().map(|(k, v)| (*k, v.as_str()))), step)?;
         if status != 200 {
-            return Err(unavailable("backend token", format!("the token endpoint answered {status}")));
+            return Err(unavailable(step, format!("the token endpoint answered {status}")));
         }
         let token = body
             .get("access_token")
             .and_then(Value::as_str)
-            .ok_or_else(|| unavailable("backend token", "no access_token in the answer"))?
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unavailable(step, "no access_token in the answer"))?
             .to_string();
         let lifetime = body.get("expires_in").and_then(Value::as_u64).unwrap_or(300);
         // Stop using it a little before it expires: a minute, or a tenth of a short lifetime.
         let until = now + lifetime.saturating_sub(60.min(lifetime / 10));
-        *slot = Some((token.clone(), until));
-        Ok(token)
+        Ok((token, until))
     }
 
-    fn patient(&self, id: &str) -> Result<Arc<PatientContext>, ApiError> {
-        let now = now_secs();
-        if let Some(p) = read(&self.patients)?.get(&id.to_string(), now) {
-            return Ok(p);
-        }
-        let backend = self.backend_token()?;
+    /// Reads `Patient/{id}`; the answer must be that Patient.
+    fn patient(&self, id: &str, deadline: Instant) -> Result<Arc<PatientContext>, ApiError> {
+        let step = "patient read";
+        let backend = self.backend_token(deadline)?;
         let url = format!("{}/Patient/{id}", self.cfg.fhir_base_url);
         let answer = self
             .agent
             .get(&url)
+            .config()
+            .timeout_global(Some(time_left(deadline, step)?))
+            .build()
             .header("Accept", "application/fhir+json")
             .header("Authorization", &format!("Bearer {backend}"))
             .call();
-        let (status, body) = self.call(answer, "patient read")?;
+        let (status, body) = self.call(answer, step)?;
         match status {
             200 => {}
             404 | 410 => return Err(ApiError::Forbidden("the patient in context is not known to the EHR".into())),
-            other => return Err(unavailable("patient read", format!("answered {other}"))),
+            other => return Err(unavailable(step, format!("answered {other}"))),
         }
         if body.get("resourceType").and_then(Value::as_str) != Some("Patient") {
-            return Err(unavailable("patient read", "the answer is not a Patient"));
+            return Err(unavailable(step, "the answer is not a Patient"));
+        }
+        if body.get("id").and_then(Value::as_str) != Some(id) {
+            return Err(unavailable(step, format!("the answer is not Patient/{id} but another resource")));
         }
         let reference = format!("{}/Patient/{id}", self.cfg.fhir_base_url);
         let ctx =
             PatientContext::new(id.to_string(), reference, display_name(&body), identifiers(&body), &self.selector);
         let ctx = Arc::new(ctx);
-        write(&self.patients)?.insert(id.to_string(), Arc::clone(&ctx), now + self.cfg.patient_cache_secs, now);
+        let (now, ttl) = (now_secs(), self.cfg.patient_cache_secs);
+        if ttl > 0 {
+            write(&self.patients)?.insert(id.to_string(), Arc::clone(&ctx), now + ttl, now);
+        }
         Ok(ctx)
     }
 
-    /// Turns a call's outcome into (status, JSON body); transport failures and bodies that are not JSON
-    /// are the EHR being unavailable.
+    /// Turns a call's outcome into (status, JSON body); transport failures, redirects, bodies over
+    /// `MAX_ANSWER` and bodies that are not JSON are the EHR being unavailable.
     fn call(
         &self,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
@@ -275,6 +356,9 @@ impl Ehr {
     ) -> Result<(u16, Value), ApiError> {
         let mut resp = result.map_err(|e| unavailable(step, e))?;
         let status = resp.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(unavailable(step, format!("answered {status}, a redirect, which is not followed")));
+        }
         let bytes = resp.body_mut().with_config().limit(MAX_ANSWER).read_to_vec().map_err(|e| unavailable(step, e))?;
         if status == 401 || status == 404 || status == 410 {
             return Ok((status, Value::Null));
@@ -305,10 +389,14 @@ fn identifiers(patient: &Value) -> Vec<Identifier> {
         .filter_map(|i| {
             let value = i.get("value").and_then(Value::as_str)?.to_string();
             let system = i.get("system").and_then(Value::as_str).map(str::to_string);
-            let type_code = i
-                .pointer("/type/coding")
-                .and_then(Value::as_array)
-                .and_then(|codings| codings.iter().find_map(|c| c.get("code").and_then(Value::as_str)))
+            // The v2-0203 code when a coding has one (MR, SS, …), else the first code of any system.
+            let codings = i.pointer("/type/coding").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let is_v2 = |c: &&Value| c.get("system").and_then(Value::as_str).is_some_and(|s| V2_0203.contains(&s));
+            let type_code = codings
+                .iter()
+                .filter(is_v2)
+                .chain(codings.iter())
+                .find_map(|c| c.get("code").and_then(Value::as_str))
                 .map(str::to_string);
             Some(Identifier { system, value, type_code })
         })
@@ -336,10 +424,6 @@ fn read<T>(m: &RwLock<T>) -> Result<std::sync::RwLockReadGuard<'_, T>, ApiError>
 
 fn write<T>(m: &RwLock<T>) -> Result<std::sync::RwLockWriteGuard<'_, T>, ApiError> {
     m.write().map_err(|_| ApiError::Internal("a cache lock was poisoned".into()))
-}
-
-fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ApiError> {
-    m.lock().map_err(|_| ApiError::Internal("a cache lock was poisoned".into()))
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -392,6 +476,11 @@ mod tests {
         let ids = identifiers(&p);
         assert_eq!(ids.len(), 2);
         assert_eq!(ids[0].type_code.as_deref(), Some("MR"));
+        let local_first = json!({"identifier": [{"value": "1", "type": {"coding": [
+            {"system": "http://local", "code": "X"},
+            {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}
+        ]}}]});
+        assert_eq!(identifiers(&local_first)[0].type_code.as_deref(), Some("MR"), "the v2-0203 code wins");
     }
 
     #[test]

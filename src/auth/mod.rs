@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod ehr;
+pub mod flight;
 pub mod jwk;
 pub mod patient;
 pub mod scope;

@@ -1,0 +1,168 @@
+//! The red-team pass over the `smart-on-fhir` paths (README, Security): the fake EHR of `fake_ehr`
+//! misbehaving on purpose (redirects to an attacker's host on 127.0.0.2, wrong answers, changed
+//! identifiers, held answers) and requests an attacker would send. Every case must fail closed. Each test
+//! is headed by what broke before its fix.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::fake_ehr::*;
+use crate::harness::*;
+
+/// The demo tenant of the repository's configuration, beside the `ehr` tenant.
+const DEMO: &str = r#"[tenants.demo]
+authorization = { type = "mock", patient = { id = "p1", identifier = [{ value = "MRN-1001", type = "MR" }] } }
+images = { lookup = "studies-by-context" }
+"#;
+
+/// Sends `n` GETs of `path` at once, each with its own bearer token `{prefix}{i}`; the replies arrive on
+/// the channel as they come.
+fn burst(s: &Setup, path: &str, prefix: &str, n: usize) -> mpsc::Receiver<Reply> {
+    // `listening on` comes before the workers start; once a request was answered, they run.
+    assert_eq!(s.server.get("/healthz").status, 200, "/healthz before the burst");
+    let (tx, rx) = mpsc::channel();
+    for i in 0..n {
+        let (url, tx) = (s.server.url(path), tx.clone());
+        let auth = bearer(&format!("{prefix}{i}"));
+        std::thread::spawn(move || {
+            let _ = tx.send(get(&url, &[("Authorization", &auth)]));
+        });
+    }
+    rx
+}
+
+/// The next reply of a burst, within the harness's patience.
+fn next(rx: &mpsc::Receiver<Reply>, what: &str) -> Reply {
+    rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("{what}: no reply in 20 s"))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The answer must be what was asked.
+
+// Regression: introspection answering 302 to another host was followed (as a GET, without the token or the
+// backend credentials) and that host's {"active":true,"patient":"pB"} trusted: a made-up token got B's studies.
+#[test]
+fn an_introspection_redirect_to_another_host_is_503_and_not_followed() {
+    let attacker = Attacker::start();
+    let s = setup();
+    s.ehr.set_mode(Mode::IntrospectionRedirect(format!("{}/introspect", attacker.base)));
+    let reply = search(&s, "pB", "made-up-token");
+    assert_outcome(&reply, 503, "introspection redirected to another host");
+    assert!(reply.header_or_empty("retry-after").parse::<u32>().is_ok(), "Retry-After");
+    assert!(attacker.seen().is_empty(), "the redirect was followed: {:?}", attacker.seen());
+}
+
+// Regression: `Patient/{id}` answering 302 to another host was followed unauthenticated, and that host's
+// identifiers chose the studies: patient B's studies were served under patient A.
+#[test]
+fn a_patient_redirect_to_another_host_is_503_and_not_followed() {
+    let attacker = Attacker::start();
+    let s = setup();
+    s.ehr.issue("tA", active("pA", SCOPES, now() + 600));
+    s.ehr.set_mode(Mode::PatientRedirect(attacker.base.clone()));
+    assert_outcome(&search(&s, "pA", "tA"), 503, "Patient read redirected to another host");
+    assert!(attacker.seen().is_empty(), "the redirect was followed: {:?}", attacker.seen());
+}
+
+// Regression: a `Patient/pA` read answered with Patient pB was accepted: B's studies under subject A.
+#[test]
+fn a_patient_answer_with_another_id_is_refused() {
+    let s = setup();
+    s.ehr.issue("tA", active("pA", SCOPES, now() + 600));
+    s.ehr.set_patient("pA", patient("pB", MRN_B, "Yuki", "Tanaka"));
+    let reply = search(&s, "pA", "tA");
+    assert_outcome(&reply, 503, "Patient/pA answered with Patient pB");
+    assert!(!reply.text().contains(MRN_B), "nothing of B in the answer");
+    s.ehr.set_patient("pA", json!({"resourceType": "Observation", "id": "pA"}));
+    assert_outcome(&search(&s, "pA", "tA"), 503, "Patient/pA answered with an Observation");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Slow EHRs: no lock across a call, one fetch at a time, a bounded share of the workers.
+
+// Regression: the backend-token mutex was held during the call to the token endpoint, so concurrent
+// requests queued behind it and each made its own call after the previous one timed out (6 requests: 12 s).
+#[test]
+fn a_held_token_endpoint_is_asked_once_and_every_request_ends_within_its_timeout() {
+    let s = setup_with("authorization.timeoutSeconds = 1", None);
+    let n = 3;
+    for i in 0..n {
+        s.ehr.issue(&format!("t{i}"), active("pA", SCOPES, now() + 600));
+    }
+    s.ehr.set_mode(Mode::HoldToken);
+    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", "t", n);
+    for i in 0..n {
+        assert_outcome(&next(&rx, "a request while the token endpoint is held"), 503, &format!("reply {i}"));
+    }
+    let (_, token, _, _) = s.ehr.counts();
+    assert_eq!(token, 1, "one backend-token fetch for {n} concurrent requests: the others waited for it");
+    s.ehr.set_mode(Mode::Normal);
+    assert_eq!(search(&s, "pA", "t0").status, 200, "once the token endpoint answers, the tenant works");
+}
+
+// Regression: while the EHR's discovery was slow, every request of that tenant held a worker on the
+// discovery mutex, so `/healthz` and the other tenants waited for the slow EHR too.
+#[test]
+fn a_held_discovery_takes_at_most_half_the_workers() {
+    // 4 workers: the `ehr` tenant may hold 2 of them waiting on its EHR.
+    let s = setup_opts(Options {
+        server: "threads = 4",
+        tenant: "authorization.timeoutSeconds = 60",
+        tables: DEMO,
+        ..Options::default()
+    });
+    let n = 6;
+    for i in 0..n {
+        s.ehr.issue(&format!("t{i}"), active("pA", SCOPES, now() + 600));
+    }
+    s.ehr.set_mode(Mode::HoldDiscovery);
+    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", "t", n);
+    s.ehr.wait_for("the discovery request", |c| c.discovery >= 1);
+    for i in 0..n - 2 {
+        // Refused at the gate (an OperationOutcome), or, when a worker thread was slow to start on a busy
+        // machine, by the full queue ("busy"): either way at once, with Retry-After.
+        let reply = next(&rx, "the requests beyond the tenant's share");
+        assert_eq!(reply.status, 503, "request {i} beyond the share: {}", reply.text());
+        assert!(reply.header_or_empty("retry-after").parse::<u32>().is_ok(), "Retry-After");
+    }
+    // Two requests still wait on the EHR; the other workers serve everything else.
+    let health = s.server.get("/healthz");
+    assert_eq!(health.status, 200, "/healthz while the EHR is held");
+    let demo = s.server.get("/demo/fhir/ImagingStudy?patient=p1");
+    assert_eq!(demo.status, 200, "a mock tenant's search while the EHR is held: {}", demo.text());
+    let smart = s.server.get("/ehr/fhir/.well-known/smart-configuration");
+    assert_outcome(&smart, 503, "an unauthenticated smart-configuration while the tenant's share is taken");
+    s.ehr.set_mode(Mode::Normal);
+    for i in 0..2 {
+        let reply = next(&rx, "the requests that waited");
+        assert_eq!(reply.status, 200, "waiting request {i} once discovery answers: {}", reply.text());
+    }
+    assert_eq!(s.ehr.counts().0, 1, "one discovery for every request");
+}
+
+// Regression: an unauthenticated smart-configuration request waited on the discovery mutex while another
+// request's discovery was slow, so anyone could pile requests onto the workers every tenant shares.
+#[test]
+fn an_unauthenticated_smart_configuration_does_not_wait_on_a_discovery_in_flight() {
+    let s = setup_opts(Options {
+        server: "threads = 8",
+        tenant: "authorization.timeoutSeconds = 60",
+        ..Options::default()
+    });
+    s.ehr.issue("t0", active("pA", SCOPES, now() + 600));
+    s.ehr.set_mode(Mode::HoldDiscovery);
+    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", "t", 1);
+    s.ehr.wait_for("the discovery request", |c| c.discovery >= 1);
+    for i in 0..3 {
+        let smart = s.server.get("/ehr/fhir/.well-known/smart-configuration");
+        assert_outcome(&smart, 503, &format!("smart-configuration {i} while discovery is in flight"));
+    }
+    assert_eq!(s.ehr.counts().0, 1, "the unauthenticated requests started no discovery of their own");
+    s.ehr.set_mode(Mode::Normal);
+    assert_eq!(next(&rx, "the search").status, 200, "the authenticated search, once discovery answers");
+    let smart = s.server.get("/ehr/fhir/.well-known/smart-configuration");
+    assert_eq!(smart.status, 200, "smart-configuration from the cached discovery: {}", smart.text());
+    assert_eq!(s.ehr.counts().0, 1, "discovery once");
+}
