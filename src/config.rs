@@ -171,6 +171,17 @@ pub struct Tenant {
     pub id_selector: IdSelector,
 }
 
+impl Tenant {
+    /// The FHIR base of the tenant's EHR, which absolute patient references must be under; `None` for a
+    /// mock tenant, which has none.
+    pub fn ehr_base(&self) -> Option<&str> {
+        match &self.auth {
+            Authorization::SmartOnFhir(s) => Some(&s.fhir_base_url),
+            Authorization::Mock { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Authorization {
     /// No introspection; the configured patient (if any) is the context.

@@ -177,8 +177,9 @@ impl Ehr {
             .patient
             .as_deref()
             .ok_or_else(|| ApiError::Forbidden("the access token has no patient in context".into()))?;
-        let id = normalise_reference(claim)
-            .ok_or_else(|| ApiError::Forbidden("the access token's patient claim is not a patient id".into()))?;
+        let id = normalise_reference(claim, &self.cfg.fhir_base_url).ok_or_else(|| {
+            ApiError::InvalidToken("the access token's patient claim is not a patient of this EHR".into())
+        })?;
         if let Some(p) = read(&self.patients)?.get(&id.to_string(), now) {
             return Ok((p, exp));
         }

@@ -71,27 +71,28 @@ impl PatientContext {
     }
 }
 
-/// The logical id in a patient reference: `123`, `Patient/123` or `https://ehr/fhir/Patient/123` → `123`.
-/// Anything else (another resource type, an empty id, a version suffix) is `None`.
-pub fn normalise_reference(value: &str) -> Option<&str> {
+/// The logical id in a patient reference, where `base` is the FHIR base an absolute reference must be
+/// under (README, HTTP API): `123`, `Patient/123` or `{base}/Patient/123` → `123`. Anything else (another
+/// base, another resource type, `Group/1/Patient/123`, an empty id, a version suffix) is `None`.
+pub fn normalise_reference<'a>(value: &'a str, base: &str) -> Option<&'a str> {
     let value = value.trim();
-    let id = match value.rfind("Patient/") {
-        Some(pos) => {
-            let before = &value[..pos];
-            if !(before.is_empty() || before.ends_with('/')) {
-                return None;
-            }
-            &value[pos + "Patient/".len()..]
-        }
-        None if value.contains('/') => return None,
-        None => value,
+    let base = base.trim_end_matches('/');
+    let id = match value.strip_prefix("Patient/") {
+        Some(id) => id,
+        None => match value.strip_prefix(base).filter(|_| !base.is_empty()) {
+            Some(rest) => rest.strip_prefix("/Patient/")?,
+            None => value,
+        },
     };
     is_fhir_id(id).then_some(id)
 }
 
-/// FHIR R4 `id`: 1 to 64 of `[A-Za-z0-9\-\.]`.
+/// FHIR R4 `id`: 1 to 64 of `[A-Za-z0-9\-\.]`; and not `.` or `..`, which a URL would take for a path step.
 pub fn is_fhir_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && id != "."
+        && id != ".."
 }
 
 #[cfg(test)]
@@ -123,13 +124,27 @@ mod tests {
 
     #[test]
     fn references() {
-        assert_eq!(normalise_reference("123"), Some("123"));
-        assert_eq!(normalise_reference("Patient/123"), Some("123"));
-        assert_eq!(normalise_reference("https://ehr.example/fhir/Patient/p-1"), Some("p-1"));
-        assert_eq!(normalise_reference("Group/1"), None);
-        assert_eq!(normalise_reference("XPatient/1"), None);
-        assert_eq!(normalise_reference("Patient/"), None);
-        assert_eq!(normalise_reference("Patient/1/_history/2"), None);
-        assert_eq!(normalise_reference(""), None);
+        let base = "https://ehr.example/fhir";
+        let r = |v| normalise_reference(v, base);
+        assert_eq!(r("123"), Some("123"));
+        assert_eq!(r("Patient/123"), Some("123"));
+        assert_eq!(r("https://ehr.example/fhir/Patient/p-1"), Some("p-1"));
+        assert_eq!(
+            normalise_reference("https://ehr.example/fhir/Patient/p-1", "https://ehr.example/fhir/"),
+            Some("p-1")
+        );
+        assert_eq!(r("https://evil.example/fhir/Patient/p-1"), None, "another base");
+        assert_eq!(r("https://ehr.example/fhirx/Patient/p-1"), None, "a base that only starts the same");
+        assert_eq!(r("https://ehr.example/fhir/Group/1/Patient/p-1"), None);
+        assert_eq!(r("Group/1/Patient/1"), None);
+        assert_eq!(r("Group/1"), None);
+        assert_eq!(r("XPatient/1"), None);
+        assert_eq!(r("Patient/"), None);
+        assert_eq!(r("Patient/1/_history/2"), None);
+        assert_eq!(r("Patient/.."), None);
+        assert_eq!(r(".."), None);
+        assert_eq!(r(""), None);
+        assert_eq!(normalise_reference("x", ""), Some("x"));
+        assert_eq!(normalise_reference("/Patient/x", ""), None, "an empty base makes no absolute reference");
     }
 }

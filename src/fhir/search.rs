@@ -128,22 +128,33 @@ fn date_matches(prefix: &str, t: i64, start: i64, end: i64) -> bool {
     }
 }
 
-/// Without `ignorePatient`, the `patient` parameter must name the patient in context (README, HTTP API).
-fn check_patient(tenant: &Tenant, grant: &Grant, asked: Option<&str>) -> Result<(), ApiError> {
+/// The `patient` parameter must be a patient reference (400 otherwise, README, HTTP API): `id`,
+/// `Patient/id`, or absolute under `base`. Without `ignorePatient`, it is required and must name the patient
+/// in context (403 otherwise).
+fn check_patient(tenant: &Tenant, grant: &Grant, asked: Option<&str>, base: &str) -> Result<(), ApiError> {
+    let asked = match asked {
+        None => None,
+        Some(a) => Some(normalise_reference(a, base).ok_or_else(|| {
+            ApiError::BadRequest(format!("patient {a:?} is not `id`, `Patient/id` or `{base}/Patient/id`"))
+        })?),
+    };
     if tenant.ignore_patient {
         return Ok(());
     }
     let context = grant.patient().ok_or_else(no_patient)?;
     let asked = asked.ok_or_else(|| ApiError::Forbidden("the patient search parameter is required".into()))?;
-    match normalise_reference(asked) {
-        Some(id) if id == context.id => Ok(()),
-        _ => Err(ApiError::Forbidden(format!("patient {asked:?} is not the patient in context"))),
+    if asked == context.id {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("patient {asked:?} is not the patient in context")))
     }
 }
 
 pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiError> {
     let s = parse_search(req)?;
-    check_patient(r.tenant, grant, s.patient.as_deref())?;
+    // A mock tenant has no EHR: its patients' absolute references are under its own FHIR base here.
+    let base = format!("{}/{}/fhir", r.base_url, r.tenant.name);
+    check_patient(r.tenant, grant, s.patient.as_deref(), r.tenant.ehr_base().unwrap_or(&base))?;
     let written = r.index.written_secs();
     let mut studies: Vec<&Study> = visible_studies(r, grant)?
         .into_iter()
@@ -157,7 +168,6 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
     let page_size = s.count.unwrap_or(total.max(1));
     let page: Vec<&Study> = studies.iter().skip(s.offset).take(page_size).copied().collect();
     let now = now_secs();
-    let base = format!("{}/{}/fhir", r.base_url, r.tenant.name);
 
     let link = |offset: Option<usize>| {
         let mut params = s.echoed.clone();

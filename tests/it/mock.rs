@@ -145,9 +145,23 @@ fn demo_search_refuses_another_or_no_patient_and_accepts_every_reference_form() 
         assert_outcome(&reply, 403, what);
         assert_eq!(reply.media_type(), "application/fhir+json", "{what}: Content-Type");
     }
-    for query in ["patient=p1", "patient=Patient/p1", "patient=http://x/fhir/Patient/p1", "subject=p1"] {
+    let own = format!("patient={}", server.url("/demo/fhir/Patient/p1"));
+    for query in ["patient=p1", "patient=Patient/p1", own.as_str(), "subject=p1"] {
         let bundle = search(&server, &format!("/demo/fhir/ImagingStudy?{query}"));
         assert_eq!(bundle["total"], 2, "{query} names p1 and should find both of p1's studies");
+    }
+}
+
+// Regression: a mock tenant took `?patient=http://x/fhir/Patient/p1` (any base, even `Group/1/Patient/p1`)
+// for p1; absolute references are accepted only under the tenant's own FHIR base (README, HTTP API).
+#[test]
+fn demo_search_refuses_references_outside_its_own_base() {
+    let server = sample_server();
+    let elsewhere = format!("patient={}", server.url("/open/fhir/Patient/p1"));
+    for query in
+        ["patient=http://x/fhir/Patient/p1", "patient=Group/1/Patient/p1", "subject=Patient/p1/_history/1", &elsewhere]
+    {
+        assert_outcome(&server.get(&format!("/demo/fhir/ImagingStudy?{query}")), 400, query);
     }
 }
 

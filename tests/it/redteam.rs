@@ -80,6 +80,34 @@ fn a_patient_answer_with_another_id_is_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Patient references.
+
+// Regression: `?patient=https://evil.example/fhir/Patient/pA` (or `Group/1/Patient/pA`) was taken for pA,
+// in the search parameter and in the introspection's `patient` claim alike.
+#[test]
+fn patient_references_outside_the_ehrs_base_are_refused() {
+    let s = setup();
+    let base = s.ehr.base.clone();
+    s.ehr.issue("tA", active("pA", SCOPES, now() + 600));
+    for asked in ["https://evil.example/fhir/Patient/pA", "Group/1/Patient/pA", &format!("{base}x/Patient/pA")] {
+        assert_outcome(&search(&s, asked, "tA"), 400, &format!("?patient={asked}"));
+    }
+    for asked in ["pA", "Patient/pA", &format!("{base}/Patient/pA")] {
+        assert_eq!(search(&s, asked, "tA").status, 200, "?patient={asked}");
+    }
+    for (n, claim) in ["https://evil.example/fhir/Patient/pA", "Group/1/Patient/pA"].iter().enumerate() {
+        let token = format!("claim{n}");
+        s.ehr.issue(&token, active(claim, SCOPES, now() + 600));
+        let reply = search(&s, "pA", &token);
+        assert_outcome(&reply, 401, &format!("patient claim {claim}"));
+        let challenge = reply.header_or_empty("www-authenticate");
+        assert!(challenge.contains("error=\"invalid_token\""), "claim {claim}: {challenge}");
+    }
+    s.ehr.issue("absolute", active(&format!("{base}/Patient/pA"), SCOPES, now() + 600));
+    assert_eq!(search(&s, "pA", "absolute").status, 200, "a claim under the EHR's own base");
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Slow EHRs: no lock across a call, one fetch at a time, a bounded share of the workers.
 
 // Regression: the backend-token mutex was held during the call to the token endpoint, so concurrent
