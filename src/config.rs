@@ -124,6 +124,8 @@ pub enum Lookup {
 struct RawTenantImages {
     lookup: Lookup,
     patient_id: Option<RawIdSelector>,
+    /// DICOM IssuerOfPatientID → Patient.identifier.system.
+    issuers: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +134,8 @@ struct RawIdSelector {
     system: Option<String>,
     #[serde(rename = "type")]
     type_code: Option<String>,
+    #[serde(default)]
+    any: bool,
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -312,9 +316,22 @@ fn validate_tenant(
         return Err("the tenant name may hold only letters, digits, '-' and '_'".into());
     }
     let ignore_patient = t.authorization.ignore_patient;
+    let issuers = t.images.issuers.unwrap_or_default();
+    if let Some((issuer, system)) = issuers.iter().find(|(i, s)| i.is_empty() || s.is_empty()) {
+        return Err(format!("images.issuers: {issuer:?} = {system:?}: neither side may be empty"));
+    }
+    let issuers = Arc::new(issuers);
     let id_selector = match t.images.patient_id {
-        None => IdSelector::default(),
-        Some(s) => IdSelector { system: s.system, type_code: s.type_code },
+        None => IdSelector { issuers, ..IdSelector::default() },
+        Some(s) => {
+            if s.any && (s.system.is_some() || s.type_code.is_some()) {
+                return Err("images.patientId: any = true takes every identifier; drop system and type".into());
+            }
+            if s.system.as_deref() == Some("") || s.type_code.as_deref() == Some("") {
+                return Err("images.patientId: system and type must not be empty".into());
+            }
+            IdSelector { system: s.system, type_code: s.type_code, any: s.any, issuers }
+        }
     };
     let a = t.authorization;
     let auth = match a.kind {
@@ -488,6 +505,29 @@ images = { lookup = "all-studies" }
     fn mock_by_context_needs_a_patient() {
         let e = check(&MINIMAL.replace("all-studies", "studies-by-context")).unwrap_err();
         assert!(e.contains("tenants.open.authorization.patient"), "{e}");
+    }
+
+    #[test]
+    fn patient_id_selection_and_issuers() {
+        let demo = |images: &str| {
+            check(&format!(
+                "[images]\nindex = \"i.toml\"\n[tenants.demo]\nauthorization.type = \"mock\"\n\
+                 authorization.patient = {{ id = \"p1\", identifier = [{{ value = \"A\" }}] }}\n\
+                 images.lookup = \"studies-by-context\"\n{images}\n"
+            ))
+        };
+        let c = demo("images.patientId = { any = true }\nimages.issuers = { \"HOSP-A\" = \"http://h\" }").unwrap();
+        let selector = &c.tenants["demo"].id_selector;
+        assert!(selector.any);
+        assert_eq!(selector.issuers.get("HOSP-A").map(String::as_str), Some("http://h"));
+        let e = demo("images.patientId = { any = true, type = \"MR\" }").unwrap_err();
+        assert!(e.contains("tenants.demo.images.patientId"), "{e}");
+        let e = demo("images.patientId = { every = true }").unwrap_err();
+        assert!(e.contains("every"), "{e}");
+        let e = demo("images.issuers = { \"HOSP-A\" = \"\" }").unwrap_err();
+        assert!(e.contains("images.issuers"), "{e}");
+        let e = demo("images.issuer = {}").unwrap_err();
+        assert!(e.contains("issuer"), "{e}");
     }
 
     #[test]

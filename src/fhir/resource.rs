@@ -106,7 +106,7 @@ fn mint(r: &Render, grant: &Grant, st: &Study, now: u64) -> Result<String, ApiEr
 fn subject(tenant: &Tenant, grant: &Grant, st: &Study) -> Value {
     let mut subject = serde_json::Map::new();
     match grant.patient() {
-        Some(p) if p.owns(&st.patient_id) || tenant.lookup == Lookup::StudiesByContext => {
+        Some(p) if p.owns(&st.patient_id, &st.issuer_of_patient_id) || tenant.lookup == Lookup::StudiesByContext => {
             subject.insert("reference".into(), json!(p.reference));
         }
         _ => {
@@ -253,7 +253,7 @@ mod tests {
     fn world(description: &str) -> (Config, Index, Sealer, Studies) {
         let config = Config::parse(
             "[images]\nindex = \"i.toml\"\n[tenants.demo]\nauthorization.type = \"mock\"\n\
-             authorization.patient = { id = \"p1\", identifier = [{ value = \"MRN\" }] }\n\
+             authorization.patient = { id = \"p1\", identifier = [{ value = \"MRN\", type = \"MR\" }] }\n\
              images.lookup = \"studies-by-context\"\n",
             Path::new("/x/c.toml"),
         )

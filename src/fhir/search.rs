@@ -22,7 +22,7 @@ fn visible_studies<'a>(r: &Render<'a>, grant: &Grant) -> Result<Vec<&'a Study>, 
         Lookup::AllStudies => Ok(r.index.studies().iter().collect()),
         Lookup::StudiesByContext => {
             let patient = grant.patient().ok_or_else(no_patient)?;
-            Ok(r.index.studies().iter().filter(|s| patient.owns(&s.patient_id)).collect())
+            Ok(r.index.studies().iter().filter(|s| patient.owns(&s.patient_id, &s.issuer_of_patient_id)).collect())
         }
     }
 }

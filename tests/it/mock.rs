@@ -165,6 +165,44 @@ fn demo_search_refuses_references_outside_its_own_base() {
     }
 }
 
+/// An index of three studies of PatientID MRN-1001: issued by HOSP-A, by HOSP-B, and with no issuer. Its
+/// files do not exist: a search reads none.
+fn issuer_index(dir: &TempDir) {
+    let mut text = String::from("written = \"2026-01-01T00:00:00Z\"\n");
+    for (n, issuer) in ["HOSP-A", "HOSP-B", ""].iter().enumerate() {
+        let issuer = if issuer.is_empty() { String::new() } else { format!("issuer_of_patient_id = \"{issuer}\"\n") };
+        text.push_str(&format!(
+            "[[study]]\nuid = \"1.2.3.{n}\"\npatient_id = \"MRN-1001\"\n{issuer}\
+             [[study.series]]\nuid = \"1.2.3.{n}.1\"\n[[study.series.instance]]\nuid = \"1.2.3.{n}.1.1\"\n\
+             sop_class = \"1.2.840.10008.5.1.4.1.1.2\"\ntransfer_syntax = \"1.2.840.10008.1.2.1\"\n\
+             path = \"x/{n}.dcm\"\nsize = 10\n"
+        ));
+    }
+    dir.write("index.toml", text);
+}
+
+#[test]
+fn an_issuer_of_patient_id_must_agree_with_the_identifiers_system_through_the_map() {
+    let dir = TempDir::new("issuers");
+    issuer_index(&dir);
+    let tenant = |issuers: &str| {
+        format!(
+            "[images]\nindex = \"index.toml\"\n\n[tenants.demo]\nauthorization.type = \"mock\"\n\
+             authorization.patient = {{ id = \"p1\", identifier = [{{ system = \"http://hospital.example.org\", \
+             value = \"MRN-1001\", type = \"MR\" }}] }}\nimages.lookup = \"studies-by-context\"\n{issuers}\n"
+        )
+    };
+    let unmapped = Launch::new(dir.write("unmapped.toml", tenant(""))).start();
+    let bundle = search(&unmapped, "/demo/fhir/ImagingStudy?patient=p1");
+    assert_eq!(ids(&bundle), ["1.2.3.2"], "no map: only the study without an issuer matches");
+    let mapped = Launch::new(
+        dir.write("mapped.toml", tenant("images.issuers = { \"HOSP-A\" = \"http://hospital.example.org\" }")),
+    )
+    .start();
+    let bundle = search(&mapped, "/demo/fhir/ImagingStudy?patient=p1");
+    assert_eq!(sorted(ids(&bundle)), ["1.2.3.0", "1.2.3.2"], "HOSP-A maps to the identifier's system; HOSP-B does not");
+}
+
 #[test]
 fn read_answers_only_studies_the_tenant_may_see() {
     let index = IndexFile::sample();

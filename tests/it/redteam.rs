@@ -108,6 +108,41 @@ fn patient_references_outside_the_ehrs_base_are_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Which identifiers are DICOM PatientIDs.
+
+/// Patient pC: an SSN and an untyped insurer member id whose value is patient B's MRN; nothing typed MR.
+fn patient_c() -> serde_json::Value {
+    json!({
+        "resourceType": "Patient",
+        "id": "pC",
+        "identifier": [
+            {"system": "http://ssa.example.org", "value": "SSN-pC",
+             "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "SS"}]}},
+            {"system": "http://insurer.example.org", "value": MRN_B}
+        ]
+    })
+}
+
+// Regression: a patient with no MR-typed identifier had every identifier count as a DICOM PatientID, so
+// an insurer id equal to another patient's MRN served that patient's study.
+#[test]
+fn a_patient_without_an_mr_identifier_owns_no_studies_unless_configured() {
+    let s = setup();
+    s.ehr.set_patient("pC", patient_c());
+    s.ehr.issue("tC", active("pC", SCOPES, now() + 600));
+    let reply = search(&s, "pC", "tC");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["total"], 0, "no identifier typed MR: no studies: {}", reply.text());
+
+    let wide = setup_with("images.patientId = { any = true }", None);
+    wide.ehr.set_patient("pC", patient_c());
+    wide.ehr.issue("tC", active("pC", SCOPES, now() + 600));
+    let bundle = search(&wide, "pC", "tC").json();
+    let expected = sorted(IndexFile::sample().studies_of(MRN_B).iter().map(|st| st.uid.clone()));
+    assert_eq!(sorted(ids(&bundle)), expected, "images.patientId = {{ any = true }}: every identifier counts");
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Slow EHRs: no lock across a call, one fetch at a time, a bounded share of the workers.
 
 // Regression: the backend-token mutex was held during the call to the token endpoint, so concurrent
