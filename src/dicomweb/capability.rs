@@ -1,11 +1,12 @@
 //! The study-token check of every DICOMweb request: the token opens, is this tenant's, this study's, bound to
-//! the patient of the grant, and the indexed study is still that patient's.
+//! the patient of the grant, and the indexed study is still that patient's: by the PatientIDs sealed in the
+//! token, and by those of the grant of this request.
 //!
 //! Invariant: every refusal is a 403 that says what failed and nothing of what the token holds; no byte of
 //! the study is read before this check passes.
 
 use crate::auth::Grant;
-use crate::config::Tenant;
+use crate::config::{Lookup, Tenant};
 use crate::dicom::Uid;
 use crate::http::ApiError;
 use crate::index::{Index, Study};
@@ -41,6 +42,14 @@ pub fn check_capability<'a>(
         .ok_or_else(|| ApiError::NotFound(format!("study {} is not known", study_uid.as_str())))?;
     if !claims.patient_ids.iter().any(|id| *id == study.patient_id) {
         return Err(forbid("the study no longer belongs to the patient the token was minted for"));
+    }
+    // The grant of now, not only the one the token was minted under: the patient's identifiers may have
+    // changed at the EHR since. Where every study is visible (`all-studies`), so is this one.
+    if !tenant.ignore_patient && tenant.lookup == Lookup::StudiesByContext {
+        let owned = grant.patient().is_some_and(|p| p.owns(&study.patient_id, &study.issuer_of_patient_id));
+        if !owned {
+            return Err(forbid("the study is not among the studies of the patient in context"));
+        }
     }
     Ok(study)
 }

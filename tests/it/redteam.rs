@@ -108,6 +108,26 @@ fn patient_references_outside_the_ehrs_base_are_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Study tokens against the grant of now.
+
+// Regression: a study token minted while patient A had MRN-1001 still served that study after the EHR
+// changed A's identifiers: the WADO check compared the token's sealed PatientIDs with the index, never
+// with the current grant's.
+#[test]
+fn a_study_token_is_refused_once_the_patients_identifiers_no_longer_hold_its_study() {
+    let s = setup_with("authorization.patientCacheSeconds = 0", None);
+    s.ehr.issue("tA", active("pA", SCOPES, now() + 600));
+    let bundle = search(&s, "pA", "tA").json();
+    let study = resources(&bundle)[0].clone();
+    let url = format!("{}/studies/{}", wado_address(&study), study["id"].as_str().unwrap());
+    assert_eq!(get(&url, &[("Authorization", &bearer("tA"))]).status, 200, "while A has MRN-1001");
+    s.ehr.set_patient("pA", patient("pA", "MRN-9999", "Anna", "Müller"));
+    let refused = get(&url, &[("Authorization", &bearer("tA"))]);
+    assert_eq!(refused.status, 403, "A's identifiers changed at the EHR: {}", refused.text());
+    assert!(!refused.body_contains(b"DICM"), "no DICOM bytes in the refusal");
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Which identifiers are DICOM PatientIDs.
 
 /// Patient pC: an SSN and an untyped insurer member id whose value is patient B's MRN; nothing typed MR.
