@@ -49,11 +49,16 @@ impl Grant {
 }
 
 /// The bearer token of a request: `Ok(None)` without an `Authorization` header, an error for one that is
-/// not a well-formed bearer credential (RFC 6750 §2.1).
+/// not a well-formed bearer credential (RFC 6750 §2.1), and 400 for more than one `Authorization` header
+/// (a proxy that reads another of them than we do would see another identity).
 pub fn bearer_token(req: &Request) -> Result<Option<&str>, ApiError> {
-    let Some(value) = req.header("authorization") else {
+    let mut values = req.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("authorization")).map(|(_, v)| v);
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest("give the Authorization header only once".into()));
+    }
     let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
@@ -87,6 +92,15 @@ mod tests {
     fn req(auth: Option<&str>) -> Request {
         let headers = auth.map(|a| vec![("authorization".to_string(), a.to_string())]).unwrap_or_default();
         Request { method: Method::Get, path: "/".into(), query: String::new(), headers }
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused() {
+        let mut twice = req(Some("Bearer a"));
+        twice.headers.push(("authorization".into(), "Bearer b".into()));
+        assert!(matches!(bearer_token(&twice), Err(ApiError::BadRequest(_))));
+        let access = Access::Mock { patient: None };
+        assert!(matches!(authorize(&access, &twice, Need::Search), Err(ApiError::BadRequest(_))));
     }
 
     #[test]

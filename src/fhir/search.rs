@@ -48,6 +48,7 @@ fn parse_search(req: &Request) -> Result<Search, ApiError> {
         .header("prefer")
         .is_some_and(|p| p.split([',', ';']).any(|v| v.trim().eq_ignore_ascii_case("handling=strict")));
     let mut s = Search::default();
+    let mut asked_count = None;
     for (name, value) in parse_query(&req.query)? {
         let known = match name.as_str() {
             "patient" | "subject" => {
@@ -73,6 +74,7 @@ fn parse_search(req: &Request) -> Result<Search, ApiError> {
                 let n = value
                     .parse::<usize>()
                     .map_err(|_| ApiError::BadRequest(format!("_count: {value:?} is not a count")))?;
+                asked_count = Some(n);
                 s.count = Some(n.min(1000));
                 true
             }
@@ -89,6 +91,10 @@ fn parse_search(req: &Request) -> Result<Search, ApiError> {
         } else if strict && name != "_offset" {
             return Err(ApiError::BadRequest(format!("unsupported search parameter {name}={value}")));
         }
+    }
+    // Paging arithmetic must not wrap: `_offset + _count` is where the next page starts.
+    if asked_count.is_some_and(|n| s.offset.checked_add(n).is_none()) {
+        return Err(ApiError::BadRequest("_offset + _count is beyond any page".into()));
     }
     Ok(s)
 }
@@ -179,8 +185,10 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
         if q.is_empty() { format!("{base}/ImagingStudy") } else { format!("{base}/ImagingStudy?{}", q.join("&")) }
     };
     let mut links = vec![json!({"relation": "self", "url": link((s.offset > 0).then_some(s.offset))})];
-    if s.count.is_some() && page_size > 0 && s.offset + page_size < total {
-        links.push(json!({"relation": "next", "url": link(Some(s.offset + page_size))}));
+    // An offset beyond the total is an empty last page; `parse_search` made sure the sum does not wrap.
+    let end = s.offset.saturating_add(page_size);
+    if s.count.is_some() && page_size > 0 && end < total {
+        links.push(json!({"relation": "next", "url": link(Some(end))}));
     }
     let envelope = json!({
         "resourceType": "Bundle",

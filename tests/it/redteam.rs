@@ -163,6 +163,53 @@ fn a_patient_without_an_mr_identifier_owns_no_studies_unless_configured() {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Requests an attacker sends.
+
+// Regression: `_count=1&_offset=18446744073709551615` wrapped `offset + count` (release: a `next` link to
+// `_offset=0`, so paging looped; debug: a panic, 500).
+#[test]
+fn paging_that_would_overflow_is_400_and_an_offset_past_the_end_is_an_empty_last_page() {
+    let s = setup();
+    s.ehr.issue("tA", active("pA", SCOPES, now() + 600));
+    let auth = bearer("tA");
+    let page = |query: &str| {
+        s.server.get_with(&format!("/ehr/fhir/ImagingStudy?patient=pA&{query}"), &[("Authorization", &auth)])
+    };
+    let max = usize::MAX;
+    for query in [
+        format!("_count=1&_offset={max}"),
+        format!("_offset={max}&_count=5000"),
+        format!("_count=1&_offset={max}0"),
+        format!("_count={max}0"),
+    ] {
+        assert_outcome(&page(&query), 400, &query);
+    }
+    let past = page("_count=1&_offset=100");
+    assert_eq!(past.status, 200, "an offset past the end: {}", past.text());
+    let bundle = past.json();
+    assert_eq!(bundle["total"], 2, "total counts every match");
+    assert!(ids(&bundle).is_empty(), "no entries past the end");
+    assert_eq!(link(&bundle, "next"), None, "no next link after the last page");
+    let last = page(&format!("_count=1&_offset={}", max - 1)).json();
+    assert_eq!(link(&last, "next"), None, "the largest offset that does not wrap: an empty last page");
+}
+
+// Regression: with two `Authorization` headers the first won, while a proxy reading the last saw another
+// identity.
+#[test]
+fn two_authorization_headers_are_400() {
+    let s = setup_opts(Options { tables: DEMO, ..Options::default() });
+    s.ehr.issue("tA", active("pA", SCOPES, now() + 600));
+    s.ehr.issue("tB", active("pB", SCOPES, now() + 600));
+    let twice = [("Authorization", "Bearer tA"), ("Authorization", "Bearer tB")];
+    for path in ["/ehr/fhir/ImagingStudy?patient=pA", "/demo/fhir/ImagingStudy?patient=p1"] {
+        let reply = s.server.raw("GET", path, &twice);
+        assert_eq!(reply.status, 400, "{path} with two Authorization headers: {}", reply.text());
+    }
+    assert_eq!(s.ehr.counts().2, 0, "neither token was introspected");
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Slow EHRs: no lock across a call, one fetch at a time, a bounded share of the workers.
 
 // Regression: the backend-token mutex was held during the call to the token endpoint, so concurrent
