@@ -63,18 +63,60 @@ OPTIONS:
 
 ENVIRONMENT:
   SMART_IMAGING_KEY   Secret for study tokens when server.key_file is not set
-  RUST_LOG            Log filter (default: info)
+  RUST_LOG            Log filter (default: info; the HTTP client's logs stop at info)
   SOURCE_DATE_EPOCH   Fixed time for `index` to record as written
 ";
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_log();
     match run() {
         Ok(code) => code,
         Err(message) => {
             eprintln!("smart-imaging: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The log on stderr, filtered by `RUST_LOG` (default `info`), with the HTTP client's crates capped at
+/// `info` whatever `RUST_LOG` says: at debug and trace they print requests with their headers, the backend
+/// token among them (README, Security).
+fn init_log() {
+    let inner = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+    let max = inner.filter();
+    if log::set_boxed_logger(Box::new(CappedLog(inner))).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+/// The crates whose records above `info` are dropped: ureq and the crates it speaks HTTP and TLS with.
+const CAPPED_AT_INFO: [&str; 3] = ["ureq", "ureq_proto", "rustls"];
+
+struct CappedLog(env_logger::Logger);
+
+impl CappedLog {
+    fn capped(metadata: &log::Metadata) -> bool {
+        let target = metadata.target();
+        metadata.level() > log::Level::Info
+            && CAPPED_AT_INFO
+                .iter()
+                .any(|c| target.strip_prefix(c).is_some_and(|r| r.is_empty() || r.starts_with("::")))
+    }
+}
+
+impl log::Log for CappedLog {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        !CappedLog::capped(metadata) && self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
     }
 }
 

@@ -357,6 +357,7 @@ impl Ehr {
     ) -> Result<(u16, Value), ApiError> {
         let mut resp = result.map_err(|e| unavailable(step, e))?;
         let status = resp.status().as_u16();
+        log::debug!("{step}: the EHR answered {status}");
         if (300..400).contains(&status) {
             return Err(unavailable(step, format!("answered {status}, a redirect, which is not followed")));
         }

@@ -68,6 +68,8 @@ struct State {
     backend_tokens: HashSet<String>,
     backend_expires_in: u64,
     jtis: HashSet<String>,
+    /// Every client assertion received, to look for in logs.
+    assertions: Vec<String>,
     /// Introspection answers, by access token.
     tokens: HashMap<String, Value>,
     patients: HashMap<String, Value>,
@@ -103,6 +105,7 @@ impl FakeEhr {
             backend_tokens: HashSet::new(),
             backend_expires_in: 300,
             jtis: HashSet::new(),
+            assertions: Vec::new(),
             tokens: HashMap::new(),
             patients,
             counts: Counts::default(),
@@ -158,6 +161,16 @@ impl FakeEhr {
 
     pub fn revoke_backend_tokens(&self) {
         self.state().backend_tokens.clear();
+    }
+
+    /// Every backend token it issued (revoked or not).
+    pub fn issued_backend_tokens(&self) -> Vec<String> {
+        (1..=self.state().counts.token).map(|n| format!("backend-{n}-{BACKEND_TOKEN_TAIL}")).collect()
+    }
+
+    /// The client assertions it received.
+    pub fn assertions(&self) -> Vec<String> {
+        self.state().assertions.clone()
     }
 
     pub fn refusals(&self) -> Vec<String> {
@@ -364,6 +377,7 @@ fn check_client(s: &mut State, form: &HashMap<String, String>, authorization: Op
         return Err("client_assertion_type".into());
     }
     let jwt = form.get("client_assertion").ok_or("no client_assertion")?;
+    s.assertions.push(jwt.clone());
     let parts: Vec<&str> = jwt.split('.').collect();
     if parts.len() != 3 {
         return Err("not a compact JWS".into());

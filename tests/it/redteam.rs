@@ -210,6 +210,62 @@ fn two_authorization_headers_are_400() {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// The log.
+
+/// A long, distinctive access token, to look for in logs.
+const APP_TOKEN: &str = "app-token-Qm4Rt8Wz2Xc6Vb1Nk5Lp9Hd3Jf7Gs0Ay";
+
+/// Fails when any 12 consecutive characters of `secret` are in `log`: the HTTP client's wire log prints
+/// what it sends 16 bytes a line, so a whole token never stands on one line there.
+fn assert_no_piece(log: &str, secret: &str, what: &str) {
+    assert!(secret.len() >= 12, "{what} is too short to look for");
+    for start in 0..=secret.len() - 12 {
+        let piece = &secret[start..start + 12];
+        assert!(!log.contains(piece), "a piece of the {what} ({piece}) is in the log");
+    }
+}
+
+// Regression: study tokens were logged in full on near-miss paths (`/t/WADO/{st}`, `/t/wado%2F{st}`,
+// `/t/fhir/ImagingStudy/{st}`), and at RUST_LOG=trace the HTTP client's wire log printed the backend token.
+#[test]
+fn no_token_reaches_the_log_even_at_trace() {
+    let s = setup_opts(Options { env: &[("RUST_LOG", "trace")], ..Options::default() });
+    s.ehr.issue(APP_TOKEN, active("pA", SCOPES, now() + 600));
+    let bundle = search(&s, "pA", APP_TOKEN).json();
+    let study = resources(&bundle)[0].clone();
+    let (address, uid) = (wado_address(&study), study["id"].as_str().unwrap().to_string());
+    let token = study_token(&address).to_string();
+    let auth = bearer(APP_TOKEN);
+    let got = get(&format!("{address}/studies/{uid}"), &[("Authorization", &auth)]);
+    assert_eq!(got.status, 200, "the download: {}", got.text());
+    let near_misses = [
+        format!("/ehr/WADO/{token}/studies/{uid}"),
+        format!("/ehr/wado%2F{token}/studies/{uid}"),
+        format!("/ehr/fhir/ImagingStudy/{token}"),
+        format!("/nowhere/{token}"),
+        format!("/ehr/fhir/ImagingStudy?patient=pA&access_token={APP_TOKEN}"),
+        format!("/ehr/fhir/ImagingStudy?patient=pA&next={token}"),
+    ];
+    for path in &near_misses {
+        let reply = s.server.get_with(path, &[("Authorization", &auth)]);
+        assert!(reply.status < 500, "{path}: {}", reply.status);
+    }
+    let requests = 2 + near_misses.len();
+    let log = s.server.wait_for_log("a line for every request", |log| log.matches(" GET /").count() >= requests);
+    assert!(log.contains("DEBUG smart_imaging::auth::ehr"), "RUST_LOG=trace is in force: the EHR client's debug lines");
+    assert_no_piece(&log, APP_TOKEN, "access token");
+    assert_no_piece(&log, &token, "study token");
+    let backend = s.ehr.issued_backend_tokens();
+    assert!(!backend.is_empty(), "a backend token was issued");
+    for t in backend {
+        assert_no_piece(&log, &t, "backend token");
+    }
+    for jwt in s.ehr.assertions() {
+        assert_no_piece(&log, &jwt, "client assertion");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Slow EHRs: no lock across a call, one fetch at a time, a bounded share of the workers.
 
 // Regression: the backend-token mutex was held during the call to the token endpoint, so concurrent
