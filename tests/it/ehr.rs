@@ -155,6 +155,25 @@ fn a_cached_token_is_refused_once_its_exp_passes() {
     assert_outcome(&search(&s, "pA", "short"), 401, "after exp, though the introspection was cached for 60 s");
 }
 
+/// The revocation window (README, Security): a token revoked at the EHR keeps working here while its
+/// introspection is cached; `introspectionCacheSeconds = 0` closes the window.
+#[test]
+fn a_revoked_token_works_while_cached_and_introspection_cache_seconds_0_disables_the_cache() {
+    let s = setup();
+    s.ehr.issue("t1", active("pA", SCOPES, now() + 600));
+    assert_eq!(search(&s, "pA", "t1").status, 200);
+    s.ehr.issue("t1", json!({"active": false}));
+    assert_eq!(search(&s, "pA", "t1").status, 200, "revoked at the EHR, but cached for 60 s by default");
+
+    let uncached = setup_with("authorization.introspectionCacheSeconds = 0", None);
+    uncached.ehr.issue("t1", active("pA", SCOPES, now() + 600));
+    assert_eq!(search(&uncached, "pA", "t1").status, 200);
+    assert_eq!(search(&uncached, "pA", "t1").status, 200);
+    assert_eq!(uncached.ehr.counts().2, 2, "introspectionCacheSeconds = 0: every request introspects");
+    uncached.ehr.issue("t1", json!({"active": false}));
+    assert_outcome(&search(&uncached, "pA", "t1"), 401, "revoked, with no positive cache");
+}
+
 #[test]
 fn a_refused_backend_token_is_replaced_once() {
     let s = setup();
