@@ -39,6 +39,8 @@ pub enum Mode {
     Garbage,
     /// Introspection answers after this many milliseconds.
     Slow(u64),
+    /// Introspection and Patient reads each answer after this many milliseconds.
+    SlowEach(u64),
     /// Introspection answers `302 Found` with this `Location`.
     IntrospectionRedirect(String),
     /// `Patient/{id}` answers `302 Found` with this `Location` followed by the path asked for.
@@ -330,7 +332,7 @@ fn answer(shared: &Shared, mut request: tiny_http::Request) {
             }
             match mode {
                 Mode::Garbage => return reply(request, 200, "<html>oops</html>"),
-                Mode::Slow(ms) => std::thread::sleep(Duration::from_millis(ms)),
+                Mode::Slow(ms) | Mode::SlowEach(ms) => std::thread::sleep(Duration::from_millis(ms)),
                 Mode::IntrospectionRedirect(location) => return redirect(request, &location),
                 _ => {}
             }
@@ -346,8 +348,10 @@ fn answer(shared: &Shared, mut request: tiny_http::Request) {
                 let authorized = bearer.strip_prefix("Bearer ").is_some_and(|t| s.backend_tokens.contains(t));
                 (s.patients.get(&path["/fhir/Patient/".len()..]).cloned(), authorized)
             };
-            if let Mode::PatientRedirect(location) = mode {
-                return redirect(request, &format!("{location}{path}"));
+            match mode {
+                Mode::PatientRedirect(location) => return redirect(request, &format!("{location}{path}")),
+                Mode::SlowEach(ms) => std::thread::sleep(Duration::from_millis(ms)),
+                _ => {}
             }
             match (authorized, found) {
                 (false, _) => reply(request, 401, "{}"),

@@ -79,6 +79,17 @@ fn a_patient_answer_with_another_id_is_refused() {
     assert_outcome(&search(&s, "pA", "tA"), 503, "Patient/pA answered with an Observation");
 }
 
+/// An EHR answer over 1 MiB is garbage to us, whatever it holds (README, Security).
+#[test]
+fn an_oversized_patient_answer_is_503() {
+    let s = setup();
+    s.ehr.issue("tA", active("pA", SCOPES, now() + 600));
+    let mut big = patient("pA", MRN_A, "Anna", "Müller");
+    big["text"] = json!({"status": "generated", "div": "x".repeat(1 << 20)});
+    s.ehr.set_patient("pA", big);
+    assert_outcome(&search(&s, "pA", "tA"), 503, "a Patient of over 1 MiB");
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Patient references.
 
@@ -286,6 +297,19 @@ fn a_held_token_endpoint_is_asked_once_and_every_request_ends_within_its_timeout
     assert_eq!(token, 1, "one backend-token fetch for {n} concurrent requests: the others waited for it");
     s.ehr.set_mode(Mode::Normal);
     assert_eq!(search(&s, "pA", "t0").status, 200, "once the token endpoint answers, the tenant works");
+}
+
+// Regression: each EHR call had its own timeout, so one request could wait `timeoutSeconds` for each of
+// discovery, the backend token, introspection and the Patient read in turn.
+#[test]
+fn all_the_ehr_calls_of_a_request_share_one_timeout() {
+    let s = setup_with("authorization.timeoutSeconds = 1", None);
+    s.ehr.issue("t1", active("pA", SCOPES, now() + 600));
+    s.ehr.issue("t2", active("pA", SCOPES, now() + 600));
+    s.ehr.set_mode(Mode::SlowEach(700));
+    assert_outcome(&search(&s, "pA", "t1"), 503, "introspection and Patient read 0.7 s each, 1 s for both");
+    s.ehr.set_mode(Mode::Normal);
+    assert_eq!(search(&s, "pA", "t2").status, 200, "the same EHR answering at once");
 }
 
 // Regression: while the EHR's discovery was slow, every request of that tenant held a worker on the
