@@ -12,6 +12,7 @@ mod config;
 mod dicom;
 mod dicomweb;
 mod fhir;
+mod help;
 mod home;
 mod http;
 mod index;
@@ -27,45 +28,6 @@ use std::process::ExitCode;
 
 use config::Config;
 use index::Index;
-
-const HELP: &str = "\
-smart-imaging: SMART Imaging Access server (FHIR ImagingStudy + DICOMweb WADO-RS)
-
-USAGE:
-  smart-imaging [serve] [--config FILE] [--listen ADDR] [--base-url URL]
-  smart-imaging index DIR [--out FILE] [--quiet]
-  smart-imaging check [--config FILE]
-  smart-imaging keygen [--out PREFIX]
-  smart-imaging --help | --version
-
-COMMANDS:
-  serve   Serve the tenants of the configuration (the default command).
-  index   Scan DIR for DICOM Part 10 files and write the static index
-          (default DIR/../index.toml). Unreadable and duplicate files are reported
-          and skipped; exits 0 when at least one file was indexed.
-  check   Validate the configuration and every file of its index, without serving:
-          names files missing, changed (size or header) or touched (modification
-          time only); exits 1 when a file is missing or changed.
-  keygen  Write a new ES384 key pair for registering this server at an EHR as a SMART
-          Backend Services client: PREFIX.private.jwk.json (mode 0600, for
-          authorization.client.jwk) and PREFIX.public.jwk.json (to register).
-          [default PREFIX: imaging-server]
-
-OPTIONS:
-  --config FILE    Configuration file [default: ./smart-imaging.toml]
-  --listen ADDR    Address to listen on, overriding server.listen (port 0 picks a free port)
-  --base-url URL   Public URL for links, overriding server.base_url. When --listen is given
-                   without it, links follow the bound address.
-  --out FILE       Where `index` writes the index
-  -q, --quiet      `index` prints only the files it skips: no progress, no summary
-  -h, --help       Print this help
-  -V, --version    Print the version
-
-ENVIRONMENT:
-  SMART_IMAGING_KEY   Secret for study tokens when server.key_file is not set
-  RUST_LOG            Log filter (default: info; the HTTP client's logs stop at info)
-  SOURCE_DATE_EPOCH   Fixed time for `index` to record as written
-";
 
 fn main() -> ExitCode {
     init_log();
@@ -122,15 +84,22 @@ impl log::Log for CappedLog {
 
 fn run() -> Result<ExitCode, String> {
     let mut args = pico_args::Arguments::from_env();
-    if args.contains(["-h", "--help"]) {
-        print!("{HELP}");
-        return Ok(ExitCode::SUCCESS);
-    }
+    let wants_help = args.contains(["-h", "--help"]);
     if args.contains(["-V", "--version"]) {
         println!("smart-imaging {}", env!("CARGO_PKG_VERSION"));
         return Ok(ExitCode::SUCCESS);
     }
     let command = args.subcommand().map_err(|e| e.to_string())?;
+    if wants_help || command.as_deref() == Some("help") {
+        let topic = match command.as_deref() {
+            Some("help") => args.opt_free_from_str::<String>().map_err(|e| e.to_string())?,
+            other => other.map(str::to_string),
+        };
+        let page = help::page(topic.as_deref())
+            .ok_or_else(|| format!("no command {:?}; `smart-imaging help` lists them", topic.unwrap_or_default()))?;
+        print!("{page}");
+        return Ok(ExitCode::SUCCESS);
+    }
     match command.as_deref() {
         None | Some("serve") => {
             let opts = server::start::Options {
@@ -151,8 +120,9 @@ fn run() -> Result<ExitCode, String> {
         }
         Some("check") => {
             let config = config_flag(&mut args)?;
+            let verbose = args.contains(["-v", "--verbose"]);
             finish(args)?;
-            check(&config)
+            check(&config, verbose)
         }
         Some("keygen") => {
             let prefix: Option<String> = opt_string(&mut args, "--out")?;
@@ -160,7 +130,7 @@ fn run() -> Result<ExitCode, String> {
             auth::jwk::keygen(prefix.as_deref().unwrap_or("imaging-server"))?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(other) => Err(format!("unknown command {other:?}; see --help")),
+        Some(other) => Err(format!("unknown command {other:?}; `smart-imaging help` lists the commands")),
     }
 }
 
@@ -216,12 +186,30 @@ fn index(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<ExitCode, Stri
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(path: &Path) -> Result<ExitCode, String> {
+/// `check`: one line per problem, one line for the files merely touched (each of them with `verbose`), and a
+/// summary.
+fn check(path: &Path, verbose: bool) -> Result<ExitCode, String> {
     let (config, index) = load(path)?;
-    token::configured(&config)?;
+    // A configured study-token key must be readable and long enough; that none is configured concerns
+    // serving, not checking.
+    if config.key_file.is_some() || std::env::var_os("SMART_IMAGING_KEY").is_some() {
+        token::configured(&config)?;
+    }
     let report = index::check::check_index(&index);
-    for line in report.problems.iter().chain(&report.touched) {
+    for line in &report.problems {
         println!("{line}");
+    }
+    if verbose {
+        for line in &report.touched {
+            println!("{line}");
+        }
+    } else if !report.touched.is_empty() {
+        let n = report.touched.len();
+        let (files, have) = if n == 1 { ("file", "has") } else { ("files", "have") };
+        println!(
+            "touched: {n} {files} {have} a new modification time but the indexed size and header (as after a git \
+             clone or a copy); re-index to record the times, or --verbose to list them"
+        );
     }
     println!(
         "{}: {} tenants, {} studies, {} instances, {} problems, {} touched",

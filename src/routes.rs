@@ -50,6 +50,7 @@ fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> 
     };
     match segs {
         [""] => Ok(home::page(app)),
+        ["readme"] => Ok(home::readme()),
         ["healthz"] => Ok(Response::bytes(200, "text/plain; charset=utf-8", b"ok".to_vec())),
         // A handler that panics, so the tests can show a panic becomes a 500 and the server goes on.
         #[cfg(debug_assertions)]

@@ -182,22 +182,39 @@ pub fn verify_es384(public: &Value, jws: &str) -> Result<Value, String> {
 }
 
 /// `smart-imaging keygen`: writes a new ES384 key pair, `PREFIX.private.jwk.json` (mode 0600) and
-/// `PREFIX.public.jwk.json`, never over an existing file.
+/// `PREFIX.public.jwk.json`, never over an existing file. The folder of PREFIX is made (mode 0700) when it
+/// is missing.
 pub fn keygen(prefix: &str) -> Result<(), String> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let (private, public) = generate_es384()?;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let private_path = format!("{prefix}.private.jwk.json");
     let public_path = format!("{prefix}.public.jwk.json");
+    for path in [&private_path, &public_path] {
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(format!("{path} exists; keygen never overwrites a key (choose another --out)"));
+        }
+    }
+    if let Some(folder) = std::path::Path::new(&private_path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if folder.exists() && !folder.is_dir() {
+            return Err(format!("cannot make the folder {}: a file of that name is in the way", folder.display()));
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(folder)
+            .map_err(|e| format!("cannot make the folder {}: {e}", folder.display()))?;
+    }
+    let (private, public) = generate_es384()?;
     let write = |path: &str, value: &serde_json::Value, mode: u32| -> Result<(), String> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(path)
-            .map_err(|e| format!("{path}: {e} (keygen never overwrites a key)"))?;
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                format!("{path} exists; keygen never overwrites a key (choose another --out)")
+            } else {
+                format!("cannot write {path}: {e}")
+            }
+        })?;
         let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-        file.write_all(format!("{text}\n").as_bytes()).map_err(|e| format!("{path}: {e}"))
+        file.write_all(format!("{text}\n").as_bytes()).map_err(|e| format!("cannot write {path}: {e}"))
     };
     write(&private_path, &private, 0o600)?;
     write(&public_path, &public, 0o644)?;

@@ -32,6 +32,11 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
     if let Some(listen) = opts.listen {
         config.listen = listen;
     }
+    check_listen(&config.listen).map_err(|m| {
+        let source =
+            if listen_flag { "--listen".to_string() } else { format!("{}: server.listen", opts.config.display()) };
+        format!("{source} {:?}: {m}", config.listen)
+    })?;
     let sealer = crate::token::configured(&config)?;
     sys::malloc::limit_malloc_arenas();
     sys::map::install_sigbus_guard().map_err(|e| format!("cannot install the SIGBUS guard: {e}"))?;
@@ -55,6 +60,9 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
     }
     .trim_end_matches('/')
     .to_string();
+    if let Some(warning) = unreachable_links(bound, &base_url) {
+        log::warn!("{warning}");
+    }
     log::info!(
         "serving {} studies ({} instances) from {} for tenants {}; public URL {base_url}",
         index.studies().len(),
@@ -79,5 +87,74 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
             log::error!("{why}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// A listen address must be `HOST:PORT`; a bare port or a name without one is the usual slip.
+fn check_listen(listen: &str) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let well_formed =
+        listen.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !well_formed || listen.to_socket_addrs().is_err() {
+        return Err("expected HOST:PORT, e.g. 127.0.0.1:8000".into());
+    }
+    Ok(())
+}
+
+/// Links that other machines cannot follow: a listener they can reach, with a base URL naming loopback or
+/// the unspecified address. The warning names the `--base-url` to start with.
+fn unreachable_links(bound: std::net::SocketAddr, base_url: &str) -> Option<String> {
+    if bound.ip().is_loopback() {
+        return None;
+    }
+    let rest = base_url.split_once("://").map_or(base_url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let local = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    if !local {
+        return None;
+    }
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "HOST".into());
+    Some(format!(
+        "listening on {bound}, which other machines can reach, but every Endpoint address and link names {base_url}, \
+         which they cannot follow: start with --base-url http://{name}:{} (or the name clients use), or set \
+         server.base_url",
+        bound.port()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_are_host_and_port() {
+        assert!(check_listen("127.0.0.1:8000").is_ok());
+        assert!(check_listen("0.0.0.0:0").is_ok());
+        assert!(check_listen("[::1]:8000").is_ok());
+        assert!(check_listen("localhost:8000").is_ok());
+        for bad in ["8001", ":8001", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:99999"] {
+            assert_eq!(check_listen(bad).unwrap_err(), "expected HOST:PORT, e.g. 127.0.0.1:8000", "{bad}");
+        }
+    }
+
+    #[test]
+    fn links_other_machines_cannot_follow_are_warned_about() {
+        let any: std::net::SocketAddr = "0.0.0.0:8000".parse().unwrap();
+        let lo: std::net::SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        for local in ["http://0.0.0.0:8000", "http://localhost:8000", "http://127.0.0.1:8000", "http://[::1]:8000/x"] {
+            let warning = unreachable_links(any, local).unwrap_or_else(|| panic!("{local}"));
+            assert!(warning.contains("--base-url http://") && warning.contains(":8000"), "{warning}");
+        }
+        assert_eq!(unreachable_links(any, "https://imaging.example.org"), None);
+        assert_eq!(unreachable_links(lo, "http://localhost:8000"), None, "loopback serves only this machine");
     }
 }

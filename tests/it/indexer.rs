@@ -336,6 +336,10 @@ fn check(config: &Path, dir: &Path) -> Run {
     run_cli(&[OsString::from("check"), "--config".into(), config.into()], dir)
 }
 
+fn check_verbose(config: &Path, dir: &Path) -> Run {
+    run_cli(&[OsString::from("check"), "--config".into(), config.into(), "--verbose".into()], dir)
+}
+
 fn set_mtime(path: &Path, by: Duration) {
     let file = std::fs::File::options().write(true).open(path).unwrap();
     let was = file.metadata().unwrap().modified().unwrap();
@@ -359,10 +363,16 @@ fn check_names_a_touched_file_without_failing() {
     set_mtime(&files[2], Duration::from_secs(3600));
     let run = check(&config, dir.path());
     assert_eq!(run.code(), Some(0), "a touched file is still served as indexed\n{run}");
-    let lines = named(&run, "touched", &files[2]);
-    assert_eq!(lines.len(), 1, "the touched file is named once\n{run}");
-    assert!(lines[0].contains("; size and header match the index"), "{run}");
+    assert!(named(&run, "touched", &files[2]).is_empty(), "without --verbose, no line per touched file\n{run}");
+    let summary: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("touched:")).collect();
+    assert_eq!(summary.len(), 1, "one line for the touched files\n{run}");
+    assert!(summary[0].starts_with("touched: 1 file has a new modification time"), "{run}");
     assert!(run.stdout.contains("0 problems, 1 touched"), "{run}");
+    let run = check_verbose(&config, dir.path());
+    assert_eq!(run.code(), Some(0), "{run}");
+    let lines = named(&run, "touched", &files[2]);
+    assert_eq!(lines.len(), 1, "with --verbose the touched file is named once\n{run}");
+    assert!(lines[0].contains("; size and header match the index"), "{run}");
 }
 
 #[test]
@@ -400,6 +410,8 @@ fn check_fails_naming_changed_and_missing_files() {
     let renumbered_lines = named(&run, "changed", renumbered);
     assert_eq!(renumbered_lines.len(), 1, "the renumbered file\n{run}");
     assert!(renumbered_lines[0].contains(&format!("SOP Instance UID {other}, indexed {uid}")), "{run}");
-    assert_eq!(named(&run, "touched", touched).len(), 1, "the touched file is still named\n{run}");
+    assert!(named(&run, "touched", touched).is_empty(), "a touched file is only counted\n{run}");
     assert!(run.stdout.contains("5 instances, 3 problems, 1 touched"), "{run}");
+    let verbose = check_verbose(&config, dir.path());
+    assert_eq!(named(&verbose, "touched", touched).len(), 1, "--verbose names the touched file\n{verbose}");
 }

@@ -12,6 +12,7 @@ mod indexer;
 mod layout;
 mod mock;
 mod redteam;
+mod newcomer;
 mod resilience;
 mod sample;
 mod tokens;

@@ -1,0 +1,147 @@
+//! The command line's help: the overview, and each command's usage, flags and an example, for
+//! `smart-imaging help [COMMAND]` and `smart-imaging COMMAND --help`.
+//!
+//! Invariant: every command the command line runs has a page here, and every page names its flags.
+
+pub const OVERVIEW: &str = "\
+smart-imaging: SMART Imaging Access server (FHIR ImagingStudy + DICOMweb WADO-RS)
+
+USAGE:
+  smart-imaging [serve] [--config FILE] [--listen HOST:PORT] [--base-url URL]
+  smart-imaging index DIR [--out FILE] [--quiet]
+  smart-imaging check [--config FILE] [--verbose]
+  smart-imaging keygen [--out PREFIX]
+  smart-imaging help [COMMAND]
+  smart-imaging --help | --version
+
+COMMANDS:
+  serve   Serve the tenants of the configuration (the default command)
+  index   Scan a folder of DICOM files and write the static index
+  check   Validate the configuration and every file of its index, without serving
+  keygen  Write a key pair for registering this server at an EHR
+  help    Print this overview, or a command's usage, flags and an example
+
+`smart-imaging help COMMAND` or `smart-imaging COMMAND --help` says more about each.
+
+ENVIRONMENT:
+  SMART_IMAGING_KEY   Secret for study tokens when server.key_file is not set
+  RUST_LOG            Log filter (default: info; the HTTP client's logs stop at info)
+  SOURCE_DATE_EPOCH   Fixed time for `index` to record as written
+";
+
+const SERVE: &str = "\
+smart-imaging serve: serve the tenants of the configuration (the default command)
+
+USAGE:
+  smart-imaging [serve] [--config FILE] [--listen HOST:PORT] [--base-url URL]
+
+Prints `listening on http://ADDR` once bound, logs one line per request, and stops gracefully on SIGTERM or
+SIGINT (in-flight requests get server.shutdown_timeout seconds to finish).
+
+FLAGS:
+  --config FILE        Configuration file [default: ./smart-imaging.toml]
+  --listen HOST:PORT   Address to listen on, overriding server.listen; port 0 picks a free port
+  --base-url URL       Public URL for Endpoint addresses and links, overriding server.base_url.
+                       With --listen and no --base-url, links follow the bound address.
+  -h, --help           Print this help
+
+EXAMPLE:
+  smart-imaging serve --listen 0.0.0.0:8000 --base-url http://imaging.example.org:8000
+";
+
+const INDEX: &str = "\
+smart-imaging index: scan a folder of DICOM files and write the static index
+
+USAGE:
+  smart-imaging index DIR [--out FILE] [--quiet]
+
+Reads every regular file under DIR, only as far as its header. Files that are not DICOM or cannot be read
+are reported one line each and skipped. Exits 0 when at least one file was indexed, else 1.
+
+FLAGS:
+  --out FILE    Where to write the index, in DIR or a folder above it [default: DIR/../index.toml]
+  -q, --quiet   Print only the files skipped: no progress, no summary
+  -h, --help    Print this help
+
+EXAMPLE:
+  SOURCE_DATE_EPOCH=1764288000 smart-imaging index data/dicom
+";
+
+const CHECK: &str = "\
+smart-imaging check: validate the configuration and every file of its index, without serving
+
+USAGE:
+  smart-imaging check [--config FILE] [--verbose]
+
+Prints one line per file the index no longer describes (missing, unreadable, or another size or header) and
+one summary line. Files whose modification time alone changed (as after a git clone) are counted in one
+line and do not fail the check. Exits 0 when the configuration and every file are sound, 1 when a file is
+missing or changed, 2 when the configuration or the index does not load.
+
+FLAGS:
+  --config FILE   Configuration file [default: ./smart-imaging.toml]
+  -v, --verbose   Also list each file whose modification time alone changed
+  -h, --help      Print this help
+
+EXAMPLE:
+  smart-imaging check --config smart-imaging.toml
+";
+
+const KEYGEN: &str = "\
+smart-imaging keygen: write a key pair for registering this server at an EHR
+
+USAGE:
+  smart-imaging keygen [--out PREFIX]
+
+Writes a new ES384 key pair for a SMART Backend Services client: PREFIX.private.jwk.json (mode 0600; point
+authorization.client.jwk at it) and PREFIX.public.jwk.json (register it at the EHR). Creates the folder of
+PREFIX (mode 0700) when it is missing; never overwrites a file.
+
+FLAGS:
+  --out PREFIX   Where to write the pair [default: imaging-server]
+  -h, --help     Print this help
+
+EXAMPLE:
+  smart-imaging keygen --out keys/imaging-server
+";
+
+const HELP: &str = "\
+smart-imaging help: print the overview, or a command's usage, flags and an example
+
+USAGE:
+  smart-imaging help [COMMAND]
+
+EXAMPLE:
+  smart-imaging help check
+";
+
+/// The help page of `command`, or the overview for none; `None` for a command that does not exist.
+pub fn page(command: Option<&str>) -> Option<&'static str> {
+    match command {
+        None => Some(OVERVIEW),
+        Some("serve") => Some(SERVE),
+        Some("index") => Some(INDEX),
+        Some("check") => Some(CHECK),
+        Some("keygen") => Some(KEYGEN),
+        Some("help") => Some(HELP),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_a_page_with_its_usage_and_an_example() {
+        for command in ["serve", "index", "check", "keygen", "help"] {
+            let page = page(Some(command)).unwrap();
+            assert!(page.starts_with(&format!("smart-imaging {command}:")), "{command}");
+            assert!(page.contains("USAGE:") && page.contains("EXAMPLE:"), "{command}");
+            assert!(OVERVIEW.contains(&format!("  {command} ")), "the overview lists {command}");
+        }
+        assert!(page(Some("serve")).unwrap().contains("--listen HOST:PORT"));
+        assert!(page(Some("check")).unwrap().contains("--verbose"));
+        assert!(page(Some("frobnicate")).is_none());
+    }
+}
