@@ -286,9 +286,7 @@ pub fn assert_data_set_keys(data_set: &Ordered, top_level: bool, at: &str) {
         assert!(!(top_level && key.starts_with("0002")), "{at}: file meta attribute {key}");
         previous = Some(key);
         let Some(Ordered::String(vr)) = attribute.member("vr") else { panic!("{at}: {key} has no string vr") };
-        if vr == "SQ"
-            && let Some(Ordered::Array(items)) = attribute.member("Value")
-        {
+        if let (true, Some(Ordered::Array(items))) = (vr == "SQ", attribute.member("Value")) {
             for (n, item) in items.iter().enumerate() {
                 assert_data_set_keys(item, false, &format!("{at} {key}[{n}]"));
             }
