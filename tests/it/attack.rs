@@ -197,8 +197,9 @@ fn a_pipelined_burst_is_answered_in_order_while_other_clients_are_served() {
     let server = Launch::new(config).start();
     let mut burst = TcpStream::connect(server.addr()).unwrap();
     let mut requests = String::new();
-    for n in 0..200 {
-        requests.push_str(&format!("GET /open/fhir/metadata?n={n} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    // Each answer names its request: the Bundle's self link carries the `_offset` asked.
+    for n in 1..=200 {
+        requests.push_str(&format!("GET /open/fhir/ImagingStudy?_count=1&_offset={n} HTTP/1.1\r\nHost: x\r\n\r\n"));
     }
     burst.write_all(requests.as_bytes()).unwrap();
     // Meanwhile another client is served, not told the server is busy.
@@ -221,10 +222,15 @@ fn a_pipelined_burst_is_answered_in_order_while_other_clients_are_served() {
     }
     assert_eq!(answers, 200, "every request of the burst is answered 200");
     let text = String::from_utf8_lossy(&raw);
-    let order: Vec<usize> =
-        text.match_indices("?n=").filter_map(|(at, _)| text[at + 3..].split('"').next()?.parse().ok()).collect();
-    let first_two: Vec<usize> = order.iter().copied().take(2).collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]) || order.is_empty(), "in order: {first_two:?}…");
+    // The self link is the first link of each Bundle (a `next` link may follow).
+    let order: Vec<usize> = text
+        .split("HTTP/1.1 200")
+        .filter_map(|answer| {
+            let at = answer.find("_offset=")? + "_offset=".len();
+            answer[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        })
+        .collect();
+    assert_eq!(order, (1..=200).collect::<Vec<usize>>(), "the answers come in the order of the requests");
     assert_serving(&server, "after a pipelined burst of 200");
 }
 
