@@ -43,6 +43,10 @@ pub fn page(app: &App) -> Response {
         ));
     }
     html.push_str(
+        "<h2>See the images</h2>\n<p><a href=\"/viewer/\">The viewer</a> signs in like a SMART app, lists the \
+         patient's studies and draws their images in this browser.</p>\n",
+    );
+    html.push_str(
         "<h2>Read more</h2>\n<ul>\n\
          <li><a href=\"/readme#http-api\">The HTTP API</a> and <a href=\"/readme#errors\">its errors</a></li>\n\
          <li><a href=\"/readme#connecting-to-an-ehr\">Connecting to an EHR</a> (a <code>smart-on-fhir</code> \

@@ -22,6 +22,7 @@ mod server;
 mod sys;
 mod time;
 mod token;
+mod viewer;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -13,6 +13,7 @@ use crate::dicomweb::{self as wado, Scope, Target};
 use crate::fhir::{self, outcome};
 use crate::home;
 use crate::http::{ApiError, Method, Request, Response, percent_decode};
+use crate::viewer;
 
 /// Which family of paths a request is on: it decides the error body format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,9 @@ fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> 
     match segs {
         [""] => Ok(home::page(app)),
         ["readme"] => Ok(home::readme()),
+        ["viewer"] => Ok(Response::new(301).with_header("Location", "/viewer/")),
+        ["viewer", "config.json"] => Ok(viewer::config(app)),
+        ["viewer", file] => viewer::asset(file).ok_or_else(|| ApiError::NotFound("no such viewer file".into())),
         ["healthz"] => Ok(Response::bytes(200, "text/plain; charset=utf-8", b"ok".to_vec())),
         // A handler that panics, so the tests can show a panic becomes a 500 and the server goes on.
         #[cfg(debug_assertions)]

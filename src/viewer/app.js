@@ -1,0 +1,234 @@
+// The viewer's page: choose a tenant, sign in (or not, for a mock tenant), list the patient's studies and a
+// study's series, and draw a series' images with window/level from the data set or the mouse.
+
+import { completeLaunch, launch } from "./smart.js";
+import { HttpError, getFrame, getJson } from "./dicomweb.js";
+import { defaultWindow, drawable, imageOf, modalityValues, rgba } from "./pixels.js";
+
+const FHIR = "application/fhir+json";
+const DICOM_JSON = "application/dicom+json";
+const FRAMES = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
+
+const $ = (id) => document.getElementById(id);
+const state = { session: null, tenants: [], items: [], at: 0, window: null, drawn: null };
+// What the page shows now, for a person's devtools and the browser test.
+window.viewerState = state;
+
+function say(text, isError = false) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+function fail(e) {
+  say(e instanceof HttpError ? e.message : `Something went wrong: ${e.message}`, true);
+}
+
+async function start() {
+  try {
+    const config = await getJson("config.json", null, "application/json");
+    state.tenants = config.tenants;
+    for (const t of config.tenants) {
+      const option = new Option(`${t.name} (${t.kind})`, t.name);
+      $("tenant").add(option);
+      if (t.issuer) $("issuers").append(new Option(t.issuer));
+    }
+    $("tenant").addEventListener("change", showTenant);
+    $("launch-form").addEventListener("submit", (event) => { event.preventDefault(); signIn().catch(fail); });
+    const back = await completeLaunch();
+    if (back) {
+      const tenant = state.tenants.find((t) => t.name === back.tenant) || {};
+      $("tenant").value = back.tenant;
+      showTenant();
+      state.session = { token: back.accessToken, patient: back.patient, imagingBase: back.imagingBase || tenant.imagingBase };
+      await search();
+    } else {
+      showTenant();
+    }
+  } catch (e) {
+    fail(e);
+  }
+}
+
+function chosenTenant() {
+  return state.tenants.find((t) => t.name === $("tenant").value);
+}
+
+function showTenant() {
+  const t = chosenTenant();
+  if (!t) return;
+  const smart = t.kind === "smart-on-fhir";
+  $("issuer-label").hidden = !smart;
+  if (smart && !$("issuer").value) $("issuer").value = t.issuer;
+  $("go").textContent = smart ? "Sign in and search" : "Search (a mock tenant needs no sign-in)";
+  $("who").textContent = smart ? "" : (t.patient ? `Patient in context: ${t.patientName || t.patient}.` : "Every study.");
+}
+
+async function signIn() {
+  const t = chosenTenant();
+  if (t.kind === "smart-on-fhir") {
+    say("Signing in at the EHR…");
+    await launch($("issuer").value.trim(), t.name);
+    return;
+  }
+  state.session = { token: null, patient: t.patient, imagingBase: t.imagingBase };
+  await search();
+}
+
+async function search() {
+  const s = state.session;
+  say("Searching the patient's studies…");
+  const query = s.patient ? `?patient=${encodeURIComponent(s.patient)}` : "";
+  const bundle = await getJson(`${s.imagingBase}/ImagingStudy${query}`, s.token, FHIR, say);
+  const studies = (bundle.entry || []).map((e) => e.resource);
+  $("who").textContent = s.patient ? `Patient in context: ${s.patient}.` : "Every study.";
+  const body = $("studies").tBodies[0];
+  body.replaceChildren();
+  for (const study of studies) {
+    const row = body.insertRow();
+    const cells = [
+      (study.started || "").slice(0, 10), study.description || "",
+      (study.modality || []).map((m) => m.code).join(", "), study.numberOfSeries, study.numberOfInstances,
+    ];
+    for (const text of cells) row.insertCell().textContent = text;
+    row.dataset.study = study.id;
+    row.addEventListener("click", () => { choose(body, row); showSeries(study); });
+  }
+  $("studies-section").hidden = false;
+  $("series-section").hidden = true;
+  $("image-section").hidden = true;
+  say(`${studies.length} studies.`);
+}
+
+function choose(list, item) {
+  for (const other of list.children) other.classList.remove("chosen");
+  item.classList.add("chosen");
+}
+
+function showSeries(study) {
+  const address = study.contained.find((r) => r.resourceType === "Endpoint").address;
+  const list = $("series");
+  list.replaceChildren();
+  for (const series of study.series || []) {
+    const item = document.createElement("li");
+    item.textContent = `#${series.number ?? "?"} ${series.modality?.code || ""} ${series.description || ""} ` +
+      `(${series.numberOfInstances} instances)`;
+    item.dataset.series = series.uid;
+    item.addEventListener("click", () => { choose(list, item); openSeries(address, study.id, series.uid).catch(fail); });
+    list.append(item);
+  }
+  $("series-section").hidden = false;
+  $("image-section").hidden = true;
+}
+
+async function openSeries(address, study, series) {
+  const s = state.session;
+  say("Reading the series' metadata…");
+  const base = `${address}/studies/${study}/series/${series}`;
+  const instances = await getJson(`${base}/metadata`, s.token, DICOM_JSON, say);
+  const items = [];
+  for (const meta of instances) {
+    const image = imageOf(meta);
+    const sop = meta["00080018"].Value[0];
+    for (let f = 1; f <= image.frames; f++) items.push({ meta, image, url: `${base}/instances/${sop}/frames/${f}`, sop, frame: f });
+  }
+  items.sort((a, b) => a.image.number - b.image.number || a.frame - b.frame);
+  state.items = items;
+  state.at = 0;
+  state.window = null; // the window the person chose by dragging, kept while scrolling
+  state.drawn = null;
+  $("image-section").hidden = false;
+  await draw();
+}
+
+async function draw() {
+  const item = state.items[state.at];
+  if (!item) return;
+  const canvas = $("canvas");
+  canvas.dataset.ready = "no";
+  const frame = await getFrame(item.url, state.session.token, FRAMES, say);
+  const how = drawable(frame.transferSyntax);
+  if (how === "native") {
+    state.drawn = { item, frame };
+    render(state.window || windowFor(item, frame));
+  } else if (how) {
+    const bitmap = await createImageBitmap(new Blob([frame.bytes], { type: how }));
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+    canvas.getContext("2d").drawImage(bitmap, 0, 0);
+    state.drawn = null;
+    info(item, null);
+  } else {
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    say(`This image is stored in transfer syntax ${frame.transferSyntax}, which the viewer cannot draw.`, true);
+    return;
+  }
+  canvas.dataset.instance = String(state.at);
+  canvas.dataset.ready = "yes";
+  say("");
+}
+
+/** The data set's window, else the full range of this frame's values. */
+function windowFor(item, frame) {
+  const image = item.image;
+  if (Number.isFinite(image.center) && image.width >= 1) return { center: image.center, width: image.width };
+  if (!frame.range) {
+    const values = modalityValues(image, frame.bytes, frame.transferSyntax);
+    frame.range = defaultWindow({ ...image, center: NaN, width: NaN }, values);
+  }
+  return frame.range;
+}
+
+/** Draws the current frame with `window` (center, width). */
+function render(window) {
+  const { item, frame } = state.drawn;
+  const image = item.image;
+  const canvas = $("canvas");
+  canvas.width = image.columns;
+  canvas.height = image.rows;
+  const pixels = rgba(image, frame.bytes, frame.transferSyntax, window);
+  canvas.getContext("2d").putImageData(new ImageData(pixels, image.columns, image.rows), 0, 0);
+  canvas.dataset.center = String(window.center);
+  canvas.dataset.width = String(window.width);
+  info(item, window);
+}
+
+function info(item, window) {
+  const where = `Instance ${item.image.number} (${state.at + 1} of ${state.items.length})` +
+    (item.image.frames > 1 ? `, frame ${item.frame} of ${item.image.frames}` : "");
+  const wl = window ? ` · window ${Math.round(window.width)}, level ${Math.round(window.center)}` : "";
+  $("image-info").textContent = `${where} · ${item.image.columns}×${item.image.rows} ${item.image.photometric}${wl}`;
+}
+
+function step(by) {
+  const next = Math.min(state.items.length - 1, Math.max(0, state.at + by));
+  if (next !== state.at) {
+    state.at = next;
+    draw().catch(fail);
+  }
+}
+
+function wire() {
+  const canvas = $("canvas");
+  let drag = null;
+  canvas.addEventListener("mousedown", (e) => {
+    if (!state.drawn) return;
+    const now = state.window || windowFor(state.drawn.item, state.drawn.frame);
+    drag = { x: e.clientX, y: e.clientY, w: { ...now } };
+  });
+  window.addEventListener("mouseup", () => { drag = null; });
+  window.addEventListener("mousemove", (e) => {
+    if (!drag || !state.drawn) return;
+    const width = Math.max(1, drag.w.width + (e.clientX - drag.x) * 2);
+    const center = drag.w.center + (e.clientY - drag.y) * 2;
+    state.window = { center, width };
+    render(state.window);
+  });
+  canvas.addEventListener("wheel", (e) => { e.preventDefault(); step(e.deltaY > 0 ? 1 : -1); });
+  canvas.addEventListener("keydown", (e) => {
+    if (e.key === "ArrowDown" || e.key === "ArrowRight") { e.preventDefault(); step(1); }
+    if (e.key === "ArrowUp" || e.key === "ArrowLeft") { e.preventDefault(); step(-1); }
+  });
+}
+
+wire();
+start();
