@@ -9,6 +9,8 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 npm ci --silent --no-audit --no-fund
+echo "== the pixel arithmetic (node --test)"
+node --test pixels.test.mjs 2>&1 | tail -n 9
 (cd ../.. && cargo build --locked --quiet)
 BIN=${SMART_IMAGING_BIN:-../../target/debug/smart-imaging}
 LOG=../../target/browser-server.log
@@ -19,4 +21,5 @@ trap 'kill $PID 2>/dev/null || true; rm -f "$OUT"' EXIT
 for _ in $(seq 200); do grep -q '^listening on ' "$OUT" && break; sleep 0.1; done
 BASE=$(sed -n 's/^listening on //p' "$OUT" | head -n 1)
 [ -n "$BASE" ] || { echo "the server did not start" >&2; cat "$LOG" >&2; exit 1; }
+echo "== the viewer in Chromium"
 BASE="$BASE" node viewer.mjs
