@@ -7,6 +7,7 @@
 //! exhaust memory. It finds its way through a file with `element`, as the whole-data-set reader does,
 //! and decodes values with `text`.
 
+use super::charset::Charset;
 use super::element::{
     Layout, Syntax, is_zero_padding, locate, read_element, read_file_meta, skip_value, sniff_little_endian,
 };
@@ -19,7 +20,7 @@ use super::tags::{
     SERIES_NUMBER, SOP_CLASS_UID, SOP_INSTANCE_UID, SPECIFIC_CHARACTER_SET, STUDY_DATE, STUDY_DESCRIPTION, STUDY_ID,
     STUDY_INSTANCE_UID, STUDY_TIME, TIMEZONE_OFFSET_FROM_UTC, TRANSFER_SYNTAX_UID, Tag,
 };
-use super::text::{Charset, decode_uid, parse_integer_string, trim_text};
+use super::text::{decode_uid, parse_integer_string, trim_text};
 
 /// The attributes of one instance that the index records.
 /// Text values are decoded to UTF-8 and trimmed of DICOM padding; an absent attribute is empty.
@@ -251,18 +252,21 @@ fn build_header(found: &Found<'_>, transfer_syntax: String) -> Result<Header, Di
         value => value,
     };
     // PN, LO, SH and similar VRs use the Specific Character Set; DA, TM and CS are restricted to
-    // the default repertoire, which Latin-1 decodes identically. Each value of a multi-valued
-    // string loses its own padding; the backslashes between them stay.
-    let text = |tag| {
+    // the default repertoire, which Latin-1 decodes identically. Each value of a multi-valued string is
+    // decoded on its own (code extensions return to value 1's designations at each `\`, PS3.5
+    // §6.1.2.5.3) and loses its own padding; the backslashes between them stay.
+    let decode = |tag, person_name: bool| {
         let value = found.get(tag).map(trim_text).unwrap_or_default();
-        let text = charset.decode(value);
-        if text.contains('\\') {
-            text.split('\\').map(|v| v.trim_matches([' ', '\0'])).collect::<Vec<_>>().join("\\")
-        } else {
-            text
-        }
+        let values: Vec<String> = value
+            .split(|&b| b == b'\\')
+            .map(trim_text)
+            .map(|v| if person_name { charset.decode_person_name(v) } else { charset.decode(v) })
+            .collect();
+        values.join("\\")
     };
-    let code = |tag| Charset::Latin1.decode(found.get(tag).map(trim_text).unwrap_or_default());
+    let text = |tag| decode(tag, false);
+    let name = |tag| decode(tag, true);
+    let code = |tag| Charset::LATIN1.decode(found.get(tag).map(trim_text).unwrap_or_default());
     let integer = |tag| found.get(tag).and_then(parse_integer_string);
 
     let header = Header {
@@ -273,7 +277,7 @@ fn build_header(found: &Found<'_>, transfer_syntax: String) -> Result<Header, Di
         series_instance_uid: uid(SERIES_INSTANCE_UID),
         patient_id: text(PATIENT_ID),
         issuer_of_patient_id: text(ISSUER_OF_PATIENT_ID),
-        patient_name: text(PATIENT_NAME),
+        patient_name: name(PATIENT_NAME),
         patient_birth_date: code(PATIENT_BIRTH_DATE),
         patient_sex: code(PATIENT_SEX),
         study_date: code(STUDY_DATE),
@@ -282,7 +286,7 @@ fn build_header(found: &Found<'_>, transfer_syntax: String) -> Result<Header, Di
         accession_number: text(ACCESSION_NUMBER),
         study_id: text(STUDY_ID),
         study_description: text(STUDY_DESCRIPTION),
-        referring_physician_name: text(REFERRING_PHYSICIAN_NAME),
+        referring_physician_name: name(REFERRING_PHYSICIAN_NAME),
         series_number: integer(SERIES_NUMBER),
         modality: code(MODALITY),
         series_description: text(SERIES_DESCRIPTION),

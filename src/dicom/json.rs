@@ -9,10 +9,10 @@
 
 use serde_json::{Map, Value as Json};
 
+use super::charset::Charset;
 use super::dataset::{DataSet, Element, Value, Vr, find};
 use super::element::read_u16;
 use super::tags::{PIXEL_DATA, SPECIFIC_CHARACTER_SET, Tag};
-use super::text::Charset;
 
 /// Text and numeric values longer than this many bytes are sent as a BulkDataURI rather than inline.
 /// Binary values always are, whatever their length. 1024 is what pydicom and common servers use.
@@ -36,7 +36,7 @@ pub struct BulkRef<'a> {
 /// The DICOM JSON object of a data set already read from `file`.
 pub fn data_set_to_json(file: &[u8], data_set: &DataSet, bulk: &dyn Fn(BulkRef) -> String) -> Json {
     let mut writer = Writer { file, bulk, path: Vec::new() };
-    writer.object(&data_set.elements, Charset::Latin1, true)
+    writer.object(&data_set.elements, Charset::LATIN1, true)
 }
 
 struct Writer<'a> {
@@ -200,7 +200,7 @@ fn strings(bytes: &[u8], vr: Vr, charset: Charset, convert: fn(&str) -> Json) ->
     // Only these VRs use the Specific Character Set; the others are in the default repertoire, which
     // Latin-1 decodes identically while keeping stray high bytes readable (PS3.5 §6.1.2.3).
     let charset =
-        if matches!(&vr.0, b"SH" | b"LO" | b"ST" | b"LT" | b"UC" | b"UT" | b"PN") { charset } else { Charset::Latin1 };
+        if matches!(&vr.0, b"SH" | b"LO" | b"ST" | b"LT" | b"UC" | b"UT" | b"PN") { charset } else { Charset::LATIN1 };
     // LT, ST, UT and UR hold a single value in which a backslash is a character (PS3.5 §6.2).
     let single = matches!(&vr.0, b"LT" | b"ST" | b"UT" | b"UR");
     // Leading spaces are significant only in the text VRs (PS3.5 Table 6.2-1).
@@ -209,7 +209,8 @@ fn strings(bytes: &[u8], vr: Vr, charset: Charset, convert: fn(&str) -> Json) ->
     let values: Vec<Json> = parts
         .into_iter()
         .map(|part| {
-            let text = charset.decode(part);
+            // A person name's component groups are decoded each on its own (PS3.5 §6.1.2.5.3).
+            let text = if vr.0 == *b"PN" { charset.decode_person_name(part) } else { charset.decode(part) };
             let text = text.trim_end_matches([' ', '\0']);
             let text = if keep_leading { text } else { text.trim_start_matches(' ') };
             if text.is_empty() { Json::Null } else { convert(text) }

@@ -5,13 +5,14 @@
 //! Invariants: no reader here reads past the end of the bytes it is given or panics on them, and none
 //! can be made to hang or exhaust memory (loops always advance, sequences nest at most
 //! `element::MAX_DEPTH` deep, inflating stops at `inflate::MAX_INFLATED`). The folder uses only `std`,
-//! `flate2` and `serde_json`, and its modules name each other only as `super::…`, so that the fuzz
-//! target in `fuzz/` can include it by path. Their imports form no cycle: `tags`, `text`,
+//! `flate2`, `serde_json` and `encoding_rs`, and its modules name each other only as `super::…`, so that the fuzz
+//! target in `fuzz/` can include it by path. Their imports form no cycle: `tags`, `text`, `charset`,
 //! `transfer_syntax`, `inflate` and `uid` import no sibling, `error` and `dictionary` only `tags`;
 //! `element` imports those four below it; `header` and `dataset` import `element` and below; `json` and
 //! `frames` import `dataset` and sit on top. The test-only `fixtures` imports no sibling. This file holds
 //! only declarations and re-exports.
 
+pub mod charset;
 pub mod dataset;
 pub mod dictionary;
 pub mod element;
