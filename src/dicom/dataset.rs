@@ -14,10 +14,13 @@ use std::ops::Range;
 
 use super::dictionary;
 use super::element::{
-    ElementHeader, KNOWN_VRS, MAX_DEPTH, Syntax, is_zero_padding, locate, read_element, read_u16, read_u32, within,
+    ElementHeader, KNOWN_VRS, MAX_DEPTH, Syntax, is_zero_padding, locate, read_element, read_u16, read_u32, skip_value,
+    within,
 };
 use super::error::DicomError;
-use super::tags::{ITEM, ITEM_DELIMITATION, PIXEL_DATA, PIXEL_REPRESENTATION, SEQUENCE_DELIMITATION, Tag};
+use super::tags::{
+    ITEM, ITEM_DELIMITATION, LUT_DESCRIPTOR, PIXEL_DATA, PIXEL_REPRESENTATION, SEQUENCE_DELIMITATION, Tag,
+};
 use super::text::parse_integer_string;
 
 /// A Value Representation (PS3.5 §6.2): two upper-case letters.
@@ -162,9 +165,13 @@ pub fn read_data_set(bytes: &[u8]) -> Result<DataSet, DicomError> {
         });
     }
     let reader = Reader { bytes };
-    let top = Context { syntax: layout.meta_syntax, depth: 0, signed_pixels: false };
+    let top = Context { syntax: layout.meta_syntax, depth: 0, signed_pixels: false, single_entry_lut: false };
     let meta = reader.read_list(layout.meta.start, End::At(layout.meta.end), top)?.0;
-    let top = Context { syntax: layout.syntax, ..top };
+    // Pixel Representation decides the "US or SS" attributes of the whole data set, also of those in
+    // sequences that come before it (PS3.3 §C.7.6.3.1.1), so in implicit VR it is looked up first.
+    let signed_pixels = layout.syntax == Syntax::ImplicitLittle
+        && top_level_u16(bytes, layout.data_set_start, PIXEL_REPRESENTATION) == Some(1);
+    let top = Context { syntax: layout.syntax, signed_pixels, ..top };
     let elements = reader.read_list(layout.data_set_start, End::At(bytes.len()), top)?.0;
     Ok(DataSet { transfer_syntax: layout.transfer_syntax, meta, elements })
 }
@@ -190,6 +197,9 @@ struct Context {
     /// Whether Pixel Representation (0028,0103) is 1 here or in an enclosing data set, which makes the
     /// implicit VR of the "US or SS" attributes SS (PS3.3 §C.7.6.3.1).
     signed_pixels: bool,
+    /// Whether LUT Descriptor (0028,3002) of this data set says the LUT has one entry, which makes the
+    /// implicit VR of LUT Data ("US or OW") US (PS3.3 §C.11.1.1.1).
+    single_entry_lut: bool,
 }
 
 impl Reader<'_> {
@@ -225,6 +235,10 @@ impl Reader<'_> {
                     if element.tag == PIXEL_REPRESENTATION {
                         context.signed_pixels = element.first_unsigned(self.bytes) == Some(1);
                     }
+                    if element.tag == LUT_DESCRIPTOR {
+                        context.single_entry_lut =
+                            read_u16(element.bytes(self.bytes), 0, element.big_endian) == Some(1);
+                    }
                     elements.push(element);
                     pos = next;
                 }
@@ -235,7 +249,7 @@ impl Reader<'_> {
     /// Reads the value of the element whose header is given. Returns the element and the offset past it.
     fn read_value(&self, header: &ElementHeader, context: Context) -> Result<(Element, usize), DicomError> {
         let undefined = header.has_undefined_length();
-        let dictionary = || implicit_vr(header.tag, context.signed_pixels);
+        let dictionary = || implicit_vr(header.tag, context);
         // The VR, and the syntax the value is encoded in: the data set's, except for UN.
         let (vr, syntax) = match header.vr {
             None => (dictionary(), context.syntax),
@@ -353,12 +367,28 @@ impl Reader<'_> {
     }
 }
 
+/// The first 16-bit value of a top-level element of a little endian data set, found by stepping over the
+/// elements before it; `None` when it is absent or the data set does not read that far.
+fn top_level_u16(bytes: &[u8], start: usize, tag: Tag) -> Option<u16> {
+    let mut pos = start;
+    loop {
+        let header = read_element(bytes, pos, Syntax::ImplicitLittle).ok()?;
+        if header.tag == tag {
+            return read_u16(header.value(bytes).ok()?, 0, false);
+        }
+        if header.tag > tag {
+            return None;
+        }
+        pos = skip_value(bytes, &header, Syntax::ImplicitLittle, 0).ok()?;
+    }
+}
+
 fn malformed(header: &ElementHeader, problem: &'static str) -> DicomError {
     DicomError::Malformed { tag: header.tag, offset: header.start, problem }
 }
 
 /// The VR of an element in implicit VR, where the file does not say it (PS3.5 §7.1.3).
-fn implicit_vr(tag: Tag, signed_pixels: bool) -> Vr {
+fn implicit_vr(tag: Tag, context: Context) -> Vr {
     // Group Length (gggg,0000) is UL in every group (PS3.5 §7.2).
     if tag.element == 0x0000 {
         return Vr::UL;
@@ -369,9 +399,11 @@ fn implicit_vr(tag: Tag, signed_pixels: bool) -> Vr {
         return if (0x0010..=0x00FF).contains(&tag.element) { Vr::LO } else { Vr::UN };
     }
     match dictionary::lookup(tag) {
-        Some("US or SS") if signed_pixels => Vr::SS,
+        Some("US or SS") if context.signed_pixels => Vr::SS,
         Some("US or SS") => Vr::US,
-        // Native pixel and overlay data are OW in implicit VR (PS3.5 §A.1), and so is LUT Data.
+        Some("US or OW") if context.single_entry_lut => Vr::US,
+        // Native pixel and overlay data are OW in implicit VR (PS3.5 §A.1), and so is LUT Data of more
+        // than one entry.
         Some("OB or OW" | "US or OW") => Vr::OW,
         Some(vr) => match vr.as_bytes() {
             &[a, b] => Vr([a, b]),
@@ -435,6 +467,8 @@ mod tests {
             im(0x0009, 0x1001, &[1, 2]),       // (0009,1001) len 2: private value
             im(0x0028, 0x0103, &[1, 0]),       // (0028,0103) US len 2: Pixel Representation = 1
             im(0x0028, 0x0106, &[0xFE, 0xFF]), // (0028,0106) US or SS len 2: Smallest Pixel = -2
+            im(0x0028, 0x3002, &[1, 0, 0, 0, 16, 0]), // (0028,3002) US or SS len 6: LUT Descriptor, 1 entry
+            im(0x0028, 0x3006, &[7, 0]),       // (0028,3006) US or OW len 2: LUT Data, so US
             im(0x6002, 0x3000, &[0; 4]),       // (6002,3000) OB or OW len 4: Overlay Data, group 6002
             im(0x7FE0, 0x0010, &[0; 4]),       // (7FE0,0010) OB or OW len 4: Pixel Data
         ]
@@ -448,6 +482,8 @@ mod tests {
             (tag(0x0009, 0x1001), "UN"),
             (tag(0x0028, 0x0103), "US"),
             (tag(0x0028, 0x0106), "SS"),
+            (tag(0x0028, 0x3002), "SS"),
+            (tag(0x0028, 0x3006), "US"),
             (tag(0x6002, 0x3000), "OW"),
             (tag(0x7FE0, 0x0010), "OW"),
         ];

@@ -66,6 +66,7 @@ pub const ROWS: Tag = Tag::new(0x0028, 0x0010);
 pub const COLUMNS: Tag = Tag::new(0x0028, 0x0011);
 pub const BITS_ALLOCATED: Tag = Tag::new(0x0028, 0x0100);
 pub const PIXEL_REPRESENTATION: Tag = Tag::new(0x0028, 0x0103);
+pub const LUT_DESCRIPTOR: Tag = Tag::new(0x0028, 0x3002);
 pub const EXTENDED_OFFSET_TABLE: Tag = Tag::new(0x7FE0, 0x0001);
 pub const FLOAT_PIXEL_DATA: Tag = Tag::new(0x7FE0, 0x0008);
 pub const DOUBLE_FLOAT_PIXEL_DATA: Tag = Tag::new(0x7FE0, 0x0009);
