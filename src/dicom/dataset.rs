@@ -14,10 +14,11 @@ use std::ops::Range;
 
 use super::dictionary;
 use super::element::{
-    ElementHeader, KNOWN_VRS, MAX_DEPTH, Syntax, is_zero_padding, locate, read_element, read_u16, read_u32, skip_value,
-    within,
+    ElementHeader, KNOWN_VRS, Layout, MAX_DEPTH, Syntax, is_zero_padding, locate, read_element, read_u16, read_u32,
+    skip_value, sniff_little_endian, within,
 };
 use super::error::DicomError;
+use super::inflate::{Inflater, MAX_INFLATED, StreamEnd};
 use super::tags::{
     ITEM, ITEM_DELIMITATION, LUT_DESCRIPTOR, PIXEL_DATA, PIXEL_REPRESENTATION, SEQUENCE_DELIMITATION, Tag,
 };
@@ -39,6 +40,17 @@ impl Vr {
 
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("UN")
+    }
+
+    /// The size in bytes of the binary numbers of this VR (PS3.5 Table 6.2-1), which big endian stores
+    /// reversed; 1 for the VRs of text and of bytes.
+    pub fn number_size(self) -> usize {
+        match &self.0 {
+            b"US" | b"SS" | b"OW" | b"AT" => 2,
+            b"UL" | b"SL" | b"FL" | b"OF" | b"OL" => 4,
+            b"FD" | b"SV" | b"UV" | b"OD" | b"OV" => 8,
+            _ => 1,
+        }
     }
 }
 
@@ -135,6 +147,12 @@ impl Element {
         }
     }
 
+    /// The size of the numbers to reverse to send this element's value little endian: its VR's number size
+    /// in a big endian data set, else 1.
+    pub fn swap_size(&self) -> usize {
+        if self.big_endian { self.vr.number_size() } else { 1 }
+    }
+
     /// The first value of an IS element.
     pub fn first_integer_string(&self, file: &[u8]) -> Option<i64> {
         if self.vr.0 != *b"IS" {
@@ -150,7 +168,7 @@ impl Element {
 /// transfer syntax, a meta group without preamble, or a bare little endian data set.
 ///
 /// A deflated data set is refused: the elements of this tree point into the file's bytes, and those
-/// of a deflated data set exist only once inflated. Such files are indexed and served as stored.
+/// of a deflated data set exist only once inflated ([`inflate_file`], [`read_inflated_data_set`]).
 ///
 /// # Errors
 ///
@@ -161,9 +179,63 @@ pub fn read_data_set(bytes: &[u8]) -> Result<DataSet, DicomError> {
     if layout.deflated {
         return Err(DicomError::UnsupportedTransferSyntax {
             uid: layout.transfer_syntax,
-            reason: "a deflated data set is served as stored but not read element by element",
+            reason: "a deflated data set is read element by element only once inflated",
         });
     }
+    read_layout(bytes, layout)
+}
+
+/// Reads the File Meta Information alone, of a file in any transfer syntax, deflated ones included.
+/// Returns it as a data set without elements, and the offset where the data set starts.
+///
+/// # Errors
+///
+/// As [`read_data_set`], for the meta group.
+pub fn read_meta(bytes: &[u8]) -> Result<(DataSet, usize), DicomError> {
+    let layout = locate(bytes)?;
+    let top = Context { syntax: layout.meta_syntax, depth: 0, signed_pixels: false, single_entry_lut: false };
+    let meta = Reader { bytes }.read_list(layout.meta.start, End::At(layout.meta.end), top)?.0;
+    Ok((DataSet { transfer_syntax: layout.transfer_syntax, meta, elements: Vec::new() }, layout.data_set_start))
+}
+
+/// A deflated file with its data set inflated (PS3.5 §A.5): the preamble and meta group as stored, then the
+/// inflated data set, for [`read_inflated_data_set`]. Inflates at most `inflate::MAX_INFLATED` bytes.
+///
+/// # Errors
+///
+/// When the file is not deflated, does not read, or its stream is corrupt, cut short or larger than that.
+pub fn inflate_file(bytes: &[u8]) -> Result<Vec<u8>, DicomError> {
+    let layout = locate(bytes)?;
+    let start = layout.data_set_start;
+    let deflate = |problem: String| DicomError::Deflate { offset: start, problem };
+    if !layout.deflated {
+        return Err(deflate("the data set is not deflated".into()));
+    }
+    let mut inflater = Inflater::new(bytes.get(start..).unwrap_or_default());
+    inflater.fill(MAX_INFLATED + 1).map_err(deflate)?;
+    match inflater.end {
+        Some(StreamEnd::Complete) if inflater.out.len() <= MAX_INFLATED => {}
+        Some(StreamEnd::InputUsedUp) => return Err(deflate("truncated before its last block".into())),
+        _ => return Err(deflate(format!("it inflates to more than {} MiB", MAX_INFLATED >> 20))),
+    }
+    let mut file = bytes.get(..start).unwrap_or_default().to_vec();
+    file.append(&mut inflater.out);
+    Ok(file)
+}
+
+/// Reads a file made by [`inflate_file`]: its data set as the inflated bytes encode it, which is explicit VR
+/// little endian, or implicit where a writer deflated that. The transfer syntax stays the deflated one.
+///
+/// # Errors
+///
+/// As [`read_data_set`].
+pub fn read_inflated_data_set(inflated: &[u8]) -> Result<DataSet, DicomError> {
+    let mut layout = locate(inflated)?;
+    layout.syntax = sniff_little_endian(inflated, layout.data_set_start);
+    read_layout(inflated, layout)
+}
+
+fn read_layout(bytes: &[u8], layout: Layout) -> Result<DataSet, DicomError> {
     let reader = Reader { bytes };
     let top = Context { syntax: layout.meta_syntax, depth: 0, signed_pixels: false, single_entry_lut: false };
     let meta = reader.read_list(layout.meta.start, End::At(layout.meta.end), top)?.0;
@@ -660,7 +732,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "unsupported transfer syntax 1.2.840.10008.1.2.1.99 \
-             (a deflated data set is served as stored but not read element by element)"
+             (a deflated data set is read element by element only once inflated)"
         );
     }
 

@@ -28,6 +28,9 @@ pub struct Frames {
     /// Native frames are one range each. An encapsulated frame has one range per fragment it spans: the
     /// fragment values, without item headers.
     pub frames: Vec<Vec<Range<u64>>>,
+    /// The size of the numbers whose bytes are reversed to send native frames little endian, as PS3.18
+    /// §8.7.3.3.2 wants them: the pixel data VR's number size in a big endian file (2 for OW), else 1.
+    pub swap: usize,
 }
 
 /// Why the frames of a file cannot be located.
@@ -86,7 +89,8 @@ pub fn frames_of(file: &[u8], data_set: &DataSet) -> Result<Frames, FrameError> 
         Value::Fragments(fragments) => (true, encapsulated(file, data_set, pixels, fragments, count)?),
         Value::Items(_) => return Err(FrameError::Malformed(format!("{} holds items of a sequence", pixels.tag))),
     };
-    Ok(Frames { transfer_syntax: data_set.transfer_syntax.clone(), encapsulated, frames })
+    let swap = if encapsulated { 1 } else { pixels.swap_size() };
+    Ok(Frames { transfer_syntax: data_set.transfer_syntax.clone(), encapsulated, frames, swap })
 }
 
 /// Number of Frames (0028,0008); absent or empty means one frame (PS3.3 §C.7.6.6).

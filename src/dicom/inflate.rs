@@ -57,6 +57,63 @@ impl<'a> Inflater<'a> {
     }
 }
 
+/// Inflates a whole deflate stream a piece at a time, for a data set sent inflated: memory stays that of
+/// the engine and the caller's buffer, however large the data set.
+pub(crate) struct Stream {
+    engine: Decompress,
+    ended: bool,
+}
+
+impl Stream {
+    pub(crate) fn new(input: &[u8]) -> Stream {
+        Stream { engine: Decompress::new(has_zlib_header(input)), ended: false }
+    }
+
+    /// Appends at most `max` more inflated bytes of `input` (the same stream each call) to `out`; 0 at the
+    /// end of the stream. Every turn of its loop consumes input or produces output, or fails.
+    pub(crate) fn read(&mut self, input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<usize, String> {
+        let start = out.len();
+        out.resize(start + max, 0);
+        let result = self.read_into(input, &mut out[start..]);
+        out.truncate(start + *result.as_ref().unwrap_or(&0));
+        result
+    }
+
+    fn read_into(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize, String> {
+        let mut produced = 0;
+        while produced < out.len() && !self.ended {
+            let consumed = usize::try_from(self.engine.total_in()).unwrap_or(usize::MAX);
+            let rest = input.get(consumed..).unwrap_or_default();
+            let before = (self.engine.total_in(), self.engine.total_out());
+            let status = self
+                .engine
+                .decompress(rest, &mut out[produced..], FlushDecompress::None)
+                .map_err(|e| format!("the compressed stream is corrupt ({e})"))?;
+            produced += usize::try_from(self.engine.total_out() - before.1).unwrap_or(0);
+            if status == Status::StreamEnd {
+                self.ended = true;
+            } else if (self.engine.total_in(), self.engine.total_out()) == before {
+                return Err(format!("truncated: the compressed stream ends after {} inflated bytes", before.1));
+            }
+        }
+        Ok(produced)
+    }
+}
+
+/// How many bytes a whole deflate stream inflates to, inflating it through a buffer of 64 KiB.
+pub(crate) fn inflated_len(input: &[u8]) -> Result<u64, String> {
+    let mut stream = Stream::new(input);
+    let mut buffer = Vec::with_capacity(FIRST_INFLATE);
+    let mut total = 0u64;
+    loop {
+        buffer.clear();
+        match stream.read(input, &mut buffer, FIRST_INFLATE)? {
+            0 => return Ok(total),
+            n => total += n as u64,
+        }
+    }
+}
+
 /// Whether a deflated data set carries a zlib wrapper (RFC 1950), which PS3.5 §A.5 does not allow but
 /// some writers add. A zlib header is two bytes whose big endian value is a multiple of 31 with
 /// compression method 8. Raw deflate data that starts the same way begins with a stored block,
@@ -90,6 +147,18 @@ mod tests {
         cut.fill(data.len()).unwrap();
         assert_eq!(cut.end, Some(StreamEnd::InputUsedUp));
         assert!(Inflater::new(&[0x07, 0, 0, 0]).fill(10).unwrap_err().starts_with("the compressed stream is corrupt"));
+    }
+
+    #[test]
+    fn streams_a_whole_stream_in_pieces_and_measures_it() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+        let stream = deflate(&data);
+        assert_eq!(inflated_len(&stream), Ok(data.len() as u64));
+        let mut reader = Stream::new(&stream);
+        let mut out = Vec::new();
+        while reader.read(&stream, &mut out, 7000).unwrap() > 0 {}
+        assert!(out == data);
+        assert!(inflated_len(&stream[..stream.len() / 2]).unwrap_err().starts_with("truncated"));
     }
 
     #[test]

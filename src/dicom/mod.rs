@@ -25,6 +25,7 @@ pub mod inflate;
 pub mod json;
 pub mod tags;
 pub mod text;
+pub mod transcode;
 pub mod transfer_syntax;
 pub mod uid;
 

@@ -1,7 +1,7 @@
 //! The Transfer Syntax UIDs (PS3.6 Table A-1) that decide how this folder reads a data set: the three
 //! uncompressed encodings and the deflated ones. Invariants: every transfer syntax UID the folder
-//! compares against is named here and nowhere else, and [`is_deflated`] is the one answer to whether a
-//! data set is a deflate stream. This module imports nothing from its siblings.
+//! compares against is named here and nowhere else, [`is_deflated`] is the one answer to whether a data
+//! set is a deflate stream, and [`is_native`] to whether it can be transcoded. This module imports nothing from its siblings.
 
 /// Implicit VR Little Endian, the DICOM default (PS3.5 §A.1).
 pub const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
@@ -21,6 +21,16 @@ pub const JPIP_HTJ2K_REFERENCED_DEFLATE: &str = "1.2.840.10008.1.2.4.205";
 pub const DEFLATED: [&str; 3] =
     [DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, JPIP_REFERENCED_DEFLATE, JPIP_HTJ2K_REFERENCED_DEFLATE];
 
+/// The native (uncompressed) transfer syntaxes, which can be sent as Explicit VR Little Endian (PS3.5
+/// §A.1-§A.3, §A.5).
+pub const NATIVE: [&str; 4] =
+    [IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN];
+
+/// Whether a data set in this transfer syntax is native: its pixel data, if any, is not compressed.
+pub fn is_native(uid: &str) -> bool {
+    NATIVE.contains(&uid)
+}
+
 /// Whether a data set in this transfer syntax is deflated, so that its elements exist only once inflated.
 pub fn is_deflated(uid: &str) -> bool {
     DEFLATED.contains(&uid)
@@ -29,6 +39,16 @@ pub fn is_deflated(uid: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_the_native_transfer_syntaxes() {
+        for uid in NATIVE {
+            assert!(is_native(uid), "{uid}");
+        }
+        for uid in ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.95", ""] {
+            assert!(!is_native(uid), "{uid:?}");
+        }
+    }
 
     #[test]
     fn tells_the_deflated_transfer_syntaxes() {

@@ -2,14 +2,12 @@
 //!
 //! Invariant: a frame number out of range is a 404, never an empty part.
 
-use memmap2::Mmap;
-use std::sync::Arc;
-
 use super::etag::etag;
-use super::scope::{Scope, map_instance, read_data_set, refused, unfaulted};
-use crate::dicom::frames::{FrameError, frames_of};
+use super::scope::{Loaded, Scope, load, refused, unfaulted};
+use crate::dicom::frames::{FrameError, Frames, frames_of};
+use crate::dicom::transfer_syntax::{EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN};
 use crate::http::accept::negotiate_frames;
-use crate::http::multipart::{self, Part, Segment};
+use crate::http::multipart::{self, Part};
 use crate::http::{ApiError, Response};
 use crate::index::{Instance, Series};
 
@@ -35,17 +33,20 @@ pub fn frame_error(scope: &Scope, inst: &Instance, e: FrameError) -> ApiError {
 /// Frames as `multipart/related`, one part per frame, in the order asked (PS3.18 §8.7.3.5.3).
 pub fn frames(scope: &Scope, (_, inst): (&Series, &Instance), list: &str) -> Result<Response, ApiError> {
     let numbers = frame_list(list)?;
-    let map = map_instance(scope, inst)?;
-    let data_set = read_data_set(scope, inst, &map)?;
+    let (map, data_set) = load(scope, inst)?;
     let frames = unfaulted(scope, inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(scope, inst, e))?;
-    let media =
-        negotiate_frames(scope.req.header("accept"), &frames.transfer_syntax, frames.encapsulated).map_err(refused)?;
+    let syntaxes = if frames.encapsulated {
+        vec![frames.transfer_syntax.as_str()]
+    } else {
+        native_syntaxes(&frames.transfer_syntax)
+    };
+    let media = negotiate_frames(scope.req.header("accept"), &syntaxes, frames.encapsulated).map_err(refused)?;
     let mut parts = Vec::with_capacity(numbers.len());
     for n in &numbers {
         let ranges = frames.frames.get(n - 1).ok_or_else(|| {
             ApiError::NotFound(format!("frame {n} is out of range: the instance has {}", frames.frames.len()))
         })?;
-        parts.push(frame_part(&map, media, &frames.transfer_syntax, ranges));
+        parts.push(frame_part(&map, media, &frames, ranges));
     }
     let boundary = multipart::new_boundary()?;
     let tag = etag(scope, &format!("frames {list} {media}"), &[inst]);
@@ -55,11 +56,22 @@ pub fn frames(scope: &Scope, (_, inst): (&Series, &Instance), list: &str) -> Res
         .with_body(multipart::body(&boundary, parts)))
 }
 
-/// One frame as a part: its ranges of the map, in order.
-pub fn frame_part(map: &Arc<Mmap>, media: &str, syntax: &str, ranges: &[std::ops::Range<u64>]) -> Part {
+/// The transfer syntaxes native pixel data or bulk data can be asked in, the one named in each part first:
+/// it is sent little endian, as Explicit VR Little Endian holds it (PS3.18 §8.7.3.3.2), which is also how a
+/// little endian file stores it, so that file's own syntax may be asked for too.
+pub fn native_syntaxes(stored: &str) -> Vec<&str> {
+    match stored {
+        EXPLICIT_VR_LITTLE_ENDIAN | EXPLICIT_VR_BIG_ENDIAN => vec![EXPLICIT_VR_LITTLE_ENDIAN],
+        other => vec![EXPLICIT_VR_LITTLE_ENDIAN, other],
+    }
+}
+
+/// One frame as a part: its ranges of the instance's bytes, in order, little endian.
+pub fn frame_part(bytes: &Loaded, media: &str, frames: &Frames, ranges: &[std::ops::Range<u64>]) -> Part {
+    let syntax = if frames.encapsulated { frames.transfer_syntax.as_str() } else { EXPLICIT_VR_LITTLE_ENDIAN };
     Part {
         content_type: format!("{media}; transfer-syntax={syntax}"),
-        content: ranges.iter().map(|r| Segment::Slice(Arc::clone(map), r.start as usize..r.end as usize)).collect(),
+        content: ranges.iter().map(|r| bytes.segment(r.start as usize..r.end as usize, frames.swap)).collect(),
     }
 }
 

@@ -4,17 +4,16 @@
 //! instance's own data set.
 
 use serde_json::Value;
-use std::sync::Arc;
 
 use super::etag::etag;
-use super::frames::{frame_error, frame_part};
-use super::scope::{Scope, map_instance, read_data_set, refused, unfaulted};
+use super::frames::{frame_error, frame_part, native_syntaxes};
+use super::scope::{Scope, load, refused, unfaulted};
 use crate::dicom::dataset;
 use crate::dicom::frames::frames_of;
 use crate::dicom::json::{BulkRef, data_set_to_json};
 use crate::dicom::{Tag, tags};
 use crate::http::accept::{negotiate_frames, negotiate_json};
-use crate::http::multipart::{self, Part, Segment};
+use crate::http::multipart::{self, Part};
 use crate::http::{ApiError, Response};
 use crate::index::{Instance, Series};
 
@@ -33,9 +32,9 @@ pub fn metadata(scope: &Scope, instances: Vec<(&Series, &Instance)>) -> Result<R
     negotiate_json(scope.req.header("accept")).map_err(refused)?;
     let mut objects = Vec::with_capacity(instances.len());
     for (se, inst) in &instances {
-        let map = map_instance(scope, inst)?;
-        let data_set = read_data_set(scope, inst, &map)?;
-        objects.push(unfaulted(scope, inst, || data_set_to_json(&map, &data_set, &|r| bulk_uri(scope, se, inst, &r)))?);
+        let (bytes, data_set) = load(scope, inst)?;
+        objects
+            .push(unfaulted(scope, inst, || data_set_to_json(&bytes, &data_set, &|r| bulk_uri(scope, se, inst, &r)))?);
     }
     let only: Vec<&Instance> = instances.iter().map(|(_, i)| *i).collect();
     let tag = etag(scope, "metadata", &only);
@@ -46,8 +45,7 @@ pub fn metadata(scope: &Scope, instances: Vec<(&Series, &Instance)>) -> Result<R
 /// per frame.
 pub fn bulk(scope: &Scope, (_, inst): (&Series, &Instance), path: &[&str]) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound("no such bulk data".into());
-    let map = map_instance(scope, inst)?;
-    let data_set = read_data_set(scope, inst, &map)?;
+    let (map, data_set) = load(scope, inst)?;
     let (steps, last) = path.split_last().map(|(l, s)| (s, l)).ok_or_else(not_found)?;
     if steps.len() % 2 != 0 {
         return Err(not_found());
@@ -67,20 +65,18 @@ pub fn bulk(scope: &Scope, (_, inst): (&Series, &Instance), path: &[&str]) -> Re
         dataset::Value::Fragments(_) if pixel_data => {
             let frames =
                 unfaulted(scope, inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(scope, inst, e))?;
-            let media = negotiate_frames(scope.req.header("accept"), &frames.transfer_syntax, true).map_err(refused)?;
-            let parts =
-                frames.frames.iter().map(|ranges| frame_part(&map, media, &frames.transfer_syntax, ranges)).collect();
+            let syntaxes = [frames.transfer_syntax.as_str()];
+            let media = negotiate_frames(scope.req.header("accept"), &syntaxes, true).map_err(refused)?;
+            let parts = frames.frames.iter().map(|ranges| frame_part(&map, media, &frames, ranges)).collect();
             (media, parts)
         }
         dataset::Value::Bytes(range) => {
-            let media =
-                negotiate_frames(scope.req.header("accept"), &data_set.transfer_syntax, false).map_err(refused)?;
-            let content_type = if pixel_data {
-                format!("{media}; transfer-syntax={}", data_set.transfer_syntax)
-            } else {
-                media.to_string()
-            };
-            (media, vec![Part { content_type, content: vec![Segment::Slice(Arc::clone(&map), range.clone())] }])
+            // Bulk data is sent little endian (PS3.18 §8.7.3.3.2), as Explicit VR Little Endian holds it.
+            let syntaxes = native_syntaxes(&data_set.transfer_syntax);
+            let media = negotiate_frames(scope.req.header("accept"), &syntaxes, false).map_err(refused)?;
+            let content_type =
+                if pixel_data { format!("{media}; transfer-syntax={}", syntaxes[0]) } else { media.to_string() };
+            (media, vec![Part { content_type, content: vec![map.segment(range.clone(), element.swap_size())] }])
         }
         _ => return Err(not_found()),
     };

@@ -1,22 +1,28 @@
-//! WADO-RS retrieval of instances (PS3.18 §10.4): a study, a series or one instance, as stored.
+//! WADO-RS retrieval of instances (PS3.18 §10.4): a study, a series or one instance, as stored or, for the
+//! native transfer syntaxes, transcoded to Explicit VR Little Endian (`dicom::transcode`).
 //!
-//! Invariant: the head promises only what every file can deliver (each size is checked first); instance
-//! bodies are streamed from maps, never gathered in memory.
+//! Invariants: the head promises only what every file can deliver (each size is checked first, and each
+//! transcoded length is measured before the head is made); a study or series that cannot be sent whole in
+//! the negotiated syntax is a 406, never a partial body; instance bodies are streamed from maps, never
+//! gathered in memory.
 
 use super::etag::etag;
-use super::scope::{Scope, refused};
-use crate::http::accept::{InstanceForm, negotiate_instances};
+use super::scope::{Scope, map_instance, refused, unfaulted};
+use crate::dicom::transcode::plan_file;
+use crate::dicom::transfer_syntax::{EXPLICIT_VR_LITTLE_ENDIAN, is_native};
+use crate::http::accept::{InstanceForm, Representation, negotiate_instances};
 use crate::http::multipart::{self, Part, Segment};
 use crate::http::{ApiError, Response};
 use crate::index::Instance;
 
-/// Instances as stored: `multipart/related; type="application/dicom"`, or one bare `application/dicom`
-/// body when one instance is asked for that way.
+/// Instances as `multipart/related; type="application/dicom"`, or one bare `application/dicom` body when
+/// one instance is asked for that way, each in the transfer syntax negotiated for it.
 pub fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Result<Response, ApiError> {
     let mut stored: Vec<&str> = instances.iter().map(|i| i.transfer_syntax.as_str()).collect();
     stored.sort_unstable();
     stored.dedup();
-    let form = negotiate_instances(scope.req.header("accept"), &stored, single_ok).map_err(refused)?;
+    let (form, representation) =
+        negotiate_instances(scope.req.header("accept"), &stored, single_ok).map_err(refused)?;
     // The head promises every file's indexed length: check each file has it before promising, so a file
     // deleted or replaced since indexing answers an error instead of a 200 cut short. (One changed while it
     // is being sent still cuts the response short, and the connection is then closed.)
@@ -24,22 +30,22 @@ pub fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Re
         crate::sys::map::check_size(&scope.index.file_path(inst), inst.size)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
-    let files = |i: &&Instance| Segment::File(scope.index.file_path(i), i.size);
+    let mut contents = Vec::with_capacity(instances.len());
+    for inst in &instances {
+        contents.push(content(scope, inst, representation)?);
+    }
     let (content_type, body) = match form {
         InstanceForm::Single => {
-            let inst = instances.first().ok_or_else(|| ApiError::Internal("no instance to send".into()))?;
-            (
-                format!("application/dicom; transfer-syntax={}", inst.transfer_syntax),
-                multipart::stream(vec![files(inst)]),
-            )
+            let (syntax, segment) = contents.pop().ok_or_else(|| ApiError::Internal("no instance to send".into()))?;
+            (format!("application/dicom; transfer-syntax={syntax}"), multipart::stream(vec![segment]))
         }
         InstanceForm::Multipart => {
             let boundary = multipart::new_boundary()?;
-            let parts = instances
-                .iter()
-                .map(|i| Part {
-                    content_type: format!("application/dicom; transfer-syntax={}", i.transfer_syntax),
-                    content: vec![files(i)],
+            let parts = contents
+                .into_iter()
+                .map(|(syntax, segment)| Part {
+                    content_type: format!("application/dicom; transfer-syntax={syntax}"),
+                    content: vec![segment],
                 })
                 .collect();
             (
@@ -48,6 +54,34 @@ pub fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Re
             )
         }
     };
-    let tag = etag(scope, &format!("instances {form:?}"), &instances);
+    let tag = etag(scope, &format!("instances {form:?} {representation:?}"), &instances);
     Ok(Response::new(200).with_header("Content-Type", content_type).with_header("ETag", tag).with_body(body))
+}
+
+/// The transfer syntax one instance is sent in, and its body: the file as stored, or transcoded to
+/// Explicit VR Little Endian with the length measured now.
+fn content<'a>(
+    scope: &Scope,
+    inst: &'a Instance,
+    representation: Representation,
+) -> Result<(&'a str, Segment), ApiError> {
+    let path = scope.index.file_path(inst);
+    let stored = inst.transfer_syntax.as_str();
+    let transcode =
+        representation != Representation::AsStored && is_native(stored) && stored != EXPLICIT_VR_LITTLE_ENDIAN;
+    if !transcode {
+        return Ok((stored, Segment::File(path, inst.size)));
+    }
+    let map = map_instance(scope, inst)?;
+    match unfaulted(scope, inst, || plan_file(&map))? {
+        Ok(plan) => Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size, len: plan.len() })),
+        Err(e) if representation == Representation::ExplicitOnly => Err(ApiError::NotAcceptable(format!(
+            "instance {} ({stored}) cannot be sent as Explicit VR Little Endian: {e}",
+            inst.uid
+        ))),
+        Err(e) => {
+            log::warn!("{}: sent as stored, it cannot be transcoded: {e}", path.display());
+            Ok((stored, Segment::File(path, inst.size)))
+        }
+    }
 }

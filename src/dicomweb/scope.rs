@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::dicom::Uid;
 use crate::dicom::dataset::{self, DataSet};
 use crate::http::accept::Refused;
+use crate::http::multipart::Segment;
 use crate::http::{ApiError, Request};
 use crate::index::{Index, Instance, Series, Study};
 
@@ -64,17 +65,51 @@ pub fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiErro
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-pub fn read_data_set(scope: &Scope, inst: &Instance, map: &[u8]) -> Result<DataSet, ApiError> {
-    if crate::dicom::transfer_syntax::is_deflated(&inst.transfer_syntax) {
-        return Err(ApiError::NotAcceptable(format!(
-            "instance {} is stored deflated ({}): it is served whole, as stored, but its metadata, frames and \
-             bulk data are not read from it",
-            inst.uid, inst.transfer_syntax
-        )));
+/// The bytes an instance's data set is read from: its map, or, for a deflated file, the file with its data
+/// set inflated in memory (at most `dicom::inflate::MAX_INFLATED` bytes, for as long as the response is
+/// being sent).
+pub enum Loaded {
+    Map(Arc<Mmap>),
+    Inflated(Arc<Vec<u8>>),
+}
+
+impl std::ops::Deref for Loaded {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Loaded::Map(map) => map,
+            Loaded::Inflated(bytes) => bytes,
+        }
     }
-    unfaulted(scope, inst, || dataset::read_data_set(map))?.map_err(|e| {
+}
+
+impl Loaded {
+    /// A range of the bytes as a body segment, its numbers of `swap` bytes reversed (big endian values sent
+    /// little endian).
+    pub fn segment(&self, range: std::ops::Range<usize>, swap: usize) -> Segment {
+        match self {
+            Loaded::Map(map) if swap > 1 => Segment::Swapped(Arc::clone(map), range, swap),
+            Loaded::Map(map) => Segment::Slice(Arc::clone(map), range),
+            Loaded::Inflated(bytes) => Segment::Shared(Arc::clone(bytes), range),
+        }
+    }
+}
+
+/// An instance's bytes and its whole data set, read from them.
+pub fn load(scope: &Scope, inst: &Instance) -> Result<(Loaded, DataSet), ApiError> {
+    let map = map_instance(scope, inst)?;
+    let unreadable = |e: crate::dicom::error::DicomError| {
         ApiError::Internal(format!("indexed file {} no longer reads: {e}", scope.index.file_path(inst).display()))
-    })
+    };
+    if crate::dicom::transfer_syntax::is_deflated(&inst.transfer_syntax) {
+        let inflated = unfaulted(scope, inst, || dataset::inflate_file(&map))?
+            .map_err(|e| ApiError::NotAcceptable(format!("instance {} cannot be read inflated: {e}", inst.uid)))?;
+        let data_set = dataset::read_inflated_data_set(&inflated).map_err(unreadable)?;
+        return Ok((Loaded::Inflated(Arc::new(inflated)), data_set));
+    }
+    let data_set = unfaulted(scope, inst, || dataset::read_data_set(&map))?.map_err(unreadable)?;
+    Ok((Loaded::Map(map), data_set))
 }
 
 /// Runs `read` over an instance's map and fails if the file shrank meanwhile (see `mmap`'s SIGBUS guard):

@@ -1,8 +1,12 @@
 //! Content negotiation for WADO-RS (README, DICOMweb details, DICOM PS3.18 §8.7): parsing `Accept` and choosing what to
 //! send. Pure functions only; the WADO module applies the choice.
 //!
-//! Invariants: a malformed header is a 400, an acceptable-but-unservable one a 406, and no transcoding is
-//! ever promised: a specific transfer syntax is acceptable only when every file is stored in it.
+//! Invariants: a malformed header is a 400, an acceptable-but-unservable one a 406; the only transcoding
+//! ever promised is of the native syntaxes to Explicit VR Little Endian, so a specific transfer syntax is
+//! acceptable only when every file is stored in it or it is Explicit VR Little Endian and every file is of
+//! a native syntax.
+
+use crate::dicom::transfer_syntax::{EXPLICIT_VR_LITTLE_ENDIAN, is_native};
 
 /// One media range of an `Accept` header, lower-cased where the grammar is case-insensitive.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,10 +137,23 @@ fn ranked(header: &str) -> Result<Vec<MediaRange>, Refused> {
 /// How to send DICOM instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstanceForm {
-    /// `multipart/related; type="application/dicom"`, each part as stored.
+    /// `multipart/related; type="application/dicom"`, one part per instance.
     Multipart,
     /// A single `application/dicom` body: only when exactly one instance is asked for.
     Single,
+}
+
+/// In which transfer syntax instances are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Representation {
+    /// As stored: `transfer-syntax=*`, the stored syntax named, or no media type named (no `Accept`, `*/*`).
+    AsStored,
+    /// PS3.18's default for `application/dicom` named without a transfer syntax: instances of a native
+    /// syntax as Explicit VR Little Endian, the others (compressed) as stored.
+    Explicit,
+    /// `transfer-syntax=1.2.840.10008.1.2.1` named: every instance as Explicit VR Little Endian, which only
+    /// instances of a native syntax can be.
+    ExplicitOnly,
 }
 
 /// Why no form could be chosen.
@@ -148,32 +165,46 @@ pub enum Refused {
 
 /// Chooses how to send instances stored in the `stored` transfer syntaxes, for an `Accept` header (absent
 /// means anything). Ranges are tried by descending q-value, in header order among equals.
-pub fn negotiate_instances(accept: Option<&str>, stored: &[&str], single_ok: bool) -> Result<InstanceForm, Refused> {
+pub fn negotiate_instances(
+    accept: Option<&str>,
+    stored: &[&str],
+    single_ok: bool,
+) -> Result<(InstanceForm, Representation), Refused> {
     let Some(header) = accept.filter(|h| !h.trim().is_empty()) else {
-        return Ok(InstanceForm::Multipart);
+        return Ok((InstanceForm::Multipart, Representation::AsStored));
     };
     let ranges = ranked(header)?;
     for r in ranges.iter().filter(|r| r.q > 0.0) {
-        let syntax_ok = match r.param("transfer-syntax") {
-            None | Some("*") => true,
-            Some(ts) => stored.iter().all(|s| *s == ts),
-        };
-        let form = if r.is("*", "*") || r.is("multipart", "*") {
-            Some(InstanceForm::Multipart)
+        // Whether the range names application/dicom itself, rather than any type.
+        let (form, named) = if r.is("*", "*") || r.is("multipart", "*") {
+            (Some(InstanceForm::Multipart), false)
         } else if r.is("multipart", "related") {
-            matches!(r.param("type"), None | Some("application/dicom") | Some("application/*") | Some("*/*"))
-                .then_some(InstanceForm::Multipart)
+            match r.param("type") {
+                None | Some("application/dicom") => (Some(InstanceForm::Multipart), true),
+                Some("application/*" | "*/*") => (Some(InstanceForm::Multipart), false),
+                Some(_) => (None, false),
+            }
         } else if r.is("application", "dicom") && single_ok {
-            Some(InstanceForm::Single)
+            (Some(InstanceForm::Single), true)
         } else {
-            None
+            (None, false)
         };
-        if let Some(form) = form.filter(|_| syntax_ok) {
-            return Ok(form);
+        let representation = match r.param("transfer-syntax") {
+            None if named => Some(Representation::Explicit),
+            None | Some("*") => Some(Representation::AsStored),
+            Some(ts) if stored.iter().all(|s| *s == ts) => Some(Representation::AsStored),
+            Some(EXPLICIT_VR_LITTLE_ENDIAN) if stored.iter().all(|s| is_native(s)) => {
+                Some(Representation::ExplicitOnly)
+            }
+            Some(_) => None,
+        };
+        if let (Some(form), Some(representation)) = (form, representation) {
+            return Ok((form, representation));
         }
     }
     Err(Refused::NotAcceptable(format!(
-        "cannot serve {header:?}: instances are sent as stored ({}), as multipart/related; type=\"application/dicom\"",
+        "cannot serve {header:?}: instances are sent as stored ({}), and those of a native transfer syntax also \
+         as Explicit VR Little Endian ({EXPLICIT_VR_LITTLE_ENDIAN}), as multipart/related; type=\"application/dicom\"",
         stored.join(", ")
     )))
 }
@@ -211,10 +242,11 @@ pub fn image_media_type(syntax: &str) -> Option<&'static str> {
     })
 }
 
-/// Chooses the part media type for frames or bulk data stored in `syntax`: `application/octet-stream` (the
-/// default, also for `*/*`), or the image type of an encapsulated syntax when asked for by name. Either way
-/// the bytes are as stored; a specific transfer syntax must be the stored one.
-pub fn negotiate_frames(accept: Option<&str>, syntax: &str, encapsulated: bool) -> Result<&'static str, Refused> {
+/// Chooses the part media type for frames or bulk data that can be sent in the transfer syntaxes `syntaxes`
+/// (the first is the one sent): `application/octet-stream` (the default, also for `*/*`), or the image type
+/// of an encapsulated syntax when asked for by name. A specific transfer syntax must be one of them.
+pub fn negotiate_frames(accept: Option<&str>, syntaxes: &[&str], encapsulated: bool) -> Result<&'static str, Refused> {
+    let syntax = syntaxes.first().copied().unwrap_or_default();
     const OCTETS: &str = "application/octet-stream";
     let Some(header) = accept.filter(|h| !h.trim().is_empty()) else {
         return Ok(OCTETS);
@@ -222,7 +254,9 @@ pub fn negotiate_frames(accept: Option<&str>, syntax: &str, encapsulated: bool) 
     let ranges = ranked(header)?;
     let image = if encapsulated { image_media_type(syntax) } else { None };
     for r in ranges.iter().filter(|r| r.q > 0.0) {
-        if !matches!(r.param("transfer-syntax"), None | Some("*")) && r.param("transfer-syntax") != Some(syntax) {
+        if let Some(ts) = r.param("transfer-syntax").filter(|ts| *ts != "*")
+            && !syntaxes.contains(&ts)
+        {
             continue;
         }
         let wanted = if r.is("multipart", "related") { r.param("type").unwrap_or(OCTETS) } else { "" };
@@ -234,7 +268,8 @@ pub fn negotiate_frames(accept: Option<&str>, syntax: &str, encapsulated: bool) 
         }
     }
     Err(Refused::NotAcceptable(format!(
-        "cannot serve {header:?}: frames are sent as stored ({syntax}), as multipart/related; type=\"application/octet-stream\"{}",
+        "cannot serve {header:?}: frames are sent in {}, as multipart/related; type=\"application/octet-stream\"{}",
+        syntaxes.join(" or "),
         image.map(|i| format!(" or type=\"{i}\"")).unwrap_or_default()
     )))
 }
@@ -249,7 +284,7 @@ mod tests {
     fn check(accept: Option<&str>, stored: &[&str], single: bool, expected: Result<InstanceForm, &str>) {
         let got = negotiate_instances(accept, stored, single);
         match (&got, expected.clone()) {
-            (Ok(f), Ok(e)) => assert_eq!(*f, e, "{accept:?}"),
+            (Ok((f, _)), Ok(e)) => assert_eq!(*f, e, "{accept:?}"),
             (Err(Refused::Malformed(_)), Err("400")) => {}
             (Err(Refused::NotAcceptable(_)), Err("406")) => {}
             _ => panic!("{accept:?} on {stored:?}: got {got:?}, expected {expected:?}"),
@@ -306,6 +341,12 @@ mod tests {
             Some("multipart/related; type=application/dicom; transfer-syntax=1.2.840.10008.1.2.1"),
             &[EXPLICIT, IMPLICIT],
             false,
+            Ok(Multipart),
+        );
+        check(
+            Some("multipart/related; type=application/dicom; transfer-syntax=1.2.840.10008.1.2.1"),
+            &[EXPLICIT, "1.2.840.10008.1.2.4.50"],
+            false,
             Err("406"),
         );
         check(
@@ -314,6 +355,42 @@ mod tests {
             false,
             Ok(Multipart),
         );
+    }
+
+    #[test]
+    fn native_syntaxes_are_sent_as_explicit_vr_little_endian_when_application_dicom_is_named() {
+        use Representation::*;
+        const BIG: &str = "1.2.840.10008.1.2.2";
+        const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+        const JPEG: &str = "1.2.840.10008.1.2.4.50";
+        let representation =
+            |accept: Option<&str>, stored: &[&str]| negotiate_instances(accept, stored, true).map(|r| r.1);
+        let mixed = &[IMPLICIT, BIG, DEFLATED, EXPLICIT][..];
+        for (accept, expected) in [
+            (None, AsStored),
+            (Some("*/*"), AsStored),
+            (Some("multipart/*"), AsStored),
+            (Some("multipart/related; type=\"application/*\""), AsStored),
+            (Some("multipart/related; type=\"application/dicom\"; transfer-syntax=*"), AsStored),
+            (Some("multipart/related; type=\"application/dicom\""), Explicit),
+            (Some("multipart/related"), Explicit),
+            (Some("application/dicom"), Explicit),
+            (Some("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.1"), ExplicitOnly),
+            (Some("application/dicom; transfer-syntax=1.2.840.10008.1.2.1"), ExplicitOnly),
+        ] {
+            assert_eq!(representation(accept, mixed), Ok(expected), "{accept:?}");
+        }
+        // A compressed instance is sent as stored by default, and cannot be had in another syntax.
+        let explicit = Some("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.1");
+        assert_eq!(representation(Some("application/dicom"), &[IMPLICIT, JPEG]), Ok(Explicit));
+        assert!(matches!(representation(explicit, &[IMPLICIT, JPEG]), Err(Refused::NotAcceptable(_))));
+        let implicit = Some("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2");
+        assert_eq!(representation(implicit, &[IMPLICIT]), Ok(AsStored), "the stored syntax named");
+        assert!(matches!(representation(implicit, &[IMPLICIT, EXPLICIT]), Err(Refused::NotAcceptable(_))));
+        // The next alternative is tried when one cannot be served.
+        let fallback =
+            format!("{}, multipart/related; type=application/dicom; transfer-syntax=*;q=0.5", explicit.unwrap());
+        assert_eq!(representation(Some(&fallback), &[JPEG]), Ok(AsStored));
     }
 
     #[test]
@@ -330,7 +407,7 @@ mod tests {
     fn frame_negotiation() {
         const JPEG: &str = "1.2.840.10008.1.2.4.50";
         let check = |accept: Option<&str>, syntax: &str, encapsulated: bool, expected: Result<&str, &str>| {
-            let got = negotiate_frames(accept, syntax, encapsulated);
+            let got = negotiate_frames(accept, &[syntax], encapsulated);
             match (&got, expected) {
                 (Ok(m), Ok(e)) => assert_eq!(*m, e, "{accept:?}"),
                 (Err(Refused::Malformed(_)), Err("400")) | (Err(Refused::NotAcceptable(_)), Err("406")) => {}

@@ -1,9 +1,11 @@
 //! `multipart/related` bodies (RFC 2387, RFC 2046 §5.1.1) streamed from memory maps: the framing, and a
 //! reader that produces the body while it is sent.
 //!
-//! Invariants: the length is known before the first byte is sent; no part is copied into memory: a file is
-//! mapped when its first byte is needed and unmapped when its last byte has gone; a file whose length is not
-//! the indexed one fails the read instead of sending other bytes than promised.
+//! Invariants: the length is known before the first byte is sent; no part is copied into memory whole: a file
+//! is mapped when its first byte is needed and unmapped when its last byte has gone, and a transcoded one
+//! (`dicom::transcode`) is produced through one buffer of [`TRANSCODE_CHUNK`] bytes; a file whose length is
+//! not the indexed one, or whose transcoding no longer has the promised length, fails the read instead of
+//! sending other bytes than promised.
 
 use memmap2::Mmap;
 use std::io;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 
 use super::error::ApiError;
 use super::message::{Body, Source};
+use crate::dicom::transcode::{self, Plan, Progress};
 
 /// A piece of a response body.
 pub enum Segment {
@@ -21,6 +24,19 @@ pub enum Segment {
     File(PathBuf, u64),
     /// A range of a file already mapped (frames, bulk data).
     Slice(Arc<Mmap>, Range<usize>),
+    /// A range of bytes in memory: of a deflated file's inflated data set (frames, bulk data).
+    Shared(Arc<Vec<u8>>, Range<usize>),
+    /// A range of a mapped file whose numbers of this many bytes are sent byte-swapped: big endian frames
+    /// and bulk data sent little endian.
+    Swapped(Arc<Mmap>, Range<usize>, usize),
+    /// An indexed file and the size the index promised, sent as Explicit VR Little Endian: `len` bytes, as
+    /// `dicom::transcode` measured when the response was made. The file is planned again when its first
+    /// byte is needed, so that only one plan is held at a time.
+    Transcoded {
+        path: PathBuf,
+        size: u64,
+        len: u64,
+    },
 }
 
 impl Segment {
@@ -28,7 +44,8 @@ impl Segment {
         match self {
             Segment::Bytes(b) => b.len() as u64,
             Segment::File(_, size) => *size,
-            Segment::Slice(_, r) => (r.end - r.start) as u64,
+            Segment::Slice(_, r) | Segment::Shared(_, r) | Segment::Swapped(_, r, _) => r.len() as u64,
+            Segment::Transcoded { len, .. } => *len,
         }
     }
 }
@@ -77,6 +94,26 @@ enum Current {
     Bytes(Vec<u8>),
     Map(Mmap, PathBuf),
     Slice(Arc<Mmap>, Range<usize>),
+    Shared(Arc<Vec<u8>>, Range<usize>),
+    Produced(Box<Produced>),
+}
+
+/// The largest piece of a transcoded file produced at once: the buffer a transcoded part holds.
+pub const TRANSCODE_CHUNK: usize = 256 << 10;
+
+/// A file being sent as a plan produces it: the plan, how far it got, and the bytes produced but not yet
+/// taken.
+struct Produced {
+    map: Arc<Mmap>,
+    path: Option<PathBuf>,
+    plan: Plan,
+    progress: Progress,
+    buffer: Vec<u8>,
+    /// How much of `buffer` was taken.
+    taken: usize,
+    /// Bytes produced so far, and how many were promised.
+    produced: u64,
+    len: u64,
 }
 
 impl Current {
@@ -92,7 +129,56 @@ impl Current {
             Current::Bytes(b) => b,
             Current::Map(m, _) => m,
             Current::Slice(m, r) => m.get(r.clone()).unwrap_or_default(),
+            Current::Shared(b, r) => b.get(r.clone()).unwrap_or_default(),
+            Current::Produced(p) => p.buffer.get(p.taken..).unwrap_or_default(),
         }
+    }
+
+    /// Whether bytes are left to send from `pos` on.
+    fn has_more(&self, pos: usize) -> bool {
+        match self {
+            Current::Produced(p) => p.taken < p.buffer.len() || p.produced < p.len,
+            other => pos < other.data().len(),
+        }
+    }
+}
+
+impl Produced {
+    /// Writes from the buffer, or refills it first, or writes a large copy straight from the map.
+    fn write_some(&mut self, out: &mut dyn std::io::Write) -> io::Result<usize> {
+        if self.taken == self.buffer.len() {
+            if let Some(range) = self.plan.direct(&self.progress) {
+                let end = range.end.min(range.start + WRITE_CHUNK);
+                let bytes = self.map.get(range.start..end).unwrap_or_default();
+                let n = written(self.path.as_deref(), || out.write(bytes))?.min(bytes.len());
+                self.plan.advance(&mut self.progress, n);
+                self.produced += n as u64;
+                return Ok(n);
+            }
+            self.buffer.clear();
+            self.taken = 0;
+            let (plan, map, progress, buffer) = (&self.plan, &self.map, &mut self.progress, &mut self.buffer);
+            let filled = crate::sys::map::unfaulted(|| plan.fill(map, progress, buffer, TRANSCODE_CHUNK))
+                .map_err(|_| truncated(self.path.as_deref()))?
+                .map_err(|e| changed(self.path.as_deref(), &e))?;
+            self.produced += filled as u64;
+            if self.produced > self.len || (filled == 0 && self.produced < self.len) {
+                return Err(changed(self.path.as_deref(), "it no longer transcodes to the promised length"));
+            }
+        }
+        let rest = self.buffer.get(self.taken..).unwrap_or_default();
+        let n = out.write(rest)?.min(rest.len());
+        self.taken += n;
+        Ok(n)
+    }
+}
+
+/// Runs a write from a map, turning a fault (the file shrank) into an error.
+fn written(path: Option<&std::path::Path>, write: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+    match crate::sys::map::unfaulted(write) {
+        Err(_) => Err(truncated(path)),
+        Ok(Err(e)) if e.raw_os_error() == Some(libc::EFAULT) => Err(truncated(path)),
+        Ok(result) => result,
     }
 }
 
@@ -100,11 +186,40 @@ fn open(segment: Segment) -> io::Result<Current> {
     match segment {
         Segment::Bytes(b) => Ok(Current::Bytes(b)),
         Segment::Slice(m, r) => Ok(Current::Slice(m, r)),
+        Segment::Shared(b, r) => Ok(Current::Shared(b, r)),
         Segment::File(path, size) => {
             let map = crate::sys::map::map_indexed(&path, size).inspect_err(|e| log::error!("{e}"))?;
             Ok(Current::Map(map, path))
         }
+        Segment::Swapped(map, range, width) => {
+            let len = range.len() as u64;
+            Ok(produced(map, None, Plan::swapped(range, width), len))
+        }
+        Segment::Transcoded { path, size, len } => {
+            let map = Arc::new(crate::sys::map::map_indexed(&path, size).inspect_err(|e| log::error!("{e}"))?);
+            let plan = crate::sys::map::unfaulted(|| transcode::plan_file(&map))
+                .map_err(|_| truncated(Some(&path)))?
+                .map_err(|e| changed(Some(&path), &e.to_string()))?;
+            if plan.len() != len {
+                return Err(changed(Some(&path), "it no longer transcodes to the promised length"));
+            }
+            Ok(produced(map, Some(path), plan, len))
+        }
     }
+}
+
+fn produced(map: Arc<Mmap>, path: Option<PathBuf>, plan: Plan, len: u64) -> Current {
+    let buffer = Vec::new();
+    Current::Produced(Box::new(Produced {
+        map,
+        path,
+        plan,
+        progress: Progress::default(),
+        buffer,
+        taken: 0,
+        produced: 0,
+        len,
+    }))
 }
 
 impl Parts {
@@ -112,7 +227,7 @@ impl Parts {
     fn advance(&mut self) -> io::Result<bool> {
         loop {
             match &self.current {
-                Some((c, pos)) if *pos < c.data().len() => return Ok(true),
+                Some((c, pos)) if c.has_more(*pos) => return Ok(true),
                 _ => match self.segments.next() {
                     Some(seg) => self.current = Some((open(seg)?, 0)),
                     None => {
@@ -152,8 +267,17 @@ impl Source for Parts {
         if !self.advance()? {
             return Ok(0);
         }
+        if let Some((Current::Produced(produced), _)) = &mut self.current {
+            return produced.write_some(out);
+        }
         self.send(WRITE_CHUNK, |bytes| out.write(bytes))
     }
+}
+
+fn changed(path: Option<&std::path::Path>, why: &str) -> io::Error {
+    let name = path.map_or_else(|| "an indexed file".to_string(), |p| p.display().to_string());
+    log::error!("{name} cannot be transcoded as promised ({why}); run `smart-imaging check`");
+    io::Error::new(io::ErrorKind::InvalidData, "an indexed file changed while it was transcoded")
 }
 
 fn truncated(path: Option<&std::path::Path>) -> io::Error {

@@ -163,7 +163,7 @@ fn metadata_value_representations_have_their_json_forms() {
 }
 
 #[test]
-fn pixel_data_is_a_bulk_data_uri_under_the_same_study_token_that_serves_the_stored_bytes() {
+fn pixel_data_is_a_bulk_data_uri_under_the_same_study_token_that_serves_the_stored_pixels_little_endian() {
     let index = IndexFile::sample();
     let pixels = PixelIndex::sample();
     let server = sample_server();
@@ -194,7 +194,8 @@ fn pixel_data_is_a_bulk_data_uri_under_the_same_study_token_that_serves_the_stor
         assert_eq!(parts.len(), 1, "{what}: native Pixel Data is one part");
         let part_type = parts[0].header("content-type").unwrap_or_default();
         assert_eq!(media_type(part_type), OCTETS, "{what}: the part's Content-Type {part_type:?}");
-        assert!(parts[0].body == pixels.pixel_data(&inst.uid), "{what}: the bulk data is not the stored Pixel Data");
+        let expected = pixels.pixel_data_little_endian(&inst.uid, &inst.transfer_syntax);
+        assert!(parts[0].body == expected, "{what}: the bulk data is not the stored Pixel Data, little endian");
     }
 }
 

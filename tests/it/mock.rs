@@ -488,12 +488,18 @@ fn wado_content_negotiation() {
     assert_eq!(single.status, 200, "application/dicom on an instance: {}", single.text());
     let content_type = single.header_or_empty("content-type");
     assert_eq!(media_type(content_type), "application/dicom", "single instance Content-Type");
+    // PS3.18's default for application/dicom: Explicit VR Little Endian, the file itself when so stored.
     assert_eq!(
         media_param(content_type, "transfer-syntax").as_deref(),
-        Some(inst.transfer_syntax.as_str()),
+        Some("1.2.840.10008.1.2.1"),
         "single instance transfer syntax"
     );
-    assert!(single.body == inst.file_bytes(), "the single instance is not the file's bytes");
+    assert_eq!(single.body == inst.file_bytes(), inst.transfer_syntax == "1.2.840.10008.1.2.1", "the file's bytes");
+    let stored = get(
+        &format!("{study_url}/series/{}/instances/{}", study.series[0].uid, inst.uid),
+        &accept("application/dicom; transfer-syntax=*"),
+    );
+    assert!(stored.body == inst.file_bytes(), "transfer-syntax=*: the single instance is not the file's bytes");
 }
 
 // ---------------------------------------------------------------------------------------------------

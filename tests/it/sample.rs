@@ -90,6 +90,18 @@ impl PixelIndex {
     }
 }
 
+impl PixelIndex {
+    /// An instance's Pixel Data as frames and bulk data send it: little endian (PS3.18 §8.7.3.3.2), so the
+    /// stored bytes with each 16-bit word swapped for the sample's big endian files (all 16-bit, OW).
+    pub fn pixel_data_little_endian(&self, uid: &str, transfer_syntax: &str) -> Vec<u8> {
+        let mut pixels = self.pixel_data(uid);
+        if transfer_syntax == EXPLICIT_BIG {
+            pixels.chunks_exact_mut(2).for_each(|word| word.swap(0, 1));
+        }
+        pixels
+    }
+}
+
 /// The repository's server, with the tenants `open` and `demo`.
 pub fn sample_server() -> Server {
     Launch::new(sample_config()).start()
