@@ -16,7 +16,7 @@
 //!
 //! In every case the File Meta Information names Explicit VR Little Endian and its group length is
 //! recomputed; group lengths of the data set (retired, PS3.5 §7.2), which a transcoded header would make
-//! wrong, are left out, as pydicom leaves them out. Sequences and items of defined length get their new
+//! wrong, are left out, as pydicom leaves them out, and odd-length values are padded to an even length. Sequences and items of defined length get their new
 //! lengths; undefined lengths stay undefined with their delimiters. Invariants: the plan's pieces lie
 //! inside the file; its length is the sum of its pieces; nothing here panics on the file. It imports
 //! `dataset` and below, and sits beside `json` and `frames` at the top of the folder.
@@ -328,9 +328,13 @@ impl Writer {
             Value::Bytes(range) => {
                 // A value too long for the 2-byte length of its VR can only be sent as UN (as pydicom does).
                 let vr = if !has_long_length(element.vr.0) && range.len() > 0xFFFF { Vr::UN } else { element.vr };
-                let length = u32::try_from(range.len()).unwrap_or(UNDEFINED - 1);
+                let pad = padding(vr).filter(|_| range.len() % 2 == 1);
+                let length = u32::try_from(range.len() + usize::from(pad.is_some())).unwrap_or(UNDEFINED - 1);
                 self.header(element.tag, vr, length);
                 self.value(element, range);
+                if let Some(pad) = pad {
+                    self.put(&[pad]);
+                }
             }
             Value::Items(items) => {
                 let defined = !element.undefined_length;
@@ -358,6 +362,19 @@ impl Writer {
                 self.item_header(SEQUENCE_DELIMITATION, 0);
             }
         }
+    }
+}
+
+/// The byte that pads an odd-length value of this VR to the even length PS3.5 §7.1.1 requires: a space for
+/// text, NUL for UIDs (§9.1) and binary values; none for UN, whose value is not ours to interpret. (A
+/// file stored with odd lengths is sent with them padded, as pydicom writes it.)
+fn padding(vr: Vr) -> Option<u8> {
+    match &vr.0 {
+        b"UN" => None,
+        b"UI" => Some(0),
+        b"AE" | b"AS" | b"CS" | b"DA" | b"DS" | b"DT" | b"IS" | b"LO" | b"LT" | b"PN" | b"SH" | b"ST" | b"TM"
+        | b"UC" | b"UR" | b"UT" => Some(b' '),
+        _ => Some(0),
     }
 }
 
@@ -399,7 +416,7 @@ mod tests {
             im(0x0008, 0x0000, &[30, 0, 0, 0]), // (0008,0000) UL len 4: group length, left out
             im(0x0008, 0x0060, b"CT"),          // (0008,0060) CS len 2: Modality
             im(0x0008, 0x1110, &[item(12), im(0x0008, 0x1150, b"1.2\0")].concat()), // (0008,1110) SQ len 20
-            im(0x0009, 0x0010, b"ACME"),        // (0009,0010) LO len 4: private creator
+            im(0x0009, 0x0010, b"ACM"),         // (0009,0010) LO len 3 (odd): private creator
             im(0x0009, 0x1001, &[1, 2, 3]),     // (0009,1001) UN len 3 (odd): private value
             im_undefined(0x0009, 0x1010),       // (0009,1010) undefined: a private sequence
             item(u32::MAX),                     //   (FFFE,E000) undefined item
@@ -414,7 +431,7 @@ mod tests {
             part10(EXPLICIT_VR_LITTLE_ENDIAN),
             ex(0x0008, 0x0060, b"CS", b"CT"), // (0008,0060) CS len 2
             ex(0x0008, 0x1110, b"SQ", &[item(12), ex(0x0008, 0x1150, b"UI", b"1.2\0")].concat()), // SQ len 20
-            ex(0x0009, 0x0010, b"LO", b"ACME"), // (0009,0010) LO len 4
+            ex(0x0009, 0x0010, b"LO", b"ACM "), // (0009,0010) LO len 4: padded with a space
             ex(0x0009, 0x1001, b"UN", &[1, 2, 3]), // (0009,1001) UN len 3: a 4-byte length now
             ex_undefined(0x0009, 0x1010, b"SQ"), // (0009,1010) SQ undefined
             item(20),                         //   (FFFE,E000) len 20: items get their length
@@ -448,7 +465,7 @@ mod tests {
             ex(0x0008, 0x1140, b"SQ", &[item(10), ex(0x0028, 0x0011, b"US", &[64, 0])].concat()),
             ex(0x0018, 0x1063, b"FD", &0.5f64.to_le_bytes()),
             ex(0x0028, 0x0009, b"AT", &[0x18, 0x00, 0x63, 0x10]),
-            ex(0x0028, 0x0010, b"US", &[0, 1, 2]),
+            ex(0x0028, 0x0010, b"US", &[0, 1, 2, 0]), // the odd length padded
             ex(0x0029, 0x1001, b"UN", &[1, 2]),
             ex(0x0040, 0xA132, b"UL", &[2, 0, 1, 0]),
             ex(0x7FE0, 0x0010, b"OW", &[0x34, 0x12, 0x78, 0x56]),
