@@ -50,11 +50,15 @@ def repeaters() -> list[str]:
     return lines
 
 
+def matches() -> bool:
+    """Whether the committed dictionary is pydicom's."""
+    rust = RUST.read_text()
+    return TEXT.read_text() == records() and all(line in rust for line in repeaters())
+
+
 def main() -> int:
     if "--check" in sys.argv[1:]:
-        ok = TEXT.read_text() == records()
-        rust = RUST.read_text()
-        ok = ok and all(line in rust for line in repeaters())
+        ok = matches()
         print("the dictionary matches pydicom's" if ok else "src/dicom/dictionary.* differ: run tests/interop/dictionary.py")
         return 0 if ok else 1
     TEXT.write_text(records())
