@@ -21,8 +21,9 @@ cases it must handle in practice:
   instance carries a private element.  The MR brain study (StudyTime with
   fractional seconds, no timezone offset) holds one MR series in implicit VR
   little endian, whose instances carry nested sequences of undefined length,
-  and one MR series in explicit VR little endian, whose instances carry a
-  ReferencedStudySequence of undefined length.
+  one MR series in explicit VR little endian, whose instances carry a
+  ReferencedStudySequence of undefined length, and one MR series of two
+  instances in deflated explicit VR little endian.
 * Patient ``MRN-2002`` (``Tanaka^Yuki``, SpecificCharacterSet ``ISO_IR 192``,
   that is UTF-8) has one CT study without a StudyTime.  It holds one series
   of single-frame CT images in explicit VR big endian (a retired transfer
@@ -73,10 +74,12 @@ IMPLEMENTATION_VERSION_NAME = "SMARTIMG_SAMPLE1"
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
+DEFLATED_EXPLICIT_VR_LE = "1.2.840.10008.1.2.1.99"
 TS_NAMES = {
     IMPLICIT_VR_LE: "Implicit VR Little Endian",
     EXPLICIT_VR_LE: "Explicit VR Little Endian",
     EXPLICIT_VR_BE: "Explicit VR Big Endian",
+    DEFLATED_EXPLICIT_VR_LE: "Deflated Explicit VR Little Endian",
 }
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -168,6 +171,17 @@ PATIENTS = [
                         "instances": 5,
                         "frames": 1,
                         "referenced_study": ("patient", 0, 0),
+                    },
+                    {
+                        "dir": "series-3",
+                        "Modality": "MR",
+                        "SOPClassUID": MR_IMAGE_STORAGE,
+                        "SeriesDescription": "AX DWI",
+                        "SeriesTime": "143310",
+                        "transfer_syntax": DEFLATED_EXPLICIT_VR_LE,
+                        "instances": 2,
+                        "frames": 1,
+                        "seed_base": 100,
                     },
                 ],
             },
@@ -427,8 +441,14 @@ def generate(out_dir: str) -> list[str]:
                 series_dir = os.path.join(out_dir, patient["dir"], study["dir"], series["dir"])
                 os.makedirs(series_dir, exist_ok=True)
                 for i in range(1, series["instances"] + 1):
-                    ds, ts = build_instance(p, patient, s, study, se, series, i, seed)
-                    seed += series["frames"]
+                    # A series added later has pixel patterns of its own, so that the files written
+                    # before it stay byte for byte as they were.
+                    own = series.get("seed_base")
+                    if own is not None:
+                        ds, ts = build_instance(p, patient, s, study, se, series, i, own + (i - 1) * series["frames"])
+                    else:
+                        ds, ts = build_instance(p, patient, s, study, se, series, i, seed)
+                        seed += series["frames"]
                     path = os.path.join(series_dir, f"{i:03d}.dcm")
                     little = ts != EXPLICIT_VR_BE
                     implicit = ts == IMPLICIT_VR_LE

@@ -8,8 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use super::etag::etag;
-use super::scope::{Scope, map_instance, refused, unfaulted};
-use crate::dicom::dataset;
+use super::scope::{Scope, load, refused, unfaulted};
 use crate::dicom::{Tag, tags};
 use crate::http::accept::negotiate_json;
 use crate::http::{ApiError, Response, parse_query};
@@ -245,18 +244,14 @@ pub fn search_instances(scope: &Scope, se: &Series) -> Result<Response, ApiError
     let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid);
     // Rows, Columns and Bits Allocated are not in the index: read them from each file's header. A file that
     // cannot be read leaves them empty here; retrieving it reports the fault.
+    // (A deflated file is inflated for them.)
     let image = |inst: &Instance| {
-        let read = || -> Option<ImageAttrs> {
-            let map = map_instance(scope, inst).ok()?;
-            let ds = dataset::read_data_set(&map).ok()?;
-            let us = |tag| ds.get(tag).and_then(|e| e.first_unsigned(&map));
-            Some(ImageAttrs {
-                rows: us(tags::ROWS),
-                columns: us(tags::COLUMNS),
-                bits_allocated: us(tags::BITS_ALLOCATED),
-            })
+        let Ok((bytes, ds)) = load(scope, inst) else { return ImageAttrs::default() };
+        let read = || {
+            let us = |tag| ds.get(tag).and_then(|e| e.first_unsigned(&bytes));
+            ImageAttrs { rows: us(tags::ROWS), columns: us(tags::COLUMNS), bits_allocated: us(tags::BITS_ALLOCATED) }
         };
-        unfaulted(scope, inst, read).ok().flatten().unwrap_or_default()
+        unfaulted(scope, inst, read).unwrap_or_default()
     };
     let found = instances(scope.study, se, &q, &retrieve_base, &image);
     let tag =

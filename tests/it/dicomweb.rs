@@ -263,7 +263,7 @@ fn series_search_matches_uid_lists_and_modality_and_pages() {
     let open = open_addresses(&server);
     let address = address_of(&open, MR_BRAIN);
     let series: Vec<&str> = index.study(MR_BRAIN).series.iter().map(|s| s.uid.as_str()).collect();
-    let [a, b] = series[..] else { panic!("the MR study should have 2 series") };
+    let [a, b, c] = series[..] else { panic!("the MR study should have 3 series") };
     let search = |query: &str| {
         let found = dicom_json(&get(&format!("{address}/studies/{MR_BRAIN}/series?{query}"), &[]), query);
         found.iter().map(|o| text(o, "0020000E")).collect::<Vec<_>>()
@@ -274,16 +274,16 @@ fn series_search_matches_uid_lists_and_modality_and_pages() {
         (format!("SeriesInstanceUID=2.25.999,{a}"), vec![a]),
         (format!("0020000E={a}"), vec![a]),
         ("SeriesInstanceUID=2.25.999".to_string(), vec![]),
-        ("Modality=MR".to_string(), vec![a, b]),
+        ("Modality=MR".to_string(), vec![a, b, c]),
         ("Modality=CT".to_string(), vec![]),
-        ("00080060=MR".to_string(), vec![a, b]),
+        ("00080060=MR".to_string(), vec![a, b, c]),
         ("SeriesDescription=AX%20T2*".to_string(), vec![b]),
         ("SeriesNumber=1".to_string(), vec![a]),
         ("limit=1".to_string(), vec![a]),
-        ("offset=1".to_string(), vec![b]),
+        ("offset=1".to_string(), vec![b, c]),
         ("limit=1&offset=1".to_string(), vec![b]),
-        ("offset=2".to_string(), vec![]),
-        ("Modality=MR&limit=5&offset=0&includefield=all".to_string(), vec![a, b]),
+        ("offset=3".to_string(), vec![]),
+        ("Modality=MR&limit=5&offset=0&includefield=all".to_string(), vec![a, b, c]),
     ] {
         assert_eq!(search(&query), expected, "series search ?{query}");
     }

@@ -11,7 +11,7 @@ use std::fmt;
 /// first instance of its second series.
 pub const CT_CHEST: &str = "2.25.3141592653589793238462643383279.1.1.1";
 /// MRN-1001's MR brain study: one implicit VR little endian series with nested sequences of undefined
-/// length, one explicit VR little endian series.
+/// length, one explicit VR little endian series, and one deflated explicit VR little endian series.
 pub const MR_BRAIN: &str = "2.25.3141592653589793238462643383279.1.1.2";
 /// MRN-2002's CT abdomen study, only on the open tenant: ISO_IR 192 (UTF-8), a series in explicit VR big
 /// endian and a series of two multi-frame instances (4 frames of 64×64×16 bits each).
