@@ -152,7 +152,7 @@ fn frame_negotiation_serves_octets_and_refuses_an_image_type_for_native_pixels()
 
 /// A data element in explicit VR little endian (PS3.5 §7.1.2), its value padded to even length with the
 /// VR's padding (PS3.5 §6.2: NUL for UI and binary VRs, space for text).
-fn element(group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+pub fn element(group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
     let mut value = value.to_vec();
     if value.len() % 2 == 1 {
         value.push(if matches!(vr, b"UI" | b"OB") { 0 } else { b' ' });
@@ -176,7 +176,7 @@ fn item(value: &[u8]) -> Vec<u8> {
 
 /// A JPEG Baseline Part 10 file of 4×4 8-bit monochrome frames whose Pixel Data holds `table` (the Basic
 /// Offset Table's value) and then `fragments`. The fragments need not be real JPEG: nothing decodes them.
-fn encapsulated_file(sop: &str, series: &str, frames: usize, table: &[u8], fragments: &[&[u8]]) -> Vec<u8> {
+pub fn encapsulated_file(sop: &str, series: &str, frames: usize, table: &[u8], fragments: &[&[u8]]) -> Vec<u8> {
     const SC: &[u8] = b"1.2.840.10008.5.1.4.1.1.7"; // Secondary Capture Image Storage
     let (sop, syntax, frames) = (sop.as_bytes(), JPEG_BASELINE.as_bytes(), frames.to_string());
     let meta = [

@@ -16,3 +16,4 @@ mod redteam;
 mod resilience;
 mod sample;
 mod tokens;
+mod transcode;
