@@ -1,6 +1,7 @@
 //! DICOM encoding, and nothing of HTTP, FHIR or the index layout: reading the header of a Part 10 file
-//! (`header`), reading its whole data set (`dataset`), and from that its DICOM JSON (`json`) and the
-//! byte ranges of its frames (`frames`), on the shared framing of `element`.
+//! (`header`), reading its whole data set (`dataset`), and from that its DICOM JSON (`json`), the byte
+//! ranges of its frames (`frames`) and its transcoding to Explicit VR Little Endian (`transcode`), on the
+//! shared framing of `element` and the character sets of `charset`.
 //!
 //! Invariants: no reader here reads past the end of the bytes it is given or panics on them, and none
 //! can be made to hang or exhaust memory (loops always advance, sequences nest at most
@@ -8,8 +9,8 @@
 //! `flate2`, `serde_json` and `encoding_rs`, and its modules name each other only as `super::…`, so that the fuzz
 //! target in `fuzz/` can include it by path. Their imports form no cycle: `tags`, `text`, `charset`,
 //! `transfer_syntax`, `inflate` and `uid` import no sibling, `error` and `dictionary` only `tags`;
-//! `element` imports those four below it; `header` and `dataset` import `element` and below; `json` and
-//! `frames` import `dataset` and sit on top. The test-only `fixtures` imports no sibling. This file holds
+//! `element` imports those four below it; `header` and `dataset` import `element` and below; `json`,
+//! `frames` and `transcode` import `dataset` and sit on top. The test-only `fixtures` imports no sibling. This file holds
 //! only declarations and re-exports.
 
 pub mod charset;
