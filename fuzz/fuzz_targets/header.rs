@@ -1,10 +1,11 @@
-//! Fuzzes the DICOM header reader (`dicom::read_header`, what `smart-imaging index` runs on every file) and
-//! the whole-data-set reader that shares its framing (`dataset::read_data_set`). The main crate is a binary,
-//! so its `src/dicom` folder is included by path; the folder uses only `std`, `flate2` and `serde_json`.
+//! Fuzzes the DICOM header reader (`dicom::read_header`, what `smart-imaging index` runs on every file), the
+//! whole-data-set reader that shares its framing (`dataset::read_data_set`) and the transcoder on top of it
+//! (`transcode`). The main crate is a binary, so its `src/dicom` folder is included by path; the folder
+//! uses only `std`, `flate2`, `serde_json` and `encoding_rs`.
 //!
 //! Besides panics, hangs (`-timeout`) and allocations past `-rss_limit_mb`, it checks what a caller relies
-//! on: a Pixel Data offset inside the bytes, the three UIDs present, and every value range of the data set
-//! inside the bytes.
+//! on: a Pixel Data offset inside the bytes, the three UIDs present, every value range of the data set
+//! inside the bytes, and a transcoding exactly as long as its plan.
 
 #![no_main]
 // What the main crate uses of the folder, and this target does not, is neither dead nor an unused import.
@@ -13,7 +14,7 @@
 #[path = "../../src/dicom/mod.rs"]
 mod dicom;
 
-use dicom::dataset;
+use dicom::{dataset, transcode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
@@ -26,8 +27,27 @@ fuzz_target!(|bytes: &[u8]| {
     if let Ok(data_set) = dataset::read_data_set(bytes) {
         check_ranges(&data_set.meta, bytes.len());
         check_ranges(&data_set.elements, bytes.len());
+        // The transcoder makes exactly as many bytes as its plan promised.
+        let plan = transcode::plan(bytes, &data_set);
+        assert_eq!(produce(&plan, bytes), Some(plan.len()));
+    }
+    if let Ok(plan) = transcode::plan_deflated(bytes) {
+        assert_eq!(produce(&plan, bytes), Some(plan.len()));
     }
 });
+
+/// How many bytes a plan makes, 64 KiB at a time; `None` when a deflate stream fails on the way.
+fn produce(plan: &transcode::Plan, bytes: &[u8]) -> Option<u64> {
+    let mut progress = transcode::Progress::default();
+    let (mut total, mut out) = (0u64, Vec::new());
+    loop {
+        out.clear();
+        match plan.fill(bytes, &mut progress, &mut out, 64 << 10).ok()? {
+            0 => return Some(total),
+            n => total += n as u64,
+        }
+    }
+}
 
 fn check_ranges(elements: &[dataset::Element], len: usize) {
     for element in elements {
