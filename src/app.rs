@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use crate::auth::Access;
 use crate::auth::ehr::Ehr;
 use crate::config::{self, Authorization, Config};
+use crate::dicomweb::retrieve::TranscodedLengths;
 use crate::fhir::resource::{Render, Studies};
 use crate::index::Index;
 use crate::token::Sealer;
@@ -28,6 +29,8 @@ pub struct App {
     pub test_hooks: bool,
     /// The serialized ImagingStudy of each indexed study, made on first use.
     pub studies: Studies,
+    /// The length of each instance transcoded to Explicit VR Little Endian, measured on first use.
+    pub transcoded_lengths: TranscodedLengths,
 }
 
 /// One tenant: its validated configuration and how its tokens are checked.
@@ -54,7 +57,8 @@ impl App {
             .collect();
         let test_hooks = cfg!(debug_assertions) && std::env::var("SMART_IMAGING_TEST_HOOKS").as_deref() == Ok("1");
         let studies = Studies::new(index.studies().len());
-        App { config, index, sealer, base_url, tenants, test_hooks, studies }
+        let transcoded_lengths = TranscodedLengths::default();
+        App { config, index, sealer, base_url, tenants, test_hooks, studies, transcoded_lengths }
     }
 
     /// What the FHIR handlers need to render one tenant's resources.

@@ -85,7 +85,7 @@ fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> 
             let study =
                 wado::check_capability(&app.sealer, &app.index, &tenant.config, &grant, study_token, study_uid)?;
             let base = format!("{}/{t}/wado/{study_token}", app.base_url);
-            wado::serve(&Scope { index: &app.index, req, base, study }, target)
+            wado::serve(&Scope { index: &app.index, lengths: &app.transcoded_lengths, req, base, study }, target)
         }
         _ => Err(ApiError::NotFound("no such resource".into())),
     }

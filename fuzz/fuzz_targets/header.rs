@@ -31,7 +31,7 @@ fuzz_target!(|bytes: &[u8]| {
         let plan = transcode::plan(bytes, &data_set);
         assert_eq!(produce(&plan, bytes), Some(plan.len()));
     }
-    if let Ok(plan) = transcode::plan_deflated(bytes) {
+    if let Ok(plan) = transcode::plan_deflated(bytes, None) {
         assert_eq!(produce(&plan, bytes), Some(plan.len()));
     }
 });

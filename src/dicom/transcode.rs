@@ -194,14 +194,20 @@ fn reverse_numbers(bytes: &mut [u8], width: usize) {
     }
 }
 
-/// The plan of a file of a native transfer syntax, deflated or not.
+/// The plan of a file of a native transfer syntax, deflated or not. `measured` is the length an earlier
+/// plan of the same file found, which spares inflating a deflated file only to measure it again (carrying
+/// the plan out still checks it).
 ///
 /// # Errors
 ///
 /// As [`read_data_set`](super::dataset::read_data_set) and [`plan_deflated`].
-pub fn plan_file(file: &[u8]) -> Result<Plan, DicomError> {
+pub fn plan_file(file: &[u8], measured: Option<u64>) -> Result<Plan, DicomError> {
     let (meta, _) = read_meta(file)?;
-    if is_deflated(&meta.transfer_syntax) { plan_deflated(file) } else { Ok(plan(file, &read_data_set(file)?)) }
+    if is_deflated(&meta.transfer_syntax) {
+        plan_deflated(file, measured)
+    } else {
+        Ok(plan(file, &read_data_set(file)?))
+    }
 }
 
 /// The plan of a file read into `data_set` (implicit VR little endian, explicit VR big endian, or explicit
@@ -214,13 +220,14 @@ pub fn plan(file: &[u8], data_set: &DataSet) -> Plan {
 }
 
 /// The plan of a deflated Explicit VR Little Endian file: its meta group rewritten, then its data set
-/// inflated. Inflates the whole stream once to learn its length, a piece at a time.
+/// inflated. Unless `measured` gives the whole length already, inflates the whole stream once to learn it,
+/// a piece at a time.
 ///
 /// # Errors
 ///
 /// When the file does not read, its stream is corrupt or cut short, or the inflated data set is not
 /// explicit VR little endian (some writers deflate an implicit one): such a file is only sent as stored.
-pub fn plan_deflated(file: &[u8]) -> Result<Plan, DicomError> {
+pub fn plan_deflated(file: &[u8], measured: Option<u64>) -> Result<Plan, DicomError> {
     let (data_set, start) = read_meta(file)?;
     let deflate = |problem: String| DicomError::Deflate { offset: start, problem };
     let input = file.get(start..).unwrap_or_default();
@@ -232,11 +239,13 @@ pub fn plan_deflated(file: &[u8]) -> Result<Plan, DicomError> {
             reason: "the inflated data set is not explicit VR little endian",
         });
     }
-    let inflated = inflated_len(input).map_err(deflate)?;
     let mut writer = Writer { made: Vec::new(), pieces: Vec::new(), len: 0 };
     writer.prefix_and_meta(file, &data_set);
     writer.pieces.push(Piece::Inflate(start));
-    writer.len += inflated;
+    writer.len = match measured {
+        Some(length) => length,
+        None => writer.len + inflated_len(input).map_err(deflate)?,
+    };
     Ok(Plan { made: writer.made, pieces: writer.pieces, len: writer.len })
 }
 
@@ -533,15 +542,16 @@ mod tests {
         ]
         .concat();
         let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate(&data_set)].concat();
-        let plan = plan_deflated(&file).unwrap();
+        let plan = plan_deflated(&file, None).unwrap();
         let expected = [part10(EXPLICIT_VR_LITTLE_ENDIAN), data_set].concat();
         assert_eq!(plan.len(), expected.len() as u64);
         assert!(run(&plan, &file, 4096) == expected);
+        assert_eq!(plan_deflated(&file, Some(plan.len())).unwrap().len(), plan.len(), "measured before");
 
         let implicit = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate(&im(0x0008, 0x0060, b"SR"))].concat();
-        assert!(matches!(plan_deflated(&implicit), Err(DicomError::UnsupportedTransferSyntax { .. })));
+        assert!(matches!(plan_deflated(&implicit, None), Err(DicomError::UnsupportedTransferSyntax { .. })));
         let cut = &file[..file.len() - 10];
-        assert!(matches!(plan_deflated(cut), Err(DicomError::Deflate { .. })));
+        assert!(matches!(plan_deflated(cut, None), Err(DicomError::Deflate { .. })));
     }
 
     #[test]
@@ -576,7 +586,7 @@ mod tests {
                 let plan = plan(file, &data_set);
                 assert_eq!(run(&plan, file, 1 << 20).len() as u64, plan.len());
             }
-            let _ = plan_deflated(file);
+            let _ = plan_deflated(file, None);
         });
     }
 }

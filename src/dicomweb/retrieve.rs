@@ -6,6 +6,9 @@
 //! the negotiated syntax is a 406, never a partial body; instance bodies are streamed from maps, never
 //! gathered in memory.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use super::etag::etag;
 use super::scope::{Scope, map_instance, refused, unfaulted};
 use crate::dicom::transcode::plan_file;
@@ -14,6 +17,23 @@ use crate::http::accept::{InstanceForm, Representation, negotiate_instances};
 use crate::http::multipart::{self, Part, Segment};
 use crate::http::{ApiError, Response};
 use crate::index::Instance;
+
+/// The length each instance has once transcoded, learnt the first time it is asked for: at most one entry
+/// per indexed file, which the static index bounds, and no value that outlives the index.
+#[derive(Debug, Default)]
+pub struct TranscodedLengths(Mutex<HashMap<String, u64>>);
+
+impl TranscodedLengths {
+    fn get(&self, path: &str) -> Option<u64> {
+        self.0.lock().ok()?.get(path).copied()
+    }
+
+    fn put(&self, path: &str, length: u64) {
+        if let Ok(mut lengths) = self.0.lock() {
+            lengths.insert(path.to_string(), length);
+        }
+    }
+}
 
 /// Instances as `multipart/related; type="application/dicom"`, or one bare `application/dicom` body when
 /// one instance is asked for that way, each in the transfer syntax negotiated for it.
@@ -59,7 +79,7 @@ pub fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Re
 }
 
 /// The transfer syntax one instance is sent in, and its body: the file as stored, or transcoded to
-/// Explicit VR Little Endian with the length measured now.
+/// Explicit VR Little Endian with the length measured now, or the first time it was asked for.
 fn content<'a>(
     scope: &Scope,
     inst: &'a Instance,
@@ -72,9 +92,15 @@ fn content<'a>(
     if !transcode {
         return Ok((stored, Segment::File(path, inst.size)));
     }
+    if let Some(len) = scope.lengths.get(&inst.path) {
+        return Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size, len }));
+    }
     let map = map_instance(scope, inst)?;
-    match unfaulted(scope, inst, || plan_file(&map))? {
-        Ok(plan) => Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size, len: plan.len() })),
+    match unfaulted(scope, inst, || plan_file(&map, None))? {
+        Ok(plan) => {
+            scope.lengths.put(&inst.path, plan.len());
+            Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size, len: plan.len() }))
+        }
         Err(e) if representation == Representation::ExplicitOnly => Err(ApiError::NotAcceptable(format!(
             "instance {} ({stored}) cannot be sent as Explicit VR Little Endian: {e}",
             inst.uid

@@ -7,6 +7,7 @@
 use memmap2::Mmap;
 use std::sync::Arc;
 
+use super::retrieve::TranscodedLengths;
 use crate::dicom::Uid;
 use crate::dicom::dataset::{self, DataSet};
 use crate::http::accept::Refused;
@@ -32,6 +33,8 @@ pub enum Target<'a> {
 /// Where the answers of one request live: the WADO-RS base of the study token, for the URLs we hand out.
 pub struct Scope<'a> {
     pub index: &'a Index,
+    /// The transcoded length of each instance, once measured.
+    pub lengths: &'a TranscodedLengths,
     pub req: &'a Request,
     /// `{base}/{tenant}/wado/{studyToken}`.
     pub base: String,

@@ -197,7 +197,7 @@ fn open(segment: Segment) -> io::Result<Current> {
         }
         Segment::Transcoded { path, size, len } => {
             let map = Arc::new(crate::sys::map::map_indexed(&path, size).inspect_err(|e| log::error!("{e}"))?);
-            let plan = crate::sys::map::unfaulted(|| transcode::plan_file(&map))
+            let plan = crate::sys::map::unfaulted(|| transcode::plan_file(&map, Some(len)))
                 .map_err(|_| truncated(Some(&path)))?
                 .map_err(|e| changed(Some(&path), &e.to_string()))?;
             if plan.len() != len {
