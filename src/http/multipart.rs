@@ -173,7 +173,8 @@ impl Produced {
     }
 }
 
-/// Runs a write from a map, turning a fault (the file shrank) into an error.
+/// Runs a write from a map, turning a fault (the file shrank) into an error. When the write goes to a socket
+/// the kernel copies from the map itself, and a page gone with a truncation is EFAULT there instead of SIGBUS.
 fn written(path: Option<&std::path::Path>, write: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
     match crate::sys::map::unfaulted(write) {
         Err(_) => Err(truncated(path)),
@@ -245,13 +246,7 @@ impl Parts {
         let Some((current, pos)) = &mut self.current else { return Ok(0) };
         let rest = current.data().get(*pos..).unwrap_or_default();
         let n = rest.len().min(max);
-        // When `send` writes to a socket the kernel copies from the map itself, and a page gone with a
-        // truncation is EFAULT there instead of SIGBUS.
-        let taken = match crate::sys::map::unfaulted(|| send(&rest[..n])) {
-            Err(_) => return Err(truncated(current.path())),
-            Ok(Err(e)) if e.raw_os_error() == Some(libc::EFAULT) => return Err(truncated(current.path())),
-            Ok(result) => result?.min(n),
-        };
+        let taken = written(current.path(), || send(&rest[..n]))?.min(n);
         *pos += taken;
         Ok(taken)
     }
@@ -359,6 +354,41 @@ mod tests {
         let (_, body) = read(stream(vec![Segment::Bytes(b"x".to_vec()), Segment::File(a.clone(), 5)]));
         assert!(body.is_err());
         assert!(write(stream(vec![Segment::File(a, 5)])).is_err(), "the fast path refuses it too");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn transcoded_and_swapped_segments_stream_what_was_promised() {
+        let dir = temp("transcoded");
+        let file = [
+            vec![0; 128],
+            b"DICM".to_vec(),
+            // (0002,0000) UL len 4: 28 bytes follow; (0002,0010) UI len 18 (+2): Implicit VR Little Endian
+            vec![2, 0, 0, 0, b'U', b'L', 4, 0, 28, 0, 0, 0],
+            [&[2, 0, 0x10, 0, b'U', b'I', 20, 0][..], b"1.2.840.10008.1.2\0\0\0"].concat(),
+            vec![0x08, 0, 0x60, 0, 2, 0, 0, 0, b'C', b'T'], // (0008,0060) implicit len 2: Modality
+            [&[0xE0, 0x7F, 0x10, 0, 4, 0, 0, 0][..], &[1, 2, 3, 4]].concat(), // (7FE0,0010) len 4: Pixel Data
+        ]
+        .concat();
+        let path = dir.join("implicit.dcm");
+        std::fs::write(&path, &file).unwrap();
+        let plan = transcode::plan_file(&file, None).unwrap();
+        let mut expected = Vec::new();
+        plan.fill(&file, &mut Progress::default(), &mut expected, usize::MAX).unwrap();
+        let size = file.len() as u64;
+        let segment = || Segment::Transcoded { path: path.clone(), size, len: plan.len() };
+        let (len, body) = read(stream(vec![segment()]));
+        assert_eq!((len, body.unwrap()), (expected.len() as u64, expected.clone()));
+        assert_eq!(write(stream(vec![segment()])).unwrap(), expected, "written a few bytes at a time");
+        let wrong = Segment::Transcoded { path: path.clone(), size, len: plan.len() + 1 };
+        assert!(read(stream(vec![wrong])).1.is_err(), "a length that is no longer the file's fails the read");
+
+        let map = Arc::new(crate::sys::map::map_file(&path).unwrap());
+        let pixels = file.len() - 4..file.len();
+        let (_, swapped) = read(stream(vec![Segment::Swapped(map, pixels, 2)]));
+        assert_eq!(swapped.unwrap(), [2, 1, 4, 3]);
+        let (_, shared) = read(stream(vec![Segment::Shared(Arc::new(vec![5, 6, 7]), 1..3)]));
+        assert_eq!(shared.unwrap(), [6, 7]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
