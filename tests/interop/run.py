@@ -21,6 +21,7 @@ With `-v`, passing cases are listed too, one `ok name` line each.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import queue
 import shutil
@@ -490,16 +491,31 @@ def make_extra() -> Path:
     (EXTRA / "dicom" / "oracle").mkdir(parents=True)
     oracle.make_files(EXTRA / "dicom" / "oracle")
     data = Path(pydicom.data.__file__).parent
+    seen: set[str] = set()
     for folder in ("test_files", "charset_files"):
         target = EXTRA / "dicom" / folder
         target.mkdir()
         for path in sorted((data / folder).glob("*.dcm")):
             # Files pydicom itself cannot write as DICOM JSON (badVR.dcm: an IS of "1A") have no oracle.
             try:
-                pydicom.dcmread(path, force=True).to_json_dict()
+                ds = pydicom.dcmread(path, force=True)
+                ds.to_json_dict()
             except Exception:  # noqa: BLE001 - any failure of pydicom's leaves the file without an oracle
                 continue
-            shutil.copy(path, target / path.name)
+            uid = str(ds.get("SOPInstanceUID", ""))
+            if uid and uid in seen and "TransferSyntaxUID" in ds.file_meta:
+                # Many of pydicom's files are one data set in several transfer syntaxes, under one SOP
+                # Instance UID, of which the indexer would keep the first. Each copy gets a UID of its own
+                # (pydicom writes the other elements as they were read, in the same syntax).
+                new = "2.25." + str(int.from_bytes(hashlib.sha256(path.name.encode()).digest()[:15], "big"))
+                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = new
+                try:
+                    ds.save_as(target / path.name)
+                except Exception:  # noqa: BLE001 - a copy pydicom cannot write is left out
+                    continue
+            else:
+                shutil.copy(path, target / path.name)
+            seen.add(uid)
     binary = os.environ.get("SMART_IMAGING_BIN", str(REPO / "target" / "debug" / "smart-imaging"))
     subprocess.run(
         [binary, "index", str(EXTRA / "dicom"), "--out", str(EXTRA / "index.toml"), "--quiet"],
