@@ -140,7 +140,14 @@ fn idle_and_stalled_attackers_leave_a_well_behaved_client_served() {
     let stalled: Vec<Download> =
         (0..100).map(|_| Download::start(server.addr(), &target, &[("Accept", "application/dicom")])).collect();
     assert!(stalled.iter().all(|d| d.status == 200), "the stalled downloads started");
-    let attacked = health_counts(&server);
+    // The watch counts connections four times a second (a sweep of 2,000 descriptors takes a while on a
+    // loaded machine): ask until it has seen them all.
+    let deadline = Instant::now() + PATIENCE;
+    let mut attacked = health_counts(&server);
+    while count(&attacked, "connections") < 1000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        attacked = health_counts(&server);
+    }
     let threads_attacked = proc_status(pid, "Threads");
 
     let mut latencies = Vec::with_capacity(200);
