@@ -63,13 +63,7 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
     if let Some(warning) = unreachable_links(bound, &base_url) {
         log::warn!("{warning}");
     }
-    log::info!(
-        "serving {} studies ({} instances) from {} for tenants {}; public URL {base_url}",
-        index.studies().len(),
-        index.instance_count(),
-        config.index_path.display(),
-        config.tenants.keys().cloned().collect::<Vec<_>>().join(", "),
-    );
+    log::info!("{}", startup_line(&config, &index, bound, &base_url));
     let smart_on_fhir = config.tenants.values().any(|t| matches!(t.auth, Authorization::SmartOnFhir(_)));
     if smart_on_fhir && !bound.ip().is_loopback() {
         log::warn!(
@@ -88,6 +82,31 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The start-up line: the version, the index, each tenant with its authorization type, the listener.
+fn startup_line(config: &Config, index: &Index, bound: std::net::SocketAddr, base_url: &str) -> String {
+    let tenants: Vec<String> = config
+        .tenants
+        .values()
+        .map(|t| {
+            let kind = match &t.auth {
+                Authorization::SmartOnFhir(_) => "smart-on-fhir",
+                Authorization::Mock { .. } => "mock",
+            };
+            format!("{} ({kind})", t.name)
+        })
+        .collect();
+    format!(
+        "smart-imaging {} serving {} studies ({} instances) from {} written {}; tenants {}; listener \
+         http://{bound}; public URL {base_url}",
+        env!("CARGO_PKG_VERSION"),
+        index.studies().len(),
+        index.instance_count(),
+        config.index_path.display(),
+        index.written(),
+        tenants.join(", "),
+    )
 }
 
 /// A listen address must be `HOST:PORT`; a bare port or a name without one is the usual slip.

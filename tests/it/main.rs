@@ -12,6 +12,7 @@ mod indexer;
 mod layout;
 mod mock;
 mod newcomer;
+mod operations;
 mod redteam;
 mod resilience;
 mod sample;
