@@ -40,6 +40,7 @@ struct RawServer {
     shutdown_timeout: Option<u64>,
     max_connections: Option<usize>,
     min_send_rate: Option<u64>,
+    metrics: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +165,8 @@ pub struct Config {
     /// The UTC offset, as `+hh:mm`, for study times that carry none.
     pub timezone: String,
     pub tenants: BTreeMap<String, Tenant>,
+    /// Whether `GET /metrics` answers (`server.metrics`, on by default).
+    pub metrics: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +305,7 @@ impl Config {
             index_path: resolve(&raw.images.index),
             timezone,
             tenants,
+            metrics: raw.server.metrics.unwrap_or(true),
         })
     }
 }

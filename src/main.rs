@@ -16,6 +16,7 @@ mod help;
 mod home;
 mod http;
 mod index;
+mod metrics;
 mod random;
 mod routes;
 mod server;

@@ -3,7 +3,8 @@
 //! can forget it; nothing else happens here.
 //!
 //! Invariants: the raw path is split on `/` before each segment is percent-decoded, so an encoded slash
-//! never makes a new segment; UIDs are parsed into `Uid` here; errors become responses only here.
+//! never makes a new segment; UIDs are parsed into `Uid` here; errors become responses only here; each
+//! request leaves its route class for the metrics.
 
 use crate::app::{App, Tenant};
 use crate::auth::scope::Need;
@@ -22,7 +23,26 @@ enum Area {
     Other,
 }
 
+/// What the server records of a request besides its response: its route class (metrics).
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub route: &'static str,
+}
+
+/// The response alone (the route table's unit tests).
+#[cfg(test)]
 pub fn handle(app: &App, req: &Request) -> Response {
+    handle_noted(app, req).0
+}
+
+/// `handle`, with the facts the server records.
+pub fn handle_noted(app: &App, req: &Request) -> (Response, Facts) {
+    let mut facts = Facts { route: "other" };
+    let resp = answer(app, req, &mut facts);
+    (resp, facts)
+}
+
+fn answer(app: &App, req: &Request, facts: &mut Facts) -> Response {
     let segments: Option<Vec<String>> = req
         .path
         .strip_prefix('/')
@@ -34,15 +54,18 @@ pub fn handle(app: &App, req: &Request) -> Response {
     };
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let area = if segs.get(1) == Some(&"fhir") { Area::Fhir } else { Area::Other };
-    match route(app, req, &segs) {
+    match route(app, req, &segs, facts) {
         Ok(resp) => resp,
         Err(e) => error_response(app, area, &e),
     }
 }
 
-fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> {
+fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<Response, ApiError> {
     match req.method {
-        Method::Options => return Ok(Response::new(204)),
+        Method::Options => {
+            facts.route = "options";
+            return Ok(Response::new(204));
+        }
         Method::Other => return Err(ApiError::MethodNotAllowed),
         Method::Get | Method::Head => {}
     }
@@ -50,34 +73,65 @@ fn route(app: &App, req: &Request, segs: &[&str]) -> Result<Response, ApiError> 
         app.tenants.get(name).ok_or_else(|| ApiError::NotFound(format!("no tenant named {name:?}")))
     };
     match segs {
-        [""] => Ok(home::page(app)),
-        ["readme"] => Ok(home::readme()),
-        ["viewer"] => Ok(Response::new(301).with_header("Location", "/viewer/")),
-        ["viewer", "config.json"] => Ok(viewer::config(app)),
-        ["viewer", file] => viewer::asset(file).ok_or_else(|| ApiError::NotFound("no such viewer file".into())),
-        ["healthz"] => Ok(Response::bytes(200, "text/plain; charset=utf-8", b"ok".to_vec())),
+        [""] | ["readme"] => {
+            facts.route = "home";
+            Ok(if segs == [""] { home::page(app) } else { home::readme() })
+        }
+        ["viewer"] => {
+            facts.route = "viewer";
+            Ok(Response::new(301).with_header("Location", "/viewer/"))
+        }
+        ["viewer", "config.json"] => {
+            facts.route = "viewer";
+            Ok(viewer::config(app))
+        }
+        ["viewer", file] => {
+            facts.route = "viewer";
+            viewer::asset(file).ok_or_else(|| ApiError::NotFound("no such viewer file".into()))
+        }
+        ["healthz"] => {
+            facts.route = "health";
+            Ok(Response::bytes(200, "text/plain; charset=utf-8", b"ok".to_vec()))
+        }
+        ["metrics"] if app.config.metrics => {
+            facts.route = "metrics";
+            let gauges = crate::metrics::IndexGauges {
+                studies: app.index.studies().len(),
+                instances: app.index.instance_count(),
+                written: app.index.written_secs(),
+            };
+            let text = crate::metrics::render(gauges);
+            Ok(Response::bytes(200, "text/plain; version=0.0.4; charset=utf-8", text.into_bytes()))
+        }
         // A handler that panics, so the tests can show a panic becomes a 500 and the server goes on.
         #[cfg(debug_assertions)]
         ["_test", "panic"] if app.test_hooks => panic!("panic requested through the test hook"),
         [t, "fhir", "metadata"] => {
+            facts.route = "fhir-discovery";
             let tenant = tenant(t)?;
             Ok(fhir::capability_statement(&app.fhir_base(&tenant.config), t, app.index.written()))
         }
-        [t, "fhir", ".well-known", "smart-configuration"] => match &tenant(t)?.access {
-            Access::Mock { .. } => Ok(fhir::smart_configuration(None)),
-            Access::Ehr(ehr) => Ok(fhir::smart_configuration(Some(&ehr.discover_public()?))),
-        },
+        [t, "fhir", ".well-known", "smart-configuration"] => {
+            facts.route = "fhir-discovery";
+            match &tenant(t)?.access {
+                Access::Mock { .. } => Ok(fhir::smart_configuration(None)),
+                Access::Ehr(ehr) => Ok(fhir::smart_configuration(Some(&ehr.discover_public()?))),
+            }
+        }
         [t, "fhir", "ImagingStudy"] => {
+            facts.route = "fhir-search";
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, req, Need::Search)?;
             fhir::search::search(&app.render(tenant), &grant, req)
         }
         [t, "fhir", "ImagingStudy", id] => {
+            facts.route = "fhir-read";
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, req, Need::Read)?;
             fhir::search::read(&app.render(tenant), &grant, id)
         }
         [t, "wado", study_token, "studies", st, rest @ ..] => {
+            facts.route = "wado";
             let tenant = tenant(t)?;
             let target = wado_target(rest)?;
             let study_uid = uid(st)?;

@@ -148,6 +148,7 @@ impl Ehr {
         let mut work = Work::new(self);
         let key: [u8; 32] = sha256(token.as_bytes());
         let cached = read(&self.introspections)?.get(&key, now);
+        crate::metrics::cache("introspection", cached.is_some());
         let info = match cached {
             Some(info) => info,
             None => {
@@ -180,7 +181,9 @@ impl Ehr {
         let id = normalise_reference(claim, &self.cfg.fhir_base_url).ok_or_else(|| {
             ApiError::InvalidToken("the access token's patient claim is not a patient of this EHR".into())
         })?;
-        if let Some(p) = read(&self.patients)?.get(&id.to_string(), now) {
+        let cached = read(&self.patients)?.get(&id.to_string(), now);
+        crate::metrics::cache("patient", cached.is_some());
+        if let Some(p) = cached {
             return Ok((p, exp));
         }
         Ok((self.patient(id, work.begin()?)?, exp))
@@ -351,6 +354,21 @@ impl Ehr {
     /// Turns a call's outcome into (status, JSON body); transport failures, redirects, bodies over
     /// `MAX_ANSWER` and bodies that are not JSON are the EHR being unavailable.
     fn call(
+        &self,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        step: &'static str,
+    ) -> Result<(u16, Value), ApiError> {
+        let answer = self.answer(result, step);
+        let outcome = match &answer {
+            Ok((status, _)) if *status < 400 => "ok",
+            Ok(_) => "refused",
+            Err(_) => "failed",
+        };
+        crate::metrics::ehr_call(step, outcome);
+        answer
+    }
+
+    fn answer(
         &self,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
         step: &str,

@@ -7,7 +7,7 @@
 //! Invariants: at most `server.threads` requests are handled at once; no worker waits on a client (a write
 //! that would wait moves to a writer thread); a panic in a handler becomes a 500 and the worker goes on;
 //! every response gets the CORS and cache headers; one log line per request, with study tokens and
-//! credentials redacted.
+//! credentials redacted, and, when it is done, its metrics.
 //!
 //! tiny_http has no limits of its own on the request line or header block: the read timeout bounds how long a
 //! connection can hold its thread, and the limits below are checked once tiny_http has parsed a request.
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::http::{ApiError, Method, Request, Response};
-use crate::routes::handle;
+use crate::routes::{Facts, handle_noted};
 use conns::Watch;
 use listener::Listener;
 use queue::{Job, Peer, Queue, Refusal};
@@ -117,6 +117,18 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
     if workers.is_empty() {
         return Ended::ListenerLost("no worker thread could be started".into());
     }
+    let gauges = Arc::clone(&shared);
+    crate::metrics::set_server(Arc::new(move || {
+        let depth = gauges.queue.depth();
+        crate::metrics::Server {
+            open_connections: gauges.watch.open(),
+            busy_workers: depth.busy,
+            queued: depth.waiting,
+            writers: gauges.writers.load(Ordering::SeqCst),
+            workers: threads,
+        }
+    }));
+
     let dog = Arc::clone(&listener);
     let (lost_tx, lost_rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new().name("watchdog".into()).spawn(move || {
@@ -170,6 +182,7 @@ struct Finish {
     len: u64,
     started: Instant,
     note: String,
+    facts: Facts,
 }
 
 impl Finish {
@@ -183,8 +196,12 @@ impl Finish {
         let complete = matches!(progress, Progress::Done);
         shared.queue.done(self.peer);
         shared.watch.finished(self.peer.as_ref(), complete);
-        let Finish { method, url, status, len, started, note, .. } = self;
-        log::info!("{method} {url} {status} {len}{cut} {}ms{note}", started.elapsed().as_millis());
+        let Finish { method, url, status, len, started, note, facts, .. } = self;
+        let took = started.elapsed();
+        // What was sent of the body: all of it, unless it was cut short (then its length is not known here).
+        let sent = if complete { len } else { 0 };
+        crate::metrics::request(facts.route, status, sent, took);
+        log::info!("{method} {url} {status} {len}{cut} {}ms{note}", took.as_millis());
     }
 }
 
@@ -195,6 +212,7 @@ fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
     let started = Instant::now();
     let app = &shared.app;
     let mut close = false;
+    let mut facts = Facts { route: "refused" };
     let resp = if let Some(refusal) = refusal {
         close = refusal == Refusal::Stopping;
         if refusal == Refusal::Busy {
@@ -209,10 +227,17 @@ fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
             Some(refusal) => refusal,
             None => {
                 let req = convert(&mut raw);
-                catch_unwind(AssertUnwindSafe(|| handle(app, &req))).unwrap_or_else(|_| {
-                    log::error!("handler panicked on {:?} {}", req.method, redact(raw.url()));
-                    Response::bytes(500, "text/plain; charset=utf-8", b"internal server error\n".to_vec())
-                })
+                match catch_unwind(AssertUnwindSafe(|| handle_noted(app, &req))) {
+                    Ok((resp, noted)) => {
+                        facts = noted;
+                        resp
+                    }
+                    Err(_) => {
+                        facts.route = "panic";
+                        log::error!("handler panicked on {:?} {}", req.method, redact(raw.url()));
+                        Response::bytes(500, "text/plain; charset=utf-8", b"internal server error\n".to_vec())
+                    }
+                }
             }
         }
     };
@@ -226,6 +251,7 @@ fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
         len: resp.body_len(),
         started,
         note,
+        facts,
     };
     let mut out = writer::prepare(raw, resp, shared.pace, close);
     if out.body_len() <= HANDOFF_BYTES {

@@ -9,7 +9,8 @@ and with what pydicom writes of the file in Explicit VR Little Endian when it wa
 metadata object with pydicom's own DICOM JSON of that file; every frame with the file's Pixel Data, little
 endian; the study-scoped searches with the index. Then the same against a second archive made here: the oracle
 files of every native transfer syntax (nested sequences, private tags, odd lengths, multi-frame, 8 and 16 bits)
-and pydicom's own test and character-set files, whose text must decode as pydicom decodes it.
+and pydicom's own test and character-set files, whose text must decode as pydicom decodes it. Last, `GET /metrics` is read with
+prometheus_client's parser of the text exposition format.
 
 Each check is a named case. A failing case prints one `FAIL name: detail` line; the last line is exactly
 `N passed, N failed`, and the exit status is non-zero when any case failed.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import dicomweb_client
+import prometheus_client.parser
 import pydicom
 import pydicom.data
 import requests
@@ -583,6 +585,48 @@ def exercise_extra(suite: Suite) -> None:
         server.stop()
 
 
+METRIC_FAMILIES = {
+    "smart_imaging_requests": "counter",
+    "smart_imaging_response_bytes": "counter",
+    "smart_imaging_request_duration_seconds": "histogram",
+    "smart_imaging_open_connections": "gauge",
+    "smart_imaging_busy_workers": "gauge",
+    "smart_imaging_queued_requests": "gauge",
+    "smart_imaging_writer_threads": "gauge",
+    "smart_imaging_ehr_calls": "counter",
+    "smart_imaging_cache_lookups": "counter",
+    "smart_imaging_index_instances": "gauge",
+}
+
+
+def check_metrics(server: Server, instances: int) -> None:
+    """`GET /metrics`, read by the Prometheus client's own parser of the text format."""
+    reply = requests.get(f"{server.base}/metrics", timeout=20)
+    check(reply.status_code == 200, f"status {reply.status_code}")
+    check(reply.headers["content-type"].startswith("text/plain; version=0.0.4"), reply.headers["content-type"])
+    families = {f.name: f for f in prometheus_client.parser.text_string_to_metric_families(reply.text)}
+    for name, kind in METRIC_FAMILIES.items():
+        check(name in families, f"no family {name}: {sorted(families)}")
+        check(families[name].type == kind, f"{name} is a {families[name].type}, not a {kind}")
+    requests_by = {
+        (s.labels["route"], s.labels["status"]): s.value
+        for s in families["smart_imaging_requests"].samples
+        if s.name == "smart_imaging_requests_total"
+    }
+    check(requests_by.get(("wado", "200"), 0) > 10, f"WADO requests counted: {requests_by}")
+    check(requests_by.get(("fhir-search", "200"), 0) == 2, f"searches counted: {requests_by}")
+    histogram = families["smart_imaging_request_duration_seconds"].samples
+    buckets = [s.value for s in histogram if s.name.endswith("_bucket")]
+    count = next(s.value for s in histogram if s.name.endswith("_count"))
+    check(buckets == sorted(buckets) and buckets[-1] == count, f"buckets {buckets}, count {count}")
+    # A request finishing between the two reads of the scrape may be in the histogram only.
+    check(count >= sum(requests_by.values()) > 0, f"histogram count {count}, requests {requests_by}")
+    sent = families["smart_imaging_response_bytes"].samples[0].value
+    check(sent > 0, f"bytes sent {sent}")
+    gauge = families["smart_imaging_index_instances"].samples[0].value
+    check(gauge == instances, f"index instances {gauge}, want {instances}")
+
+
 def main() -> int:
     suite = Suite(verbose="-v" in sys.argv[1:])
     suite.case("src/dicom/dictionary.txt is PS3.6 as pydicom ships it", lambda: check(dictionary.matches(), "it differs"))
@@ -602,6 +646,8 @@ def main() -> int:
         ]:
             for uid, address in studies_found(suite, server, tenant, query, headers, want):
                 exercise_study(suite, tenant, index[uid], address, headers)
+        instances = sum(len(instances_of(study)) for study in index.values())
+        suite.case("GET /metrics parses as the Prometheus text format", lambda: check_metrics(server, instances))
     finally:
         server.stop()
     exercise_extra(suite)
