@@ -1,12 +1,13 @@
 //! The shared state of a running server: the configuration, the index, the study-token sealer and the
 //! tenants, each owning how its tokens are checked. Built once at start and read by every worker.
 //!
-//! Invariants: nothing here changes after start; a `smart-on-fhir` tenant owns its EHR client (there is no
+//! Invariants: nothing here changes after start (the audit trail is set once, before serving); a `smart-on-fhir` tenant owns its EHR client (there is no
 //! lookup that could miss it); this module knows no handler, so the handlers and the route table can
 //! import it without a circle.
 
 use std::collections::BTreeMap;
 
+use crate::audit::Audit;
 use crate::auth::Access;
 use crate::auth::ehr::Ehr;
 use crate::config::{self, Authorization, Config};
@@ -31,6 +32,8 @@ pub struct App {
     pub studies: Studies,
     /// The length of each instance transcoded to Explicit VR Little Endian, measured on first use.
     pub transcoded_lengths: TranscodedLengths,
+    /// The audit trail, when `audit.file` names one.
+    pub audit: Option<Audit>,
 }
 
 /// One tenant: its validated configuration and how its tokens are checked.
@@ -58,7 +61,7 @@ impl App {
         let test_hooks = cfg!(debug_assertions) && std::env::var("SMART_IMAGING_TEST_HOOKS").as_deref() == Ok("1");
         let studies = Studies::new(index.studies().len());
         let transcoded_lengths = TranscodedLengths::default();
-        App { config, index, sealer, base_url, tenants, test_hooks, studies, transcoded_lengths }
+        App { config, index, sealer, base_url, tenants, test_hooks, studies, transcoded_lengths, audit: None }
     }
 
     /// What the FHIR handlers need to render one tenant's resources.

@@ -25,6 +25,15 @@ struct RawConfig {
     images: RawImages,
     #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+/// `[audit]`: where the audit trail goes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +176,8 @@ pub struct Config {
     pub tenants: BTreeMap<String, Tenant>,
     /// Whether `GET /metrics` answers (`server.metrics`, on by default).
     pub metrics: bool,
+    /// The audit trail's file (`audit.file`); `None` keeps no audit trail.
+    pub audit_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -306,6 +317,10 @@ impl Config {
             timezone,
             tenants,
             metrics: raw.server.metrics.unwrap_or(true),
+            audit_file: match raw.audit.file.as_deref() {
+                Some("") => return Err(err("audit.file must name a file".into())),
+                file => file.map(resolve),
+            },
         })
     }
 }

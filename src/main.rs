@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 mod app;
+mod audit;
 mod auth;
 mod config;
 mod dicom;

@@ -21,6 +21,9 @@ static LATENCY_COUNT: AtomicU64 = AtomicU64::new(0);
 static LATENCY_MICROS: AtomicU64 = AtomicU64::new(0);
 static EHR_CALLS: Mutex<BTreeMap<(&'static str, &'static str), u64>> = Mutex::new(BTreeMap::new());
 static CACHE: Mutex<BTreeMap<(&'static str, &'static str), u64>> = Mutex::new(BTreeMap::new());
+static AUDIT_WRITTEN: AtomicU64 = AtomicU64::new(0);
+static AUDIT_DROPPED: AtomicU64 = AtomicU64::new(0);
+static AUDIT_FAILED: AtomicU64 = AtomicU64::new(0);
 static SERVER: Mutex<Option<Arc<dyn Fn() -> Server + Send + Sync>>> = Mutex::new(None);
 
 /// The server's gauges, read at scrape time.
@@ -73,6 +76,19 @@ pub fn ehr_call(step: &'static str, outcome: &'static str) {
 /// One lookup in a cache: which cache, and whether it was a hit.
 pub fn cache(name: &'static str, hit: bool) {
     bump(&CACHE, (name, if hit { "hit" } else { "miss" }));
+}
+
+pub fn audit_written() {
+    AUDIT_WRITTEN.fetch_add(1, Ordering::Relaxed);
+}
+
+/// An audit line dropped because the audit writer's buffer was full; the count so far.
+pub fn audit_dropped() -> u64 {
+    AUDIT_DROPPED.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+pub fn audit_failed() {
+    AUDIT_FAILED.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Where the server's gauges are read from; set once the server runs.
@@ -130,6 +146,16 @@ pub fn render(index: IndexGauges) -> String {
     head(&mut text, "smart_imaging_cache_lookups_total", "counter", "Cache lookups, by cache and result.");
     for ((cache, result), n) in snapshot(&CACHE) {
         let _ = writeln!(text, "smart_imaging_cache_lookups_total{{cache=\"{cache}\",result=\"{result}\"}} {n}");
+    }
+
+    let audit: [(&str, &str, &AtomicU64); 3] = [
+        ("smart_imaging_audit_lines_written_total", "Audit lines written.", &AUDIT_WRITTEN),
+        ("smart_imaging_audit_lines_dropped_total", "Audit lines dropped on a full buffer.", &AUDIT_DROPPED),
+        ("smart_imaging_audit_write_failures_total", "Audit lines that failed to write.", &AUDIT_FAILED),
+    ];
+    for (name, help, value) in audit {
+        head(&mut text, name, "counter", help);
+        let _ = writeln!(text, "{name} {}", value.load(Ordering::Relaxed));
     }
 
     head(&mut text, "smart_imaging_index_studies", "gauge", "Studies in the index now serving.");

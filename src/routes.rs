@@ -3,10 +3,12 @@
 //! can forget it; nothing else happens here.
 //!
 //! Invariants: the raw path is split on `/` before each segment is percent-decoded, so an encoded slash
-//! never makes a new segment; UIDs are parsed into `Uid` here; errors become responses only here; each
-//! request leaves its route class for the metrics.
+//! never makes a new segment; UIDs are parsed into `Uid` here; errors become responses only here; every request on a patient-data route
+//! (search, read, DICOMweb) leaves the facts of its audit line, whether it was served or refused, and those
+//! facts never hold a token or a study token.
 
 use crate::app::{App, Tenant};
+use crate::audit;
 use crate::auth::scope::Need;
 use crate::auth::{Access, authorize};
 use crate::dicom::Uid;
@@ -23,10 +25,30 @@ enum Area {
     Other,
 }
 
-/// What the server records of a request besides its response: its route class (metrics).
+/// What the server records of a request besides its response: its route class (metrics) and, on a
+/// patient-data route, the facts of its audit line.
 #[derive(Debug, Default)]
 pub struct Facts {
     pub route: &'static str,
+    pub audit: Option<audit::Access>,
+}
+
+impl Facts {
+    /// A patient-data route of tenant `t`.
+    fn patient_data(&mut self, route: &'static str, t: &str, study: Option<&str>) {
+        self.route = route;
+        let study = study.filter(|s| Uid::parse(s).is_some()).map(str::to_string);
+        self.audit = Some(audit::Access { tenant: t.to_string(), study, ..audit::Access::default() });
+    }
+
+    /// The access token proved: who it speaks for.
+    fn granted(&mut self, grant: &crate::auth::Grant) {
+        if let Some(access) = &mut self.audit {
+            access.client_id = grant.client_id().map(str::to_string);
+            access.subject = grant.subject().map(str::to_string);
+            access.patient = grant.patient().map(|p| p.id.clone());
+        }
+    }
 }
 
 /// The response alone (the route table's unit tests).
@@ -37,7 +59,7 @@ pub fn handle(app: &App, req: &Request) -> Response {
 
 /// `handle`, with the facts the server records.
 pub fn handle_noted(app: &App, req: &Request) -> (Response, Facts) {
-    let mut facts = Facts { route: "other" };
+    let mut facts = Facts { route: "other", audit: None };
     let resp = answer(app, req, &mut facts);
     (resp, facts)
 }
@@ -119,23 +141,26 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             }
         }
         [t, "fhir", "ImagingStudy"] => {
-            facts.route = "fhir-search";
+            facts.patient_data("fhir-search", t, None);
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, req, Need::Search)?;
+            facts.granted(&grant);
             fhir::search::search(&app.render(tenant), &grant, req)
         }
         [t, "fhir", "ImagingStudy", id] => {
-            facts.route = "fhir-read";
+            facts.patient_data("fhir-read", t, Some(id));
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, req, Need::Read)?;
+            facts.granted(&grant);
             fhir::search::read(&app.render(tenant), &grant, id)
         }
         [t, "wado", study_token, "studies", st, rest @ ..] => {
-            facts.route = "wado";
+            facts.patient_data("wado", t, Some(st));
             let tenant = tenant(t)?;
             let target = wado_target(rest)?;
             let study_uid = uid(st)?;
             let grant = authorize(&tenant.access, req, Need::Read)?;
+            facts.granted(&grant);
             let study =
                 wado::check_capability(&app.sealer, &app.index, &tenant.config, &grant, study_token, study_uid)?;
             let base = format!("{}/{t}/wado/{study_token}", app.base_url);

@@ -70,6 +70,16 @@ struct Introspection {
     exp: Option<u64>,
     scope: String,
     patient: Option<String>,
+    /// `client_id` and `sub` of the answer, for the audit trail only.
+    client_id: Option<String>,
+    subject: Option<String>,
+}
+
+/// Who an access token speaks for, as its introspection answer says (for the audit trail only).
+#[derive(Debug, Clone, Default)]
+pub struct Who {
+    pub client_id: Option<String>,
+    pub subject: Option<String>,
 }
 
 #[derive(Debug)]
@@ -143,7 +153,7 @@ impl Ehr {
 
     /// Validates an access token for `need` and resolves its patient: the patient in context and when the
     /// token expires (Unix seconds). Making the grant of it is `auth::authorize`'s.
-    pub fn authorize(&self, token: &str, need: Need) -> Result<(Arc<PatientContext>, u64), ApiError> {
+    pub fn authorize(&self, token: &str, need: Need) -> Result<(Arc<PatientContext>, u64, Who), ApiError> {
         let now = now_secs();
         let mut work = Work::new(self);
         let key: [u8; 32] = sha256(token.as_bytes());
@@ -181,12 +191,13 @@ impl Ehr {
         let id = normalise_reference(claim, &self.cfg.fhir_base_url).ok_or_else(|| {
             ApiError::InvalidToken("the access token's patient claim is not a patient of this EHR".into())
         })?;
+        let who = Who { client_id: info.client_id.clone(), subject: info.subject.clone() };
         let cached = read(&self.patients)?.get(&id.to_string(), now);
         crate::metrics::cache("patient", cached.is_some());
         if let Some(p) = cached {
-            return Ok((p, exp));
+            return Ok((p, exp, who));
         }
-        Ok((self.patient(id, work.begin()?)?, exp))
+        Ok((self.patient(id, work.begin()?)?, exp, who))
     }
 
     /// The EHR's SMART configuration for a request that proved nothing (the imaging server's own
@@ -400,6 +411,8 @@ fn parse_introspection(body: &Value) -> Result<Introspection, ApiError> {
         exp: body.get("exp").and_then(|e| e.as_u64().or_else(|| e.as_f64().map(|f| f as u64))),
         scope: body.get("scope").and_then(Value::as_str).unwrap_or_default().to_string(),
         patient: body.get("patient").and_then(Value::as_str).map(str::to_string),
+        client_id: body.get("client_id").and_then(Value::as_str).map(str::to_string),
+        subject: body.get("sub").and_then(Value::as_str).map(str::to_string),
     })
 }
 

@@ -36,6 +36,8 @@ pub struct Grant {
     patient: Option<Arc<PatientContext>>,
     /// When the access token expires (Unix seconds); `None` when nothing bounds it (mock tenants).
     expires: Option<u64>,
+    /// Who the token speaks for, from its introspection answer (audit trail only); empty for mock tenants.
+    who: ehr::Who,
 }
 
 impl Grant {
@@ -45,6 +47,16 @@ impl Grant {
 
     pub fn expires(&self) -> Option<u64> {
         self.expires
+    }
+
+    /// The access token's OAuth client (`client_id`), when the EHR said.
+    pub fn client_id(&self) -> Option<&str> {
+        self.who.client_id.as_deref()
+    }
+
+    /// The access token's subject (`sub`), when the EHR said.
+    pub fn subject(&self) -> Option<&str> {
+        self.who.subject.as_deref()
     }
 }
 
@@ -74,12 +86,12 @@ pub fn authorize(access: &Access, req: &Request, need: Need) -> Result<Grant, Ap
         // not needed, but a malformed Authorization header is still refused so clients learn early.
         Access::Mock { patient } => {
             bearer_token(req)?;
-            Ok(Grant { patient: patient.clone(), expires: None })
+            Ok(Grant { patient: patient.clone(), expires: None, who: ehr::Who::default() })
         }
         Access::Ehr(ehr) => {
             let token = bearer_token(req)?.ok_or(ApiError::NoToken)?;
-            let (patient, expires) = ehr.authorize(token, need)?;
-            Ok(Grant { patient: Some(patient), expires: Some(expires) })
+            let (patient, expires, who) = ehr.authorize(token, need)?;
+            Ok(Grant { patient: Some(patient), expires: Some(expires), who })
         }
     }
 }

@@ -7,7 +7,8 @@
 //! Invariants: at most `server.threads` requests are handled at once; no worker waits on a client (a write
 //! that would wait moves to a writer thread); a panic in a handler becomes a 500 and the worker goes on;
 //! every response gets the CORS and cache headers; one log line per request, with study tokens and
-//! credentials redacted, and, when it is done, its metrics.
+//! credentials redacted, and, when it is done, its metrics and (on a patient-data route) its audit line;
+//! SIGHUP reopens the audit file.
 //!
 //! tiny_http has no limits of its own on the request line or header block: the read timeout bounds how long a
 //! connection can hold its thread, and the limits below are checked once tiny_http has parsed a request.
@@ -128,7 +129,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
             workers: threads,
         }
     }));
-
+    let mut hangups = crate::sys::signals::hangups();
     let dog = Arc::clone(&listener);
     let (lost_tx, lost_rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new().name("watchdog".into()).spawn(move || {
@@ -140,6 +141,11 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
     loop {
         if crate::sys::signals::shutdown_requested() {
             break;
+        }
+        let now = crate::sys::signals::hangups();
+        if now != hangups {
+            hangups = now;
+            hang_up(&app);
         }
         if let Ok(lost) = lost_rx.recv_timeout(Duration::from_millis(50)) {
             return Ended::ListenerLost(format!(
@@ -165,6 +171,13 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
         );
     }
     Ended::Stopped
+}
+
+/// SIGHUP: reopens the audit file (log rotation).
+fn hang_up(app: &App) {
+    if let Some(audit) = &app.audit {
+        audit.reopen();
+    }
 }
 
 fn worker(shared: &Arc<Shared>) {
@@ -196,11 +209,23 @@ impl Finish {
         let complete = matches!(progress, Progress::Done);
         shared.queue.done(self.peer);
         shared.watch.finished(self.peer.as_ref(), complete);
-        let Finish { method, url, status, len, started, note, facts, .. } = self;
+        let Finish { peer, method, url, status, len, started, note, facts } = self;
         let took = started.elapsed();
         // What was sent of the body: all of it, unless it was cut short (then its length is not known here).
         let sent = if complete { len } else { 0 };
         crate::metrics::request(facts.route, status, sent, took);
+        if let (Some(audit), Some(access)) = (&shared.app.audit, &facts.audit) {
+            let done = crate::audit::Done {
+                route: facts.route,
+                path: &url,
+                method: &method,
+                status,
+                bytes: sent,
+                took,
+                remote: peer,
+            };
+            audit.record(access, &done);
+        }
         log::info!("{method} {url} {status} {len}{cut} {}ms{note}", took.as_millis());
     }
 }
@@ -212,7 +237,7 @@ fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
     let started = Instant::now();
     let app = &shared.app;
     let mut close = false;
-    let mut facts = Facts { route: "refused" };
+    let mut facts = Facts { route: "refused", audit: None };
     let resp = if let Some(refusal) = refusal {
         close = refusal == Refusal::Stopping;
         if refusal == Refusal::Busy {

@@ -71,7 +71,10 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
              travel in clear. Put a TLS proxy in front and listen on 127.0.0.1 (see the README) !!!"
         );
     }
-    let app = Arc::new(App::new(config, index, sealer, base_url));
+    let audit = config.audit_file.as_deref().map(crate::audit::Audit::start).transpose()?;
+    let mut app = App::new(config, index, sealer, base_url);
+    app.audit = audit;
+    let app = Arc::new(app);
     println!("listening on http://{bound}");
     let _ = std::io::stdout().flush();
     match super::run(app, socket, limits.soft) {

@@ -1,11 +1,23 @@
-//! Signals: SIGTERM and SIGINT ask for a graceful shutdown, by a flag the server polls.
+//! Signals: SIGTERM and SIGINT ask for a graceful shutdown, by a flag the server polls; SIGHUP asks for the
+//! audit file to be reopened, by a count the server polls.
 
 #![allow(unsafe_code)]
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+static HANGUPS: AtomicU64 = AtomicU64::new(0);
+
+/// How many SIGHUPs have arrived: a change asks for the audit file to be reopened.
+pub fn hangups() -> u64 {
+    HANGUPS.load(Ordering::SeqCst)
+}
+
+extern "C" fn on_hangup(_signal: libc::c_int) {
+    // Only an atomic add: async-signal-safe.
+    HANGUPS.fetch_add(1, Ordering::SeqCst);
+}
 
 /// Whether SIGTERM or SIGINT has arrived.
 pub fn shutdown_requested() -> bool {
@@ -17,11 +29,12 @@ extern "C" fn on_shutdown(_signal: libc::c_int) {
     SHUTDOWN.store(true, Ordering::SeqCst);
 }
 
-/// Makes SIGTERM and SIGINT request a graceful shutdown instead of ending the process.
+/// Makes SIGTERM and SIGINT request a graceful shutdown instead of ending the process, and SIGHUP a reopening.
 pub fn install_shutdown_handlers() -> io::Result<()> {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         install(signal, on_shutdown as *const () as usize, libc::SA_RESTART)?;
     }
+    install(libc::SIGHUP, on_hangup as *const () as usize, libc::SA_RESTART)?;
     Ok(())
 }
 

@@ -595,6 +595,8 @@ METRIC_FAMILIES = {
     "smart_imaging_writer_threads": "gauge",
     "smart_imaging_ehr_calls": "counter",
     "smart_imaging_cache_lookups": "counter",
+    "smart_imaging_audit_lines_written": "counter",
+    "smart_imaging_audit_lines_dropped": "counter",
     "smart_imaging_index_instances": "gauge",
 }
 

@@ -1,6 +1,17 @@
-//! Running it in production (README, Running it for real): the start-up line and `GET /metrics`.
+//! Running it in production (README, Running it for real): the start-up line, `GET /metrics`, the audit
+//! trail and its reopening.
 
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::clients::signal;
+use crate::fake_ehr::{Options, SCOPES, bearer, now, setup_opts};
 use crate::harness::*;
+
+/// How long the tests wait for the server to do something it was asked to.
+const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn the_startup_line_names_version_index_tenants_and_listener() {
@@ -66,4 +77,82 @@ fn metrics_count_requests_bytes_and_latency_and_can_be_turned_off() {
     ))
     .start();
     assert_eq!(off.get("/metrics").status, 404, "server.metrics = false");
+}
+
+/// The lines of a file, once it holds at least `n` (the audit writer is a thread of its own).
+fn wait_for_lines(path: &Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "{} holds {} lines, not {n}:\n{text}", path.display(), lines.len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_audit_trail_has_a_line_per_access_with_who_what_and_how_and_no_token() {
+    let audit_dir = TempDir::new("audit");
+    let file = audit_dir.path().join("audit.jsonl");
+    let tables = format!("[audit]\nfile = {}\n", toml_string(&file.to_string_lossy()));
+    let s = setup_opts(Options { tables: &tables, ..Options::default() });
+    let token = "at-4f1c9e-the-access-token-no-line-may-hold";
+    let answer = json!({"active": true, "client_id": "viewer-app", "sub": "dr-who", "scope": SCOPES,
+                            "patient": "Patient/pA", "exp": now() + 600});
+    s.ehr.issue(token, answer);
+    let auth = bearer(token);
+    let headers = [("Authorization", auth.as_str())];
+
+    let search = s.server.get_with("/ehr/fhir/ImagingStudy?patient=pA", &headers);
+    assert_eq!(search.status, 200, "{}", search.text());
+    let study = resources(&search.json())[0].clone();
+    let (uid, address) = (study["id"].as_str().unwrap().to_string(), wado_address(&study));
+    let study_token = study_token(&address).to_string();
+    assert_eq!(get(&format!("{address}/studies/{uid}"), &headers).status, 200, "retrieve");
+    let cross = s.server.get_with("/ehr/fhir/ImagingStudy?patient=pB", &headers);
+    assert_eq!(cross.status, 403, "another patient");
+    let bad = s.server.get_with(&format!("/ehr/wado/not-a-study-token/studies/{uid}"), &headers);
+    assert!(matches!(bad.status, 401 | 403), "a bad study token: {}", bad.status);
+
+    let lines = wait_for_lines(&file, 4);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let expect = [
+        ("fhir-search", 200, Value::Null),
+        ("wado", 200, json!(uid)),
+        ("fhir-search", 403, Value::Null),
+        ("wado", bad.status, json!(uid)),
+    ];
+    for (line, (route, status, study)) in lines.iter().zip(expect) {
+        assert_eq!(line["route"], route, "{line}");
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["study"], study, "{line}");
+        assert_eq!(line["tenant"], "ehr", "{line}");
+        assert_eq!(line["client_id"], "viewer-app", "{line}");
+        assert_eq!(line["subject"], "dr-who", "{line}");
+        assert_eq!(line["patient"], "pA", "{line}");
+        assert_eq!(line["method"], "GET", "{line}");
+        assert!(line["path"].as_str().unwrap().starts_with("/ehr/"), "{line}");
+        assert!(line["remote"].as_str().unwrap().starts_with("127.0.0.1:"), "{line}");
+        assert!(line["duration_ms"].is_u64(), "{line}");
+        let time = line["time"].as_str().unwrap();
+        assert!(time.len() == 20 && time.ends_with('Z') && time.starts_with("20"), "{line}");
+    }
+    assert_eq!(lines[0]["bytes"].as_u64(), Some(search.body.len() as u64));
+    assert!(lines[1]["bytes"].as_u64().unwrap() > 0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains(token), "the access token is in the audit trail");
+    assert!(!text.contains(&study_token), "a study token is in the audit trail");
+
+    // Rotation: the file moved away, SIGHUP, and the next line goes to a new file of the same name.
+    let rotated = audit_dir.path().join("audit.jsonl.1");
+    std::fs::rename(&file, &rotated).unwrap();
+    signal(&s.server, libc::SIGHUP);
+    s.server.wait_for_log("the audit file reopened", |l| l.contains("audit: reopened"));
+    assert_eq!(s.server.get_with("/ehr/fhir/ImagingStudy?patient=pA", &headers).status, 200);
+    let after = wait_for_lines(&file, 1);
+    assert_eq!((after.len(), &after[0]["route"]), (1, &json!("fhir-search")), "{after:?}");
+    assert_eq!(wait_for_lines(&rotated, 4).len(), 4, "the rotated file keeps its lines");
 }
