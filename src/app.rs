@@ -1,11 +1,14 @@
 //! The shared state of a running server: the configuration, the index, the study-token sealer and the
 //! tenants, each owning how its tokens are checked. Built once at start and read by every worker.
 //!
-//! Invariants: nothing here changes after start (the audit trail is set once, before serving); a `smart-on-fhir` tenant owns its EHR client (there is no
-//! lookup that could miss it); this module knows no handler, so the handlers and the route table can
-//! import it without a circle.
+//! Invariants: nothing here changes after start but the index, which a reload (SIGHUP) replaces whole with
+//! its per-study cache; a request takes the index it works on once (`App::current`), so a reload never
+//! changes it under the request and its maps stay valid until it is done; a `smart-on-fhir` tenant owns its
+//! EHR client (there is no lookup that could miss it); this module knows no handler, so the handlers and
+//! the route table can import it without a circle.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use crate::audit::Audit;
 use crate::auth::Access;
@@ -20,7 +23,8 @@ use crate::token::Sealer;
 #[derive(Debug)]
 pub struct App {
     pub config: Config,
-    pub index: Index,
+    /// The index now serving, replaced whole by `swap`.
+    current: RwLock<Arc<Loaded>>,
     pub sealer: Sealer,
     /// The public URL of this server, without a trailing slash.
     pub base_url: String,
@@ -28,12 +32,28 @@ pub struct App {
     /// Debug builds only, with `SMART_IMAGING_TEST_HOOKS=1`: routes that let the tests provoke faults.
     #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub test_hooks: bool,
-    /// The serialized ImagingStudy of each indexed study, made on first use.
-    pub studies: Studies,
-    /// The length of each instance transcoded to Explicit VR Little Endian, measured on first use.
-    pub transcoded_lengths: TranscodedLengths,
     /// The audit trail, when `audit.file` names one.
     pub audit: Option<Audit>,
+}
+
+/// One loaded index and what is derived from it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub index: Index,
+    /// The serialized ImagingStudy of each indexed study, made on first use (positional: per index).
+    pub studies: Studies,
+    /// The length of each of its instances transcoded to Explicit VR Little Endian, measured on first use
+    /// (per index: a reload may bring other files under the same paths).
+    pub transcoded_lengths: TranscodedLengths,
+    /// When this index was loaded (Unix seconds).
+    pub loaded: u64,
+}
+
+impl Loaded {
+    pub fn new(index: Index) -> Loaded {
+        let studies = Studies::new(index.studies().len());
+        Loaded { index, studies, transcoded_lengths: TranscodedLengths::default(), loaded: crate::time::now_secs() }
+    }
 }
 
 /// One tenant: its validated configuration and how its tokens are checked.
@@ -59,17 +79,28 @@ impl App {
             })
             .collect();
         let test_hooks = cfg!(debug_assertions) && std::env::var("SMART_IMAGING_TEST_HOOKS").as_deref() == Ok("1");
-        let studies = Studies::new(index.studies().len());
-        let transcoded_lengths = TranscodedLengths::default();
-        App { config, index, sealer, base_url, tenants, test_hooks, studies, transcoded_lengths, audit: None }
+        let current = RwLock::new(Arc::new(Loaded::new(index)));
+        App { config, current, sealer, base_url, tenants, test_hooks, audit: None }
     }
 
-    /// What the FHIR handlers need to render one tenant's resources.
-    pub fn render<'a>(&'a self, tenant: &'a Tenant) -> Render<'a> {
+    /// The index a request works on, taken once at its start.
+    pub fn current(&self) -> Arc<Loaded> {
+        // A poisoned lock only means a panic elsewhere while holding it: the `Arc` in it is whole.
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Serves `index` from now on; requests that took the old one finish on it.
+    pub fn swap(&self, index: Index) {
+        let loaded = Arc::new(Loaded::new(index));
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+    }
+
+    /// What the FHIR handlers need to render one tenant's resources from `now`.
+    pub fn render<'a>(&'a self, now: &'a Loaded, tenant: &'a Tenant) -> Render<'a> {
         Render {
-            index: &self.index,
+            index: &now.index,
             sealer: &self.sealer,
-            studies: &self.studies,
+            studies: &now.studies,
             base_url: &self.base_url,
             tenant: &tenant.config,
             study_token_ttl: self.config.study_token_ttl,

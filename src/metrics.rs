@@ -24,6 +24,7 @@ static CACHE: Mutex<BTreeMap<(&'static str, &'static str), u64>> = Mutex::new(BT
 static AUDIT_WRITTEN: AtomicU64 = AtomicU64::new(0);
 static AUDIT_DROPPED: AtomicU64 = AtomicU64::new(0);
 static AUDIT_FAILED: AtomicU64 = AtomicU64::new(0);
+static RELOADS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
 static SERVER: Mutex<Option<Arc<dyn Fn() -> Server + Send + Sync>>> = Mutex::new(None);
 
 /// The server's gauges, read at scrape time.
@@ -41,6 +42,8 @@ pub struct Server {
 pub struct IndexGauges {
     pub studies: usize,
     pub instances: usize,
+    /// When the index now serving was loaded (Unix seconds).
+    pub loaded: u64,
     /// When the index file says it was written (Unix seconds).
     pub written: i64,
 }
@@ -89,6 +92,11 @@ pub fn audit_dropped() -> u64 {
 
 pub fn audit_failed() {
     AUDIT_FAILED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One index reload: `ok` or `refused`.
+pub fn reload(outcome: &'static str) {
+    bump(&RELOADS, outcome);
 }
 
 /// Where the server's gauges are read from; set once the server runs.
@@ -164,11 +172,24 @@ pub fn render(index: IndexGauges) -> String {
     let _ = writeln!(text, "smart_imaging_index_instances {}", index.instances);
     head(
         &mut text,
+        "smart_imaging_index_loaded_seconds",
+        "gauge",
+        "When the index now serving was loaded (Unix time).",
+    );
+    let _ = writeln!(text, "smart_imaging_index_loaded_seconds {}", index.loaded);
+    head(
+        &mut text,
         "smart_imaging_index_written_seconds",
         "gauge",
         "When the index now serving was written (Unix time).",
     );
     let _ = writeln!(text, "smart_imaging_index_written_seconds {}", index.written);
+    head(&mut text, "smart_imaging_index_reloads_total", "counter", "Index reloads on SIGHUP, by outcome.");
+    let reloads = snapshot(&RELOADS);
+    for outcome in ["ok", "refused"] {
+        let n = reloads.iter().find(|(o, _)| *o == outcome).map_or(0, |(_, n)| *n);
+        let _ = writeln!(text, "smart_imaging_index_reloads_total{{outcome=\"{outcome}\"}} {n}");
+    }
     text
 }
 
@@ -180,7 +201,7 @@ mod tests {
     fn exposition_has_each_family_once_and_cumulative_buckets() {
         request("test", 200, 10, Duration::from_millis(3));
         request("test", 404, 0, Duration::from_secs(100));
-        let text = render(IndexGauges { studies: 2, instances: 3, written: 0 });
+        let text = render(IndexGauges { studies: 2, instances: 3, loaded: 1, written: 0 });
         for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
             let name = line.split(' ').nth(2).unwrap();
             assert_eq!(text.matches(&format!("# TYPE {name} ")).count(), 1, "{name}");

@@ -3,7 +3,8 @@
 //! can forget it; nothing else happens here.
 //!
 //! Invariants: the raw path is split on `/` before each segment is percent-decoded, so an encoded slash
-//! never makes a new segment; UIDs are parsed into `Uid` here; errors become responses only here; every request on a patient-data route
+//! never makes a new segment; UIDs are parsed into `Uid` here; errors become responses only here; a request
+//! works on one index from start to end (`App::current`, taken once); every request on a patient-data route
 //! (search, read, DICOMweb) leaves the facts of its audit line, whether it was served or refused, and those
 //! facts never hold a token or a study token.
 
@@ -91,6 +92,7 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
         Method::Other => return Err(ApiError::MethodNotAllowed),
         Method::Get | Method::Head => {}
     }
+    let now = app.current();
     let tenant = |name: &str| -> Result<&Tenant, ApiError> {
         app.tenants.get(name).ok_or_else(|| ApiError::NotFound(format!("no tenant named {name:?}")))
     };
@@ -118,9 +120,10 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
         ["metrics"] if app.config.metrics => {
             facts.route = "metrics";
             let gauges = crate::metrics::IndexGauges {
-                studies: app.index.studies().len(),
-                instances: app.index.instance_count(),
-                written: app.index.written_secs(),
+                studies: now.index.studies().len(),
+                instances: now.index.instance_count(),
+                loaded: now.loaded,
+                written: now.index.written_secs(),
             };
             let text = crate::metrics::render(gauges);
             Ok(Response::bytes(200, "text/plain; version=0.0.4; charset=utf-8", text.into_bytes()))
@@ -131,7 +134,7 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
         [t, "fhir", "metadata"] => {
             facts.route = "fhir-discovery";
             let tenant = tenant(t)?;
-            Ok(fhir::capability_statement(&app.fhir_base(&tenant.config), t, app.index.written()))
+            Ok(fhir::capability_statement(&app.fhir_base(&tenant.config), t, now.index.written()))
         }
         [t, "fhir", ".well-known", "smart-configuration"] => {
             facts.route = "fhir-discovery";
@@ -145,14 +148,14 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, req, Need::Search)?;
             facts.granted(&grant);
-            fhir::search::search(&app.render(tenant), &grant, req)
+            fhir::search::search(&app.render(&now, tenant), &grant, req)
         }
         [t, "fhir", "ImagingStudy", id] => {
             facts.patient_data("fhir-read", t, Some(id));
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, req, Need::Read)?;
             facts.granted(&grant);
-            fhir::search::read(&app.render(tenant), &grant, id)
+            fhir::search::read(&app.render(&now, tenant), &grant, id)
         }
         [t, "wado", study_token, "studies", st, rest @ ..] => {
             facts.patient_data("wado", t, Some(st));
@@ -162,9 +165,9 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             let grant = authorize(&tenant.access, req, Need::Read)?;
             facts.granted(&grant);
             let study =
-                wado::check_capability(&app.sealer, &app.index, &tenant.config, &grant, study_token, study_uid)?;
+                wado::check_capability(&app.sealer, &now.index, &tenant.config, &grant, study_token, study_uid)?;
             let base = format!("{}/{t}/wado/{study_token}", app.base_url);
-            wado::serve(&Scope { index: &app.index, lengths: &app.transcoded_lengths, req, base, study }, target)
+            wado::serve(&Scope { index: &now.index, lengths: &now.transcoded_lengths, req, base, study }, target)
         }
         _ => Err(ApiError::NotFound("no such resource".into())),
     }

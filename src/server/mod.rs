@@ -8,7 +8,7 @@
 //! that would wait moves to a writer thread); a panic in a handler becomes a 500 and the worker goes on;
 //! every response gets the CORS and cache headers; one log line per request, with study tokens and
 //! credentials redacted, and, when it is done, its metrics and (on a patient-data route) its audit line;
-//! SIGHUP reopens the audit file.
+//! SIGHUP reloads the index on a thread of its own while the old one serves, and reopens the audit file.
 //!
 //! tiny_http has no limits of its own on the request line or header block: the read timeout bounds how long a
 //! connection can hold its thread, and the limits below are checked once tiny_http has parsed a request.
@@ -130,6 +130,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
         }
     }));
     let mut hangups = crate::sys::signals::hangups();
+    let reloading = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let dog = Arc::clone(&listener);
     let (lost_tx, lost_rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new().name("watchdog".into()).spawn(move || {
@@ -145,7 +146,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
         let now = crate::sys::signals::hangups();
         if now != hangups {
             hangups = now;
-            hang_up(&app);
+            hang_up(&app, &reloading);
         }
         if let Ok(lost) = lost_rx.recv_timeout(Duration::from_millis(50)) {
             return Ended::ListenerLost(format!(
@@ -173,10 +174,45 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
     Ended::Stopped
 }
 
-/// SIGHUP: reopens the audit file (log rotation).
-fn hang_up(app: &App) {
+/// SIGHUP: reopens the audit file, and reloads the index on a thread of its own (one reload at a time; a
+/// SIGHUP during a reload is folded into it) while the old index serves.
+fn hang_up(app: &Arc<App>, reloading: &Arc<std::sync::atomic::AtomicBool>) {
     if let Some(audit) = &app.audit {
         audit.reopen();
+    }
+    if reloading.swap(true, Ordering::SeqCst) {
+        log::warn!("SIGHUP: a reload is already running");
+        return;
+    }
+    let (app, running) = (Arc::clone(app), Arc::clone(reloading));
+    let spawned = std::thread::Builder::new().name("reload".into()).spawn(move || {
+        reload(&app);
+        running.store(false, Ordering::SeqCst);
+    });
+    if let Err(e) = spawned {
+        reloading.store(false, Ordering::SeqCst);
+        log::error!("SIGHUP: cannot start the reload ({e}); the old index keeps serving");
+    }
+}
+
+/// Reads and checks the index file again and serves it if it is sound; else the old one keeps serving.
+fn reload(app: &App) {
+    let path = &app.config.index_path;
+    match crate::index::Index::load(path) {
+        Ok(index) => {
+            let (studies, instances, written) =
+                (index.studies().len(), index.instance_count(), index.written().to_string());
+            app.swap(index);
+            crate::metrics::reload("ok");
+            log::info!(
+                "index reloaded from {}: {studies} studies ({instances} instances), written {written}",
+                path.display()
+            );
+        }
+        Err(e) => {
+            crate::metrics::reload("refused");
+            log::error!("index reload refused, the old index keeps serving: {}: {e}", path.display());
+        }
     }
 }
 

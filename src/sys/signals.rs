@@ -1,5 +1,5 @@
 //! Signals: SIGTERM and SIGINT ask for a graceful shutdown, by a flag the server polls; SIGHUP asks for the
-//! audit file to be reopened, by a count the server polls.
+//! index to be reloaded and the audit file reopened, by a count the server polls.
 
 #![allow(unsafe_code)]
 
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 static HANGUPS: AtomicU64 = AtomicU64::new(0);
 
-/// How many SIGHUPs have arrived: a change asks for the audit file to be reopened.
+/// How many SIGHUPs have arrived: a change asks for a reload.
 pub fn hangups() -> u64 {
     HANGUPS.load(Ordering::SeqCst)
 }
@@ -29,7 +29,7 @@ extern "C" fn on_shutdown(_signal: libc::c_int) {
     SHUTDOWN.store(true, Ordering::SeqCst);
 }
 
-/// Makes SIGTERM and SIGINT request a graceful shutdown instead of ending the process, and SIGHUP a reopening.
+/// Makes SIGTERM and SIGINT request a graceful shutdown instead of ending the process, and SIGHUP a reload.
 pub fn install_shutdown_handlers() -> io::Result<()> {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         install(signal, on_shutdown as *const () as usize, libc::SA_RESTART)?;

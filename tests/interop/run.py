@@ -598,6 +598,8 @@ METRIC_FAMILIES = {
     "smart_imaging_audit_lines_written": "counter",
     "smart_imaging_audit_lines_dropped": "counter",
     "smart_imaging_index_instances": "gauge",
+    "smart_imaging_index_loaded_seconds": "gauge",
+    "smart_imaging_index_reloads": "counter",
 }
 
 

@@ -1,7 +1,9 @@
-//! Running it in production (README, Running it for real): the start-up line, `GET /metrics`, the audit
-//! trail and its reopening.
+//! Running it in production (README, Operations): the start-up line, `GET /metrics`, the audit trail and
+//! its reopening, and the index reloaded on SIGHUP under traffic.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -65,6 +67,7 @@ fn metrics_count_requests_bytes_and_latency_and_can_be_turned_off() {
     assert!(sample(&text, "smart_imaging_open_connections").is_some(), "{text}");
     let index = IndexFile::sample();
     assert_eq!(sample(&text, "smart_imaging_index_instances"), Some(index.instance_count() as f64), "{text}");
+    assert_eq!(sample(&text, "smart_imaging_index_reloads_total{outcome=\"ok\"}"), Some(0.0), "{text}");
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let value = line.rsplit(' ').next().unwrap();
         assert!(value.parse::<f64>().is_ok(), "not a sample line: {line}");
@@ -155,4 +158,131 @@ fn the_audit_trail_has_a_line_per_access_with_who_what_and_how_and_no_token() {
     let after = wait_for_lines(&file, 1);
     assert_eq!((after.len(), &after[0]["route"]), (1, &json!("fhir-search")), "{after:?}");
     assert_eq!(wait_for_lines(&rotated, 4).len(), 4, "the rotated file keeps its lines");
+}
+
+/// The sample index with only the studies given, in a folder that holds a copy of the sample files.
+fn index_of(studies: &[&str]) -> String {
+    let text = std::fs::read_to_string(sample_index_path()).unwrap();
+    let mut parts = text.split("\n[[study]]\n");
+    let head = parts.next().unwrap().to_string();
+    let kept: Vec<&str> =
+        parts.filter(|p| studies.iter().any(|uid| p.contains(&format!("uid = \"{uid}\"\n")))).collect();
+    assert_eq!(kept.len(), studies.len(), "the studies are in the sample index");
+    kept.iter().fold(head, |out, p| format!("{out}\n[[study]]\n{p}"))
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Replaces the index file whole, as an operator would (write, then rename over it).
+fn replace(dir: &TempDir, text: &str) -> PathBuf {
+    let fresh = dir.write("index.toml.new", text);
+    let path = dir.path().join("index.toml");
+    std::fs::rename(fresh, &path).unwrap();
+    path
+}
+
+#[test]
+fn sighup_reloads_the_index_under_traffic_without_a_failed_request() {
+    const KEPT: &str = "2.25.3141592653589793238462643383279.1.1.2";
+    const REMOVED: &str = "2.25.3141592653589793238462643383279.1.1.1";
+    const ADDED: &str = "2.25.3141592653589793238462643383279.1.2.1";
+    let dir = TempDir::new("reload");
+    copy_tree(&data_dir().join("dicom"), &dir.path().join("dicom"));
+    dir.write("index.toml", index_of(&[REMOVED, KEPT]));
+    let config = dir.write(
+        "smart-imaging.toml",
+        "[server]\nthreads = 4\n\n[images]\nindex = \"index.toml\"\n\n[tenants.open]\n\
+         authorization.type = \"mock\"\nauthorization.ignorePatient = true\nimages.lookup = \"all-studies\"\n",
+    );
+    let server = Arc::new(Launch::new(config).start());
+    let before = addresses(&server, "/open/fhir/ImagingStudy");
+    assert_eq!(sorted(before.iter().map(|(u, _)| u.clone())), sorted([KEPT.to_string(), REMOVED.to_string()]));
+    let address = |uid: &str| before.iter().find(|(u, _)| u == uid).unwrap().1.clone();
+    let (kept, removed) = (address(KEPT), address(REMOVED));
+    let expected = IndexFile::sample().study(KEPT).instances().len();
+
+    // A stream of downloads (with a token minted before the reload) and searches, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
+    let clients: Vec<_> = (0..3)
+        .map(|n| {
+            let (server, stop, done, failed, kept) =
+                (Arc::clone(&server), Arc::clone(&stop), Arc::clone(&done), Arc::clone(&failed), kept.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let (what, reply) = if n == 0 {
+                        ("search", server.get("/open/fhir/ImagingStudy"))
+                    } else {
+                        ("download", get(&format!("{kept}/studies/{KEPT}"), &[]))
+                    };
+                    let whole = reply.status == 200
+                        && (what == "search"
+                            || parse_multipart(reply.header_or_empty("content-type"), &reply.body)
+                                .is_ok_and(|parts| parts.len() == expected));
+                    if !whole {
+                        failed.lock().unwrap().push(format!("{what}: {} {}", reply.status, reply.text()));
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    let wait_done = |n: usize| {
+        let deadline = Instant::now() + WAIT;
+        while done.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "the clients made no progress");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_done(10);
+
+    // A broken index is refused and the old one keeps serving.
+    replace(&dir, "written = \"not a time\"\n");
+    signal(&server, libc::SIGHUP);
+    server.wait_for_log("the refused reload", |l| l.contains("index reload refused"));
+    let refused = server.log().lines().filter(|l| l.contains("index reload refused")).count();
+    assert_eq!(refused, 1, "one log line for a refused index");
+    let mid = done.load(Ordering::SeqCst);
+    wait_done(mid + 10);
+    assert_eq!(server.get(&format!("/open/fhir/ImagingStudy/{REMOVED}")).status, 200, "the old index serves on");
+
+    // A sound one replaces it.
+    replace(&dir, &index_of(&[KEPT, ADDED]));
+    signal(&server, libc::SIGHUP);
+    server.wait_for_log("the reload", |l| l.contains("index reloaded from"));
+    let mid = done.load(Ordering::SeqCst);
+    wait_done(mid + 10);
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let failed = failed.lock().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        done.load(Ordering::SeqCst),
+        &failed[..]
+    );
+
+    let after = sorted(addresses(&server, "/open/fhir/ImagingStudy").into_iter().map(|(u, _)| u));
+    assert_eq!(after, sorted([KEPT.to_string(), ADDED.to_string()]), "the new study appears");
+    assert_eq!(server.get(&format!("/open/fhir/ImagingStudy/{REMOVED}")).status, 404, "the removed study");
+    assert_eq!(get(&format!("{removed}/studies/{REMOVED}"), &[]).status, 404, "the removed study's token");
+    assert_eq!(get(&format!("{kept}/studies/{KEPT}"), &[]).status, 200, "a token minted before the reload");
+    let metrics = server.get("/metrics").text();
+    assert_eq!(sample(&metrics, "smart_imaging_index_reloads_total{outcome=\"ok\"}"), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, "smart_imaging_index_reloads_total{outcome=\"refused\"}"), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, "smart_imaging_index_studies"), Some(2.0), "{metrics}");
 }
