@@ -1,5 +1,5 @@
-//! Running it in production (README, Operations): the start-up line, `GET /metrics`, the audit trail and
-//! its reopening, and the index reloaded on SIGHUP under traffic.
+//! Running it in production (README, Running it for real; On an edge device): the start-up line, `GET
+//! /metrics`, the audit trail and its reopening, the index reloaded on SIGHUP under traffic, the unit file.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -285,4 +285,40 @@ fn sighup_reloads_the_index_under_traffic_without_a_failed_request() {
     assert_eq!(sample(&metrics, "smart_imaging_index_reloads_total{outcome=\"ok\"}"), Some(1.0), "{metrics}");
     assert_eq!(sample(&metrics, "smart_imaging_index_reloads_total{outcome=\"refused\"}"), Some(1.0), "{metrics}");
     assert_eq!(sample(&metrics, "smart_imaging_index_studies"), Some(2.0), "{metrics}");
+}
+
+#[test]
+fn the_unit_file_runs_a_dedicated_user_hardened_as_the_readme_installs_it() {
+    let unit = std::fs::read_to_string(repo().join("packaging/smart-imaging.service")).unwrap();
+    let values = |key: &str| -> Vec<String> {
+        unit.lines().filter_map(|l| l.strip_prefix(&format!("{key}="))).map(str::to_string).collect()
+    };
+    let one = |key: &str| values(key).pop().unwrap_or_else(|| panic!("the unit sets no {key}"));
+    assert_eq!(one("User"), "smart-imaging", "a dedicated user");
+    assert_eq!(one("Restart"), "on-failure", "the server exits 1 when its listener is lost");
+    assert!(one("LimitNOFILE").parse::<u64>().unwrap() >= 65536, "room for the connection cap");
+    assert_eq!(one("ProtectSystem"), "strict");
+    assert_eq!(one("NoNewPrivileges"), "yes");
+    assert!(one("ReadOnlyPaths").split(' ').any(|p| p == "/srv/dicom"), "the data read-only");
+    assert_eq!(one("ExecReload"), "/bin/kill -HUP $MAINPID", "reload is SIGHUP");
+    // The server raises its soft open-file limit with setrlimit, which @resources would forbid.
+    assert!(values("SystemCallFilter").iter().all(|f| !f.contains("@resources")), "setrlimit must be allowed");
+    let exec = one("ExecStart");
+    let (binary, args) = exec.split_once(' ').unwrap();
+    assert_eq!(args, "serve --config /etc/smart-imaging/smart-imaging.toml");
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = &readme[readme.find("## On an edge device").expect("the edge-device section")..];
+    for step in [
+        format!("install -m 0755 smart-imaging {binary}"),
+        "useradd --system".to_string(),
+        "/etc/systemd/system/smart-imaging.service".to_string(),
+        "systemctl enable --now smart-imaging".to_string(),
+        "RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release".to_string(),
+    ] {
+        assert!(section.contains(&step), "the README's install lacks {step:?}");
+    }
+    // `serve --config FILE` is how the command line takes it.
+    let run = run_cli(&["serve", "--config", "/nonexistent/smart-imaging.toml"], &repo());
+    assert_eq!(run.code(), Some(2), "a start-up error, not a usage error: {run:?}");
+    assert!(run.stderr.contains("/nonexistent/smart-imaging.toml"), "{run:?}");
 }
