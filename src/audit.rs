@@ -218,4 +218,43 @@ mod tests {
         assert_eq!(v["remote"], "127.0.0.1:5");
         assert_eq!(v.as_object().unwrap().len(), 13);
     }
+
+    /// A disk that takes nothing (a pipe nobody reads): recording never waits, the lines past the buffer
+    /// are dropped and counted.
+    #[test]
+    fn a_writer_that_cannot_write_never_holds_the_caller() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = std::env::temp_dir().join(format!("smart-imaging-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("audit.pipe");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success(), "mkfifo");
+        // A reader that never reads, so that opening for writing does not wait and writes fill the pipe.
+        let _reader = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+        let audit = Audit::with_buffer(&fifo, 8).unwrap();
+        let access = Access { tenant: "t".repeat(2000), ..Access::default() };
+        let done = Done {
+            route: "wado",
+            path: "/t/wado/{studyToken}/studies/1.2.3",
+            method: "GET",
+            status: 200,
+            bytes: 0,
+            took: Duration::ZERO,
+            remote: None,
+        };
+        let dropped = |text: &str| -> u64 {
+            let line = text.lines().find(|l| l.starts_with("smart_imaging_audit_lines_dropped_total ")).unwrap();
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        let gauges = crate::metrics::IndexGauges::default();
+        let before = dropped(&crate::metrics::render(gauges));
+        // 64 KiB of pipe and 8 lines of buffer hold fewer than 50 lines of 2 KB: the rest must be dropped.
+        for _ in 0..200 {
+            audit.record(&access, &done);
+        }
+        let after = dropped(&crate::metrics::render(gauges));
+        assert!(after - before >= 100, "{} lines dropped", after - before);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
