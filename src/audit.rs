@@ -21,7 +21,8 @@ pub const BUFFER_LINES: usize = 4096;
 /// The facts of one access to patient data that the route table knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Access {
-    pub tenant: String,
+    /// The tenant, when the path names a configured one (else `None`: the path is not echoed unredacted).
+    pub tenant: Option<String>,
     /// The OAuth client of the access token, from the introspection answer (`client_id`).
     pub client_id: Option<String>,
     /// The token's subject, from the introspection answer (`sub`).
@@ -194,7 +195,7 @@ mod tests {
     #[test]
     fn a_line_has_every_field_and_no_more() {
         let access = Access {
-            tenant: "demo".into(),
+            tenant: Some("demo".into()),
             client_id: Some("app".into()),
             subject: Some("u1".into()),
             patient: Some("p1".into()),
@@ -233,7 +234,7 @@ mod tests {
         // A reader that never reads, so that opening for writing does not wait and writes fill the pipe.
         let _reader = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
         let audit = Audit::with_buffer(&fifo, 8).unwrap();
-        let access = Access { tenant: "t".repeat(2000), ..Access::default() };
+        let access = Access { tenant: Some("t".repeat(2000)), ..Access::default() };
         let done = Done {
             route: "wado",
             path: "/t/wado/{studyToken}/studies/1.2.3",

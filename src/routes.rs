@@ -35,11 +35,13 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// A patient-data route of tenant `t`.
-    fn patient_data(&mut self, route: &'static str, t: &str, study: Option<&str>) {
+    /// A patient-data route of tenant `t`. Only a configured tenant's name and a well-formed UID are kept:
+    /// any other text of the path could be a token.
+    fn patient_data(&mut self, app: &App, route: &'static str, t: &str, study: Option<&str>) {
         self.route = route;
+        let tenant = app.tenants.contains_key(t).then(|| t.to_string());
         let study = study.filter(|s| Uid::parse(s).is_some()).map(str::to_string);
-        self.audit = Some(audit::Access { tenant: t.to_string(), study, ..audit::Access::default() });
+        self.audit = Some(audit::Access { tenant, study, ..audit::Access::default() });
     }
 
     /// The access token proved: who it speaks for.
@@ -144,21 +146,21 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             }
         }
         [t, "fhir", "ImagingStudy"] => {
-            facts.patient_data("fhir-search", t, None);
+            facts.patient_data(app, "fhir-search", t, None);
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, req, Need::Search)?;
             facts.granted(&grant);
             fhir::search::search(&app.render(&now, tenant), &grant, req)
         }
         [t, "fhir", "ImagingStudy", id] => {
-            facts.patient_data("fhir-read", t, Some(id));
+            facts.patient_data(app, "fhir-read", t, Some(id));
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, req, Need::Read)?;
             facts.granted(&grant);
             fhir::search::read(&app.render(&now, tenant), &grant, id)
         }
         [t, "wado", study_token, "studies", st, rest @ ..] => {
-            facts.patient_data("wado", t, Some(st));
+            facts.patient_data(app, "wado", t, Some(st));
             let tenant = tenant(t)?;
             let target = wado_target(rest)?;
             let study_uid = uid(st)?;
@@ -268,6 +270,32 @@ images.lookup = "studies-by-context"
     }
 
     use Method::{Get, Head, Options, Other};
+
+    #[test]
+    fn patient_data_routes_leave_audit_facts_with_no_text_of_the_path_but_tenant_and_uid() {
+        let app = app();
+        let (uid, address) = first_study(&app);
+        let (resp, facts) = handle_noted(&app, &request(Get, &format!("{address}/studies/{uid}"), &[]));
+        assert_eq!((resp.status, facts.route), (200, "wado"));
+        let access = facts.audit.expect("a WADO request is audited");
+        assert_eq!(access.tenant.as_deref(), Some("demo"));
+        assert_eq!(access.patient.as_deref(), Some("p1"));
+        assert_eq!(access.study.as_deref(), Some(uid.as_str()));
+        assert_eq!((access.client_id, access.subject), (None, None), "a mock tenant has no client");
+
+        let refused = handle_noted(&app, &request(Get, &format!("/demo/wado/not-a-token/studies/{uid}"), &[]));
+        assert_eq!((refused.0.status, refused.1.route), (403, "wado"));
+        assert_eq!(refused.1.audit.and_then(|a| a.study), Some(uid.clone()), "refused, and audited");
+
+        let token_like = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln";
+        let (_, facts) =
+            handle_noted(&app, &request(Get, &format!("/{token_like}/fhir/ImagingStudy/{token_like}"), &[]));
+        let access = facts.audit.expect("audited though refused");
+        assert_eq!((access.tenant, access.study), (None, None), "no text of the path but a tenant and a UID");
+
+        let (_, facts) = handle_noted(&app, &request(Get, "/healthz", &[]));
+        assert!(facts.audit.is_none() && facts.route == "health", "not patient data");
+    }
 
     #[test]
     fn pages_discovery_and_methods() {
