@@ -235,8 +235,9 @@ struct Finish {
 }
 
 impl Finish {
-    /// The response is done (or was cut short): the connection's next request may be taken.
-    fn run(self, shared: &Shared, progress: Progress) {
+    /// The response is done (or was cut short after `sent` bytes of its body): the connection's next
+    /// request may be taken.
+    fn run(self, shared: &Shared, progress: Progress, sent: u64) {
         let cut = match &progress {
             Progress::Done => String::new(),
             Progress::Failed(why) => format!(" (cut short: {why})"),
@@ -247,8 +248,6 @@ impl Finish {
         shared.watch.finished(self.peer.as_ref(), complete);
         let Finish { peer, method, url, status, len, started, note, facts } = self;
         let took = started.elapsed();
-        // What was sent of the body: all of it, unless it was cut short (then its length is not known here).
-        let sent = if complete { len } else { 0 };
         crate::metrics::request(facts.route, status, sent, took);
         if let (Some(audit), Some(access)) = (&shared.app.audit, &facts.audit) {
             let done = crate::audit::Done {
@@ -319,9 +318,10 @@ fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
         match out.pump(true) {
             Progress::Blocked => {}
             done => {
+                let sent = out.body_sent();
                 // The connection's writer goes first: the next request's writer waits for it.
                 drop(out);
-                return finish.run(shared, done);
+                return finish.run(shared, done, sent);
             }
         }
     }
@@ -338,17 +338,19 @@ fn hand_off(shared: &Arc<Shared>, out: Outgoing, finish: Finish) {
         if let Some((mut out, finish)) = take(&taken) {
             writing.writers.fetch_add(1, Ordering::SeqCst);
             let progress = out.pump(false);
+            let sent = out.body_sent();
             drop(out);
             writing.writers.fetch_sub(1, Ordering::SeqCst);
-            finish.run(&writing, progress);
+            finish.run(&writing, progress, sent);
         }
     });
     if let Err(e) = spawned {
         log::warn!("cannot start a writer thread ({e}); the worker writes the response");
         if let Some((mut out, finish)) = take(&slot) {
             let progress = out.pump(false);
+            let sent = out.body_sent();
             drop(out);
-            finish.run(shared, progress);
+            finish.run(shared, progress, sent);
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct Outgoing {
     body: Box<dyn Source>,
     send_body: bool,
     body_len: u64,
+    /// Bytes of the body written so far.
+    body_sent: u64,
     pace: Pace,
     window_start: Instant,
     window_bytes: u64,
@@ -119,6 +121,7 @@ pub fn prepare(raw: tiny_http::Request, mut resp: Response, pace: Pace, close: b
         body: resp.body.into_source(),
         send_body,
         body_len,
+        body_sent: 0,
         pace,
         window_start: now,
         window_bytes: 0,
@@ -130,6 +133,11 @@ impl Outgoing {
     /// The length of the body, sent or not.
     pub fn body_len(&self) -> u64 {
         self.body_len
+    }
+
+    /// The bytes of the body written so far (all of it once done; none for `HEAD`).
+    pub fn body_sent(&self) -> u64 {
+        self.body_sent
     }
 
     /// Writes on until the response is done or fails; with `stop_when_blocked`, also stops as soon as a
@@ -146,6 +154,10 @@ impl Outgoing {
                     Ok(0) => {
                         self.send_body = false;
                         continue;
+                    }
+                    Ok(n) => {
+                        self.body_sent += n as u64;
+                        Ok(n)
                     }
                     other => other,
                 }
@@ -235,6 +247,7 @@ mod tests {
             body: Box::new(io::Cursor::new(body.to_vec())),
             send_body: true,
             body_len: body.len() as u64,
+            body_sent: 0,
             pace,
             window_start: now,
             window_bytes: 0,
