@@ -14,6 +14,9 @@ use crate::auth::ehr::{ClientAuth, Settings as SmartOnFhir};
 use crate::auth::jwk::SigningKey;
 use crate::auth::patient::{IdSelector, Identifier, PatientContext};
 
+mod sandbox;
+pub use sandbox::{DEFAULT_SANDBOX_LISTEN, Sandbox, SandboxClient, SandboxPatient, not_loopback};
+
 // ---------------------------------------------------------------------------------------------------
 // Raw form, as written in the TOML file.
 
@@ -27,6 +30,7 @@ struct RawConfig {
     tenants: BTreeMap<String, RawTenant>,
     #[serde(default)]
     audit: RawAudit,
+    sandbox: Option<sandbox::RawSandbox>,
 }
 
 /// `[audit]`: where the audit trail goes.
@@ -178,6 +182,8 @@ pub struct Config {
     pub metrics: bool,
     /// The audit trail's file (`audit.file`); `None` keeps no audit trail.
     pub audit_file: Option<PathBuf>,
+    /// The built-in sandbox EHR, when `[sandbox]` is configured.
+    pub sandbox: Option<Sandbox>,
 }
 
 #[derive(Debug, Clone)]
@@ -295,10 +301,12 @@ impl Config {
         if raw.tenants.is_empty() {
             return Err(err("no [tenants.NAME] table: at least one tenant is required".into()));
         }
+        let sandbox =
+            raw.sandbox.map(|s| sandbox::validate(s, &resolve)).transpose().map_err(|m| err(format!("sandbox.{m}")))?;
         let mut tenants = BTreeMap::new();
         for (name, t) in raw.tenants {
-            let tenant =
-                validate_tenant(&name, t, threads, &resolve).map_err(|m| err(format!("tenants.{name}.{m}")))?;
+            let tenant = validate_tenant(&name, t, threads, &resolve, sandbox.is_some())
+                .map_err(|m| err(format!("tenants.{name}.{m}")))?;
             tenants.insert(name, tenant);
         }
         Ok(Config {
@@ -321,6 +329,7 @@ impl Config {
                 Some("") => return Err(err("audit.file must name a file".into())),
                 file => file.map(resolve),
             },
+            sandbox,
         })
     }
 }
@@ -330,6 +339,7 @@ fn validate_tenant(
     t: RawTenant,
     threads: usize,
     resolve: &dyn Fn(&str) -> PathBuf,
+    have_sandbox: bool,
 ) -> Result<Tenant, String> {
     if !is_tenant_name(name) {
         return Err("the tenant name may hold only letters, digits, '-' and '_'".into());
@@ -383,12 +393,15 @@ fn validate_tenant(
                 return Err("authorization.patient applies only to type = \"mock\"; the EHR names the patient".into());
             }
             let fhir_base_url = a.fhir_base_url.ok_or("authorization.fhirBaseUrl is required for smart-on-fhir")?;
-            check_base_url(&fhir_base_url).map_err(|m| format!("authorization.fhirBaseUrl: {m}"))?;
-            for (key, url) in
-                [("tokenEndpoint", &a.token_endpoint), ("introspectionEndpoint", &a.introspection_endpoint)]
-            {
+            for (key, url) in [
+                ("fhirBaseUrl", Some(&fhir_base_url)),
+                ("tokenEndpoint", a.token_endpoint.as_ref()),
+                ("introspectionEndpoint", a.introspection_endpoint.as_ref()),
+            ] {
                 if let Some(url) = url {
-                    check_base_url(url).map_err(|m| format!("authorization.{key}: {m}"))?;
+                    sandbox::check_placeholder_url(url, have_sandbox)
+                        .unwrap_or_else(|| check_base_url(url))
+                        .map_err(|m| format!("authorization.{key}: {m}"))?;
                 }
             }
             let client = a.client.ok_or("authorization.client is required for smart-on-fhir")?;

@@ -20,6 +20,7 @@ mod index;
 mod metrics;
 mod random;
 mod routes;
+mod sandbox;
 mod server;
 mod sys;
 mod time;
@@ -109,6 +110,7 @@ fn run() -> Result<ExitCode, String> {
                 config: config_flag(&mut args)?,
                 listen: opt_string(&mut args, "--listen")?,
                 base_url: opt_string(&mut args, "--base-url")?,
+                sandbox_listen: opt_string(&mut args, "--sandbox-listen")?,
             };
             finish(args)?;
             server::start::serve(opts, load)

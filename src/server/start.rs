@@ -19,6 +19,8 @@ pub struct Options {
     pub config: PathBuf,
     pub listen: Option<String>,
     pub base_url: Option<String>,
+    /// `--sandbox-listen`: where the built-in sandbox EHR listens, overriding `sandbox.listen`.
+    pub sandbox_listen: Option<String>,
 }
 
 /// `smart-imaging serve`: loads the configuration and index with `load`, binds, and serves until told to
@@ -51,6 +53,17 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
         limits.hard,
         config.threads
     );
+    // The sandbox EHR is bound first, so that tenants naming `{sandbox}` know its address before any request.
+    let sandbox = match config.sandbox.take() {
+        Some(settings) => Some(crate::sandbox::bind(settings, opts.sandbox_listen, &opts.config)?),
+        None if opts.sandbox_listen.is_some() => {
+            return Err("--sandbox-listen: the configuration has no [sandbox]".into());
+        }
+        None => None,
+    };
+    if let Some(sandbox) = &sandbox {
+        config.use_sandbox_url(sandbox.base_url());
+    }
     let socket = super::bind(&config.listen)?;
     let bound = socket.local_addr().map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let base_url = match (opts.base_url, &config.base_url) {
@@ -70,6 +83,9 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
             "!!! smart-on-fhir tenants are served over plain HTTP on {bound}, which is not loopback: access tokens \
              travel in clear. Put a TLS proxy in front and listen on 127.0.0.1 (see the README) !!!"
         );
+    }
+    if let Some(sandbox) = sandbox {
+        sandbox.start(&config, &base_url)?;
     }
     let audit = config.audit_file.as_deref().map(crate::audit::Audit::start).transpose()?;
     let mut app = App::new(config, index, sealer, base_url);

@@ -27,14 +27,13 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// A server of `config`. The repository's own configuration has a `[sandbox]` on 127.0.0.1:8001; a test
+    /// never takes a fixed port, so with it the sandbox is moved to port 0 (`--sandbox-listen 127.0.0.1:0`).
     pub fn new(config: impl Into<PathBuf>) -> Launch {
-        Launch {
-            config: config.into(),
-            env: Vec::new(),
-            args: Vec::new(),
-            listen: "127.0.0.1:0".into(),
-            open_files: None,
-        }
+        let config = config.into();
+        let args =
+            if config == sample_config() { vec!["--sandbox-listen".into(), "127.0.0.1:0".into()] } else { Vec::new() };
+        Launch { config, env: Vec::new(), args, listen: "127.0.0.1:0".into(), open_files: None }
     }
 
     /// Listens on `addr` instead of `127.0.0.1:0`. Whatever the server binds, the tests still reach it on
