@@ -18,6 +18,10 @@ use super::{Issuer, Req, Resp, Sandbox, pages};
 use crate::http::{parse_query, percent_encode};
 use crate::time::now_secs;
 
+/// The shortest life of a backend client's token, whatever `token_lifetime` says: backend clients keep
+/// their token for many requests, and a test's one-second app tokens must not take theirs along.
+pub const BACKEND_MIN_LIFETIME: u64 = 300;
+
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Scopes the sandbox never grants to an app: it issues no id_token and no refresh token, and EHR launch
@@ -385,28 +389,28 @@ fn backend_grant(sb: &Sandbox, params: &Params) -> Result<Resp, Refused> {
         return Err(("invalid_scope", "ask for system/ scopes, such as system/Patient.rs".into()));
     }
     let token = crate::random::hex_id(32).map_err(|e| ("server_error", e))?;
+    let lifetime = sb.settings.token_lifetime.max(BACKEND_MIN_LIFETIME);
     let info = Token {
         kind: Kind::Backend,
         client_id: verified.client_id.clone(),
         scope: granted.clone(),
         patient: None,
         issued: now,
-        expires: now + sb.settings.token_lifetime,
+        expires: now + lifetime,
         short: short(&token),
     };
     store.add_token(&token, info, now).map_err(full)?;
     drop(store);
     log::info!(
         target: "sandbox",
-        "token: client_credentials for backend client {:?} (private_key_jwt verified): access token {} with scopes {granted:?}, expires in {} s",
+        "token: client_credentials for backend client {:?} (private_key_jwt verified): access token {} with scopes {granted:?}, expires in {lifetime} s",
         verified.client_id,
         short(&token),
-        sb.settings.token_lifetime,
     );
     let body = json!({
         "access_token": token,
         "token_type": "Bearer",
-        "expires_in": sb.settings.token_lifetime,
+        "expires_in": lifetime,
         "scope": granted,
     });
     Ok(Resp::json(200, &body).no_store())

@@ -16,5 +16,8 @@ mod operations;
 mod redteam;
 mod resilience;
 mod sample;
+mod sandbox;
+mod sandbox_kit;
+mod sandbox_oauth;
 mod tokens;
 mod transcode;
