@@ -42,7 +42,7 @@ for v in $VARIANTS; do
     built=$(( $(date +%s) - start ))
     bin="$dir/release/smart-imaging"
     size=$(stat -c %s "$bin")
-    "$bin" --config smart-imaging.toml --listen 127.0.0.1:0 > "$dir/out" 2> "$dir/log" &
+    "$bin" --config smart-imaging.toml --listen 127.0.0.1:0 --sandbox-listen 127.0.0.1:0 > "$dir/out" 2> "$dir/log" &
     pid=$!
     for _ in $(seq 100); do grep -q '^listening on ' "$dir/out" && break; sleep 0.1; done
     base=$(sed -n 's/^listening on //p' "$dir/out")

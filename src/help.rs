@@ -7,7 +7,7 @@ pub const OVERVIEW: &str = "\
 smart-imaging: SMART Imaging Access server (FHIR ImagingStudy + DICOMweb WADO-RS)
 
 USAGE:
-  smart-imaging [serve] [--config FILE] [--listen HOST:PORT] [--base-url URL]
+  smart-imaging [serve] [--config FILE] [--listen HOST:PORT] [--base-url URL] [--sandbox-listen HOST:PORT]
   smart-imaging index DIR [--out FILE] [--quiet]
   smart-imaging check [--config FILE] [--verbose]
   smart-imaging keygen [--out PREFIX]
@@ -33,17 +33,20 @@ const SERVE: &str = "\
 smart-imaging serve: serve the tenants of the configuration (the default command)
 
 USAGE:
-  smart-imaging [serve] [--config FILE] [--listen HOST:PORT] [--base-url URL]
+  smart-imaging [serve] [--config FILE] [--listen HOST:PORT] [--base-url URL] [--sandbox-listen HOST:PORT]
 
 Prints `listening on http://ADDR` once bound, logs one line per request, and stops gracefully on SIGTERM or
-SIGINT (in-flight requests get server.shutdown_timeout seconds to finish).
+SIGINT (in-flight requests get server.shutdown_timeout seconds to finish). With a [sandbox] section it first
+starts the built-in sandbox EHR (for teaching and tests) and prints `sandbox listening on http://ADDR …`.
 
 FLAGS:
-  --config FILE        Configuration file [default: ./smart-imaging.toml]
-  --listen HOST:PORT   Address to listen on, overriding server.listen; port 0 picks a free port
-  --base-url URL       Public URL for Endpoint addresses and links, overriding server.base_url.
-                       With --listen and no --base-url, links follow the bound address.
-  -h, --help           Print this help
+  --config FILE              Configuration file [default: ./smart-imaging.toml]
+  --listen HOST:PORT         Address to listen on, overriding server.listen; port 0 picks a free port
+  --base-url URL             Public URL for Endpoint addresses and links, overriding server.base_url.
+                             With --listen and no --base-url, links follow the bound address.
+  --sandbox-listen HOST:PORT Where the sandbox EHR listens, overriding sandbox.listen; port 0 picks a
+                             free port, and its URL (and tenants' {sandbox}) follows the bound address
+  -h, --help                 Print this help
 
 EXAMPLE:
   smart-imaging serve --listen 0.0.0.0:8000 --base-url http://imaging.example.org:8000
@@ -141,6 +144,7 @@ mod tests {
             assert!(OVERVIEW.contains(&format!("  {command} ")), "the overview lists {command}");
         }
         assert!(page(Some("serve")).unwrap().contains("--listen HOST:PORT"));
+        assert!(page(Some("serve")).unwrap().contains("--sandbox-listen HOST:PORT"));
         assert!(page(Some("check")).unwrap().contains("--verbose"));
         assert!(page(Some("frobnicate")).is_none());
     }

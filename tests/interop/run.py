@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Interop suite for smart-imaging's DICOMweb (README, HTTP API, DICOMweb details).
 
-Starts the real binary on the repository's configuration and sample data, finds the studies through the
-FHIR ImagingStudy search of the `open` and `demo` tenants, and then talks to each study's WADO-RS Endpoint
+Starts the real binary on the repository's configuration and sample data (its sandbox EHR on port 0), finds
+the studies through the FHIR ImagingStudy search of the `open` and `demo` tenants, and of the `smart` tenant
+with tokens from the sandbox's authorization-code flow (sandbox.py: the README's SMART walk with requests, and
+authlib), and then talks to each study's WADO-RS Endpoint
 with dicomweb-client, a client the server's authors did not write, with its default arguments. Every retrieved
 instance is parsed with pydicom and compared, element by element, with the file on disk when it came as stored
 and with what pydicom writes of the file in Explicit VR Little Endian when it was transcoded (oracle.py); every
@@ -42,6 +44,7 @@ import requests
 
 import dictionary
 import oracle
+import sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
@@ -112,6 +115,9 @@ class Server:
         env = dict(os.environ, RUST_LOG="info")
         env.pop("SMART_IMAGING_KEY", None)
         command = [binary, "--config", str(config), "--listen", "127.0.0.1:0"]
+        if config == CONFIG:
+            # The repository's configuration has a sandbox on 127.0.0.1:8001; a test never takes a fixed port.
+            command += ["--sandbox-listen", "127.0.0.1:0"]
         self.process = subprocess.Popen(
             command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log
         )
@@ -129,6 +135,8 @@ class Server:
                 line = lines.get(timeout=STARTUP_SECONDS)
                 if line is None:
                     raise RuntimeError(f"{' '.join(command)} exited before listening; see {LOG}")
+                if line.startswith("sandbox listening on "):
+                    self.sandbox = line.split("(public URL ", 1)[1].split(";", 1)[0]
                 if line.startswith("listening on "):
                     self.base = line.removeprefix("listening on ").strip()
                     break
@@ -650,6 +658,10 @@ def main() -> int:
         ]:
             for uid, address in studies_found(suite, server, tenant, query, headers, want):
                 exercise_study(suite, tenant, index[uid], address, headers)
+        mrn_of = {"p1": "MRN-1001", "p2": "MRN-2002"}
+        studies_of = lambda mrn: [uid for uid, study in index.items() if study["patient_id"] == mrn]  # noqa: E731
+        for uid, address, headers in sandbox.run(suite.case, server.base, server.sandbox, mrn_of, studies_of):
+            exercise_study(suite, "smart", index[uid], address, headers)
         instances = sum(len(instances_of(study)) for study in index.values())
         suite.case("GET /metrics parses as the Prometheus text format", lambda: check_metrics(server, instances))
     finally:

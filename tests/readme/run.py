@@ -26,6 +26,7 @@ SHELLS = {"sh", "bash", "shell", "console"}
 # What the walk-through writes in the repository's folder; removed afterwards, and refused if already there
 # (a person's own key is never touched).
 OUTPUTS = ["bundle.json", "study.multipart", "one.dcm", "refused.json",
+           "smart.json", "token.json", "smart-bundle.json", "smart-study.multipart",
            "keys/imaging-server.private.jwk.json", "keys/imaging-server.public.jwk.json"]
 
 passed = 0
@@ -92,9 +93,10 @@ def main():
         print(f"      move these away first: {', '.join(there)}")
         return finish()
 
-    # The README's main command, on a free port instead of 8000 (tests never take a fixed port).
+    # The README's main command, on free ports instead of 8000 and the sandbox's 8001 (tests never take a
+    # fixed port); the walk-through finds the sandbox through the smart tenant's smart-configuration.
     server = subprocess.Popen(
-        ["cargo", "run", "--release", "--locked", "--", "--listen", "127.0.0.1:0"],
+        ["cargo", "run", "--release", "--locked", "--", "--listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         base = None
@@ -126,6 +128,8 @@ def main():
         check("DICM" in out, "step 3 fetched a DICOM Part 10 file")
         check(out.count("403\n") >= 2, "step 4 shows two refusals with 403")
         check("is not the patient in context" in out, "step 4 shows why another patient is refused")
+        check("retrieved " in out and "bytes of multipart/related" in out,
+              "the real SMART flow retrieved a study with the sandbox's token")
         check((ROOT / "keys/imaging-server.private.jwk.json").exists(), "keygen wrote the key, folder and all")
         mode = (ROOT / "keys").stat().st_mode & 0o777 if (ROOT / "keys").exists() else None
         check(mode == 0o700, f"keygen made the folder private (mode {oct(mode) if mode is not None else 'none'})")
