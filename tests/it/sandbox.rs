@@ -228,3 +228,18 @@ fn the_sandbox_configuration_is_validated_and_a_remote_address_refused() {
     let run = serve(&sandbox.replace("127.0.0.1:0", "0.0.0.0:0"), &[]);
     assert!(run.stderr.contains("sandbox.listen") && run.stderr.contains("teaching and tests"), "{run}");
 }
+
+#[test]
+fn one_imaging_worker_is_enough_the_sandbox_answers_on_threads_of_its_own() {
+    // Regression guard: were the sandbox served by the imaging workers, the only worker would wait on its
+    // own call to the sandbox; the harness's deadline on each request would fail this test.
+    let k = start_opts("threads = 1", "");
+    for patient in ["p1", "p2", "p1"] {
+        let flow = Flow::new(&format!("{}/{patient}/auth/authorize", k.sandbox), &k.token_url(), &k.imaging_fhir());
+        let bearer = format!("Bearer {}", flow.token()["access_token"].as_str().unwrap());
+        let reply =
+            k.server.get_with(&format!("/smart/fhir/ImagingStudy?patient={patient}"), &[("Authorization", &bearer)]);
+        assert_eq!(reply.status, 200, "{patient}: {}\n{}", reply.text(), k.server.dump());
+    }
+    assert!(k.server.log().contains("1 workers"), "the server ran one worker");
+}

@@ -66,12 +66,17 @@ pub fn start_sample() -> Sandboxed {
 /// A test's own configuration: a `[sandbox]` on 127.0.0.1:0 with `sandbox_lines` added, the patients p1 and
 /// p2, the backend client `smart-imaging` with a key made by `keygen`, and the `smart` tenant using it.
 pub fn start_with(sandbox_lines: &str) -> Sandboxed {
+    start_opts("", sandbox_lines)
+}
+
+/// As `start_with`, with `server_lines` in `[server]`.
+pub fn start_opts(server_lines: &str, sandbox_lines: &str) -> Sandboxed {
     let dir = TempDir::new("sandbox");
     let prefix = dir.path().join("client");
     let run = run_cli(&["keygen", "--out", prefix.to_str().unwrap()], dir.path());
     assert_eq!(run.code(), Some(0), "keygen failed: {run}");
     let config = dir.config(&format!(
-        "[sandbox]\nlisten = \"127.0.0.1:0\"\nclients = [{{ id = \"{BACKEND}\", jwks = \"client.public.jwk.json\" }}]\n\
+        "[server]\n{server_lines}\n\n[sandbox]\nlisten = \"127.0.0.1:0\"\nclients = [{{ id = \"{BACKEND}\", jwks = \"client.public.jwk.json\" }}]\n\
          {sandbox_lines}\n{PATIENTS}\n[tenants.smart]\nauthorization.type = \"smart-on-fhir\"\n\
          authorization.fhirBaseUrl = \"{{sandbox}}/fhir\"\n\
          authorization.client = {{ id = \"{BACKEND}\", jwk = \"client.private.jwk.json\" }}\n\
