@@ -168,15 +168,20 @@ impl Sandbox {
     }
 }
 
-/// Every response's CORS headers: any origin, no credentials.
-fn add_cors(resp: &mut Resp) {
+const ALLOW_HEADERS: &str = "Authorization, Accept, Content-Type, Cache-Control, Prefer, X-Requested-With";
+
+/// Every response's CORS headers: any origin, no credentials. A preflight's `Access-Control-Request-Headers`
+/// are allowed as well, when they are a list of header names: an app's library may send its own.
+fn add_cors(resp: &mut Resp, requested: Option<&str>) {
+    let is_list = |h: &&str| h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_, ".contains(&b));
+    let allow = match requested.filter(is_list).map(str::trim).filter(|h| !h.is_empty()) {
+        Some(extra) => format!("{ALLOW_HEADERS}, {extra}"),
+        None => ALLOW_HEADERS.to_string(),
+    };
     for (name, value) in [
         ("Access-Control-Allow-Origin", "*"),
         ("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS"),
-        (
-            "Access-Control-Allow-Headers",
-            "Authorization, Accept, Content-Type, Cache-Control, Prefer, X-Requested-With",
-        ),
+        ("Access-Control-Allow-Headers", allow.as_str()),
         ("Access-Control-Expose-Headers", "Location, WWW-Authenticate, Content-Type"),
         ("Access-Control-Max-Age", "600"),
     ] {
@@ -186,13 +191,16 @@ fn add_cors(resp: &mut Resp) {
 
 /// A response with the CORS headers added.
 fn with_cors(mut resp: Resp) -> Resp {
-    add_cors(&mut resp);
+    add_cors(&mut resp, None);
     resp
 }
 
 /// Answers one request.
 pub fn handle(sb: &Sandbox, req: &Req) -> Resp {
-    with_cors(route(sb, req))
+    let mut resp = route(sb, req);
+    let requested = if req.method == "OPTIONS" { req.header("access-control-request-headers") } else { None };
+    add_cors(&mut resp, requested);
+    resp
 }
 
 fn route(sb: &Sandbox, req: &Req) -> Resp {
@@ -231,7 +239,8 @@ fn route(sb: &Sandbox, req: &Req) -> Resp {
 
 fn authorize(sb: &Sandbox, issuer: &Issuer, req: &Req) -> Resp {
     match req.method.as_str() {
-        "GET" | "HEAD" => oauth::authorize(sb, issuer, &req.query),
+        // Not HEAD: an authorization request makes a code.
+        "GET" => oauth::authorize(sb, issuer, &req.query),
         "POST" => {
             let media = req.header("content-type").unwrap_or_default();
             match std::str::from_utf8(&req.body) {
@@ -241,7 +250,7 @@ fn authorize(sb: &Sandbox, issuer: &Issuer, req: &Req) -> Resp {
                 _ => Resp::text(400, "a POSTed authorization request is an application/x-www-form-urlencoded form"),
             }
         }
-        _ => Resp::text(405, "method not allowed").with_header("Allow", "GET, HEAD, POST, OPTIONS"),
+        _ => Resp::text(405, "method not allowed").with_header("Allow", "GET, POST, OPTIONS"),
     }
 }
 
@@ -253,7 +262,8 @@ fn fhir_route(sb: &Sandbox, req: &Req, issuer: &Issuer, rest: &[&str]) -> Resp {
     match rest {
         [".well-known", "smart-configuration"] => Resp::json(200, &fhir::smart_configuration(sb, issuer)),
         ["metadata"] => Resp::fhir(200, &fhir::capability_statement(sb, issuer)),
-        ["Patient", id] => fhir::read_patient(sb, req, id),
+        ["Patient", id] if crate::auth::patient::is_fhir_id(id) => fhir::read_patient(sb, req, id),
+        ["Patient", _] => fhir::outcome(404, "not-found", "not a FHIR id"),
         _ => fhir::outcome(
             404,
             "not-found",

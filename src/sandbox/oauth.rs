@@ -38,7 +38,7 @@ impl Params {
         let pairs = parse_query(text).map_err(|_| "a malformed percent-escape".to_string())?;
         for (n, (name, _)) in pairs.iter().enumerate() {
             if pairs[..n].iter().any(|(other, _)| other == name) {
-                return Err(format!("the parameter {name} is given more than once"));
+                return Err(format!("the parameter {name:?} is given more than once"));
             }
         }
         Ok(Params(pairs))
@@ -153,7 +153,7 @@ pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Resp {
             return refuse("invalid_request", "PKCE is required: send code_challenge and code_challenge_method=S256");
         }
         Some(other) => {
-            return refuse("invalid_request", &format!("code_challenge_method {other} is not supported: use S256"));
+            return refuse("invalid_request", &format!("code_challenge_method {other:?} is not supported: use S256"));
         }
     }
     let Some(challenge) = params.get("code_challenge").filter(|c| is_challenge(c)) else {
@@ -173,7 +173,7 @@ pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Resp {
     match params.get("aud") {
         Some(aud) if audiences.iter().any(|a| a == aud.trim_end_matches('/')) => {}
         Some(aud) => {
-            let why = format!("aud {aud} is neither this FHIR server nor an imaging server that uses it");
+            let why = format!("aud {aud:?} is neither this FHIR server nor an imaging server that uses it");
             return refuse("invalid_request", &why);
         }
         None => return refuse("invalid_request", "aud is required: the FHIR base URL the app will call"),
@@ -206,7 +206,7 @@ pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Resp {
             None => None,
             Some(id) => match sb.patient(id) {
                 Some(p) => Some(p.id.clone()),
-                None => return refuse("invalid_request", &format!("the sandbox has no patient {id}")),
+                None => return refuse("invalid_request", &format!("the sandbox has no patient {id:?}")),
             },
         },
     };
@@ -276,7 +276,7 @@ pub fn token(sb: &Sandbox, req: &Req) -> Resp {
         Some("authorization_code") => code_grant(sb, &params),
         Some("client_credentials") => backend_grant(sb, &params),
         None => Err(("invalid_request", "grant_type is required".to_string())),
-        Some(other) => Err(("unsupported_grant_type", format!("grant_type {other} is not supported"))),
+        Some(other) => Err(("unsupported_grant_type", format!("grant_type {other:?} is not supported"))),
     };
     resp.unwrap_or_else(|(error, why)| {
         log::info!(target: "sandbox", "token: refused: {error}: {why}");
@@ -546,7 +546,7 @@ mod tests {
     #[test]
     fn parameters_are_named_once() {
         assert!(Params::parse("a=1&b=2").is_ok());
-        assert!(Params::parse("a=1&a=2").unwrap_err().contains("a is given more than once"));
+        assert!(Params::parse("a=1&a=2").unwrap_err().contains("\"a\" is given more than once"));
         assert!(Params::parse("a=%zz").is_err());
         assert_eq!(Params::parse("state=a+b%26c").unwrap().get("state"), Some("a b&c"));
         assert_eq!(Params::parse("scope=").unwrap().get("scope"), None, "empty is absent");

@@ -104,10 +104,11 @@ pub fn picker(sb: &Sandbox, issuer: &Issuer, client_id: &str, scopes: &str, para
         .map(|(n, v)| format!("<input type=hidden name=\"{}\" value=\"{}\">\n", escape(n), escape(v)))
         .collect();
     let mut body = format!(
-        "<p>The app <code>{client}</code> asks for <code>{scopes}</code>. Which patient should it see?</p>\n\
-         <form method=get action=\"{action}\">\n{hidden}<ul>\n",
+        "<p>The app <code>{client}</code> asks for <code>{scopes}</code>. Which patient should it see? The \
+         answer goes back to <code>{redirect}</code>.</p>\n<form method=get action=\"{action}\">\n{hidden}<ul>\n",
         client = escape(client_id),
         scopes = escape(scopes),
+        redirect = escape(params.iter().find(|(n, _)| n == "redirect_uri").map_or("", |(_, v)| v.as_str())),
         action = escape(&issuer.authorize_url(&sb.base)),
     );
     for p in &sb.settings.patients {

@@ -175,7 +175,7 @@ fn every_endpoint_a_browser_app_calls_answers_cors_preflight_included() {
     let preflight = [
         ("Origin", "http://app.example"),
         ("Access-Control-Request-Method", "POST"),
-        ("Access-Control-Request-Headers", "authorization, content-type"),
+        ("Access-Control-Request-Headers", "authorization, content-type, x-app-library"),
     ];
     for path in [
         "/auth/token",
@@ -191,6 +191,7 @@ fn every_endpoint_a_browser_app_calls_answers_cors_preflight_included() {
         assert!(list_has(methods, "POST") && list_has(methods, "GET"), "{path}: {methods}");
         let headers = reply.header_or_empty("access-control-allow-headers");
         assert!(list_has(headers, "Authorization") && list_has(headers, "Content-Type"), "{path}: {headers}");
+        assert!(list_has(headers, "x-app-library"), "{path}: the headers a preflight asks for: {headers}");
         assert!(reply.header("access-control-allow-credentials").is_none(), "no credentials");
     }
     let origin = [("Origin", "http://app.example")];
