@@ -68,7 +68,8 @@ pub fn home(sb: &Sandbox) -> String {
         intro = escape(&sb.introspection_url()),
     ));
     for c in &sb.settings.clients {
-        body.push_str(&format!("<li><code>{}</code> ({} public keys)</li>\n", escape(&c.id), c.keys.len()));
+        let keys = if c.keys.len() == 1 { "1 public key".to_string() } else { format!("{} public keys", c.keys.len()) };
+        body.push_str(&format!("<li><code>{}</code> ({keys}, <code>private_key_jwt</code>)</li>\n", escape(&c.id)));
     }
     if sb.settings.clients.is_empty() {
         body.push_str("<li class=note>none configured (<code>sandbox.clients</code>)</li>\n");
