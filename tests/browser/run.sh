@@ -15,7 +15,7 @@ node --test pixels.test.mjs 2>&1 | tail -n 9
 BIN=${SMART_IMAGING_BIN:-../../target/debug/smart-imaging}
 LOG=../../target/browser-server.log
 OUT=$(mktemp)
-"$BIN" --config ../../smart-imaging.toml --listen 127.0.0.1:0 > "$OUT" 2> "$LOG" &
+"$BIN" --config ../../smart-imaging.toml --listen 127.0.0.1:0 --sandbox-listen 127.0.0.1:0 > "$OUT" 2> "$LOG" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; rm -f "$OUT"' EXIT
 for _ in $(seq 200); do grep -q '^listening on ' "$OUT" && break; sleep 0.1; done

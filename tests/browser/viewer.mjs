@@ -14,6 +14,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
+import { sandboxFlow } from "./sandbox.mjs";
+
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BASE = process.env.BASE;
 const SHOT = join(ROOT, "target", "viewer.png");
@@ -180,6 +182,10 @@ async function main() {
     check(unauthenticated.length === 0, `no request to a protected path without Authorization (${unauthenticated})`);
   } catch (e) {
     check(false, `the walk through the viewer: ${e.stack || e}`);
+  }
+  // The smart tenant: the viewer's SMART launch at the built-in sandbox EHR (sandbox.mjs).
+  try {
+    await sandboxFlow(browser, BASE, check);
   } finally {
     await browser.close();
   }

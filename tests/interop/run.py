@@ -658,12 +658,12 @@ def main() -> int:
         ]:
             for uid, address in studies_found(suite, server, tenant, query, headers, want):
                 exercise_study(suite, tenant, index[uid], address, headers)
+        instances = sum(len(instances_of(study)) for study in index.values())
+        suite.case("GET /metrics parses as the Prometheus text format", lambda: check_metrics(server, instances))
         mrn_of = {"p1": "MRN-1001", "p2": "MRN-2002"}
         studies_of = lambda mrn: [uid for uid, study in index.items() if study["patient_id"] == mrn]  # noqa: E731
         for uid, address, headers in sandbox.run(suite.case, server.base, server.sandbox, mrn_of, studies_of):
             exercise_study(suite, "smart", index[uid], address, headers)
-        instances = sum(len(instances_of(study)) for study in index.values())
-        suite.case("GET /metrics parses as the Prometheus text format", lambda: check_metrics(server, instances))
     finally:
         server.stop()
     exercise_extra(suite)
