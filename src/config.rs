@@ -184,6 +184,9 @@ pub struct Config {
     pub audit_file: Option<PathBuf>,
     /// The built-in sandbox EHR, when `[sandbox]` is configured.
     pub sandbox: Option<Sandbox>,
+    /// The sandbox's per-patient issuers, `(patient's name or id, issuer URL)`, once it is bound: what the
+    /// viewer offers to sign in at. Filled in at start, not read from the file.
+    pub sandbox_issuers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -330,6 +333,7 @@ impl Config {
                 file => file.map(resolve),
             },
             sandbox,
+            sandbox_issuers: Vec::new(),
         })
     }
 }

@@ -54,6 +54,12 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
         config.threads
     );
     // The sandbox EHR is bound first, so that tenants naming `{sandbox}` know its address before any request.
+    let sandbox_patients: Vec<(String, String)> = config
+        .sandbox
+        .iter()
+        .flat_map(|s| &s.patients)
+        .map(|p| (p.name.clone().unwrap_or_else(|| p.id.clone()), p.id.clone()))
+        .collect();
     let sandbox = match config.sandbox.take() {
         Some(settings) => Some(crate::sandbox::bind(settings, opts.sandbox_listen, &opts.config)?),
         None if opts.sandbox_listen.is_some() => {
@@ -63,6 +69,14 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
     };
     if let Some(sandbox) = &sandbox {
         config.use_sandbox_url(sandbox.base_url());
+        let base = sandbox.base_url().trim_end_matches('/').to_string();
+        config.sandbox_issuers = std::iter::once(("the sandbox's patient picker".to_string(), format!("{base}/fhir")))
+            .chain(
+                sandbox_patients
+                    .iter()
+                    .map(|(name, id)| (format!("sandbox patient {name}"), format!("{base}/{id}/fhir"))),
+            )
+            .collect();
     }
     let socket = super::bind(&config.listen)?;
     let bound = socket.local_addr().map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

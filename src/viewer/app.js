@@ -32,6 +32,11 @@ async function start() {
       $("tenant").add(option);
       if (t.issuer) $("issuers").append(new Option(t.issuer));
     }
+    // The built-in sandbox's issuers, when it runs: the patient picker and one per patient.
+    const listed = new Set(state.tenants.map((t) => t.issuer).filter(Boolean));
+    for (const issuer of config.issuers || []) {
+      if (!listed.has(issuer.url)) $("issuers").append(new Option(issuer.label, issuer.url));
+    }
     $("tenant").addEventListener("change", showTenant);
     $("launch-form").addEventListener("submit", (event) => { event.preventDefault(); signIn().catch(fail); });
     const back = await completeLaunch();

@@ -63,7 +63,9 @@ pub fn config(app: &App) -> Response {
             }
         })
         .collect();
-    Response::json(200, "application/json", &json!({ "tenants": tenants }))
+    let issuers: Vec<Value> =
+        app.config.sandbox_issuers.iter().map(|(label, url)| json!({ "label": label, "url": url })).collect();
+    Response::json(200, "application/json", &json!({ "tenants": tenants, "issuers": issuers }))
 }
 
 #[cfg(test)]

@@ -13,6 +13,14 @@ export async function sandboxFlow(browser, base, check) {
   const errors = [];
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(String(e)));
+  // A smart-on-fhir tenant needs the token on every protected request.
+  const unauthenticated = [];
+  page.on("request", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (/\/fhir\/ImagingStudy|\/wado\//.test(path) && r.method() !== "OPTIONS" && !r.headers().authorization) {
+      unauthenticated.push(path);
+    }
+  });
   try {
     const config = await (await fetch(`${base}/viewer/config.json`)).json();
     const smart = config.tenants.find((t) => t.name === "smart");
@@ -32,7 +40,17 @@ export async function sandboxFlow(browser, base, check) {
     await page.locator("#studies tbody tr", { hasText: "CT" }).first().click();
     await page.locator("#series li").first().click();
     await page.waitForSelector('#canvas[data-ready="yes"]');
-    check(true, "a series drawn with the sandbox's token");
+    check(true, "a CT series drawn with the sandbox's token");
+    await page.locator("#studies tbody tr", { hasText: "MR" }).first().click();
+    await page.locator("#series li").first().click();
+    await page.waitForSelector('#canvas[data-ready="yes"]');
+    await page.focus("#canvas");
+    await page.keyboard.press("ArrowDown");
+    await page.waitForSelector('#canvas[data-instance="1"][data-ready="yes"]');
+    check(true, "an MR series drawn and scrolled with the sandbox's token");
+    const offered = await page.$$eval("#issuers option", (os) => os.map((o) => o.value));
+    check(offered.includes(`${sandbox}/p1/fhir`) && offered.includes(`${sandbox}/fhir`),
+      `the page offers the sandbox's issuers (${offered.join(", ")})`);
 
     await page.goto(`${base}/viewer/`);
     await page.selectOption("#tenant", "smart");
@@ -42,6 +60,7 @@ export async function sandboxFlow(browser, base, check) {
     const p2 = await page.locator("#studies tbody tr").count();
     check(p2 === 1, `the per-patient issuer of p2 approves at once: p2's study is listed (${p2})`);
     check(errors.length === 0, `no console errors in the sandbox launches (${errors.join(" | ")})`);
+    check(unauthenticated.length === 0, `no protected request without Authorization (${unauthenticated.join(", ")})`);
   } catch (e) {
     check(false, `the viewer's launch at the sandbox: ${e.stack || e}`);
   } finally {
