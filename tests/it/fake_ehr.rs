@@ -226,7 +226,7 @@ fn form(body: &str) -> HashMap<String, String> {
 }
 
 /// `application/x-www-form-urlencoded` decoding of one name or value.
-fn decode(s: &str) -> String {
+pub fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;

@@ -11,6 +11,7 @@ use ring::rand::SecureRandom;
 use ring::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
 
+use crate::fake_ehr::decode;
 use crate::harness::*;
 
 pub const APP: &str = "test-app";
@@ -232,24 +233,6 @@ pub fn post_form(url: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> 
 pub fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     query.split('&').filter_map(|p| p.split_once('=')).find(|(n, _)| *n == name).map(|(_, v)| decode(v))
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                out.push(u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap(), 16).unwrap());
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------------
