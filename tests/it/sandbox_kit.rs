@@ -197,18 +197,6 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn reply_of(what: &str, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-    let mut response = result.unwrap_or_else(|e| panic!("{what} failed: {e}"));
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
-    let body = response.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
-    Reply { status, headers, body }
-}
-
 /// `GET url`, following no redirect.
 pub fn fetch(url: &str, headers: &[(&str, &str)]) -> Reply {
     assert!(url.starts_with("http://127.0.0.1:"), "the tests only talk to 127.0.0.1, not {url}");

@@ -59,7 +59,12 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let mut response = request.call().unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
+    reply_of(&format!("GET {url}"), request.call())
+}
+
+/// A ureq answer as a `Reply`; `what` names the request in a failure.
+pub fn reply_of(what: &str, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = result.unwrap_or_else(|e| panic!("{what} failed: {e}"));
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -71,7 +76,7 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
         .with_config()
         .limit(256 * 1024 * 1024)
         .read_to_vec()
-        .unwrap_or_else(|e| panic!("GET {url}: cannot read the body: {e}"));
+        .unwrap_or_else(|e| panic!("{what}: cannot read the body: {e}"));
     Reply { status, headers, body }
 }
 
