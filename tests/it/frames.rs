@@ -1,6 +1,7 @@
 //! DICOMweb frames and encapsulated pixel data, the study token in front of every resource, and HEAD,
 //! Content-Length and ETag, against the real binary.
 
+use crate::clients::{OPEN, write_config};
 use crate::harness::*;
 use crate::sample::*;
 use std::collections::BTreeMap;
@@ -235,11 +236,7 @@ fn encapsulated_frames_are_their_fragments_as_octets_or_as_the_image_type_asked(
     dir.write("dicom/single.dcm", encapsulated_file(SINGLE, SERIES, 1, &[], &[single_a, single_b]));
     let run = run_cli(&[OsString::from("index"), dir.path().join("dicom").into()], dir.path());
     assert_eq!(run.code(), Some(0), "indexing the encapsulated files\n{run}");
-    let config = dir.write(
-        "smart-imaging.toml",
-        "[images]\nindex = \"index.toml\"\n\n[tenants.open]\n\
-         authorization = { type = \"mock\", ignorePatient = true }\nimages = { lookup = \"all-studies\" }\n",
-    );
+    let config = write_config(&dir, &dir.path().join("index.toml"), OPEN);
     let server = Launch::new(&config).start();
     let found = addresses(&server, "/open/fhir/ImagingStudy");
     let [(study, address)] = &found[..] else { panic!("one study expected, found {found:?}") };

@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 
+use crate::clients::{OPEN, write_config};
 use crate::frames::{element, encapsulated_file};
 use crate::harness::*;
 use crate::sample::*;
@@ -150,11 +151,7 @@ fn compressed_instances_stay_as_stored_and_are_never_promised_in_another_syntax(
     let stored = dir.write("dicom/implicit.dcm", native_file("1.2.840.10008.1.2", implicit));
     let run = run_cli(&[OsString::from("index"), dir.path().join("dicom").into()], dir.path());
     assert_eq!(run.code(), Some(0), "indexing\n{run}");
-    let config = dir.write(
-        "smart-imaging.toml",
-        "[images]\nindex = \"index.toml\"\n\n[tenants.open]\n\
-         authorization = { type = \"mock\", ignorePatient = true }\nimages = { lookup = \"all-studies\" }\n",
-    );
+    let config = write_config(&dir, &dir.path().join("index.toml"), OPEN);
     let server = Launch::new(&config).start();
     let found = addresses(&server, "/open/fhir/ImagingStudy");
     let [(study, address)] = &found[..] else { panic!("one study expected, found {found:?}") };
