@@ -119,7 +119,7 @@ impl Listener {
                 Err(e) => {
                     // tiny_http reports the accept error that ended its loop once; its connections' requests
                     // still come here.
-                    log::debug!("an accept loop stopped: {e}");
+                    log::debug!("an accept loop ended: {e}");
                     self.failures.fetch_add(1, Ordering::SeqCst);
                     self.failed.store(true, Ordering::SeqCst);
                 }
@@ -154,7 +154,7 @@ impl Listener {
             let (failures, short) = (self.failures.load(Ordering::SeqCst), self.short.load(Ordering::SeqCst));
             if (failures > 0 || short > 0) && last_log.elapsed() >= Duration::from_secs(1) {
                 log::warn!(
-                    "not accepting: {failures} accept loops stopped, {} ms waiting for descriptors in the last \
+                    "not accepting: {failures} accept loops ended, {} ms waiting for descriptors in the last \
                      second ({} of {} in use); accepting again once {HEADROOM} are free",
                     short * LOOK_EVERY.as_millis() as u64,
                     open_descriptors(),
