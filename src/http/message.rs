@@ -3,7 +3,9 @@
 //! Invariant: a response body's length is known before it is sent.
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -43,19 +45,45 @@ pub enum Body {
 /// A body as it is sent: written out piece by piece, so that the writer can stop at any point (a write that
 /// would block, a client too slow) and go on later from exactly where it stopped.
 pub trait Source: Send {
-    /// Offers what is left to one `write` call on `out` and keeps what it did not take; the count taken,
-    /// 0 at the end.
-    fn write_some(&mut self, out: &mut dyn Write) -> io::Result<usize>;
+    /// Offers what is left to one `write` (or `send_file`) call on `out` and keeps what it did not take;
+    /// the count taken, 0 at the end.
+    fn write_some(&mut self, out: &mut dyn Sink) -> io::Result<usize>;
 }
 
+/// Where a body goes: bytes, and ranges of files, which a socket sends without copying them through this
+/// process (`sendfile`).
+pub trait Sink: Write {
+    /// Sends up to `len` bytes of `file` from `offset` in one call: the count sent, 0 when the file ends at
+    /// `offset`. By default the bytes are read and written.
+    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        read_and_write(self, file, offset, len)
+    }
+}
+
+/// `Sink::send_file` for a sink that only takes bytes: reads up to `len` bytes of `file` from `offset`
+/// and writes them once. A write that takes only part of them leaves the rest to be read again.
+pub fn read_and_write(out: &mut (impl Write + ?Sized), file: &File, offset: u64, len: usize) -> io::Result<usize> {
+    let mut buffer = vec![0u8; len.min(READ_CHUNK)];
+    let read = file.read_at(&mut buffer, offset)?;
+    if read == 0 {
+        return Ok(0);
+    }
+    Ok(out.write(&buffer[..read])?.min(read))
+}
+
+/// The most `Sink::send_file` reads at once when it has to read.
+const READ_CHUNK: usize = 256 << 10;
+
+impl Sink for Vec<u8> {}
+
 impl Source for io::Empty {
-    fn write_some(&mut self, _out: &mut dyn Write) -> io::Result<usize> {
+    fn write_some(&mut self, _out: &mut dyn Sink) -> io::Result<usize> {
         Ok(0)
     }
 }
 
 impl Source for io::Cursor<Vec<u8>> {
-    fn write_some(&mut self, out: &mut dyn Write) -> io::Result<usize> {
+    fn write_some(&mut self, out: &mut dyn Sink) -> io::Result<usize> {
         let at = usize::try_from(self.position()).unwrap_or(usize::MAX);
         let rest = self.get_ref().get(at..).unwrap_or_default();
         if rest.is_empty() {
@@ -68,6 +96,11 @@ impl Source for io::Cursor<Vec<u8>> {
 }
 
 impl Body {
+    /// Whether the body is produced while it is sent (files, maps), rather than held in memory.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Body::Stream { .. })
+    }
+
     /// The body's length in bytes, known before it is sent.
     pub fn len(&self) -> u64 {
         match self {

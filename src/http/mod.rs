@@ -9,5 +9,5 @@ pub mod multipart;
 pub mod url;
 
 pub use error::ApiError;
-pub use message::{Body, Method, Request, Response, Source};
+pub use message::{Body, Method, Request, Response, Sink, Source};
 pub use url::{parse_query, percent_decode, percent_encode};

@@ -2,10 +2,12 @@
 //! reader that produces the body while it is sent.
 //!
 //! Invariants: the length is known before the first byte is sent; no part is copied into memory whole: a file
-//! is mapped when its first byte is needed and unmapped when its last byte has gone, and a transcoded one
-//! (`dicom::transcode`) is produced through one buffer of [`TRANSCODE_CHUNK`] bytes; a file whose length is
-//! not the indexed one, or whose transcoding no longer has the promised length, fails the read instead of
-//! sending other bytes than promised.
+//! sent as stored is opened when its first byte is needed, handed to the sink a range at a time (a socket
+//! sends it with `sendfile`, without a map or a copy) and closed when its last byte has gone; a transcoded
+//! one (`dicom::transcode`) is mapped and produced through one buffer of [`TRANSCODE_CHUNK`] bytes; a file
+//! whose length is not the indexed one, that ends before its indexed length while it is sent, or whose
+//! transcoding no longer has the promised length, fails the read instead of sending other bytes than
+//! promised.
 
 use memmap2::Mmap;
 use std::io;
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::error::ApiError;
-use super::message::{Body, Source};
+use super::message::{Body, Sink, Source};
 use crate::dicom::transcode::{self, Plan, Progress};
 
 /// A piece of a response body.
@@ -92,7 +94,8 @@ struct Parts {
 
 enum Current {
     Bytes(Vec<u8>),
-    Map(Mmap, PathBuf),
+    /// A file sent as stored: the open file, its path and its indexed size.
+    File(std::fs::File, PathBuf, u64),
     Slice(Arc<Mmap>, Range<usize>),
     Shared(Arc<Vec<u8>>, Range<usize>),
     Produced(Box<Produced>),
@@ -117,17 +120,10 @@ struct Produced {
 }
 
 impl Current {
-    fn path(&self) -> Option<&std::path::Path> {
-        match self {
-            Current::Map(_, path) => Some(path),
-            _ => None,
-        }
-    }
-
     fn data(&self) -> &[u8] {
         match self {
             Current::Bytes(b) => b,
-            Current::Map(m, _) => m,
+            Current::File(..) => &[],
             Current::Slice(m, r) => m.get(r.clone()).unwrap_or_default(),
             Current::Shared(b, r) => b.get(r.clone()).unwrap_or_default(),
             Current::Produced(p) => p.buffer.get(p.taken..).unwrap_or_default(),
@@ -138,6 +134,7 @@ impl Current {
     fn has_more(&self, pos: usize) -> bool {
         match self {
             Current::Produced(p) => p.taken < p.buffer.len() || p.produced < p.len,
+            Current::File(_, _, size) => (pos as u64) < *size,
             other => pos < other.data().len(),
         }
     }
@@ -145,7 +142,7 @@ impl Current {
 
 impl Produced {
     /// Writes from the buffer, or refills it first, or writes a large copy straight from the map.
-    fn write_some(&mut self, out: &mut dyn std::io::Write) -> io::Result<usize> {
+    fn write_some(&mut self, out: &mut dyn Sink) -> io::Result<usize> {
         if self.taken == self.buffer.len() {
             if let Some(range) = self.plan.direct(&self.progress) {
                 let end = range.end.min(range.start + WRITE_CHUNK);
@@ -189,8 +186,8 @@ fn open(segment: Segment) -> io::Result<Current> {
         Segment::Slice(m, r) => Ok(Current::Slice(m, r)),
         Segment::Shared(b, r) => Ok(Current::Shared(b, r)),
         Segment::File(path, size) => {
-            let map = crate::sys::map::map_indexed(&path, size).inspect_err(|e| log::error!("{e}"))?;
-            Ok(Current::Map(map, path))
+            let file = crate::sys::map::open_indexed(&path, size).inspect_err(|e| log::error!("{e}"))?;
+            Ok(Current::File(file, path, size))
         }
         Segment::Swapped(map, range, width) => {
             let len = range.len() as u64;
@@ -240,13 +237,22 @@ impl Parts {
         }
     }
 
-    /// Offers up to `max` bytes of the current segment to `send`, which takes some of them (its count), and
-    /// fails if the file shrank meanwhile.
-    fn send(&mut self, max: usize, send: impl FnOnce(&[u8]) -> io::Result<usize>) -> io::Result<usize> {
+    /// Offers up to `max` bytes of the current segment to `out`, which takes some of them (its count), and
+    /// fails if the file shrank meanwhile: a map read past its file's end, or a file that ends early.
+    fn send(&mut self, max: usize, out: &mut dyn Sink) -> io::Result<usize> {
         let Some((current, pos)) = &mut self.current else { return Ok(0) };
+        if let Current::File(file, path, size) = current {
+            let n = usize::try_from(*size - *pos as u64).unwrap_or(usize::MAX).min(max);
+            let taken = out.send_file(file, *pos as u64, n)?.min(n);
+            if taken == 0 {
+                return Err(truncated(Some(path)));
+            }
+            *pos += taken;
+            return Ok(taken);
+        }
         let rest = current.data().get(*pos..).unwrap_or_default();
         let n = rest.len().min(max);
-        let taken = written(current.path(), || send(&rest[..n]))?.min(n);
+        let taken = written(None, || out.write(&rest[..n]))?.min(n);
         *pos += taken;
         Ok(taken)
     }
@@ -257,15 +263,15 @@ impl Parts {
 const WRITE_CHUNK: usize = 4 << 20;
 
 impl Source for Parts {
-    /// Writes from the current segment's map, without copying through a buffer of ours.
-    fn write_some(&mut self, out: &mut dyn std::io::Write) -> io::Result<usize> {
+    /// Writes from the current segment's file, map or bytes, without copying through a buffer of ours.
+    fn write_some(&mut self, out: &mut dyn Sink) -> io::Result<usize> {
         if !self.advance()? {
             return Ok(0);
         }
         if let Some((Current::Produced(produced), _)) = &mut self.current {
             return produced.write_some(out);
         }
-        self.send(WRITE_CHUNK, |bytes| out.write(bytes))
+        self.send(WRITE_CHUNK, out)
     }
 }
 
@@ -307,6 +313,7 @@ mod tests {
                 Ok(())
             }
         }
+        impl Sink for Trickle {}
         let mut source = body.into_source();
         let mut out = Trickle(Vec::new());
         while source.write_some(&mut out)? > 0 {}

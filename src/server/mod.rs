@@ -18,9 +18,10 @@ pub mod listener;
 pub mod queue;
 pub mod redact;
 pub mod start;
+pub mod wire;
 pub mod writer;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,6 +66,7 @@ struct Shared {
     listener: Arc<Listener>,
     /// Writer threads writing a response now.
     writers: AtomicUsize,
+    wires: wire::Wires,
 }
 
 /// How a run of the server ended.
@@ -82,7 +84,8 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
     let config = &app.config;
     let threads = config.threads;
     let queue = Arc::new(Queue::new(threads));
-    let port = socket.local_addr().map_or(0, |a| a.port());
+    let local = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let port = local.port();
     let cap = config.connection_cap(soft_limit);
     let watch = Arc::new(Watch::new(port, Duration::from_secs(config.read_timeout), cap));
     let sweeper = Arc::clone(&watch);
@@ -106,6 +109,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
         pace,
         listener: Arc::clone(&listener),
         writers: AtomicUsize::new(0),
+        wires: wire::Wires::new(local),
     });
     let mut workers = Vec::with_capacity(threads);
     for n in 0..threads {
@@ -313,7 +317,7 @@ fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
         note,
         facts,
     };
-    let mut out = writer::prepare(raw, resp, shared.pace, close);
+    let mut out = writer::prepare(raw, resp, shared.pace, close, &shared.wires);
     if out.body_len() <= HANDOFF_BYTES {
         match out.pump(true) {
             Progress::Blocked => {}

@@ -12,9 +12,11 @@
 //! written exactly once and in order whoever writes them.
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::http::{Response, Source};
+use super::wire::{Wire, Wires};
+use crate::http::{Body, Response, Source};
 
 const ALLOW_HEADERS: &str = "Authorization, Accept, Content-Type, Range, Prefer, Cache-Control, If-None-Match";
 const EXPOSE_HEADERS: &str = "Retry-After, WWW-Authenticate, Content-Location, ETag, Content-Length, Content-Type";
@@ -50,8 +52,11 @@ pub enum Progress {
 
 /// One response on its way to its client.
 pub struct Outgoing {
-    writer: Box<dyn Write + Send>,
+    writer: Wire,
+    /// The head, followed by the whole body when that is small and in memory: one write for both.
     head: Vec<u8>,
+    /// How much of `head` is the HTTP head itself.
+    head_only: usize,
     head_sent: usize,
     body: Box<dyn Source>,
     send_body: bool,
@@ -83,8 +88,9 @@ fn add_common_headers(resp: &mut Response) {
 /// Takes the connection's writer from tiny_http and makes the head of `resp`. The connection stays
 /// tiny_http's: it reads the next request once the writer is dropped, which keep-alive needs. tiny_http's
 /// own writer would copy every body through an 8 KiB buffer and give a 204 a `Content-Length: 0`, which
-/// RFC 9110 §8.6 forbids; this one writes bodies straight from their maps.
-pub fn prepare(raw: tiny_http::Request, mut resp: Response, pace: Pace, close: bool) -> Outgoing {
+/// RFC 9110 §8.6 forbids; this one writes a small body with its head in one write, and a body streamed
+/// from files straight to the socket (`wire`).
+pub fn prepare(raw: tiny_http::Request, mut resp: Response, pace: Pace, close: bool, wires: &Wires) -> Outgoing {
     add_common_headers(&mut resp);
     let body_len = resp.body_len();
     // RFC 9110 §6.4.1: no content in a response to HEAD, nor in a 204 or a 304.
@@ -113,12 +119,24 @@ pub fn prepare(raw: tiny_http::Request, mut resp: Response, pace: Pace, close: b
         head.push_str(&format!("Content-Length: {body_len}\r\n"));
     }
     head.push_str("\r\n");
+    let peer: Option<SocketAddr> = raw.remote_addr().copied();
+    let writer = wires.open(raw.into_writer(), peer, send_body && resp.body.is_stream());
+    let mut head = head.into_bytes();
+    let head_only = head.len();
+    let mut body = resp.body;
+    if let Body::Bytes(bytes) = &body {
+        if send_body && bytes.len() as u64 <= HANDOFF_BYTES {
+            head.extend_from_slice(bytes);
+            body = Body::Empty;
+        }
+    }
     let now = Instant::now();
     Outgoing {
-        writer: raw.into_writer(),
-        head: head.into_bytes(),
+        writer,
+        head,
+        head_only,
         head_sent: 0,
-        body: resp.body.into_source(),
+        body: body.into_source(),
         send_body,
         body_len,
         body_sent: 0,
@@ -137,12 +155,15 @@ impl Outgoing {
 
     /// The bytes of the body written so far (all of it once done; none for `HEAD`).
     pub fn body_sent(&self) -> u64 {
-        self.body_sent
+        self.body_sent + self.head_sent.saturating_sub(self.head_only) as u64
     }
 
     /// Writes on until the response is done or fails; with `stop_when_blocked`, also stops as soon as a
     /// write would wait (after at most one `TICK`), so that the caller can hand the rest to a writer thread.
     pub fn pump(&mut self, stop_when_blocked: bool) -> Progress {
+        if self.head_sent == 0 && self.writer.is_direct() {
+            self.writer.cork(true);
+        }
         loop {
             let step = if self.head_sent < self.head.len() {
                 self.writer.write(&self.head[self.head_sent..]).map(|n| {
@@ -163,7 +184,10 @@ impl Outgoing {
                 }
             } else {
                 match self.writer.flush() {
-                    Ok(()) => return Progress::Done,
+                    Ok(()) => {
+                        self.writer.cork(false);
+                        return Progress::Done;
+                    }
                     Err(e) => Err(e),
                 }
             };
@@ -241,8 +265,9 @@ mod tests {
     fn outgoing(body: &[u8], socket: Socket, pace: Pace) -> Outgoing {
         let now = Instant::now();
         Outgoing {
-            writer: Box::new(socket),
+            writer: Wire::buffered(Box::new(socket)),
             head: b"HEAD\r\n\r\n".to_vec(),
+            head_only: 8,
             head_sent: 0,
             body: Box::new(io::Cursor::new(body.to_vec())),
             send_body: true,

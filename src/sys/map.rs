@@ -1,7 +1,8 @@
 //! Memory maps of indexed files, and the guard that keeps a file truncated under its map from killing the
 //! process.
 //!
-//! - `map_file` maps a file read-only; `map_indexed` also checks it has the indexed size.
+//! - `map_file` maps a file read-only; `map_indexed` also checks it has the indexed size, and `open_indexed`
+//!   opens one to be sent without a map after the same check.
 //! - A SIGBUS guard: reading a page of a map past the end of a file that was truncated after it was mapped
 //!   raises SIGBUS, which would kill the server. The guard answers such a fault by mapping a page of zeros
 //!   over the missing one and counting the fault; `unfaulted` runs a read and fails it when the count
@@ -41,6 +42,18 @@ pub fn map_indexed(path: &Path, size: u64) -> io::Result<Mmap> {
         return Err(size_changed(path, map.len() as u64, size));
     }
     Ok(map)
+}
+
+/// Opens an indexed file to be sent as it is (read or `sendfile`d, not mapped) after checking it still has
+/// the size the index gives.
+pub fn open_indexed(path: &Path, size: u64) -> io::Result<File> {
+    let cannot = |e: io::Error| io::Error::new(e.kind(), format!("cannot open indexed file {}: {e}", path.display()));
+    let file = File::open(path).map_err(cannot)?;
+    let actual = file.metadata().map_err(cannot)?.len();
+    if actual != size {
+        return Err(size_changed(path, actual, size));
+    }
+    Ok(file)
 }
 
 /// Checks an indexed file's size without mapping it.

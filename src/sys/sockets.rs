@@ -84,7 +84,7 @@ pub fn accept_queue(listener: &std::net::TcpListener) -> Option<(u32, u32)> {
 }
 
 /// The peer of `fd` if it is a connected (not listening) TCP socket whose local port is `port`.
-fn accepted_on(fd: libc::c_int, port: u16) -> Option<std::net::SocketAddr> {
+pub(super) fn accepted_on(fd: libc::c_int, port: u16) -> Option<std::net::SocketAddr> {
     // SAFETY: getsockname, getpeername and getsockopt write at most the lengths given into buffers of those
     // sizes, and the socket addresses are read as the family they say they are.
     unsafe {
@@ -118,7 +118,7 @@ fn accepted_on(fd: libc::c_int, port: u16) -> Option<std::net::SocketAddr> {
 }
 
 /// SAFETY (for callers): `addr` must have been filled by the kernel, so its family tells its layout.
-unsafe fn socket_addr(addr: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+pub(super) unsafe fn socket_addr(addr: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
     let ptr = addr as *const libc::sockaddr_storage;
     match libc::c_int::from(addr.ss_family) {

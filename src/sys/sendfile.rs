@@ -1,0 +1,207 @@
+//! Writing a response straight to its connection's socket: finding the descriptor of a connection that
+//! tiny_http holds, and `send`, `sendfile(2)` and `TCP_CORK` on a duplicate of it. tiny_http hands out a
+//! buffered writer only; with the socket itself a file is sent by the kernel from the page cache, without a
+//! map of it nor a copy through this process.
+//!
+//! Invariants: a `Socket` is a duplicate of the descriptor of exactly the connection asked for (its peer
+//! and local port, and no other open connection with the same peer), checked on the duplicate itself, so a
+//! descriptor closed and reused meanwhile is never written to; the cork is taken off when the `Socket` is
+//! dropped, so the next response on the connection is not held back.
+
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::sockets::{accepted_on, socket_addr};
+
+/// Where a connection's descriptor was found, to look there first next time: the descriptor number and
+/// the socket's inode, which tells whether the number still names the same socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hint {
+    fd: RawFd,
+    inode: u64,
+}
+
+/// A duplicate of one connection's descriptor.
+#[derive(Debug)]
+pub struct Socket {
+    fd: OwnedFd,
+    corked: bool,
+}
+
+/// The socket of the connection from `peer` accepted on `port`: through `hint` when it still names it,
+/// else by a look through the process's descriptors, which must find exactly one such connection.
+/// `None` when there is none or more than one (the caller then writes through tiny_http).
+pub fn find(port: u16, peer: SocketAddr, hint: Option<Hint>) -> Option<(Socket, Hint)> {
+    if let Some(hint) = hint {
+        if let Some(socket) = duplicate(hint, port, peer) {
+            return Some((socket, hint));
+        }
+    }
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    let mut found: Option<Hint> = None;
+    for entry in entries.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else { continue };
+        if peer_of(fd) != Some(peer) || accepted_on(fd, port) != Some(peer) {
+            continue;
+        }
+        let Some(inode) = socket_inode(fd) else { continue };
+        match found {
+            // tiny_http holds two descriptors of each connection: the same socket, twice.
+            Some(seen) if seen.inode == inode => {}
+            Some(_) => return None,
+            None => found = Some(Hint { fd, inode }),
+        }
+    }
+    let hint = found?;
+    duplicate(hint, port, peer).map(|socket| (socket, hint))
+}
+
+/// A duplicate of `hint.fd` if, checked on the duplicate, it is the socket `hint.inode` connected to `peer`
+/// on `port`.
+fn duplicate(hint: Hint, port: u16, peer: SocketAddr) -> Option<Socket> {
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor of whatever `hint.fd` names now, or fails; the new one
+    // is owned by the OwnedFd alone and closed with it.
+    let fd = unsafe {
+        let dup = libc::fcntl(hint.fd, libc::F_DUPFD_CLOEXEC, 0);
+        if dup < 0 {
+            return None;
+        }
+        OwnedFd::from_raw_fd(dup)
+    };
+    let raw = fd.as_raw_fd();
+    (socket_inode(raw) == Some(hint.inode) && accepted_on(raw, port) == Some(peer))
+        .then_some(Socket { fd, corked: false })
+}
+
+/// The inode of `fd` if it is a socket.
+fn socket_inode(fd: RawFd) -> Option<u64> {
+    // SAFETY: fstat writes one stat into a zeroed value of that type on this stack frame.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return None;
+        }
+        Some(st.st_ino)
+    }
+}
+
+/// The peer of `fd` if it is a connected socket.
+fn peer_of(fd: RawFd) -> Option<SocketAddr> {
+    // SAFETY: getpeername writes at most `len` bytes into a zeroed sockaddr_storage on this stack frame, and
+    // the kernel filled it, so its family tells its layout.
+    unsafe {
+        let mut peer: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getpeername(fd, (&mut peer as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
+            return None;
+        }
+        socket_addr(&peer)
+    }
+}
+
+fn result(n: isize) -> io::Result<usize> {
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+impl Socket {
+    /// One `send` of `bytes`: the count taken. A full socket buffer waits at most the socket's send timeout,
+    /// then fails with `WouldBlock`; a closed connection fails, without SIGPIPE.
+    pub fn send(&self, bytes: &[u8]) -> io::Result<usize> {
+        // SAFETY: send reads at most `bytes.len()` bytes from a live slice.
+        result(unsafe { libc::send(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) })
+    }
+
+    /// One `sendfile` of up to `len` bytes of `file` from `offset`: the count sent, 0 when the file ends
+    /// at `offset`. Waits as `send` does.
+    pub fn send_file(&self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        let mut at = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: sendfile reads the file and writes the socket, both descriptors this process holds, and
+        // writes the new offset into `at`, a live local.
+        result(unsafe { libc::sendfile(self.fd.as_raw_fd(), file.as_raw_fd(), &mut at, len) })
+    }
+
+    /// Holds partial segments back until the cork is taken off (or 200 ms pass): a part head and the file
+    /// that follows it leave in full segments instead of a small one each.
+    pub fn cork(&mut self, on: bool) {
+        let value: libc::c_int = on.into();
+        // SAFETY: setsockopt reads one c_int from a live local.
+        let set = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        self.corked = on && set == 0;
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if self.corked {
+            self.cork(false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn the_socket_of_a_connection_is_found_by_its_peer_and_sends_files() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        let _twin = accepted.try_clone().unwrap();
+        let _other = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_other_accepted, _) = listener.accept().unwrap();
+
+        let (mut socket, hint) = find(port, peer, None).expect("found, though tiny_http-like twins hold it twice");
+        assert_eq!(find(port, peer, Some(hint)).map(|(_, h)| h), Some(hint), "found again through the hint");
+        let path = std::env::temp_dir().join(format!("si-sendfile-{}", std::process::id()));
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = File::open(&path).unwrap();
+        socket.cork(true);
+        assert_eq!(socket.send(b"head:").unwrap(), 5);
+        assert_eq!(socket.send_file(&file, 3, 100).unwrap(), 7, "up to the end of the file");
+        assert_eq!(socket.send_file(&file, 10, 100).unwrap(), 0, "0 at the end: the file ended there");
+        drop(socket);
+        drop(accepted);
+        drop(_twin);
+        let mut got = String::new();
+        client.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "head:3456789");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_hint_to_a_descriptor_reused_by_another_connection_is_not_followed() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (first, first_peer) = listener.accept().unwrap();
+        let (_, hint) = find(port, first_peer, None).unwrap();
+        drop(first);
+        let mut b = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (second, second_peer) = listener.accept().unwrap();
+        // The number is likely the same one; the inode tells them apart.
+        assert!(find(port, first_peer, Some(hint)).is_none(), "the first connection is gone");
+        let (socket, _) = find(port, second_peer, Some(hint)).expect("the second is found by a look");
+        assert_eq!(socket.send(b"x").unwrap(), 1);
+        let mut one = [0u8; 1];
+        b.read_exact(&mut one).unwrap();
+        assert_eq!(&one, b"x");
+        drop(second);
+        b.write_all(b"").unwrap();
+    }
+}
