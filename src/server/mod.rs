@@ -15,6 +15,7 @@
 
 pub mod conns;
 pub mod listener;
+pub mod pool;
 pub mod queue;
 pub mod redact;
 pub mod start;
@@ -25,7 +26,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::app::App;
@@ -66,6 +67,7 @@ struct Shared {
     listener: Arc<Listener>,
     /// Writer threads writing a response now.
     writers: AtomicUsize,
+    pool: Arc<pool::Pool>,
     wires: wire::Wires,
 }
 
@@ -109,6 +111,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
         pace,
         listener: Arc::clone(&listener),
         writers: AtomicUsize::new(0),
+        pool: pool::Pool::new(threads),
         wires: wire::Wires::new(local),
     });
     let mut workers = Vec::with_capacity(threads);
@@ -334,28 +337,19 @@ fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
 
 /// Gives the rest of a response to a writer thread of its own; if none can be started, writes it here.
 fn hand_off(shared: &Arc<Shared>, out: Outgoing, finish: Finish) {
-    // The response waits in a slot both sides can reach, so that a failed spawn does not lose it.
-    let slot = Arc::new(Mutex::new(Some((out, finish))));
-    let take = |slot: &Mutex<Option<(Outgoing, Finish)>>| slot.lock().ok().and_then(|mut s| s.take());
-    let (taken, writing) = (Arc::clone(&slot), Arc::clone(shared));
-    let spawned = std::thread::Builder::new().name("writer".into()).spawn(move || {
-        if let Some((mut out, finish)) = take(&taken) {
-            writing.writers.fetch_add(1, Ordering::SeqCst);
-            let progress = out.pump(false);
-            let sent = out.body_sent();
-            drop(out);
-            writing.writers.fetch_sub(1, Ordering::SeqCst);
-            finish.run(&writing, progress, sent);
-        }
+    let writing = Arc::clone(shared);
+    let task = Box::new(move || {
+        let mut out = out;
+        writing.writers.fetch_add(1, Ordering::SeqCst);
+        let progress = out.pump(false);
+        let sent = out.body_sent();
+        drop(out);
+        writing.writers.fetch_sub(1, Ordering::SeqCst);
+        finish.run(&writing, progress, sent);
     });
-    if let Err(e) = spawned {
+    if let Err((task, e)) = shared.pool.run(task) {
         log::warn!("cannot start a writer thread ({e}); the worker writes the response");
-        if let Some((mut out, finish)) = take(&slot) {
-            let progress = out.pump(false);
-            let sent = out.body_sent();
-            drop(out);
-            finish.run(shared, progress, sent);
-        }
+        task();
     }
 }
 
