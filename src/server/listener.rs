@@ -3,7 +3,12 @@
 //! dies on a failed `try_clone` of a new connection. Each tiny_http server here is a *generation* over a
 //! duplicate of the same listening socket; a watchdog notices a generation that stopped accepting and, once
 //! descriptors are free again, starts the next one on the same socket. The old generation's connections
-//! keep being served: its pump goes on taking their requests.
+//! keep being served: one of its pumps goes on taking their requests.
+//!
+//! Each generation has one pump more than there are workers. A pump that takes a request nobody waits
+//! before serves it itself, when a place in service is free (`queue`) and another pump still waits on
+//! tiny_http, so that a request usually goes from tiny_http's thread to the one that answers it in one
+//! handoff; anything else it queues for the workers.
 //!
 //! Invariants: the listening socket is never closed while serving; a new generation is started only when
 //! descriptors are free (so an exhausted process does not spin); accept failures are logged at most once a
@@ -16,12 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::conns::Watch;
-use super::queue::{Pushed, Queue};
+use super::queue::{Job, Pushed, Queue};
 use crate::sys::limits::open_descriptors;
 use crate::sys::sockets::accept_queue;
 
 /// How many tiny_http servers may be started over the life of the process before the listener counts as
-/// lost. Each one that stopped accepting keeps one idle thread for its remaining connections.
+/// lost. Each one that stopped accepting keeps one pump for its remaining connections.
 pub const MAX_GENERATIONS: usize = 64;
 
 /// How often the watchdog looks at the accept queue, and for how many looks in a row connections must wait
@@ -32,12 +37,29 @@ const LOOKS: u32 = 10;
 /// Descriptors kept free before a new generation starts: it needs a few for itself and its first clients.
 const HEADROOM: usize = 32;
 
+/// Serves one request claimed by a pump.
+pub type Serve = Box<dyn Fn(Job<tiny_http::Request>) + Send + Sync>;
+
+/// One generation: its tiny_http server and how many of its pumps are still running.
+struct Generation {
+    server: Arc<tiny_http::Server>,
+    pumps: AtomicUsize,
+    /// Pumps waiting in tiny_http for a request now.
+    receiving: AtomicUsize,
+    /// Whether its accept loop was reported ended.
+    ended: AtomicBool,
+}
+
 pub struct Listener {
     socket: TcpListener,
     soft_limit: u64,
     queue: Arc<Queue<tiny_http::Request>>,
     watch: Arc<Watch>,
-    servers: Mutex<Vec<Arc<tiny_http::Server>>>,
+    servers: Mutex<Vec<Arc<Generation>>>,
+    /// Pumps per generation.
+    pumps: usize,
+    /// How a pump serves what it claims; until it is set, pumps only queue.
+    serve: std::sync::OnceLock<Serve>,
     /// Set by a pump when its tiny_http server reported an accept error.
     failed: AtomicBool,
     stopping: AtomicBool,
@@ -49,12 +71,14 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Starts the first generation on `socket`, whose duplicates every generation accepts on.
+    /// Starts the first generation on `socket`, whose duplicates every generation accepts on, with `pumps`
+    /// pumps.
     pub fn start(
         socket: TcpListener,
         soft_limit: u64,
         queue: Arc<Queue<tiny_http::Request>>,
         watch: Arc<Watch>,
+        pumps: usize,
     ) -> Result<Arc<Listener>, String> {
         let listener = Arc::new(Listener {
             socket,
@@ -62,6 +86,8 @@ impl Listener {
             queue,
             watch,
             servers: Mutex::new(Vec::new()),
+            pumps: pumps.max(1),
+            serve: std::sync::OnceLock::new(),
             failed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             failures: AtomicU64::new(0),
@@ -70,6 +96,11 @@ impl Listener {
         });
         listener.start_generation()?;
         Ok(listener)
+    }
+
+    /// From now on pumps serve the requests they claim with `serve`.
+    pub fn serve_with(&self, serve: Serve) {
+        let _ = self.serve.set(serve);
     }
 
     /// How many tiny_http servers have been started.
@@ -86,42 +117,80 @@ impl Listener {
         let server = Arc::new(
             tiny_http::Server::from_listener(dup, None).map_err(|e| format!("cannot start an accept loop: {e}"))?,
         );
+        let generation =
+            Arc::new(Generation {
+            server,
+            pumps: AtomicUsize::new(self.pumps),
+            receiving: AtomicUsize::new(0),
+            ended: AtomicBool::new(false),
+        });
         if let Ok(mut servers) = self.servers.lock() {
-            servers.push(Arc::clone(&server));
+            servers.push(Arc::clone(&generation));
         }
-        let me = Arc::clone(self);
-        std::thread::Builder::new()
-            .name(format!("pump-{n}"))
-            .spawn(move || me.pump(&server))
-            .map_err(|e| format!("cannot start a pump thread: {e}"))?;
+        for p in 0..self.pumps {
+            let (me, mine) = (Arc::clone(self), Arc::clone(&generation));
+            let spawned = std::thread::Builder::new().name(format!("pump-{n}-{p}")).spawn(move || me.pump(&mine));
+            if let Err(e) = spawned {
+                if p == 0 {
+                    return Err(format!("cannot start a pump thread: {e}"));
+                }
+                generation.pumps.fetch_sub(self.pumps - p, Ordering::SeqCst);
+                log::warn!("accept loop {n} runs with {p} pumps: cannot start more ({e})");
+                break;
+            }
+        }
         if n > 1 {
             log::warn!("accepting again: accept loop {n} started on the same socket");
         }
         Ok(())
     }
 
-    /// Takes the requests of one generation's connections to the queue, for as long as the process serves.
-    fn pump(&self, server: &tiny_http::Server) {
+    /// Takes the requests of one generation's connections, serving or queueing each, for as long as the
+    /// process serves (or, once the generation's accept loop ended, until its other pumps have gone).
+    fn pump(&self, generation: &Generation) {
+        let server = &generation.server;
         loop {
-            match server.recv() {
+            generation.receiving.fetch_add(1, Ordering::SeqCst);
+            let received = server.recv();
+            // Serving a request here leaves tiny_http to the other pumps: only when one is still waiting there,
+            // so that requests keep being taken (and refused when too many wait) while pumps serve.
+            let others = generation.receiving.fetch_sub(1, Ordering::SeqCst) - 1;
+            match received {
                 Ok(request) => {
                     let peer: Option<SocketAddr> = request.remote_addr().copied();
                     self.watch.started(peer.as_ref());
-                    if let Pushed::Overflow(request) = self.queue.push(peer, request) {
-                        // A pipelined burst past its share: close the connection. The request is disposed of
-                        // without tiny_http's blocking 500: its writer is taken and dropped unused.
-                        log::warn!("closing a connection from {peer:?} that queued more than its share of requests");
-                        self.watch.finished(peer.as_ref(), false);
-                        drop(request.into_writer());
+                    match self.queue.push(peer, request, others > 0 && self.serve.get().is_some()) {
+                        Pushed::Queued => {}
+                        Pushed::Claimed(job) => {
+                            if let Some(serve) = self.serve.get() {
+                                serve(job);
+                            }
+                        }
+                        Pushed::Overflow(request) => {
+                            // A pipelined burst past its share: close the connection. The request is disposed
+                            // of without tiny_http's blocking 500: its writer is taken and dropped unused.
+                            log::warn!("closing a connection from {peer:?} that queued more than its share of requests");
+                            self.watch.finished(peer.as_ref(), false);
+                            drop(request.into_writer());
+                        }
                     }
                 }
                 Err(_) if self.stopping.load(Ordering::SeqCst) => return,
                 Err(e) => {
-                    // tiny_http reports the accept error that ended its loop once; its connections' requests
-                    // still come here.
-                    log::debug!("an accept loop ended: {e}");
-                    self.failures.fetch_add(1, Ordering::SeqCst);
-                    self.failed.store(true, Ordering::SeqCst);
+                    // tiny_http reports the accept error that ended its loop once, to one pump; that pump wakes
+                    // the others, which end, all but the last, which stays for the connections' requests.
+                    if !generation.ended.swap(true, Ordering::SeqCst) {
+                        log::debug!("an accept loop ended: {e}");
+                        self.failures.fetch_add(1, Ordering::SeqCst);
+                        self.failed.store(true, Ordering::SeqCst);
+                        for _ in 1..generation.pumps.load(Ordering::SeqCst) {
+                            server.unblock();
+                        }
+                    }
+                    let left = generation.pumps.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n > 1).then(|| n - 1));
+                    if left.is_ok() {
+                        return;
+                    }
                 }
             }
         }
@@ -171,8 +240,10 @@ impl Listener {
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         if let Ok(servers) = self.servers.lock() {
-            for server in servers.iter() {
-                server.unblock();
+            for generation in servers.iter() {
+                for _ in 0..generation.pumps.load(Ordering::SeqCst) {
+                    generation.server.unblock();
+                }
             }
         }
     }

@@ -85,7 +85,7 @@ pub enum Ended {
 pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
     let config = &app.config;
     let threads = config.threads;
-    let queue = Arc::new(Queue::new(threads));
+    let queue = Arc::new(Queue::new(threads, threads));
     let local = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let port = local.port();
     let cap = config.connection_cap(soft_limit);
@@ -100,7 +100,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
         window: Duration::from_secs(10),
         stall: Duration::from_secs(config.write_timeout),
     };
-    let listener = match Listener::start(socket, soft_limit, Arc::clone(&queue), Arc::clone(&watch)) {
+    let listener = match Listener::start(socket, soft_limit, Arc::clone(&queue), Arc::clone(&watch), threads + 1) {
         Ok(listener) => listener,
         Err(e) => return Ended::ListenerLost(e),
     };
@@ -114,6 +114,8 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
         pool: pool::Pool::new(threads),
         wires: wire::Wires::new(local),
     });
+    let serving = Arc::clone(&shared);
+    listener.serve_with(Box::new(move |job| serve_one(&serving, job)));
     let mut workers = Vec::with_capacity(threads);
     for n in 0..threads {
         let shared = Arc::clone(&shared);
@@ -275,6 +277,15 @@ impl Finish {
 /// Handles one request and sees its response written: here while the client keeps up, else by a writer
 /// thread, so that this worker is free again at once.
 fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
+    // However this ends (written, handed over, or a panic), the place among the requests being handled is
+    // free again.
+    struct Handled<'a>(&'a Queue<tiny_http::Request>);
+    impl Drop for Handled<'_> {
+        fn drop(&mut self) {
+            self.0.handled();
+        }
+    }
+    let _handled = Handled(&shared.queue);
     let Job { peer, request: mut raw, refusal, .. } = job;
     let started = Instant::now();
     let app = &shared.app;

@@ -1,9 +1,14 @@
 //! The queue between tiny_http and the workers, fair among connections: each connection has its own line,
 //! and workers take from the connections in turn, one request of a connection at a time.
 //!
-//! Invariants: the requests of one connection are served in the order they came, and never two at once (the
-//! next is taken only when the previous response is done, so no worker waits on tiny_http's per-connection
-//! writer order). A connection counts once against the queue however many requests it pipelines, and past
+//! A request that finds nothing waiting before it and a place free in service is claimed at once by the
+//! thread that took it from tiny_http, which serves it itself: no handoff to a worker.
+//!
+//! Invariants: at most `serving_cap` requests are being handled at once (claimed or taken by workers, until
+//! `handled`: a response handed to a writer thread no longer counts); the
+//! requests of one connection are served in the order they came, and never two at once (the next is taken
+//! only when the previous response is done, so no worker waits on tiny_http's per-connection writer
+//! order); a request is claimed only when no other connection waits, so claiming never jumps the line. A connection counts once against the queue however many requests it pipelines, and past
 //! `PER_CONNECTION` waiting requests it is closed; past `waiting_cap` connections waiting, a connection that
 //! brings a new request gets 503. Nothing here writes to a socket or drops a request, so the threads that
 //! push never block.
@@ -40,6 +45,8 @@ pub struct Job<T> {
 /// What `push` did with a request.
 pub enum Pushed<T> {
     Queued,
+    /// Nothing waited and a place in service was free: the caller serves the request now, and calls `done`.
+    Claimed(Job<T>),
     /// Its connection already has `PER_CONNECTION` waiting: close the connection. The request comes back so
     /// that the caller can dispose of it without blocking.
     Overflow(T),
@@ -59,8 +66,16 @@ struct Inner<T> {
     /// Connections with at least one request waiting.
     waiting_lines: usize,
     busy: usize,
+    /// Requests taken (claimed or by a worker) and not yet `handled`.
+    handling: usize,
     stopping: bool,
     closed: bool,
+}
+
+impl<T> Inner<T> {
+    fn serving_full(&self, cap: usize) -> bool {
+        self.handling >= cap
+    }
 }
 
 pub struct Queue<T> {
@@ -69,6 +84,8 @@ pub struct Queue<T> {
     /// Signalled whenever a connection stops being busy, for the shutdown drain.
     idle: Condvar,
     waiting_cap: usize,
+    /// The most requests in service at once.
+    serving_cap: usize,
 }
 
 /// How full the queue is, for the log and the tests.
@@ -81,18 +98,20 @@ pub struct Depth {
 }
 
 impl<T> Queue<T> {
-    /// A queue that answers 503 past `waiting_cap` connections waiting.
-    pub fn new(waiting_cap: usize) -> Queue<T> {
+    /// A queue that serves at most `serving_cap` requests at once and answers 503 past `waiting_cap`
+    /// connections waiting.
+    pub fn new(waiting_cap: usize, serving_cap: usize) -> Queue<T> {
         let inner = Inner {
             lines: HashMap::new(),
             ready: VecDeque::new(),
             waiting: 0,
             waiting_lines: 0,
             busy: 0,
+            handling: 0,
             stopping: false,
             closed: false,
         };
-        Queue { inner: Mutex::new(inner), work: Condvar::new(), idle: Condvar::new(), waiting_cap }
+        Queue { inner: Mutex::new(inner), work: Condvar::new(), idle: Condvar::new(), waiting_cap, serving_cap }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner<T>> {
@@ -100,9 +119,20 @@ impl<T> Queue<T> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues a request behind the others of its connection.
-    pub fn push(&self, peer: Peer, request: T) -> Pushed<T> {
+    /// Queues a request behind the others of its connection; with `claim`, hands it back to be served at
+    /// once when nothing waits and a place in service is free.
+    pub fn push(&self, peer: Peer, request: T, claim: bool) -> Pushed<T> {
         let mut inner = self.lock();
+        if claim && !inner.stopping && !inner.closed && inner.ready.is_empty() && !inner.serving_full(self.serving_cap)
+        {
+            let idle = inner.lines.get(&peer).is_none_or(|line| !line.busy && line.waiting.is_empty());
+            if idle {
+                inner.lines.insert(peer, Line { waiting: VecDeque::new(), busy: true });
+                inner.busy += 1;
+                inner.handling += 1;
+                return Pushed::Claimed(Job { peer, request, refusal: None });
+            }
+        }
         let (stopping, full) = (inner.stopping, inner.waiting_lines >= self.waiting_cap);
         let line = inner.lines.entry(peer).or_insert_with(|| Line { waiting: VecDeque::new(), busy: false });
         if line.waiting.len() >= PER_CONNECTION {
@@ -133,6 +163,10 @@ impl<T> Queue<T> {
     pub fn next(&self) -> Option<Job<T>> {
         let mut inner = self.lock();
         loop {
+            if inner.serving_full(self.serving_cap) && !inner.closed {
+                inner = self.work.wait(inner).unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
+            }
             if let Some(peer) = inner.ready.pop_front() {
                 let Some(line) = inner.lines.get_mut(&peer) else { continue };
                 let Some((request, refusal)) = line.waiting.pop_front() else { continue };
@@ -143,12 +177,23 @@ impl<T> Queue<T> {
                     inner.waiting_lines -= 1;
                 }
                 inner.busy += 1;
+                inner.handling += 1;
                 return Some(Job { peer, request, refusal });
             }
             if inner.closed {
                 return None;
             }
             inner = self.work.wait(inner).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// A request taken is handled: its response is written or handed to a writer thread, and its place
+    /// among those being handled is free.
+    pub fn handled(&self) {
+        let mut inner = self.lock();
+        inner.handling = inner.handling.saturating_sub(1);
+        if !inner.ready.is_empty() {
+            self.work.notify_one();
         }
     }
 
@@ -213,11 +258,11 @@ mod tests {
 
     #[test]
     fn connections_are_served_in_turn_and_each_in_order() {
-        let q = Queue::new(100);
+        let q = Queue::new(100, usize::MAX);
         for n in 0..3 {
-            assert!(matches!(q.push(peer(1), format!("a{n}")), Pushed::Queued));
+            assert!(matches!(q.push(peer(1), format!("a{n}"), false), Pushed::Queued));
         }
-        assert!(matches!(q.push(peer(2), "b0".to_string()), Pushed::Queued));
+        assert!(matches!(q.push(peer(2), "b0".to_string(), false), Pushed::Queued));
         let first = q.next().unwrap();
         assert_eq!((first.peer, first.request.as_str()), (peer(1), "a0"));
         // a1 waits for a0's response; b0 goes first.
@@ -236,12 +281,12 @@ mod tests {
 
     #[test]
     fn one_connection_cannot_fill_the_queue() {
-        let q = Queue::new(2);
+        let q = Queue::new(2, usize::MAX);
         for n in 0..PER_CONNECTION {
-            assert!(matches!(q.push(peer(1), n), Pushed::Queued));
+            assert!(matches!(q.push(peer(1), n, false), Pushed::Queued));
         }
-        assert!(matches!(q.push(peer(1), 0), Pushed::Overflow(0)), "the burst's connection is closed");
-        assert!(matches!(q.push(peer(2), 7), Pushed::Queued), "another connection still gets in");
+        assert!(matches!(q.push(peer(1), 0, false), Pushed::Overflow(0)), "the burst's connection is closed");
+        assert!(matches!(q.push(peer(2), 7, false), Pushed::Queued), "another connection still gets in");
         let a = q.next().unwrap();
         let b = q.next().unwrap();
         assert_eq!((a.request, b.request), (0, 7), "and is served next, not after the burst");
@@ -255,22 +300,55 @@ mod tests {
 
     #[test]
     fn past_the_cap_requests_are_refused_in_their_turn() {
-        let q = Queue::new(2);
+        let q = Queue::new(2, usize::MAX);
         for port in 1..=3 {
-            assert!(matches!(q.push(peer(port), port), Pushed::Queued));
+            assert!(matches!(q.push(peer(port), port, false), Pushed::Queued));
         }
         let refusals: Vec<Option<Refusal>> = (0..3).map(|_| q.next().unwrap().refusal).collect();
         assert_eq!(refusals, vec![None, None, Some(Refusal::Busy)], "two connections may wait, not three");
         q.stop_taking();
-        q.push(peer(9), 9);
+        q.push(peer(9), 9, false);
         q.done(peer(1));
         assert_eq!(q.next().unwrap().refusal, Some(Refusal::Stopping));
     }
 
     #[test]
+    fn a_request_is_claimed_only_when_nothing_waits_and_a_place_is_free() {
+        let q = std::sync::Arc::new(Queue::new(10, 2));
+        let Pushed::Claimed(a) = q.push(peer(1), 1, true) else { panic!("nothing waits: claimed") };
+        assert_eq!((a.peer, a.request), (peer(1), 1));
+        assert!(matches!(q.push(peer(1), 2, true), Pushed::Queued), "its connection is in service: it waits");
+        assert!(matches!(q.push(peer(2), 3, true), Pushed::Claimed(_)), "another connection, a place free");
+        assert!(matches!(q.push(peer(3), 4, true), Pushed::Queued), "two being handled, the cap: queued");
+        q.handled();
+        q.done(peer(1));
+        assert_eq!(q.depth(), Depth { waiting: 2, busy: 1 });
+        assert!(matches!(q.push(peer(4), 5, true), Pushed::Queued), "others are ready: no jumping them");
+        assert_eq!(q.next().unwrap().request, 4, "connections in turn");
+        // Two being handled again: a worker waits for a place.
+        let worker = {
+            let q = std::sync::Arc::clone(&q);
+            std::thread::spawn(move || q.next().unwrap().request)
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!worker.is_finished(), "no third request handled at once");
+        // Peer 2's response goes to a writer thread: its place is free though it is still in service.
+        q.handled();
+        assert_eq!(worker.join().unwrap(), 2, "peer 1's second request, ready before peer 4's");
+        assert_eq!(q.depth(), Depth { waiting: 1, busy: 3 });
+        q.handled();
+        q.handled();
+        q.done(peer(2));
+        q.stop_taking();
+        q.done(peer(1));
+        q.done(peer(3));
+        assert!(matches!(q.push(peer(6), 6, true), Pushed::Queued), "a stopping queue claims nothing");
+    }
+
+    #[test]
     fn closing_ends_the_workers_once_drained() {
-        let q = std::sync::Arc::new(Queue::new(10));
-        q.push(peer(1), 1);
+        let q = std::sync::Arc::new(Queue::new(10, usize::MAX));
+        q.push(peer(1), 1, false);
         q.close();
         assert_eq!(q.next().unwrap().request, 1, "what waits is still served");
         q.done(peer(1));

@@ -1,6 +1,6 @@
 //! The connection a response is written on: tiny_http's writer, or, for a body streamed from files, the
 //! connection's socket itself, so that files go out with `sendfile` and a part head and the data after it
-//! share segments (`TCP_CORK`).
+//! share segments (`MSG_MORE`).
 //!
 //! Invariants: nothing is written on the socket before tiny_http's writer says it is this response's turn
 //! (the previous response on the connection is done) and nothing is left in that writer's buffer; a socket
@@ -79,22 +79,17 @@ impl Wire {
         Wire { writer, socket: None }
     }
 
-    /// Whether bytes go to the socket itself.
-    pub fn is_direct(&self) -> bool {
-        self.socket.is_some()
-    }
-
-    /// Holds back partial segments until `cork(false)`, on a socket (nothing otherwise).
-    pub fn cork(&mut self, on: bool) {
+    /// Sends out what is held back for the bytes that were to follow: the response is complete.
+    pub fn push(&mut self) {
         if let Some(socket) = &mut self.socket {
-            socket.cork(on);
+            socket.push();
         }
     }
 }
 
 impl Write for Wire {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &self.socket {
+        match &mut self.socket {
             Some(socket) => socket.send(buf),
             None => self.writer.write(buf),
         }
@@ -110,7 +105,7 @@ impl Write for Wire {
 
 impl Sink for Wire {
     fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
-        match &self.socket {
+        match &mut self.socket {
             Some(socket) => socket.send_file(file, offset, len),
             None => read_and_write(&mut self.writer, file, offset, len),
         }

@@ -161,9 +161,6 @@ impl Outgoing {
     /// Writes on until the response is done or fails; with `stop_when_blocked`, also stops as soon as a
     /// write would wait (after at most one `TICK`), so that the caller can hand the rest to a writer thread.
     pub fn pump(&mut self, stop_when_blocked: bool) -> Progress {
-        if self.head_sent == 0 && self.writer.is_direct() {
-            self.writer.cork(true);
-        }
         loop {
             let step = if self.head_sent < self.head.len() {
                 self.writer.write(&self.head[self.head_sent..]).map(|n| {
@@ -185,7 +182,7 @@ impl Outgoing {
             } else {
                 match self.writer.flush() {
                     Ok(()) => {
-                        self.writer.cork(false);
+                        self.writer.push();
                         return Progress::Done;
                     }
                     Err(e) => Err(e),

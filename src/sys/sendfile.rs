@@ -1,12 +1,12 @@
 //! Writing a response straight to its connection's socket: finding the descriptor of a connection that
-//! tiny_http holds, and `send`, `sendfile(2)` and `TCP_CORK` on a duplicate of it. tiny_http hands out a
+//! tiny_http holds, and `send` (with `MSG_MORE`) and `sendfile(2)` on a duplicate of it. tiny_http hands out a
 //! buffered writer only; with the socket itself a file is sent by the kernel from the page cache, without a
 //! map of it nor a copy through this process.
 //!
 //! Invariants: a `Socket` is a duplicate of the descriptor of exactly the connection asked for (its peer
 //! and local port, and no other open connection with the same peer), checked on the duplicate itself, so a
-//! descriptor closed and reused meanwhile is never written to; the cork is taken off when the `Socket` is
-//! dropped, so the next response on the connection is not held back.
+//! descriptor closed and reused meanwhile is never written to; bytes sent with `MSG_MORE` are pushed out
+//! when the `Socket` is dropped at the latest, so the end of a response is never held back.
 
 #![allow(unsafe_code)]
 
@@ -29,7 +29,8 @@ pub struct Hint {
 #[derive(Debug)]
 pub struct Socket {
     fd: OwnedFd,
-    corked: bool,
+    /// Bytes were sent with `MSG_MORE` and not pushed since.
+    held: bool,
 }
 
 /// The socket of the connection from `peer` accepted on `port`: through `hint` when it still names it,
@@ -74,7 +75,7 @@ fn duplicate(hint: Hint, port: u16, peer: SocketAddr) -> Option<Socket> {
     };
     let raw = fd.as_raw_fd();
     (socket_inode(raw) == Some(hint.inode) && accepted_on(raw, port) == Some(peer))
-        .then_some(Socket { fd, corked: false })
+        .then_some(Socket { fd, held: false })
 }
 
 /// The inode of `fd` if it is a socket.
@@ -108,45 +109,53 @@ fn result(n: isize) -> io::Result<usize> {
 }
 
 impl Socket {
-    /// One `send` of `bytes`: the count taken. A full socket buffer waits at most the socket's send timeout,
-    /// then fails with `WouldBlock`; a closed connection fails, without SIGPIPE.
-    pub fn send(&self, bytes: &[u8]) -> io::Result<usize> {
+    /// One `send` of `bytes`, with `MSG_MORE`: a part head waits for the file after it instead of leaving
+    /// in a small segment of its own (until `push`). The count taken. A full socket buffer waits at most the
+    /// socket's send timeout, then fails with `WouldBlock`; a closed connection fails, without SIGPIPE.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.held = true;
+        let flags = libc::MSG_NOSIGNAL | libc::MSG_MORE;
         // SAFETY: send reads at most `bytes.len()` bytes from a live slice.
-        result(unsafe { libc::send(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) })
+        result(unsafe { libc::send(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), flags) })
     }
 
     /// One `sendfile` of up to `len` bytes of `file` from `offset`: the count sent, 0 when the file ends
-    /// at `offset`. Waits as `send` does.
-    pub fn send_file(&self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+    /// at `offset`. Waits as `send` does; its last segment is pushed out.
+    pub fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
         let mut at = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: sendfile reads the file and writes the socket, both descriptors this process holds, and
         // writes the new offset into `at`, a live local.
-        result(unsafe { libc::sendfile(self.fd.as_raw_fd(), file.as_raw_fd(), &mut at, len) })
+        let sent = result(unsafe { libc::sendfile(self.fd.as_raw_fd(), file.as_raw_fd(), &mut at, len) });
+        if sent.as_ref().is_ok_and(|n| *n > 0) {
+            self.held = false;
+        }
+        sent
     }
 
-    /// Holds partial segments back until the cork is taken off (or 200 ms pass): a part head and the file
-    /// that follows it leave in full segments instead of a small one each.
-    pub fn cork(&mut self, on: bool) {
-        let value: libc::c_int = on.into();
+    /// Sends what `MSG_MORE` held back now.
+    pub fn push(&mut self) {
+        if !self.held {
+            return;
+        }
+        // Setting TCP_NODELAY (which every connection has) pushes the pending segments out.
+        let value: libc::c_int = 1;
         // SAFETY: setsockopt reads one c_int from a live local.
-        let set = unsafe {
+        unsafe {
             libc::setsockopt(
                 self.fd.as_raw_fd(),
                 libc::IPPROTO_TCP,
-                libc::TCP_CORK,
+                libc::TCP_NODELAY,
                 (&value as *const libc::c_int).cast(),
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        self.corked = on && set == 0;
+            );
+        }
+        self.held = false;
     }
 }
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        if self.corked {
-            self.cork(false);
-        }
+        self.push();
     }
 }
 
@@ -171,7 +180,6 @@ mod tests {
         let path = std::env::temp_dir().join(format!("si-sendfile-{}", std::process::id()));
         std::fs::write(&path, b"0123456789").unwrap();
         let file = File::open(&path).unwrap();
-        socket.cork(true);
         assert_eq!(socket.send(b"head:").unwrap(), 5);
         assert_eq!(socket.send_file(&file, 3, 100).unwrap(), 7, "up to the end of the file");
         assert_eq!(socket.send_file(&file, 10, 100).unwrap(), 0, "0 at the end: the file ended there");
@@ -196,7 +204,7 @@ mod tests {
         let (second, second_peer) = listener.accept().unwrap();
         // The number is likely the same one; the inode tells them apart.
         assert!(find(port, first_peer, Some(hint)).is_none(), "the first connection is gone");
-        let (socket, _) = find(port, second_peer, Some(hint)).expect("the second is found by a look");
+        let (mut socket, _) = find(port, second_peer, Some(hint)).expect("the second is found by a look");
         assert_eq!(socket.send(b"x").unwrap(), 1);
         let mut one = [0u8; 1];
         b.read_exact(&mut one).unwrap();
