@@ -22,7 +22,7 @@ pub fn check_capability<'a>(
     grant: &Grant,
     study_token: &str,
     study_uid: Uid,
-) -> Result<&'a Study, ApiError> {
+) -> Result<Study<'a>, ApiError> {
     let forbid = |why: &str| ApiError::Forbidden(why.to_string());
     let claims = sealer.open(study_token, now_secs()).map_err(|r| forbid(&r.to_string()))?;
     if claims.tenant != tenant.name {
@@ -40,13 +40,13 @@ pub fn check_capability<'a>(
     let study = index
         .study(study_uid)
         .ok_or_else(|| ApiError::NotFound(format!("study {} is not known", study_uid.as_str())))?;
-    if !claims.patient_ids.iter().any(|id| *id == study.patient_id) {
+    if !claims.patient_ids.iter().any(|id| id == study.patient_id()) {
         return Err(forbid("the study no longer belongs to the patient the token was minted for"));
     }
     // The grant of now, not only the one the token was minted under: the patient's identifiers may have
     // changed at the EHR since. Where every study is visible (`all-studies`), so is this one.
     if !tenant.ignore_patient && tenant.lookup == Lookup::StudiesByContext {
-        let owned = grant.patient().is_some_and(|p| p.owns(&study.patient_id, &study.issuer_of_patient_id));
+        let owned = grant.patient().is_some_and(|p| p.owns(study.patient_id(), study.issuer_of_patient_id()));
         if !owned {
             return Err(forbid("the study is not among the studies of the patient in context"));
         }

@@ -8,15 +8,15 @@ use crate::index::Instance;
 
 /// A strong validator for a representation: the index's time, what was asked and how, and the identity,
 /// size and time of every file it comes from. Another index or another file gives another tag.
-pub fn etag(scope: &Scope, what: &str, instances: &[&Instance]) -> String {
+pub fn etag(scope: &Scope, what: &str, instances: &[Instance]) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(scope.index.written().as_bytes());
     ctx.update(b"\0");
-    ctx.update(scope.study.uid.as_bytes());
+    ctx.update(scope.study.uid().as_bytes());
     ctx.update(b"\0");
     ctx.update(what.as_bytes());
     for i in instances {
-        ctx.update(format!("\0{}:{}:{}", i.uid, i.size, i.mtime).as_bytes());
+        ctx.update(format!("\0{}:{}:{}", i.uid(), i.size(), i.mtime()).as_bytes());
     }
     let digest = ctx.finish();
     let hex: String = digest.as_ref().iter().take(16).map(|b| format!("{b:02x}")).collect();

@@ -31,10 +31,10 @@ pub fn frame_error(scope: &Scope, inst: &Instance, e: FrameError) -> ApiError {
 }
 
 /// Frames as `multipart/related`, one part per frame, in the order asked (PS3.18 §8.7.3.5.3).
-pub fn frames(scope: &Scope, (_, inst): (&Series, &Instance), list: &str) -> Result<Response, ApiError> {
+pub fn frames(scope: &Scope, (_, inst): (Series, Instance), list: &str) -> Result<Response, ApiError> {
     let numbers = frame_list(list)?;
-    let (map, data_set) = load(scope, inst)?;
-    let frames = unfaulted(scope, inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(scope, inst, e))?;
+    let (map, data_set) = load(scope, &inst)?;
+    let frames = unfaulted(scope, &inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(scope, &inst, e))?;
     let syntaxes = if frames.encapsulated {
         vec![frames.transfer_syntax.as_str()]
     } else {

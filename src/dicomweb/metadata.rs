@@ -19,7 +19,8 @@ use crate::index::{Instance, Series};
 
 /// The `/bulk/…` path of an element, under its instance's URL.
 fn bulk_uri(scope: &Scope, se: &Series, inst: &Instance, r: &BulkRef) -> String {
-    let mut url = format!("{}/studies/{}/series/{}/instances/{}/bulk", scope.base, scope.study.uid, se.uid, inst.uid);
+    let study = scope.study.uid();
+    let mut url = format!("{}/studies/{study}/series/{}/instances/{}/bulk", scope.base, se.uid(), inst.uid());
     for (tag, item) in r.path {
         url.push_str(&format!("/{:04X}{:04X}/{item}", tag.group, tag.element));
     }
@@ -28,7 +29,7 @@ fn bulk_uri(scope: &Scope, se: &Series, inst: &Instance, r: &BulkRef) -> String 
 }
 
 /// DICOM JSON (PS3.18 Annex F.2) of each instance, bulk data as URIs under the same study token.
-pub fn metadata(scope: &Scope, instances: Vec<(&Series, &Instance)>) -> Result<Response, ApiError> {
+pub fn metadata(scope: &Scope, instances: Vec<(Series, Instance)>) -> Result<Response, ApiError> {
     negotiate_json(scope.req.header("accept")).map_err(refused)?;
     let mut objects = Vec::with_capacity(instances.len());
     for (se, inst) in &instances {
@@ -36,16 +37,16 @@ pub fn metadata(scope: &Scope, instances: Vec<(&Series, &Instance)>) -> Result<R
         objects
             .push(unfaulted(scope, inst, || data_set_to_json(&bytes, &data_set, &|r| bulk_uri(scope, se, inst, &r)))?);
     }
-    let only: Vec<&Instance> = instances.iter().map(|(_, i)| *i).collect();
+    let only: Vec<Instance> = instances.iter().map(|(_, i)| *i).collect();
     let tag = etag(scope, "metadata", &only);
     Ok(Response::json(200, "application/dicom+json", &Value::Array(objects)).with_header("ETag", tag))
 }
 
 /// Bulk data named by a BulkDataURI: the element's value as one part, or for encapsulated Pixel Data one part
 /// per frame.
-pub fn bulk(scope: &Scope, (_, inst): (&Series, &Instance), path: &[&str]) -> Result<Response, ApiError> {
+pub fn bulk(scope: &Scope, (_, inst): (Series, Instance), path: &[&str]) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound("no such bulk data".into());
-    let (map, data_set) = load(scope, inst)?;
+    let (map, data_set) = load(scope, &inst)?;
     let (steps, last) = path.split_last().map(|(l, s)| (s, l)).ok_or_else(not_found)?;
     if steps.len() % 2 != 0 {
         return Err(not_found());
@@ -64,7 +65,7 @@ pub fn bulk(scope: &Scope, (_, inst): (&Series, &Instance), path: &[&str]) -> Re
     let (media, parts) = match &element.value {
         dataset::Value::Fragments(_) if pixel_data => {
             let frames =
-                unfaulted(scope, inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(scope, inst, e))?;
+                unfaulted(scope, &inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(scope, &inst, e))?;
             let syntaxes = [frames.transfer_syntax.as_str()];
             let media = negotiate_frames(scope.req.header("accept"), &syntaxes, true).map_err(refused)?;
             let parts = frames.frames.iter().map(|ranges| frame_part(&map, media, &frames, ranges)).collect();

@@ -22,22 +22,21 @@ use crate::http::{ApiError, Response};
 use scope::{instance, series};
 
 pub fn serve(scope: &Scope, target: Target) -> Result<Response, ApiError> {
-    let study = scope.study;
+    let study = &scope.study;
     let response = match target {
-        Target::Study => retrieve::retrieve(scope, study.series.iter().flat_map(|s| &s.instances).collect(), false),
-        Target::Series(se) => retrieve::retrieve(scope, series(study, se)?.instances.iter().collect(), false),
+        Target::Study => retrieve::retrieve(scope, study.instances().collect(), false),
+        Target::Series(se) => retrieve::retrieve(scope, series(study, se)?.instances().collect(), false),
         Target::Instance(se, sop) => retrieve::retrieve(scope, vec![instance(study, se, sop)?.1], true),
-        Target::StudyMetadata => metadata::metadata(
-            scope,
-            study.series.iter().flat_map(|s| s.instances.iter().map(move |i| (s, i))).collect(),
-        ),
+        Target::StudyMetadata => {
+            metadata::metadata(scope, study.series().flat_map(|s| s.instances().map(move |i| (s, i))).collect())
+        }
         Target::SeriesMetadata(se) => {
             let s = series(study, se)?;
-            metadata::metadata(scope, s.instances.iter().map(|i| (s, i)).collect())
+            metadata::metadata(scope, s.instances().map(|i| (s, i)).collect())
         }
         Target::InstanceMetadata(se, sop) => metadata::metadata(scope, vec![instance(study, se, sop)?]),
         Target::SeriesSearch => qido::search_series(scope),
-        Target::InstanceSearch(se) => qido::search_instances(scope, series(study, se)?),
+        Target::InstanceSearch(se) => qido::search_instances(scope, &series(study, se)?),
         Target::Frames(se, sop, list) => frames::frames(scope, instance(study, se, sop)?, list),
         Target::Bulk(se, sop, path) => metadata::bulk(scope, instance(study, se, sop)?, path),
     }?;

@@ -155,9 +155,8 @@ fn text(s: &str) -> Option<Value> {
 /// The series of a study, matched and paged. `retrieve_base` is the study's WADO-RS URL.
 pub fn series(study: &Study, q: &Query, retrieve_base: &str) -> Vec<Value> {
     let objects = study
-        .series
-        .iter()
-        .map(|se| series_object(study, se, retrieve_base))
+        .series()
+        .map(|se| series_object(study, &se, retrieve_base))
         .filter(|o| q.matches(o))
         .map(Value::Object)
         .collect();
@@ -167,16 +166,16 @@ pub fn series(study: &Study, q: &Query, retrieve_base: &str) -> Vec<Value> {
 fn series_object(study: &Study, se: &Series, retrieve_base: &str) -> Map<String, Value> {
     let mut o = Map::new();
     put(&mut o, tags::SPECIFIC_CHARACTER_SET, "CS", Some(json!("ISO_IR 192")));
-    put(&mut o, tags::MODALITY, "CS", text(&se.modality));
-    if let Some(tz) = study.timezone_offset.as_deref().and_then(|tz| text(&tz.replace(':', ""))) {
+    put(&mut o, tags::MODALITY, "CS", text(se.modality()));
+    if let Some(tz) = study.timezone_offset().and_then(|tz| text(&tz.replace(':', ""))) {
         put(&mut o, tags::TIMEZONE_OFFSET_FROM_UTC, "SH", Some(tz));
     }
-    put(&mut o, tags::SERIES_DESCRIPTION, "LO", text(&se.description));
-    put(&mut o, tags::RETRIEVE_URL, "UR", Some(json!(format!("{retrieve_base}/series/{}", se.uid))));
-    put(&mut o, tags::STUDY_INSTANCE_UID, "UI", Some(json!(study.uid)));
-    put(&mut o, tags::SERIES_INSTANCE_UID, "UI", Some(json!(se.uid)));
-    put(&mut o, tags::SERIES_NUMBER, "IS", se.number.map(|n| json!(n)));
-    put(&mut o, tags::NUMBER_OF_SERIES_RELATED_INSTANCES, "IS", Some(json!(se.instances.len())));
+    put(&mut o, tags::SERIES_DESCRIPTION, "LO", text(se.description()));
+    put(&mut o, tags::RETRIEVE_URL, "UR", Some(json!(format!("{retrieve_base}/series/{}", se.uid()))));
+    put(&mut o, tags::STUDY_INSTANCE_UID, "UI", Some(json!(study.uid())));
+    put(&mut o, tags::SERIES_INSTANCE_UID, "UI", Some(json!(se.uid())));
+    put(&mut o, tags::SERIES_NUMBER, "IS", se.number().map(|n| json!(n)));
+    put(&mut o, tags::NUMBER_OF_SERIES_RELATED_INSTANCES, "IS", Some(json!(se.instance_count())));
     o
 }
 
@@ -197,9 +196,8 @@ pub fn instances(
     image: &dyn Fn(&Instance) -> ImageAttrs,
 ) -> Vec<Value> {
     let objects = se
-        .instances
-        .iter()
-        .map(|i| instance_object(study, se, i, retrieve_base, image(i)))
+        .instances()
+        .map(|i| instance_object(study, se, &i, retrieve_base, image(&i)))
         .filter(|o| q.matches(o))
         .map(Value::Object)
         .collect();
@@ -209,17 +207,17 @@ pub fn instances(
 fn instance_object(study: &Study, se: &Series, i: &Instance, base: &str, img: ImageAttrs) -> Map<String, Value> {
     let mut o = Map::new();
     put(&mut o, tags::SPECIFIC_CHARACTER_SET, "CS", Some(json!("ISO_IR 192")));
-    put(&mut o, tags::SOP_CLASS_UID, "UI", Some(json!(i.sop_class)));
-    put(&mut o, tags::SOP_INSTANCE_UID, "UI", Some(json!(i.uid)));
+    put(&mut o, tags::SOP_CLASS_UID, "UI", Some(json!(i.sop_class())));
+    put(&mut o, tags::SOP_INSTANCE_UID, "UI", Some(json!(i.uid())));
     put(&mut o, tags::INSTANCE_AVAILABILITY, "CS", Some(json!("ONLINE")));
-    if let Some(tz) = study.timezone_offset.as_deref().and_then(|tz| text(&tz.replace(':', ""))) {
+    if let Some(tz) = study.timezone_offset().and_then(|tz| text(&tz.replace(':', ""))) {
         put(&mut o, tags::TIMEZONE_OFFSET_FROM_UTC, "SH", Some(tz));
     }
-    put(&mut o, tags::RETRIEVE_URL, "UR", Some(json!(format!("{base}/series/{}/instances/{}", se.uid, i.uid))));
-    put(&mut o, tags::STUDY_INSTANCE_UID, "UI", Some(json!(study.uid)));
-    put(&mut o, tags::SERIES_INSTANCE_UID, "UI", Some(json!(se.uid)));
-    put(&mut o, tags::INSTANCE_NUMBER, "IS", i.number.map(|n| json!(n)));
-    if let Some(frames) = i.frames {
+    put(&mut o, tags::RETRIEVE_URL, "UR", Some(json!(format!("{base}/series/{}/instances/{}", se.uid(), i.uid()))));
+    put(&mut o, tags::STUDY_INSTANCE_UID, "UI", Some(json!(study.uid())));
+    put(&mut o, tags::SERIES_INSTANCE_UID, "UI", Some(json!(se.uid())));
+    put(&mut o, tags::INSTANCE_NUMBER, "IS", i.number().map(|n| json!(n)));
+    if let Some(frames) = i.frames() {
         put(&mut o, tags::NUMBER_OF_FRAMES, "IS", Some(json!(frames)));
     }
     put(&mut o, tags::ROWS, "US", img.rows.map(|v| json!(v)));
@@ -231,9 +229,9 @@ fn instance_object(study: &Study, se: &Series, i: &Instance, base: &str, img: Im
 pub fn search_series(scope: &Scope) -> Result<Response, ApiError> {
     negotiate_json(scope.req.header("accept")).map_err(refused)?;
     let q = Query::parse(&scope.req.query, true)?;
-    let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid);
-    let found = series(scope.study, &q, &retrieve_base);
-    let all: Vec<&Instance> = scope.study.series.iter().flat_map(|s| &s.instances).collect();
+    let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid());
+    let found = series(&scope.study, &q, &retrieve_base);
+    let all: Vec<Instance> = scope.study.instances().collect();
     let tag = etag(scope, &format!("series?{}", scope.req.query), &all);
     Ok(Response::json(200, "application/dicom+json", &Value::Array(found)).with_header("ETag", tag))
 }
@@ -241,7 +239,7 @@ pub fn search_series(scope: &Scope) -> Result<Response, ApiError> {
 pub fn search_instances(scope: &Scope, se: &Series) -> Result<Response, ApiError> {
     negotiate_json(scope.req.header("accept")).map_err(refused)?;
     let q = Query::parse(&scope.req.query, false)?;
-    let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid);
+    let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid());
     // Rows, Columns and Bits Allocated are not in the index: read them from each file's header. A file that
     // cannot be read leaves them empty here; retrieving it reports the fault.
     // (A deflated file is inflated for them.)
@@ -253,15 +251,15 @@ pub fn search_instances(scope: &Scope, se: &Series) -> Result<Response, ApiError
         };
         unfaulted(scope, inst, read).unwrap_or_default()
     };
-    let found = instances(scope.study, se, &q, &retrieve_base, &image);
-    let tag =
-        etag(scope, &format!("instances {}?{}", se.uid, scope.req.query), &se.instances.iter().collect::<Vec<_>>());
+    let found = instances(&scope.study, se, &q, &retrieve_base, &image);
+    let tag = etag(scope, &format!("instances {}?{}", se.uid(), scope.req.query), &se.instances().collect::<Vec<_>>());
     Ok(Response::json(200, "application/dicom+json", &Value::Array(found)).with_header("ETag", tag))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::Index;
 
     #[test]
     fn wildcards() {
@@ -275,29 +273,23 @@ mod tests {
         assert!(!wildcard("*BONE*", "AXIAL 5MM SOFT TISSUE"));
     }
 
-    fn study() -> Study {
-        let inst =
-            |uid: &str, n| Instance { uid: uid.into(), sop_class: "1.2".into(), number: Some(n), ..Default::default() };
-        Study {
-            uid: "1".into(),
-            series: vec![
-                Series {
-                    uid: "1.1".into(),
-                    number: Some(1),
-                    modality: "CT".into(),
-                    instances: vec![inst("1.1.1", 1)],
-                    ..Default::default()
-                },
-                Series {
-                    uid: "1.2".into(),
-                    number: Some(2),
-                    modality: "MR".into(),
-                    description: "AX T1".into(),
-                    instances: vec![inst("1.2.1", 1), inst("1.2.2", 2)],
-                },
-            ],
-            ..Default::default()
-        }
+    /// A study of two series: 1.1 (CT, one instance) and 1.2 (MR, "AX T1", two instances).
+    fn index() -> Index {
+        let instance = |uid: &str, n| {
+            format!(
+                "[[study.series.instance]]\nuid = \"{uid}\"\nsop_class = \"1.2\"\nnumber = {n}\n\
+                 transfer_syntax = \"\"\npath = \"{uid}.dcm\"\nsize = 0\n"
+            )
+        };
+        let text = format!(
+            "written = \"2026-01-01T00:00:00Z\"\n[[study]]\nuid = \"1\"\npatient_id = \"\"\n\
+             [[study.series]]\nuid = \"1.1\"\nnumber = 1\nmodality = \"CT\"\n{}\
+             [[study.series]]\nuid = \"1.2\"\nnumber = 2\nmodality = \"MR\"\ndescription = \"AX T1\"\n{}{}",
+            instance("1.1.1", 1),
+            instance("1.2.1", 1),
+            instance("1.2.2", 2),
+        );
+        Index::parse(&text, std::path::Path::new("/x/index.toml")).unwrap()
     }
 
     fn uids(objects: &[Value], tag: &str) -> Vec<String> {
@@ -306,7 +298,8 @@ mod tests {
 
     #[test]
     fn series_matching_and_paging() {
-        let st = study();
+        let index = index();
+        let st = index.studies().next().unwrap();
         let check = |query: &str, expected: &[&str]| {
             let q = Query::parse(query, true).unwrap();
             assert_eq!(uids(&series(&st, &q, "B"), "0020000E"), expected, "{query}");
@@ -330,10 +323,11 @@ mod tests {
 
     #[test]
     fn instance_matching() {
-        let st = study();
+        let index = index();
+        let st = index.studies().next().unwrap();
         let q = Query::parse("InstanceNumber=2", false).unwrap();
         let img = |_: &Instance| ImageAttrs { rows: Some(64), columns: Some(64), bits_allocated: Some(16) };
-        let found = instances(&st, &st.series[1], &q, "B", &img);
+        let found = instances(&st, &st.series().nth(1).unwrap(), &q, "B", &img);
         assert_eq!(uids(&found, "00080018"), vec!["1.2.2"]);
         assert_eq!(found[0]["00280010"]["Value"][0], 64);
         assert_eq!(found[0]["00080056"]["Value"][0], "ONLINE");

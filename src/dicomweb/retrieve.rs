@@ -37,8 +37,8 @@ impl TranscodedLengths {
 
 /// Instances as `multipart/related; type="application/dicom"`, or one bare `application/dicom` body when
 /// one instance is asked for that way, each in the transfer syntax negotiated for it.
-pub fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Result<Response, ApiError> {
-    let mut stored: Vec<&str> = instances.iter().map(|i| i.transfer_syntax.as_str()).collect();
+pub fn retrieve(scope: &Scope, instances: Vec<Instance>, single_ok: bool) -> Result<Response, ApiError> {
+    let mut stored: Vec<&str> = instances.iter().map(|i| i.transfer_syntax()).collect();
     stored.sort_unstable();
     stored.dedup();
     let (form, representation) =
@@ -47,7 +47,7 @@ pub fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Re
     // deleted or replaced since indexing answers an error instead of a 200 cut short. (One changed while it
     // is being sent still cuts the response short, and the connection is then closed.)
     for inst in &instances {
-        crate::sys::map::check_size(&scope.index.file_path(inst), inst.size)
+        crate::sys::map::check_size(&scope.index.file_path(inst), inst.size())
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
     let mut contents = Vec::with_capacity(instances.len());
@@ -82,32 +82,32 @@ pub fn retrieve(scope: &Scope, instances: Vec<&Instance>, single_ok: bool) -> Re
 /// Explicit VR Little Endian with the length measured now, or the first time it was asked for.
 fn content<'a>(
     scope: &Scope,
-    inst: &'a Instance,
+    inst: &Instance<'a>,
     representation: Representation,
 ) -> Result<(&'a str, Segment), ApiError> {
     let path = scope.index.file_path(inst);
-    let stored = inst.transfer_syntax.as_str();
+    let stored = inst.transfer_syntax();
     let transcode =
         representation != Representation::AsStored && is_native(stored) && stored != EXPLICIT_VR_LITTLE_ENDIAN;
     if !transcode {
-        return Ok((stored, Segment::File(path, inst.size)));
+        return Ok((stored, Segment::File(path, inst.size())));
     }
-    if let Some(len) = scope.lengths.get(&inst.path) {
-        return Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size, len }));
+    if let Some(len) = scope.lengths.get(&inst.path()) {
+        return Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size(), len }));
     }
     let map = map_instance(scope, inst)?;
     match unfaulted(scope, inst, || plan_file(&map, None))? {
         Ok(plan) => {
-            scope.lengths.put(&inst.path, plan.len());
-            Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size, len: plan.len() }))
+            scope.lengths.put(&inst.path(), plan.len());
+            Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size(), len: plan.len() }))
         }
         Err(e) if representation == Representation::ExplicitOnly => Err(ApiError::NotAcceptable(format!(
             "instance {} ({stored}) cannot be sent as Explicit VR Little Endian: {e}",
-            inst.uid
+            inst.uid()
         ))),
         Err(e) => {
             log::warn!("{}: sent as stored, it cannot be transcoded: {e}", path.display());
-            Ok((stored, Segment::File(path, inst.size)))
+            Ok((stored, Segment::File(path, inst.size())))
         }
     }
 }

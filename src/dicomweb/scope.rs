@@ -38,17 +38,17 @@ pub struct Scope<'a> {
     pub req: &'a Request,
     /// `{base}/{tenant}/wado/{studyToken}`.
     pub base: String,
-    pub study: &'a Study,
+    pub study: Study<'a>,
 }
 
-pub fn series<'a>(study: &'a Study, uid: Uid) -> Result<&'a Series, ApiError> {
-    study.series(uid).ok_or_else(|| ApiError::NotFound(format!("series {} is not in this study", uid.as_str())))
+pub fn series<'a>(study: &Study<'a>, uid: Uid) -> Result<Series<'a>, ApiError> {
+    study.find_series(uid).ok_or_else(|| ApiError::NotFound(format!("series {} is not in this study", uid.as_str())))
 }
 
-pub fn instance<'a>(study: &'a Study, se: Uid, sop: Uid) -> Result<(&'a Series, &'a Instance), ApiError> {
+pub fn instance<'a>(study: &Study<'a>, se: Uid, sop: Uid) -> Result<(Series<'a>, Instance<'a>), ApiError> {
     let s = series(study, se)?;
     let i = s
-        .instance(sop)
+        .find_instance(sop)
         .ok_or_else(|| ApiError::NotFound(format!("instance {} is not in this series", sop.as_str())))?;
     Ok((s, i))
 }
@@ -63,7 +63,7 @@ pub fn refused(r: Refused) -> ApiError {
 /// An instance's file, mapped, after checking it still has the indexed size: a file truncated under a
 /// running server must answer an error, not a fault.
 pub fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
-    crate::sys::map::map_indexed(&scope.index.file_path(inst), inst.size)
+    crate::sys::map::map_indexed(&scope.index.file_path(inst), inst.size())
         .map(Arc::new)
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
@@ -105,9 +105,9 @@ pub fn load(scope: &Scope, inst: &Instance) -> Result<(Loaded, DataSet), ApiErro
     let unreadable = |e: crate::dicom::error::DicomError| {
         ApiError::Internal(format!("indexed file {} no longer reads: {e}", scope.index.file_path(inst).display()))
     };
-    if crate::dicom::transfer_syntax::is_deflated(&inst.transfer_syntax) {
+    if crate::dicom::transfer_syntax::is_deflated(inst.transfer_syntax()) {
         let inflated = unfaulted(scope, inst, || dataset::inflate_file(&map))?
-            .map_err(|e| ApiError::NotAcceptable(format!("instance {} cannot be read inflated: {e}", inst.uid)))?;
+            .map_err(|e| ApiError::NotAcceptable(format!("instance {} cannot be read inflated: {e}", inst.uid())))?;
         let data_set = dataset::read_inflated_data_set(&inflated).map_err(unreadable)?;
         return Ok((Loaded::Inflated(Arc::new(inflated)), data_set));
     }

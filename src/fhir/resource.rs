@@ -70,7 +70,7 @@ pub fn write_study(r: &Render, grant: &Grant, st: &Study, now: u64, out: &mut Ve
     let token = mint(r, grant, st, now)?;
     let address = format!("{}/{}/wado/{token}", r.base_url, r.tenant.name);
     let subject = subject(r.tenant, grant, st);
-    let slot = r.index.position(&st.uid).and_then(|i| r.studies.0.get(i));
+    let slot = r.studies.0.get(st.position());
     let pieces = slot.map(|slot| slot.get_or_init(|| split(r, st)));
     let written = match pieces.and_then(|p| p.0.as_ref()) {
         Some(pieces) => {
@@ -93,9 +93,9 @@ pub fn write_study(r: &Render, grant: &Grant, st: &Study, now: u64, out: &mut Ve
 fn mint(r: &Render, grant: &Grant, st: &Study, now: u64) -> Result<String, ApiError> {
     let claims = Claims {
         tenant: r.tenant.name.clone(),
-        study: st.uid.clone(),
+        study: st.uid().to_string(),
         patient: grant.patient().map(|p| p.id.clone()),
-        patient_ids: vec![st.patient_id.clone()],
+        patient_ids: vec![st.patient_id().to_string()],
         expires: token::expiry(now, r.study_token_ttl, grant.expires()),
     };
     r.sealer.seal(&claims).map_err(ApiError::Internal)
@@ -106,14 +106,14 @@ fn mint(r: &Render, grant: &Grant, st: &Study, now: u64) -> Result<String, ApiEr
 fn subject(tenant: &Tenant, grant: &Grant, st: &Study) -> Value {
     let mut subject = serde_json::Map::new();
     match grant.patient() {
-        Some(p) if p.owns(&st.patient_id, &st.issuer_of_patient_id) || tenant.lookup == Lookup::StudiesByContext => {
+        Some(p) if p.owns(st.patient_id(), st.issuer_of_patient_id()) || tenant.lookup == Lookup::StudiesByContext => {
             subject.insert("reference".into(), json!(p.reference));
         }
         _ => {
-            subject.insert("identifier".into(), json!({"value": st.patient_id}));
+            subject.insert("identifier".into(), json!({"value": st.patient_id()}));
         }
     }
-    if let Some(name) = person_name(&st.patient_name) {
+    if let Some(name) = person_name(st.patient_name()) {
         subject.insert("display".into(), json!(name));
     }
     Value::Object(subject)
@@ -146,37 +146,35 @@ fn split(r: &Render, st: &Study) -> Pieces {
 
 /// One ImagingStudy with the given Endpoint address and subject.
 fn resource(r: &Render, st: &Study, address: Value, subject: Value) -> Value {
-    let offset = st.timezone_offset.as_deref().unwrap_or(r.timezone);
+    let offset = st.timezone_offset().unwrap_or(r.timezone);
     let coding = |code: &str| json!({"system": DCM, "code": code});
     let series: Vec<Value> = st
-        .series
-        .iter()
+        .series()
         .map(|se| {
             let instances: Vec<Value> = se
-                .instances
-                .iter()
+                .instances()
                 .map(|i| {
                     let mut v = json!({
-                        "uid": i.uid,
-                        "sopClass": {"system": "urn:ietf:rfc:3986", "code": format!("urn:oid:{}", i.sop_class)},
+                        "uid": i.uid(),
+                        "sopClass": {"system": "urn:ietf:rfc:3986", "code": format!("urn:oid:{}", i.sop_class())},
                     });
-                    if let Some(n) = i.number.filter(|n| *n >= 0) {
+                    if let Some(n) = i.number().filter(|n| *n >= 0) {
                         v["number"] = json!(n);
                     }
                     v
                 })
                 .collect();
             let mut v = json!({
-                "uid": se.uid,
-                "modality": coding(&se.modality),
-                "numberOfInstances": se.instances.len(),
+                "uid": se.uid(),
+                "modality": coding(se.modality()),
+                "numberOfInstances": se.instance_count(),
                 "instance": instances,
             });
-            if let Some(n) = se.number.filter(|n| *n >= 0) {
+            if let Some(n) = se.number().filter(|n| *n >= 0) {
                 v["number"] = json!(n);
             }
-            if !se.description.is_empty() {
-                v["description"] = json!(se.description);
+            if !se.description().is_empty() {
+                v["description"] = json!(se.description());
             }
             v
         })
@@ -184,7 +182,7 @@ fn resource(r: &Render, st: &Study, address: Value, subject: Value) -> Value {
 
     let mut study = json!({
         "resourceType": "ImagingStudy",
-        "id": st.uid,
+        "id": st.uid(),
         "meta": {"lastUpdated": r.index.written(), "profile": [STUDY_PROFILE]},
         "contained": [{
             "resourceType": "Endpoint",
@@ -201,29 +199,29 @@ fn resource(r: &Render, st: &Study, address: Value, subject: Value) -> Value {
             }]}],
             "address": address,
         }],
-        "identifier": [{"system": "urn:dicom:uid", "value": format!("urn:oid:{}", st.uid)}],
+        "identifier": [{"system": "urn:dicom:uid", "value": format!("urn:oid:{}", st.uid())}],
         "status": "available",
         "subject": subject,
-        "modality": st.modalities.iter().map(|m| coding(m)).collect::<Vec<_>>(),
+        "modality": st.modalities().map(coding).collect::<Vec<_>>(),
         "endpoint": [{"reference": "#wado"}],
-        "numberOfSeries": st.series.len(),
+        "numberOfSeries": st.series().len(),
         "numberOfInstances": st.instance_count(),
         "series": series,
     });
-    if let Some(started) = dicom_to_fhir(&st.date, &st.time, &offset) {
+    if let Some(started) = dicom_to_fhir(st.date(), st.time(), offset) {
         study["started"] = json!(started);
     }
-    if let Some(name) = person_name(&st.referring_physician_name) {
+    if let Some(name) = person_name(st.referring_physician_name()) {
         study["referrer"] = json!({"display": name});
     }
-    if !st.description.is_empty() {
-        study["description"] = json!(st.description);
+    if !st.description().is_empty() {
+        study["description"] = json!(st.description());
     }
-    if !st.accession_number.is_empty() {
+    if !st.accession_number().is_empty() {
         if let Some(ids) = study["identifier"].as_array_mut() {
             ids.push(json!({
                 "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN"}]},
-                "value": st.accession_number,
+                "value": st.accession_number(),
             }));
         }
     }
@@ -290,7 +288,7 @@ mod tests {
         let Authorization::Mock { patient } = &r.tenant.auth else { unreachable!() };
         let req = Request { method: Method::Get, path: "/".into(), query: String::new(), headers: Vec::new() };
         let grant = authorize(&Access::Mock { patient: patient.clone() }, &req, Need::Search).unwrap();
-        let st = &r.index.studies()[0];
+        let st = &r.index.studies().next().unwrap();
         for _ in 0..2 {
             let mut out = Vec::new();
             write_study(&r, &grant, st, 0, &mut out).unwrap();
@@ -315,10 +313,10 @@ mod tests {
         check(SUBJECT);
         let placeholder = world(ADDRESS);
         let r = render(&placeholder);
-        assert!(split(&r, &r.index.studies()[0]).0.is_none());
+        assert!(split(&r, &r.index.studies().next().unwrap()).0.is_none());
         let plain = world("plain");
         let r = render(&plain);
-        assert!(split(&r, &r.index.studies()[0]).0.is_some());
+        assert!(split(&r, &r.index.studies().next().unwrap()).0.is_some());
     }
 
     #[test]

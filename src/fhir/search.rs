@@ -17,12 +17,12 @@ use crate::index::Study;
 use crate::time::{fhir_range, now_secs};
 
 /// The studies a grant may see in a tenant, per `images.lookup`.
-fn visible_studies<'a>(r: &Render<'a>, grant: &Grant) -> Result<Vec<&'a Study>, ApiError> {
+fn visible_studies<'a>(r: &Render<'a>, grant: &Grant) -> Result<Vec<Study<'a>>, ApiError> {
     match r.tenant.lookup {
-        Lookup::AllStudies => Ok(r.index.studies().iter().collect()),
+        Lookup::AllStudies => Ok(r.index.studies().collect()),
         Lookup::StudiesByContext => {
             let patient = grant.patient().ok_or_else(no_patient)?;
-            Ok(r.index.studies().iter().filter(|s| patient.owns(&s.patient_id, &s.issuer_of_patient_id)).collect())
+            Ok(r.index.studies().filter(|s| patient.owns(s.patient_id(), s.issuer_of_patient_id())).collect())
         }
     }
 }
@@ -162,17 +162,17 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
     let base = format!("{}/{}/fhir", r.base_url, r.tenant.name);
     check_patient(r.tenant, grant, s.patient.as_deref(), r.tenant.ehr_base().unwrap_or(&base))?;
     let written = r.index.written_secs();
-    let mut studies: Vec<&Study> = visible_studies(r, grant)?
+    let mut studies: Vec<Study> = visible_studies(r, grant)?
         .into_iter()
-        .filter(|st| s.identifiers.iter().all(|any| any.iter().any(|u| *u == st.uid)))
+        .filter(|st| s.identifiers.iter().all(|any| any.iter().any(|u| u == st.uid())))
         .filter(|_| s.last_updated.iter().all(|(p, a, b)| date_matches(p, written, *a, *b)))
         .collect();
     // Newest first, then by UID, so that pages are stable.
-    studies.sort_by(|a, b| (&b.date, &b.time, &a.uid).cmp(&(&a.date, &a.time, &b.uid)));
+    studies.sort_by(|a, b| (b.date(), b.time(), a.uid()).cmp(&(a.date(), a.time(), b.uid())));
 
     let total = studies.len();
     let page_size = s.count.unwrap_or(total.max(1));
-    let page: Vec<&Study> = studies.iter().skip(s.offset).take(page_size).copied().collect();
+    let page: Vec<Study> = studies.iter().skip(s.offset).take(page_size).copied().collect();
     let now = now_secs();
 
     let link = |offset: Option<usize>| {
@@ -209,7 +209,7 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"fullUrl\":");
-            serde_json::to_writer(&mut out, &format!("{base}/ImagingStudy/{}", st.uid))
+            serde_json::to_writer(&mut out, &format!("{base}/ImagingStudy/{}", st.uid()))
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             out.extend_from_slice(b",\"resource\":");
             write_study(r, grant, st, now, &mut out)?;
@@ -223,9 +223,9 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
 pub fn read(r: &Render, grant: &Grant, id: &str) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound(format!("ImagingStudy/{id} is not known"));
     let uid = Uid::parse(id).ok_or_else(not_found)?;
-    let study = visible_studies(r, grant)?.into_iter().find(|s| s.uid == uid.as_str()).ok_or_else(not_found)?;
+    let study = visible_studies(r, grant)?.into_iter().find(|s| s.uid() == uid.as_str()).ok_or_else(not_found)?;
     let mut out = Vec::with_capacity(4096);
-    write_study(r, grant, study, now_secs(), &mut out)?;
+    write_study(r, grant, &study, now_secs(), &mut out)?;
     Ok(Response::bytes(200, FHIR_JSON, out))
 }
 

@@ -27,10 +27,10 @@ pub struct CheckReport {
 pub fn check_index(index: &Index) -> CheckReport {
     let mut report = CheckReport::default();
     for study in index.studies() {
-        for series in &study.series {
-            for inst in &series.instances {
-                let path = index.file_path(inst);
-                match check_file(&path, (study, series, inst)) {
+        for series in study.series() {
+            for inst in series.instances() {
+                let path = index.file_path(&inst);
+                match check_file(&path, (&study, &series, &inst)) {
                     Finding::Sound => {}
                     Finding::Missing => report.problems.push(format!("missing: {}", path.display())),
                     Finding::Unreadable(why) => report.problems.push(format!("unreadable: {}: {why}", path.display())),
@@ -63,11 +63,11 @@ fn check_file(path: &Path, (study, series, inst): (&Study, &Series, &Instance)) 
     };
     let mtime = mtime_secs(&meta);
     // An index written before modification times were recorded holds 0: no time to compare.
-    let touched = inst.mtime != 0 && mtime != inst.mtime;
-    let when = format!("modified {}, indexed {}", format_rfc3339(mtime), format_rfc3339(inst.mtime));
+    let touched = inst.mtime() != 0 && mtime != inst.mtime();
+    let when = format!("modified {}, indexed {}", format_rfc3339(mtime), format_rfc3339(inst.mtime()));
     let with_when = |why: String| if touched { format!("{why}; {when}") } else { why };
-    if meta.len() != inst.size {
-        return Finding::Changed(with_when(format!("{} bytes, indexed {}", meta.len(), inst.size)));
+    if meta.len() != inst.size() {
+        return Finding::Changed(with_when(format!("{} bytes, indexed {}", meta.len(), inst.size())));
     }
     let header = match read_file(path) {
         Ok((header, _, _)) => header,
@@ -87,16 +87,16 @@ fn check_file(path: &Path, (study, series, inst): (&Study, &Series, &Instance)) 
 fn header_differences(header: &Header, study: &Study, series: &Series, inst: &Instance) -> Vec<String> {
     let shown = |v: Option<String>| v.unwrap_or_else(|| "none".into());
     let fields = [
-        ("SOP Instance UID", Some(header.sop_instance_uid.clone()), Some(inst.uid.clone())),
-        ("Study Instance UID", Some(header.study_instance_uid.clone()), Some(study.uid.clone())),
-        ("Series Instance UID", Some(header.series_instance_uid.clone()), Some(series.uid.clone())),
-        ("SOP Class UID", Some(header.sop_class_uid.clone()), Some(inst.sop_class.clone())),
-        ("Transfer Syntax UID", Some(header.transfer_syntax.clone()), Some(inst.transfer_syntax.clone())),
-        ("Number of Frames", header.number_of_frames.map(|n| n.to_string()), inst.frames.map(|n| n.to_string())),
+        ("SOP Instance UID", Some(header.sop_instance_uid.clone()), Some(inst.uid().to_string())),
+        ("Study Instance UID", Some(header.study_instance_uid.clone()), Some(study.uid().to_string())),
+        ("Series Instance UID", Some(header.series_instance_uid.clone()), Some(series.uid().to_string())),
+        ("SOP Class UID", Some(header.sop_class_uid.clone()), Some(inst.sop_class().to_string())),
+        ("Transfer Syntax UID", Some(header.transfer_syntax.clone()), Some(inst.transfer_syntax().to_string())),
+        ("Number of Frames", header.number_of_frames.map(|n| n.to_string()), inst.frames().map(|n| n.to_string())),
         (
             "Pixel Data offset",
             header.pixel_data_offset.map(|n| n.to_string()),
-            inst.pixel_data_offset.map(|n| n.to_string()),
+            inst.pixel_data_offset().map(|n| n.to_string()),
         ),
     ];
     fields

@@ -1,84 +1,27 @@
 //! The static index: read once at start, validated once (raw layout → `Index`), never rescanned or changed
-//! while serving. `file` is the on-disk layout, `fast` its quick reader, `indexer` writes it and `check`
-//! verifies it against the files.
+//! while serving. `file` is the on-disk layout, `fast` its quick reader, `store` how it is held in memory
+//! (compact tables over two texts), `view` the studies, series and instances handlers read, `indexer`
+//! writes it and `check` verifies it against the files.
 //!
 //! Invariants: every file the server opens is named here, by a path relative to the index file that cannot
 //! leave its folder, never by URL text; lookups are by exact UID; values are normalised here (the written
-//! time parsed, timezone offsets in one form), so handlers never see the on-disk layout.
+//! time parsed, timezone offsets in one form), so handlers never see the on-disk layout; the TOML file is
+//! the only source: nothing derived from it is written anywhere.
 
 pub mod check;
 mod fast;
 mod file;
 pub mod indexer;
+mod store;
+mod view;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::dicom::Uid;
-use crate::time::{format_rfc3339, normalise_offset, parse_rfc3339};
-
-/// One study, with what the index recorded of it. Text is UTF-8, trimmed of DICOM padding; an absent
-/// attribute is empty.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Study {
-    pub uid: String,
-    pub patient_id: String,
-    pub issuer_of_patient_id: String,
-    pub patient_name: String,
-    pub patient_birth_date: String,
-    pub patient_sex: String,
-    pub date: String,
-    pub time: String,
-    /// TimezoneOffsetFromUTC as `+hh:mm`, when the files carry a well-formed one.
-    pub timezone_offset: Option<String>,
-    pub accession_number: String,
-    pub study_id: String,
-    pub description: String,
-    pub referring_physician_name: String,
-    pub modalities: Vec<String>,
-    pub series: Vec<Series>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Series {
-    pub uid: String,
-    pub number: Option<i64>,
-    pub modality: String,
-    pub description: String,
-    pub instances: Vec<Instance>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Instance {
-    pub uid: String,
-    pub sop_class: String,
-    pub number: Option<i64>,
-    pub transfer_syntax: String,
-    pub frames: Option<u32>,
-    /// Path relative to the folder of the index file, with `/` separators, checked to stay inside it.
-    pub path: String,
-    pub size: u64,
-    /// Modification time in whole seconds since the Unix epoch, when the file was indexed; 0 when unknown.
-    pub mtime: u64,
-    pub pixel_data_offset: Option<u64>,
-}
-
-impl Study {
-    pub fn instance_count(&self) -> usize {
-        self.series.iter().map(|s| s.instances.len()).sum()
-    }
-
-    pub fn series(&self, uid: Uid) -> Option<&Series> {
-        self.series.iter().find(|s| s.uid == uid.as_str())
-    }
-}
-
-impl Series {
-    pub fn instance(&self, uid: Uid) -> Option<&Instance> {
-        self.instances.iter().find(|i| i.uid == uid.as_str())
-    }
-}
+use crate::time::{format_rfc3339, parse_rfc3339};
+use store::{Builder, Store};
+pub use view::{Instance, Series, Study};
 
 /// Why an index could not be loaded.
 #[derive(Debug)]
@@ -108,16 +51,26 @@ impl std::error::Error for IndexError {
 }
 
 /// The loaded index with lookup tables, shared read-only by every request.
-#[derive(Debug)]
+#[derive(PartialEq)]
 pub struct Index {
     /// When the index was written, as RFC 3339 UTC (`meta.lastUpdated` of every study).
     written: String,
     /// The same time in Unix seconds, for `_lastUpdated` searches.
     written_secs: i64,
-    studies: Vec<Study>,
     /// The folder the instance paths are relative to.
     root: PathBuf,
-    by_uid: HashMap<String, usize>,
+    store: Store,
+}
+
+impl fmt::Debug for Index {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Index")
+            .field("written", &self.written)
+            .field("root", &self.root)
+            .field("studies", &self.store.studies.len())
+            .field("instances", &self.store.instances.len())
+            .finish()
+    }
 }
 
 impl Index {
@@ -133,29 +86,38 @@ impl Index {
             Some(raw) => raw,
             None => toml::from_str(text).map_err(|e| IndexError::Parse(path.to_path_buf(), e.to_string()))?,
         };
-        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Index::validate(raw, root).map_err(|e| IndexError::Invalid(path.to_path_buf(), e))
+        Index::validate(&raw, path)
     }
 
-    /// The one conversion from the on-disk layout: every check and normalisation happens here.
-    fn validate(raw: file::IndexFile, root: PathBuf) -> Result<Index, String> {
-        let written_secs = parse_rfc3339(&raw.written).ok_or_else(|| {
-            format!("written: {:?} is not an RFC 3339 time such as 2025-11-28T00:00:00Z", raw.written)
-        })?;
-        let written = format_rfc3339(u64::try_from(written_secs).map_err(|_| "written: a time before 1970")?);
-        let mut by_uid = HashMap::with_capacity(raw.studies.len());
-        let mut studies = Vec::with_capacity(raw.studies.len());
-        for (i, study) in raw.studies.into_iter().enumerate() {
-            if by_uid.insert(study.uid.clone(), i).is_some() {
-                return Err(format!("study {} appears twice", study.uid));
+    /// The one conversion from the on-disk layout: every check and normalisation happens in the builder.
+    fn validate(raw: &file::IndexFile, path: &Path) -> Result<Index, IndexError> {
+        let mut builder = Builder::default();
+        for study in &raw.studies {
+            builder.study(study);
+            for series in &study.series {
+                builder.series(series);
+                series.instances.iter().for_each(|i| builder.instance(i));
             }
-            studies.push(study_of(study)?);
         }
-        Ok(Index { written, written_secs, studies, root, by_uid })
+        Index::build(builder, &raw.written, path)
     }
 
-    pub fn studies(&self) -> &[Study] {
-        &self.studies
+    /// The end of either reading: the written time is checked first, then what the builder met.
+    fn build(builder: Builder, written: &str, path: &Path) -> Result<Index, IndexError> {
+        let invalid = |e| IndexError::Invalid(path.to_path_buf(), e);
+        let written_secs = parse_rfc3339(written).ok_or_else(|| {
+            invalid(format!("written: {written:?} is not an RFC 3339 time such as 2025-11-28T00:00:00Z"))
+        })?;
+        let secs = u64::try_from(written_secs).map_err(|_| invalid("written: a time before 1970".into()))?;
+        let store = builder.finish().map_err(invalid)?;
+        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Index { written: format_rfc3339(secs), written_secs, root, store })
+    }
+
+    /// Every study, in index order.
+    pub fn studies(&self) -> impl ExactSizeIterator<Item = Study<'_>> {
+        let store = &self.store;
+        store.studies.iter().enumerate().map(move |(at, row)| Study::new(store, at as u32, row))
     }
 
     /// When the index was written, as RFC 3339 UTC.
@@ -167,76 +129,18 @@ impl Index {
         self.written_secs
     }
 
-    /// Where a study stands in the index, for tables kept beside it.
-    pub fn position(&self, uid: &str) -> Option<usize> {
-        self.by_uid.get(uid).copied()
-    }
-
-    pub fn study(&self, uid: Uid) -> Option<&Study> {
-        self.by_uid.get(uid.as_str()).and_then(|&i| self.studies.get(i))
+    pub fn study(&self, uid: Uid) -> Option<Study<'_>> {
+        self.store.find_study(uid.as_str()).and_then(|at| Study::of(&self.store, at))
     }
 
     /// The absolute location of an indexed instance's file.
     pub fn file_path(&self, inst: &Instance) -> PathBuf {
-        self.root.join(&inst.path)
+        self.root.join(inst.path())
     }
 
     pub fn instance_count(&self) -> usize {
-        self.studies.iter().map(Study::instance_count).sum()
+        self.store.instances.len()
     }
-}
-
-fn study_of(s: file::Study) -> Result<Study, String> {
-    let series = s.series.into_iter().map(|se| series_of(se, &s.uid)).collect::<Result<_, _>>()?;
-    Ok(Study {
-        timezone_offset: normalise_offset(&s.timezone_offset),
-        uid: s.uid,
-        patient_id: s.patient_id,
-        issuer_of_patient_id: s.issuer_of_patient_id,
-        patient_name: s.patient_name,
-        patient_birth_date: s.patient_birth_date,
-        patient_sex: s.patient_sex,
-        date: s.date,
-        time: s.time,
-        accession_number: s.accession_number,
-        study_id: s.study_id,
-        description: s.description,
-        referring_physician_name: s.referring_physician_name,
-        modalities: s.modalities,
-        series,
-    })
-}
-
-fn series_of(se: file::Series, _study: &str) -> Result<Series, String> {
-    let instances = se.instances.into_iter().map(instance_of).collect::<Result<_, _>>()?;
-    Ok(Series { uid: se.uid, number: se.number, modality: se.modality, description: se.description, instances })
-}
-
-fn instance_of(i: file::Instance) -> Result<Instance, String> {
-    if !is_safe_relative(&i.path) {
-        return Err(format!("instance {} has an unsafe path {:?}", i.uid, i.path));
-    }
-    Ok(Instance {
-        uid: i.uid,
-        sop_class: i.sop_class,
-        number: i.number,
-        transfer_syntax: i.transfer_syntax,
-        frames: i.frames,
-        path: i.path,
-        size: i.size,
-        mtime: i.mtime,
-        pixel_data_offset: i.pixel_data_offset,
-    })
-}
-
-/// A path the index may name: relative, `/`-separated, without `..` or empty segments, so that an index
-/// file cannot point the server outside its own folder.
-fn is_safe_relative(path: &str) -> bool {
-    !path.is_empty()
-        && !path.starts_with('/')
-        && !path.contains('\\')
-        && !path.contains('\0')
-        && path.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 #[cfg(test)]
@@ -264,27 +168,16 @@ size = 10
     }
 
     #[test]
-    fn safe_relative_paths() {
-        assert!(is_safe_relative("a/b/c.dcm"));
-        assert!(is_safe_relative("dicom/1.dcm"));
-        assert!(!is_safe_relative("/etc/passwd"));
-        assert!(!is_safe_relative("../secret.dcm"));
-        assert!(!is_safe_relative("a/../../b"));
-        assert!(!is_safe_relative("a//b"));
-        assert!(!is_safe_relative("a\\b"));
-        assert!(!is_safe_relative(""));
-    }
-
-    #[test]
     fn loads_validates_and_looks_up() {
         let index = parse(ONE).unwrap();
         let uid = |s| Uid::parse(s).unwrap();
         let study = index.study(uid("1.2.3")).unwrap();
         assert_eq!(study.instance_count(), 1);
-        assert_eq!(study.timezone_offset.as_deref(), Some("+01:00"), "offsets are normalised once, at load");
-        assert!(study.series(uid("1.2.3.1")).unwrap().instance(uid("1.2.3.1.1")).is_some());
+        assert_eq!(study.timezone_offset(), Some("+01:00"), "offsets are normalised once, at load");
+        assert!(study.find_series(uid("1.2.3.1")).unwrap().find_instance(uid("1.2.3.1.1")).is_some());
         assert!(index.study(uid("1.2")).is_none());
-        assert_eq!(index.file_path(&study.series[0].instances[0]), PathBuf::from("/data/x/1.dcm"));
+        let first = study.instances().next().unwrap();
+        assert_eq!(index.file_path(&first), PathBuf::from("/data/x/1.dcm"));
         assert_eq!(index.written(), "2026-01-01T00:00:00Z");
     }
 
@@ -307,9 +200,148 @@ size = 10
         assert!(parse(&twice).unwrap_err().contains("appears twice"));
     }
 
+    /// The first invalid value in file order is the one reported, whichever check it fails.
+    #[test]
+    fn the_first_problem_is_reported() {
+        let study = &ONE[ONE.find("[[study]]").unwrap()..];
+        let bad_path = study.replace("1.2.3", "9.9").replace("x/1.dcm", "/etc/passwd");
+        let e = parse(&format!("{ONE}\n{bad_path}\n{study}")).unwrap_err();
+        assert!(e.contains("unsafe path"), "{e}");
+        let e = parse(&format!("{ONE}\n{study}\n{bad_path}")).unwrap_err();
+        assert!(e.contains("appears twice"), "{e}");
+        let e = parse(&format!("{}\n{bad_path}", ONE.replace("2026-01-01T00:00:00Z", "soon"))).unwrap_err();
+        assert!(e.contains("written"), "the written time is checked first: {e}");
+    }
+
     #[test]
     fn a_malformed_offset_is_no_offset() {
         let index = parse(&ONE.replace("+0100", "+25")).unwrap();
-        assert_eq!(index.studies()[0].timezone_offset, None);
+        assert_eq!(index.studies().next().unwrap().timezone_offset(), None);
+    }
+
+    /// Every value the layout can hold, as the handlers read it back (all but the three no answer uses).
+    fn file_of(index: &Index) -> file::IndexFile {
+        let studies = index.studies().map(|st| file::Study {
+            uid: st.uid().into(),
+            patient_id: st.patient_id().into(),
+            issuer_of_patient_id: st.issuer_of_patient_id().into(),
+            patient_name: st.patient_name().into(),
+            date: st.date().into(),
+            time: st.time().into(),
+            timezone_offset: st.timezone_offset().unwrap_or_default().into(),
+            accession_number: st.accession_number().into(),
+            description: st.description().into(),
+            referring_physician_name: st.referring_physician_name().into(),
+            modalities: st.modalities().map(String::from).collect(),
+            series: st
+                .series()
+                .map(|se| file::Series {
+                    uid: se.uid().into(),
+                    number: se.number(),
+                    modality: se.modality().into(),
+                    description: se.description().into(),
+                    instances: se
+                        .instances()
+                        .map(|i| file::Instance {
+                            uid: i.uid().into(),
+                            sop_class: i.sop_class().into(),
+                            number: i.number(),
+                            transfer_syntax: i.transfer_syntax().into(),
+                            frames: i.frames(),
+                            path: i.path(),
+                            size: i.size(),
+                            mtime: i.mtime(),
+                            pixel_data_offset: i.pixel_data_offset(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            ..Default::default()
+        });
+        file::IndexFile { written: index.written().into(), studies: studies.collect() }
+    }
+
+    /// A layout with every kind of value: numbers of 64 bits, negative ones, absent ones, files beside the
+    /// index, empty and repeated text.
+    fn varied() -> file::IndexFile {
+        let instance = |uid: &str, path: &str, size, number, frames, pdo| file::Instance {
+            uid: uid.into(),
+            sop_class: "1.2.840.10008.5.1.4.1.1.2".into(),
+            number,
+            transfer_syntax: "1.2.840.10008.1.2.1".into(),
+            frames,
+            path: path.into(),
+            size,
+            mtime: 1_795_878_838,
+            pixel_data_offset: pdo,
+        };
+        let series = |uid: &str, number, instances| file::Series {
+            uid: uid.into(),
+            number,
+            modality: "CT".into(),
+            description: "AXIAL".into(),
+            instances,
+        };
+        let study = |uid: &str, patient: &str, series| file::Study {
+            uid: uid.into(),
+            patient_id: patient.into(),
+            patient_name: "Müller^Anna".into(),
+            timezone_offset: "+01:00".into(),
+            modalities: vec!["CT".into(), "SR".into()],
+            series,
+            ..Default::default()
+        };
+        file::IndexFile {
+            written: "2026-01-01T00:00:00Z".into(),
+            studies: vec![
+                study(
+                    "1.2.3",
+                    "P1",
+                    vec![
+                        series(
+                            "1.2.3.1",
+                            Some(1),
+                            vec![
+                                instance("1.2.3.1.1", "a/b/1.dcm", u64::MAX, Some(-3), Some(4), Some(1312)),
+                                instance("1.2.3.1.2", "beside.dcm", 5 << 32, Some(i64::MIN), None, None),
+                                instance(
+                                    "1.2.3.1.3",
+                                    "a/b/3.dcm",
+                                    9504,
+                                    None,
+                                    Some(u32::MAX),
+                                    Some(u64::from(u32::MAX)),
+                                ),
+                            ],
+                        ),
+                        series("1.2.3.2", None, vec![]),
+                    ],
+                ),
+                study("1.2.4", "P2", vec![]),
+                study(
+                    "1.2.5",
+                    "P1",
+                    vec![series(
+                        "1.2.5.1",
+                        Some(-1),
+                        vec![instance("1.2.5.1.1", "c/1.dcm", 0, Some(i64::MAX), Some(0), Some(0))],
+                    )],
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn what_is_read_is_what_was_written() {
+        let file = varied();
+        let text = toml::to_string(&file).unwrap();
+        let index = parse(&text).unwrap();
+        assert_eq!(file_of(&index), file);
+        assert_eq!(index.instance_count(), 4);
+        assert_eq!(index.studies().map(|s| s.instance_count()).collect::<Vec<_>>(), [3, 0, 1]);
+        assert_eq!(index.store.wide.len(), 6, "only the numbers beyond 32 bits are kept aside");
+        let raw = toml::from_str(&text).unwrap();
+        let via_toml = Index::validate(&raw, Path::new("/data/index.toml")).unwrap();
+        assert!(via_toml == index, "both readers build the same index");
     }
 }
