@@ -1,186 +1,382 @@
 //! A fast reader for the TOML that `smart-imaging index` writes: one `[[study]]`, `[[study.series]]` or
 //! `[[study.series.instance]]` header or one `key = value` per line, values being basic or literal strings,
-//! integers and arrays of strings. It reads a 100,000-instance index several times faster than the general
-//! TOML reader and without its intermediate document, which start-up time and memory on small devices need.
+//! integers and arrays of strings. It reads the file a chunk at a time and hands each table to the index's
+//! `Builder` as soon as it is complete, so that neither the file's text nor a document of it is ever held
+//! whole: a 1,000,000-instance index is read in well under a second, in little more memory than the index
+//! itself takes, which start-up time and memory on small devices need.
 //!
-//! Invariant: it either returns exactly what the `toml` crate would deserialize, or `None`, and then the
-//! caller uses the `toml` crate, which reads anything else (hand-edited layouts) and reports errors well.
+//! Invariant: it either hands over exactly the tables the `toml` crate would deserialize, in their order, or
+//! returns `None`, and then the caller discards what was handed over and uses the `toml` crate, which reads
+//! anything else (hand-edited layouts) and reports errors well.
 
-use super::file::{IndexFile, Instance, Series, Study};
+use std::io::Read;
 
-enum Val {
-    Str(String),
-    Int(i64),
-    Strs(Vec<String>),
+use super::file::{Instance, Series, Study};
+use super::store::Builder;
+
+/// How much of the file is read at a time; a longer line grows the buffer.
+const CHUNK: usize = 1 << 20;
+
+/// Reads the index from `source` a chunk at a time into `out`: `Ok(Some(written))` when the whole text
+/// keeps to the layout above, `Ok(None)` as soon as anything is outside it (then `out` holds a part only).
+pub fn read(source: &mut impl Read, out: &mut Builder) -> std::io::Result<Option<String>> {
+    read_chunks(source, out, CHUNK)
 }
 
-/// Reads `text` if it keeps to the layout above; `None` as soon as anything is outside it.
-pub fn parse(text: &str) -> Option<IndexFile> {
-    let mut file = IndexFile::default();
-    let mut written = false;
-    let mut level = 0u8; // 0 top, 1 study, 2 series, 3 instance
-    let mut seen: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+fn read_chunks(source: &mut impl Read, out: &mut Builder, chunk: usize) -> std::io::Result<Option<String>> {
+    let mut reader = Reader::default();
+    let mut buf = vec![0u8; chunk];
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
         }
-        if line.starts_with('[') {
-            let (next, ok) = match line {
-                "[[study]]" => (1, true),
-                "[[study.series]]" => (2, level >= 1),
-                "[[study.series.instance]]" => (3, level >= 2),
-                _ => (0, false),
+        let n = match source.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        filled += n;
+        // Whole lines only: a newline is never inside a UTF-8 sequence, so the cut is on a boundary.
+        let Some(end) = buf[..filled].iter().rposition(|&b| b == b'\n') else { continue };
+        let Ok(text) = std::str::from_utf8(&buf[..end]) else { return Ok(None) };
+        if reader.lines(text, out).is_none() {
+            return Ok(None);
+        }
+        buf.copy_within(end + 1..filled, 0);
+        filled -= end + 1;
+    }
+    let Ok(text) = std::str::from_utf8(&buf[..filled]) else { return Ok(None) };
+    Ok(reader.lines(text, out).and_then(|()| reader.finish(out)))
+}
+
+/// `read` over text already in memory.
+#[cfg(test)]
+pub fn parse(text: &str, out: &mut Builder) -> Option<String> {
+    let mut reader = Reader::default();
+    reader.lines(text, out)?;
+    reader.finish(out)
+}
+
+/// The table being read: its level (0 top, 1 study, 2 series, 3 instance), the keys it was given (one
+/// bit each), and its values. The instance's strings keep their capacity from one instance to the next.
+#[derive(Default)]
+struct Reader {
+    level: u8,
+    seen: u32,
+    written: Option<String>,
+    study: Study,
+    series: Series,
+    instance: Instance,
+}
+
+impl Reader {
+    /// Every line of `text`, in one pass over its bytes: a key's value is read where it starts, and only
+    /// what follows it is looked at for the line's end.
+    fn lines(&mut self, text: &str, out: &mut Builder) -> Option<()> {
+        let mut rest = text;
+        loop {
+            // Blank lines and indentation. (TOML's whitespace is spaces and tabs; anything else around a
+            // key or value is left to the toml crate.)
+            rest = rest.trim_ascii_start();
+            rest = match rest.as_bytes().first() {
+                None => return Some(()),
+                Some(b'#') => split_line(rest).1,
+                Some(b'[') => {
+                    let (line, next) = split_line(rest);
+                    self.header(line.trim_ascii(), out)?;
+                    next
+                }
+                Some(_) => self.key_value(rest)?,
             };
-            if !ok {
-                return None;
-            }
-            finish(level, &seen)?;
-            match next {
-                1 => file.studies.push(Study::default()),
-                2 => file.studies.last_mut()?.series.push(Series::default()),
-                _ => file.studies.last_mut()?.series.last_mut()?.instances.push(Instance::default()),
-            }
-            level = next;
-            seen.clear();
-            continue;
         }
-        let (key, value) = line.split_once('=')?;
-        let key = key.trim();
-        if seen.contains(&key) {
+    }
+
+    fn header(&mut self, line: &str, out: &mut Builder) -> Option<()> {
+        let (next, ok) = match line {
+            "[[study]]" => (1, true),
+            "[[study.series]]" => (2, self.level >= 1),
+            "[[study.series.instance]]" => (3, self.level >= 2),
+            _ => (0, false),
+        };
+        if !ok {
             return None;
         }
-        seen.push(key);
-        let value = value_of(value.trim())?;
-        match level {
-            0 => match (key, value) {
-                ("written", Val::Str(s)) => {
-                    file.written = s;
-                    written = true;
+        self.end_table(out)?;
+        match next {
+            1 => self.study = Study::default(),
+            2 => self.series = Series::default(),
+            _ => clear_instance(&mut self.instance),
+        }
+        self.level = next;
+        self.seen = 0;
+        Some(())
+    }
+
+    /// `key = value` at the start of `text`; the text after its line.
+    fn key_value<'t>(&mut self, text: &'t str) -> Option<&'t str> {
+        let end = text.bytes().position(|b| matches!(b, b'=' | b' ' | b'\t' | b'\n'))?;
+        let key = &text[..end];
+        let value = skip_blanks(skip_blanks(&text[end..]).strip_prefix('=')?);
+        let (bit, rest) = match self.level {
+            0 => match key {
+                "written" => {
+                    let mut written = String::new();
+                    let rest = string_into(value, &mut written)?;
+                    self.written = Some(written);
+                    (1, rest)
                 }
                 _ => return None,
             },
-            1 => set_study(file.studies.last_mut()?, key, value)?,
-            2 => set_series(file.studies.last_mut()?.series.last_mut()?, key, value)?,
-            _ => set_instance(file.studies.last_mut()?.series.last_mut()?.instances.last_mut()?, key, value)?,
+            1 => set_study(&mut self.study, key, value)?,
+            2 => set_series(&mut self.series, key, value)?,
+            _ => set_instance(&mut self.instance, key, value)?,
+        };
+        if self.seen & bit != 0 {
+            return None;
         }
+        self.seen |= bit;
+        end_of_line(rest)
     }
-    finish(level, &seen)?;
-    written.then_some(file)
+
+    /// The table just finished must have been given every key without a default (else the general reader
+    /// must report the error); it is handed to `out`.
+    fn end_table(&mut self, out: &mut Builder) -> Option<()> {
+        let required = match self.level {
+            1 => STUDY_UID | PATIENT_ID,
+            2 => SERIES_UID,
+            3 => INSTANCE_UID | SOP_CLASS | TRANSFER_SYNTAX | PATH | SIZE,
+            _ => 0,
+        };
+        if self.seen & required != required {
+            return None;
+        }
+        match self.level {
+            1 => out.study(&self.study),
+            2 => out.series(&self.series),
+            3 => out.instance(&self.instance),
+            _ => {}
+        }
+        Some(())
+    }
+
+    fn finish(&mut self, out: &mut Builder) -> Option<String> {
+        self.end_table(out)?;
+        self.written.take()
+    }
 }
 
-/// The keys without a default in the table just finished must all have been given; else the general reader
-/// must report the error.
-fn finish(level: u8, seen: &[&str]) -> Option<()> {
-    let required: &[&str] = match level {
-        1 => &["uid", "patient_id"],
-        2 => &["uid"],
-        3 => &["uid", "sop_class", "transfer_syntax", "path", "size"],
-        _ => &[],
-    };
-    required.iter().all(|k| seen.contains(k)).then_some(())
+// The keys without a default, as bits of `Reader::seen`.
+const STUDY_UID: u32 = 1;
+const PATIENT_ID: u32 = 2;
+const SERIES_UID: u32 = 1;
+const INSTANCE_UID: u32 = 1;
+const SOP_CLASS: u32 = 2;
+const TRANSFER_SYNTAX: u32 = 4;
+const PATH: u32 = 8;
+const SIZE: u32 = 16;
+
+fn clear_instance(i: &mut Instance) {
+    i.uid.clear();
+    i.sop_class.clear();
+    i.transfer_syntax.clear();
+    i.path.clear();
+    i.number = None;
+    i.frames = None;
+    i.size = 0;
+    i.mtime = 0;
+    i.pixel_data_offset = None;
 }
 
-fn set_study(s: &mut Study, key: &str, value: Val) -> Option<()> {
-    let field = match key {
-        "uid" => &mut s.uid,
-        "patient_id" => &mut s.patient_id,
-        "issuer_of_patient_id" => &mut s.issuer_of_patient_id,
-        "patient_name" => &mut s.patient_name,
-        "patient_birth_date" => &mut s.patient_birth_date,
-        "patient_sex" => &mut s.patient_sex,
-        "date" => &mut s.date,
-        "time" => &mut s.time,
-        "timezone_offset" => &mut s.timezone_offset,
-        "accession_number" => &mut s.accession_number,
-        "study_id" => &mut s.study_id,
-        "description" => &mut s.description,
-        "referring_physician_name" => &mut s.referring_physician_name,
+/// Sets one key of a study from the value at the start of `v`: the key's bit and the text after the value,
+/// or `None` for a key or value outside the layout.
+fn set_study<'v>(s: &mut Study, key: &str, v: &'v str) -> Option<(u32, &'v str)> {
+    let (field, bit) = match key {
+        "uid" => (&mut s.uid, STUDY_UID),
+        "patient_id" => (&mut s.patient_id, PATIENT_ID),
+        "issuer_of_patient_id" => (&mut s.issuer_of_patient_id, 1 << 2),
+        "patient_name" => (&mut s.patient_name, 1 << 3),
+        "patient_birth_date" => (&mut s.patient_birth_date, 1 << 4),
+        "patient_sex" => (&mut s.patient_sex, 1 << 5),
+        "date" => (&mut s.date, 1 << 6),
+        "time" => (&mut s.time, 1 << 7),
+        "timezone_offset" => (&mut s.timezone_offset, 1 << 8),
+        "accession_number" => (&mut s.accession_number, 1 << 9),
+        "study_id" => (&mut s.study_id, 1 << 10),
+        "description" => (&mut s.description, 1 << 11),
+        "referring_physician_name" => (&mut s.referring_physician_name, 1 << 12),
         "modalities" => {
-            let Val::Strs(list) = value else { return None };
+            let (list, rest) = strings(v)?;
             s.modalities = list;
-            return Some(());
+            return Some((1 << 13, rest));
         }
         _ => return None,
     };
-    let Val::Str(text) = value else { return None };
-    *field = text;
-    Some(())
+    Some((bit, string_into(v, field)?))
 }
 
-fn set_series(s: &mut Series, key: &str, value: Val) -> Option<()> {
-    match (key, value) {
-        ("uid", Val::Str(v)) => s.uid = v,
-        ("modality", Val::Str(v)) => s.modality = v,
-        ("description", Val::Str(v)) => s.description = v,
-        ("number", Val::Int(n)) => s.number = Some(n),
-        _ => return None,
-    }
-    Some(())
-}
-
-fn set_instance(i: &mut Instance, key: &str, value: Val) -> Option<()> {
-    match (key, value) {
-        ("uid", Val::Str(v)) => i.uid = v,
-        ("sop_class", Val::Str(v)) => i.sop_class = v,
-        ("transfer_syntax", Val::Str(v)) => i.transfer_syntax = v,
-        ("path", Val::Str(v)) => i.path = v,
-        ("number", Val::Int(n)) => i.number = Some(n),
-        ("frames", Val::Int(n)) => i.frames = Some(u32::try_from(n).ok()?),
-        ("size", Val::Int(n)) => i.size = u64::try_from(n).ok()?,
-        ("mtime", Val::Int(n)) => i.mtime = u64::try_from(n).ok()?,
-        ("pixel_data_offset", Val::Int(n)) => i.pixel_data_offset = Some(u64::try_from(n).ok()?),
-        _ => return None,
-    }
-    Some(())
-}
-
-fn value_of(v: &str) -> Option<Val> {
-    if let Some(rest) = v.strip_prefix('[') {
-        let inner = rest.strip_suffix(']')?.trim();
-        let mut items = Vec::new();
-        let mut remaining = inner;
-        while !remaining.is_empty() {
-            let (item, after) = string_prefix(remaining)?;
-            items.push(item);
-            remaining = after.trim_start();
-            remaining = match remaining.strip_prefix(',') {
-                Some(r) => r.trim_start(),
-                None if remaining.is_empty() => remaining,
-                None => return None,
-            };
+fn set_series<'v>(s: &mut Series, key: &str, v: &'v str) -> Option<(u32, &'v str)> {
+    Some(match key {
+        "uid" => (SERIES_UID, string_into(v, &mut s.uid)?),
+        "modality" => (2, string_into(v, &mut s.modality)?),
+        "description" => (4, string_into(v, &mut s.description)?),
+        "number" => {
+            let (n, rest) = integer(v)?;
+            s.number = Some(n);
+            (8, rest)
         }
-        return Some(Val::Strs(items));
-    }
-    if v.starts_with('"') || v.starts_with('\'') {
-        let (s, rest) = string_prefix(v)?;
-        return rest.trim().is_empty().then_some(Val::Str(s));
-    }
-    // Plain decimal integers only: no `+`, underscores, hex or leading zeros, which TOML treats otherwise.
-    let digits = v.strip_prefix('-').unwrap_or(v);
-    let plain =
-        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && (digits == "0" || !digits.starts_with('0'));
-    if plain { v.parse().ok().map(Val::Int) } else { None }
+        _ => return None,
+    })
 }
 
-/// A basic (`"…"`, with escapes) or literal (`'…'`) single-line string at the start of `v`, and the rest.
-fn string_prefix(v: &str) -> Option<(String, &str)> {
+fn set_instance<'v>(i: &mut Instance, key: &str, v: &'v str) -> Option<(u32, &'v str)> {
+    let unsigned = |v| integer(v).and_then(|(n, rest)| Some((u64::try_from(n).ok()?, rest)));
+    Some(match key {
+        "uid" => (INSTANCE_UID, string_into(v, &mut i.uid)?),
+        "sop_class" => (SOP_CLASS, string_into(v, &mut i.sop_class)?),
+        "transfer_syntax" => (TRANSFER_SYNTAX, string_into(v, &mut i.transfer_syntax)?),
+        "path" => (PATH, string_into(v, &mut i.path)?),
+        "size" => {
+            let (n, rest) = unsigned(v)?;
+            i.size = n;
+            (SIZE, rest)
+        }
+        "number" => {
+            let (n, rest) = integer(v)?;
+            i.number = Some(n);
+            (1 << 5, rest)
+        }
+        "frames" => {
+            let (n, rest) = unsigned(v)?;
+            i.frames = Some(u32::try_from(n).ok()?);
+            (1 << 6, rest)
+        }
+        "mtime" => {
+            let (n, rest) = unsigned(v)?;
+            i.mtime = n;
+            (1 << 7, rest)
+        }
+        "pixel_data_offset" => {
+            let (n, rest) = unsigned(v)?;
+            i.pixel_data_offset = Some(n);
+            (1 << 8, rest)
+        }
+        _ => return None,
+    })
+}
+
+/// The line at the start of `text` without its newline, and the text after it.
+fn split_line(text: &str) -> (&str, &str) {
+    match text.bytes().position(|b| b == b'\n') {
+        Some(at) => (&text[..at], &text[at + 1..]),
+        None => (text, ""),
+    }
+}
+
+/// `text` after its leading spaces and tabs, TOML's whitespace.
+fn skip_blanks(text: &str) -> &str {
+    let at = text.bytes().position(|b| b != b' ' && b != b'\t').unwrap_or(text.len());
+    &text[at..]
+}
+
+/// What may follow a value: spaces and tabs, then the end of the line (LF or CRLF) or of the text; the text
+/// after the line.
+fn end_of_line(rest: &str) -> Option<&str> {
+    let rest = skip_blanks(rest);
+    match rest.strip_prefix('\n').or_else(|| rest.strip_prefix("\r\n")) {
+        Some(after) => Some(after),
+        None => rest.is_empty().then_some(rest),
+    }
+}
+
+/// A string at the start of `v`, read into `out` (cleared first); the text after it.
+fn string_into<'v>(v: &'v str, out: &mut String) -> Option<&'v str> {
+    out.clear();
+    string_prefix(v, out)
+}
+
+/// An array of strings at the start of `v` (`["CT", "MR"]`, a trailing comma allowed, on one line); the
+/// text after it.
+fn strings(v: &str) -> Option<(Vec<String>, &str)> {
+    let mut rest = skip_blanks(v.strip_prefix('[')?);
+    let mut items = Vec::new();
+    loop {
+        if let Some(after) = rest.strip_prefix(']') {
+            return Some((items, after));
+        }
+        let mut item = String::new();
+        rest = skip_blanks(string_prefix(rest, &mut item)?);
+        items.push(item);
+        match rest.strip_prefix(',') {
+            Some(after) => rest = skip_blanks(after),
+            None if rest.starts_with(']') => {}
+            None => return None,
+        }
+    }
+}
+
+/// A plain decimal integer at the start of `v` (no `+`, and no leading zeros, which TOML refuses; an
+/// underscore, `x`, `.` or `e` after the digits is not the end of a line, so the line is declined); the
+/// text after it.
+fn integer(v: &str) -> Option<(i64, &str)> {
+    let (negative, digits) = match v.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, v),
+    };
+    let len = digits.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+    let (number, rest) = digits.split_at(len);
+    if number.is_empty() || number.len() > 1 && number.starts_with('0') {
+        return None;
+    }
+    let magnitude = number.bytes().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
+    let n = if negative { 0i64.checked_sub_unsigned(magnitude)? } else { i64::try_from(magnitude).ok()? };
+    Some((n, rest))
+}
+
+/// The bytes that end the plain run of a basic string: its closing quote, an escape, the control characters
+/// TOML refuses in it (all but tab, and DEL); a newline is one of them, so a string never leaves its line.
+const STOPS: [bool; 256] = {
+    let mut stops = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        stops[b] = b != b'\t' as usize;
+        b += 1;
+    }
+    stops[b'"' as usize] = true;
+    stops[b'\\' as usize] = true;
+    stops[0x7f] = true;
+    stops
+};
+
+/// A basic (`"…"`, with escapes) or literal (`'…'`) single-line string at the start of `v`, appended to
+/// `out`, and the rest of `v`.
+fn string_prefix<'v>(v: &'v str, out: &mut String) -> Option<&'v str> {
     if let Some(rest) = v.strip_prefix('\'') {
         if rest.starts_with("''") {
             return None; // a multi-line literal string
         }
-        let end = rest.find('\'')?;
-        return Some((rest[..end].to_string(), &rest[end + 1..]));
+        // Its end, on the same line: a literal string holds no control character but tab.
+        let end = rest.bytes().position(|b| b == b'\'' || STOPS[b as usize] && b != b'"' && b != b'\\')?;
+        if !rest[end..].starts_with('\'') {
+            return None;
+        }
+        out.push_str(&rest[..end]);
+        return Some(&rest[end + 1..]);
     }
     let rest = v.strip_prefix('"')?;
     if rest.starts_with("\"\"") {
         return None; // a multi-line basic string
     }
-    let mut out = String::new();
+    // Up to the first byte that ends the string or needs a look (every other byte, UTF-8 ones included, is
+    // copied as it is), which is usually its end.
+    let plain = rest.bytes().position(|b| STOPS[b as usize])?;
+    out.push_str(&rest[..plain]);
+    let rest = &rest[plain..];
     let mut chars = rest.char_indices();
     while let Some((i, c)) = chars.next() {
         match c {
-            '"' => return Some((out, &rest[i + 1..])),
+            '"' => return Some(&rest[i + 1..]),
             '\\' => {
                 let (_, e) = chars.next()?;
                 match e {
@@ -213,24 +409,37 @@ fn string_prefix(v: &str) -> Option<(String, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::Index;
+    use crate::index::file::IndexFile;
+    use std::path::Path;
 
-    fn both(text: &str) -> (Option<IndexFile>, Result<IndexFile, String>) {
-        (parse(text), toml::from_str::<IndexFile>(text).map_err(|e| e.to_string()))
+    const PATH: &str = "/data/index.toml";
+
+    /// What the fast reader builds, or `None` when it declines.
+    fn fast(text: &str) -> Option<Result<Index, String>> {
+        let mut builder = Builder::default();
+        let written = parse(text, &mut builder)?;
+        Some(Index::build(builder, &written, Path::new(PATH)).map_err(|e| e.to_string()))
+    }
+
+    /// What the toml crate's reading builds.
+    fn general(text: &str) -> Result<Index, String> {
+        Index::general(text, Path::new(PATH)).map_err(|e| e.to_string())
     }
 
     /// The fast reader agrees with the toml crate, or declines.
     fn check(text: &str) {
-        let (fast, general) = both(text);
-        if let Some(fast) = fast {
-            assert_eq!(Ok(fast), general, "the fast reader read {text:?} otherwise than the toml crate");
+        if let Some(fast) = fast(text) {
+            assert_eq!(fast, general(text), "the fast reader read {text:?} otherwise than the toml crate");
         }
     }
 
     #[test]
     fn the_sample_index_reads_the_same_both_ways() {
         let text = include_str!("../../data/index.toml");
-        let (fast, general) = both(text);
-        assert_eq!(fast.expect("the fast reader reads what the indexer writes"), general.unwrap());
+        let fast = fast(text).expect("the fast reader reads what the indexer writes");
+        assert_eq!(fast, general(text));
+        assert_eq!(fast.unwrap().instance_count(), 38);
     }
 
     #[test]
@@ -260,14 +469,21 @@ mod tests {
             ..Default::default()
         });
         let text = toml::to_string(&file).unwrap();
-        assert_eq!(parse(&text), Some(file.clone()), "{text}");
+        assert_eq!(toml::from_str::<IndexFile>(&text).unwrap(), file);
+        let read = fast(&text).expect("read fast");
+        assert_eq!(read, general(&text), "{text}");
+        let index = read.unwrap();
+        let study = index.studies().next().unwrap();
+        assert_eq!((study.patient_id(), study.issuer_of_patient_id()), ("P\\Q é\t", "say \"hi\""));
+        assert_eq!(study.instances().next().unwrap().path(), "a b/c'd.dcm");
         // A value with both kinds of quote is written as a multi-line string, which the fast reader leaves to
         // the toml crate.
         for awkward in ["P\\Q \"x\" 'y'", "it's \"quoted\""] {
             file.studies[0].patient_id = awkward.into();
             let text = toml::to_string(&file).unwrap();
-            assert_eq!(parse(&text), None, "{text}");
+            assert!(fast(&text).is_none(), "{text}");
             assert_eq!(toml::from_str::<IndexFile>(&text).unwrap(), file);
+            assert_eq!(general(&text).unwrap().studies().next().unwrap().patient_id(), awkward);
         }
     }
 
@@ -289,12 +505,15 @@ mod tests {
             "[[study.series]]\nuid = \"s\"\nnumber = 1_000\n",
             "[[study.series]]\nuid = \"s\"\nnumber = 01\n",
             "[[study.series]]\nuid = \"s\"\ndescription = \"bad \\q escape\"\n",
+            // Whitespace to Unicode but not to TOML, around a key and after a value.
+            "\u{a0}description = \"x\"\n",
+            "description = \"x\"\u{2003}\n",
         ] {
             let text = format!("{base}{extra}");
-            assert_eq!(parse(&text), None, "{text}");
+            assert!(fast(&text).is_none(), "{text}");
             check(&text);
         }
-        assert_eq!(parse("[[study]]\nuid = \"1\"\npatient_id = \"p\"\n"), None, "no written time");
+        assert!(fast("[[study]]\nuid = \"1\"\npatient_id = \"p\"\n").is_none(), "no written time");
     }
 
     #[test]
@@ -314,5 +533,59 @@ mod tests {
                 check(&mutated);
             }
         }
+    }
+
+    /// CRLF line ends, indentation, blanks around `=` and after values, and comments read as the toml crate
+    /// reads them; a carriage return that does not end a line is left to it.
+    #[test]
+    fn line_ends_and_blanks() {
+        let text = include_str!("../../data/index.toml");
+        assert_eq!(fast(&text.replace('\n', "\r\n")), fast(text));
+        let spaced =
+            text.replace("uid = ", "\t uid\t=  ").replace("\nsize = 9504\n", "\n  size = 9504 \t\n# a comment\n\n");
+        assert_eq!(fast(&spaced), fast(text));
+        check(&spaced);
+        let base = "written = \"2026-01-01T00:00:00Z\"\n[[study]]\nuid = \"1\"\npatient_id = \"p\"";
+        assert!(fast(&format!("{base}\r\n")).is_some_and(|r| r.is_ok()));
+        for odd in ["\r", "\rdate = \"x\"\n", " \r \n", "\u{c}\n", " # a comment\n"] {
+            let text = format!("{base}{odd}");
+            assert!(fast(&text).is_none(), "{text:?}");
+            check(&text);
+        }
+    }
+
+    /// A source that hands over at most `step` bytes a read, so that lines and UTF-8 sequences are cut.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    fn streamed(bytes: &[u8], step: usize, chunk: usize) -> Option<Result<Index, String>> {
+        let mut builder = Builder::default();
+        let written = read_chunks(&mut Trickle { bytes, step }, &mut builder, chunk).unwrap()?;
+        Some(Index::build(builder, &written, Path::new(PATH)).map_err(|e| e.to_string()))
+    }
+
+    /// Reading a chunk at a time builds what reading the whole text builds, wherever the chunks and reads
+    /// cut it: inside a line, inside a UTF-8 sequence, with lines longer than a chunk, without a last newline.
+    #[test]
+    fn streaming_reads_what_the_whole_text_reads() {
+        let text = include_str!("../../data/index.toml");
+        for (step, chunk) in [(1, 16), (7, 16), (1000, 64), (usize::MAX, CHUNK)] {
+            assert_eq!(streamed(text.as_bytes(), step, chunk), fast(text), "{step} bytes a read, chunks of {chunk}");
+        }
+        assert_eq!(streamed(text.trim_end().as_bytes(), 5, 32), fast(text), "no newline at the end");
+        let mut invalid = text.as_bytes().to_vec();
+        invalid[text.find("Müller").unwrap() + 1] = 0xff;
+        assert!(streamed(&invalid, 100, 64).is_none(), "invalid UTF-8 is left to the general reader");
     }
 }

@@ -1,7 +1,7 @@
 //! The static index: read once at start, validated once (raw layout → `Index`), never rescanned or changed
-//! while serving. `file` is the on-disk layout, `fast` its quick reader, `store` how it is held in memory
-//! (compact tables over two texts), `view` the studies, series and instances handlers read, `indexer`
-//! writes it and `check` verifies it against the files.
+//! while serving. `file` is the on-disk layout, `fast` its quick streaming reader, `store` how it is held
+//! in memory (compact tables over two texts), `view` the studies, series and instances handlers read,
+//! `indexer` writes it and `check` verifies it against the files.
 //!
 //! Invariants: every file the server opens is named here, by a path relative to the index file that cannot
 //! leave its folder, never by URL text; lookups are by exact UID; values are normalised here (the written
@@ -74,23 +74,34 @@ impl fmt::Debug for Index {
 }
 
 impl Index {
-    /// Reads and validates the index file at `path`.
+    /// Reads and validates the index file at `path`: streamed through the fast reader, or, for a layout it
+    /// declines, read whole by the toml crate.
     pub fn load(path: &Path) -> Result<Index, IndexError> {
-        let text = std::fs::read_to_string(path).map_err(|e| IndexError::Read(path.to_path_buf(), e))?;
-        Index::parse(&text, path)
+        let read_error = |e| IndexError::Read(path.to_path_buf(), e);
+        let mut file = std::fs::File::open(path).map_err(read_error)?;
+        let mut builder = Builder::default();
+        if let Some(written) = fast::read(&mut file, &mut builder).map_err(read_error)? {
+            return Index::build(builder, &written, path);
+        }
+        drop(builder);
+        let text = std::fs::read_to_string(path).map_err(read_error)?;
+        Index::general(&text, path)
     }
 
     /// Validates index text as if read from `path` (whose folder the instance paths are relative to).
+    #[cfg(test)]
     pub fn parse(text: &str, path: &Path) -> Result<Index, IndexError> {
-        let raw = match fast::parse(text) {
-            Some(raw) => raw,
-            None => toml::from_str(text).map_err(|e| IndexError::Parse(path.to_path_buf(), e.to_string()))?,
-        };
-        Index::validate(&raw, path)
+        let mut builder = Builder::default();
+        match fast::parse(text, &mut builder) {
+            Some(written) => Index::build(builder, &written, path),
+            None => Index::general(text, path),
+        }
     }
 
-    /// The one conversion from the on-disk layout: every check and normalisation happens in the builder.
-    fn validate(raw: &file::IndexFile, path: &Path) -> Result<Index, IndexError> {
+    /// Reads `text` with the toml crate.
+    fn general(text: &str, path: &Path) -> Result<Index, IndexError> {
+        let raw: file::IndexFile =
+            toml::from_str(text).map_err(|e| IndexError::Parse(path.to_path_buf(), e.to_string()))?;
         let mut builder = Builder::default();
         for study in &raw.studies {
             builder.study(study);
@@ -340,8 +351,7 @@ size = 10
         assert_eq!(index.instance_count(), 4);
         assert_eq!(index.studies().map(|s| s.instance_count()).collect::<Vec<_>>(), [3, 0, 1]);
         assert_eq!(index.store.wide.len(), 6, "only the numbers beyond 32 bits are kept aside");
-        let raw = toml::from_str(&text).unwrap();
-        let via_toml = Index::validate(&raw, Path::new("/data/index.toml")).unwrap();
+        let via_toml = Index::general(&text, Path::new("/data/index.toml")).unwrap();
         assert!(via_toml == index, "both readers build the same index");
     }
 }

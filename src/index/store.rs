@@ -1,5 +1,5 @@
 //! How the index is held in memory: tables of fixed-size rows over two texts, built one table of the layout
-//! at a time by `Builder`, instead of a tree of structs of strings.
+//! at a time by `Builder`, so that reading an index never holds its whole text nor a tree of its strings.
 //!
 //! A study is a row of its text fields (interned: PatientIDs, names and descriptions repeat across studies)
 //! and the ranges of its series and instances; a series likewise. The layout's patient_birth_date,
