@@ -85,6 +85,11 @@ impl PatientContext {
         PatientContext { id, reference, display, ids, issuers: Arc::clone(&selector.issuers) }
     }
 
+    /// The DICOM PatientIDs that belong to this patient, sorted (a value may repeat, under other systems).
+    pub fn patient_ids(&self) -> impl Iterator<Item = &str> {
+        self.ids.iter().map(|id| id.value.as_str())
+    }
+
     /// Is a study with this DICOM PatientID and IssuerOfPatientID (empty when absent) the patient's? The
     /// PatientID must be one of the patient's; when the study names an issuer and that identifier a system,
     /// `images.issuers` must map the issuer to that system.

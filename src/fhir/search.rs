@@ -22,7 +22,8 @@ fn visible_studies<'a>(r: &Render<'a>, grant: &Grant) -> Result<Vec<Study<'a>>, 
         Lookup::AllStudies => Ok(r.index.studies().collect()),
         Lookup::StudiesByContext => {
             let patient = grant.patient().ok_or_else(no_patient)?;
-            Ok(r.index.studies().filter(|s| patient.owns(s.patient_id(), s.issuer_of_patient_id())).collect())
+            let theirs = r.index.studies_of_patients(patient.patient_ids());
+            Ok(theirs.into_iter().filter(|s| patient.owns(s.patient_id(), s.issuer_of_patient_id())).collect())
         }
     }
 }

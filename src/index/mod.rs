@@ -144,6 +144,15 @@ impl Index {
         self.store.find_study(uid.as_str()).and_then(|at| Study::of(&self.store, at))
     }
 
+    /// The studies whose DICOM PatientID is one of `ids`, in index order, each once: what a patient's
+    /// search starts from, without a look at any other study.
+    pub fn studies_of_patients<'i>(&self, ids: impl IntoIterator<Item = &'i str>) -> Vec<Study<'_>> {
+        let mut found: Vec<u32> = ids.into_iter().flat_map(|id| self.store.studies_of_patient(id)).copied().collect();
+        found.sort_unstable();
+        found.dedup();
+        found.into_iter().filter_map(|at| Study::of(&self.store, at)).collect()
+    }
+
     /// The absolute location of an indexed instance's file.
     pub fn file_path(&self, inst: &Instance) -> PathBuf {
         self.root.join(inst.path())
@@ -353,5 +362,16 @@ size = 10
         assert_eq!(index.store.wide.len(), 6, "only the numbers beyond 32 bits are kept aside");
         let via_toml = Index::general(&text, Path::new("/data/index.toml")).unwrap();
         assert!(via_toml == index, "both readers build the same index");
+    }
+
+    #[test]
+    fn a_patients_studies_are_found_without_a_scan() {
+        let index = parse(&toml::to_string(&varied()).unwrap()).unwrap();
+        let uids = |ids: &[&str]| -> Vec<String> {
+            index.studies_of_patients(ids.iter().copied()).iter().map(|s| s.uid().to_string()).collect()
+        };
+        assert_eq!(uids(&["P1"]), ["1.2.3", "1.2.5"]);
+        assert_eq!(uids(&["P2", "P1", "P1"]), ["1.2.3", "1.2.4", "1.2.5"], "index order, each once");
+        assert!(uids(&["P", "P10", ""]).is_empty());
     }
 }

@@ -116,8 +116,9 @@ pub struct Store {
     pub instances: Vec<InstanceRow>,
     /// The instance numbers that do not fit in 32 bits, by row and column.
     pub wide: HashMap<(u32, Column), u64>,
-    /// Study positions sorted by StudyInstanceUID.
+    /// Study positions sorted by StudyInstanceUID, and by PatientID (then position).
     pub by_uid: Vec<u32>,
+    pub by_patient: Vec<u32>,
 }
 
 impl Store {
@@ -291,7 +292,11 @@ impl Builder {
         let mut store = self.store;
         let mut by_uid: Vec<u32> = (0..store.studies.len() as u32).collect();
         by_uid.sort_unstable_by(|&a, &b| store.study_uid(a).cmp(store.study_uid(b)));
+        let mut by_patient: Vec<u32> = (0..store.studies.len() as u32).collect();
+        // Stable: a patient's studies stay in index order.
+        by_patient.sort_by(|&a, &b| store.patient_id(a).cmp(store.patient_id(b)));
         store.by_uid = by_uid;
+        store.by_patient = by_patient;
         for text in [&mut store.text, &mut store.files] {
             text.shrink_to_fit();
         }
@@ -347,10 +352,21 @@ impl Store {
         self.studies.get(at as usize).map_or("", |row| self.str(row.uid))
     }
 
+    pub fn patient_id(&self, at: u32) -> &str {
+        self.studies.get(at as usize).map_or("", |row| self.sym(row.patient_id))
+    }
+
     /// The position of the study with this UID.
     pub fn find_study(&self, uid: &str) -> Option<u32> {
         let at = self.by_uid.partition_point(|&s| self.study_uid(s) < uid);
         self.by_uid.get(at).copied().filter(|&s| self.study_uid(s) == uid)
+    }
+
+    /// The positions of the studies whose PatientID is `id`, in index order.
+    pub fn studies_of_patient(&self, id: &str) -> &[u32] {
+        let start = self.by_patient.partition_point(|&s| self.patient_id(s) < id);
+        let len = self.by_patient[start..].partition_point(|&s| self.patient_id(s) == id);
+        &self.by_patient[start..start + len]
     }
 }
 
