@@ -171,34 +171,50 @@ def read_status(pid: int) -> dict:
     return found
 
 
-def start_once(binary: str, config: str, timeout: float) -> dict:
-    """One start: the time to the `listening on` line and the memory then; the process is stopped after."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
+def spawn(binary: str, config: str) -> subprocess.Popen:
+    """The server on a free port of 127.0.0.1, its stdout piped for the `listening on` line."""
+    return subprocess.Popen(
         [binary, "serve", "--config", config, "--listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"},
     )
+
+
+def wait_listening(proc: subprocess.Popen, started: float, timeout: float) -> str:
+    """The address (`127.0.0.1:PORT`) of the `listening on` line of a server started at `started`."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    line = b""
+    while not line.startswith(b"listening on"):
+        left = timeout - (time.perf_counter() - started)
+        if left <= 0 or not sel.select(left):
+            raise RuntimeError(f"no `listening on` line within {timeout} s")
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the server exited with status {proc.wait()} before listening")
+    return line.split(b"//", 1)[1].strip().decode()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 5 seconds."""
+    proc.send_signal(signal.SIGTERM)
     try:
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        line = b""
-        while not line.startswith(b"listening on"):
-            left = timeout - (time.perf_counter() - started)
-            if left <= 0 or not sel.select(left):
-                raise RuntimeError(f"no `listening on` line within {timeout} s")
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"the server exited with status {proc.wait()} before listening")
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def start_once(binary: str, config: str, timeout: float) -> dict:
+    """One start: the time to the `listening on` line and the memory then; the process is stopped after."""
+    started = time.perf_counter()
+    proc = spawn(binary, config)
+    try:
+        wait_listening(proc, started, timeout)
         elapsed = time.perf_counter() - started
         memory = read_status(proc.pid)
         return {"seconds": elapsed, "rss_kb": memory["VmRSS"], "hwm_kb": memory["VmHWM"]}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def cmd_startup(args) -> int:
