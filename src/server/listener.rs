@@ -44,8 +44,12 @@ pub type Serve = Box<dyn Fn(Job<tiny_http::Request>) + Send + Sync>;
 struct Generation {
     server: Arc<tiny_http::Server>,
     pumps: AtomicUsize,
-    /// Pumps waiting in tiny_http for a request now.
+    /// Pumps waiting for a request now, in tiny_http or for their turn to ask it.
     receiving: AtomicUsize,
+    /// Held from asking tiny_http for a request until it is queued or claimed, so that the requests of a
+    /// connection reach the queue in the order they came (two pumps could otherwise swap them, and the
+    /// second would then wait forever on tiny_http's writer order for the first).
+    turn: Mutex<()>,
     /// Whether its accept loop was reported ended.
     ended: AtomicBool,
 }
@@ -122,6 +126,7 @@ impl Listener {
             server,
             pumps: AtomicUsize::new(self.pumps),
             receiving: AtomicUsize::new(0),
+            turn: Mutex::new(()),
             ended: AtomicBool::new(false),
         });
         if let Ok(mut servers) = self.servers.lock() {
@@ -151,15 +156,18 @@ impl Listener {
         let server = &generation.server;
         loop {
             generation.receiving.fetch_add(1, Ordering::SeqCst);
+            let turn = generation.turn.lock().unwrap_or_else(|e| e.into_inner());
             let received = server.recv();
-            // Serving a request here leaves tiny_http to the other pumps: only when one is still waiting there,
-            // so that requests keep being taken (and refused when too many wait) while pumps serve.
+            // Serving a request here leaves tiny_http to the other pumps: only when one is still waiting, so
+            // that requests keep being taken (and refused when too many wait) while pumps serve.
             let others = generation.receiving.fetch_sub(1, Ordering::SeqCst) - 1;
             match received {
                 Ok(request) => {
                     let peer: Option<SocketAddr> = request.remote_addr().copied();
                     self.watch.started(peer.as_ref());
-                    match self.queue.push(peer, request, others > 0 && self.serve.get().is_some()) {
+                    let pushed = self.queue.push(peer, request, others > 0 && self.serve.get().is_some());
+                    drop(turn);
+                    match pushed {
                         Pushed::Queued => {}
                         Pushed::Claimed(job) => {
                             if let Some(serve) = self.serve.get() {
@@ -177,6 +185,7 @@ impl Listener {
                 }
                 Err(_) if self.stopping.load(Ordering::SeqCst) => return,
                 Err(e) => {
+                    drop(turn);
                     // tiny_http reports the accept error that ended its loop once, to one pump; that pump wakes
                     // the others, which end, all but the last, which stays for the connections' requests.
                     if !generation.ended.swap(true, Ordering::SeqCst) {
