@@ -3,7 +3,14 @@
 # more than 500 MB, measures smart-imaging against nginx and Orthanc on 127.0.0.1, and prints one table,
 # which it also saves to $BENCH_DIR/results.txt.
 #
+# Then it runs benches/wire.sh (retrieve of a 40 x 132 KB and a 300 x 525 KB study and of one instance, and
+# search, each beside nginx serving the very same bytes) and benches/index/scale.sh (start-up, RSS and
+# search with 100,000 and 1,000,000 instances, and a 10-million projection) with the same binary, and
+# prints their tables after its own.
+#
 # Usage: bash benches/run.sh
+#   ANCHOR_BIN      a release binary of an earlier commit: the wire and scale tables show it beside this
+#                   one, with the ratio.
 #   BENCH_DIR       work folder for the dataset, configurations, logs and results
 #                   (default /tmp/smart-imaging-bench); a re-run reuses the dataset and Orthanc's storage.
 #   BENCH_DURATION  length of each wrk run (default 10s).
@@ -630,7 +637,28 @@ notes="$(IFS='|'; echo "${NOTES[*]}")"
     "dataset_mb=$((DATASET_BYTES / 1000000))" "dataset_files=$DATASET_FILES" \
     "study_instances=$STUDY_INSTANCES" "multipart_mb=$(python3 -c "print($STUDY_BYTES / 1e6)")" \
     "search_studies=$SEARCH_STUDIES" "duration=$DURATION" "rounds=$ROUNDS" "notes=$notes"
+
+# ---------------------------------------------------------------------------------------------------------
+phase "wire: both retrieve shapes, one instance and search beside nginx"
+# ---------------------------------------------------------------------------------------------------------
+check_idle wire
+BIN="$BIN" ANCHOR_BIN="${ANCHOR_BIN:-}" BENCH_DIR="$BENCH_DIR/wire" bash "$BENCHES/wire.sh" > "$LOGS/wire.txt" 2>&1 ||
+    { tail -20 "$LOGS/wire.txt" >&2; die "benches/wire.sh failed (see $LOGS/wire.txt)"; }
+
+# ---------------------------------------------------------------------------------------------------------
+phase "index scale: 100,000 and 1,000,000 instances"
+# ---------------------------------------------------------------------------------------------------------
+check_idle scale
+BIN="$BIN" ANCHOR_BIN="${ANCHOR_BIN:-}" BENCH_DIR="$BENCH_DIR/scale" bash "$BENCHES/index/scale.sh" \
+    > "$LOGS/scale.txt" 2>&1 || { tail -20 "$LOGS/scale.txt" >&2; die "benches/index/scale.sh failed (see $LOGS/scale.txt)"; }
+
 log "phase \"$PHASE\" took $(($(date +%s) - PHASE_START)) s; the whole run took $(($(date +%s) - SCRIPT_START)) s"
 PHASE=""
 echo
 "${HELPERS[@]}" table --results "$RESULTS" --out "$BENCH_DIR/results.txt"
+echo
+echo "Retrieve and search beside nginx serving the same bytes (benches/wire.sh):"
+cat "$BENCH_DIR/wire/work/results.txt"
+echo
+echo "The index at scale (benches/index/scale.sh):"
+sed -n '/this build/,$p' "$LOGS/scale.txt"

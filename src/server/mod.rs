@@ -332,7 +332,8 @@ fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
         facts,
     };
     let mut out = writer::prepare(raw, resp, shared.pace, close, &shared.wires);
-    if out.body_len() <= HANDOFF_BYTES {
+    // A large body goes to a writer thread at once, unless all of it fits in the connection's send buffer.
+    if out.body_len() <= HANDOFF_BYTES || out.fits() {
         match out.pump(true) {
             Progress::Blocked => {}
             done => {

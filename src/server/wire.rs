@@ -79,6 +79,11 @@ impl Wire {
         Wire { writer, socket: None }
     }
 
+    /// How many bytes the connection takes now without waiting, when that is known (on a socket).
+    pub fn room(&self) -> Option<usize> {
+        self.socket.as_ref().map(Socket::room)
+    }
+
     /// Sends out what is held back for the bytes that were to follow: the response is complete.
     pub fn push(&mut self) {
         if let Some(socket) = &mut self.socket {

@@ -153,6 +153,12 @@ impl Outgoing {
         self.body_len
     }
 
+    /// Whether the rest of the response fits in the connection's send buffer now: writing it cannot wait.
+    pub fn fits(&self) -> bool {
+        let left = (self.head.len() - self.head_sent) as u64 + self.body_len - self.body_sent;
+        self.writer.room().is_some_and(|room| left <= room as u64)
+    }
+
     /// The bytes of the body written so far (all of it once done; none for `HEAD`).
     pub fn body_sent(&self) -> u64 {
         self.body_sent + self.head_sent.saturating_sub(self.head_only) as u64

@@ -132,6 +132,29 @@ impl Socket {
         sent
     }
 
+    /// How many more bytes the socket's send buffer takes now without waiting, roughly: half its size (the
+    /// kernel counts its own bookkeeping in the other half) less what waits in it unsent.
+    pub fn room(&self) -> usize {
+        let mut size: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let mut queued: libc::c_int = 0;
+        // SAFETY: getsockopt writes at most `len` bytes into a live c_int; ioctl TIOCOUTQ writes one c_int.
+        let asked = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&mut size as *mut libc::c_int).cast(),
+                &mut len,
+            ) == 0
+                && libc::ioctl(self.fd.as_raw_fd(), libc::TIOCOUTQ, &mut queued) == 0
+        };
+        if !asked {
+            return 0;
+        }
+        usize::try_from(size / 2 - queued).unwrap_or(0)
+    }
+
     /// Sends what `MSG_MORE` held back now.
     pub fn push(&mut self) {
         if !self.held {
@@ -180,6 +203,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("si-sendfile-{}", std::process::id()));
         std::fs::write(&path, b"0123456789").unwrap();
         let file = File::open(&path).unwrap();
+        assert!(socket.room() > 0, "an idle connection has room");
         assert_eq!(socket.send(b"head:").unwrap(), 5);
         assert_eq!(socket.send_file(&file, 3, 100).unwrap(), 7, "up to the end of the file");
         assert_eq!(socket.send_file(&file, 10, 100).unwrap(), 0, "0 at the end: the file ended there");
