@@ -1,16 +1,148 @@
-//! How the EHR client waits on its EHR without holding a lock across a call: `Flight`, one in-flight fetch
-//! of a cached value (discovery, the backend token) that others join; and `Gate`, a bound on how many
-//! requests of one tenant may be waiting on its EHR at once.
+//! How the EHR client waits on its EHR without holding a lock across a call: `Flights`, one fetch in flight
+//! per key (an introspection per token, a Patient read per patient) that the other requests needing that
+//! key join; `Flight`, one cached value (discovery, the backend token) fetched the same way; and `Gate`, a
+//! bound on how many requests of one tenant may be waiting on its EHR at once.
 //!
 //! Invariants: no lock is held while a fetch runs; a waiter never waits past its deadline, and never starts
 //! a fetch of its own when the one it joined fails (it shares the failure); a fetch that panics still
-//! wakes its waiters; a `Gate` never lets more than its bound in.
+//! wakes its waiters; a key stays in a `Flights` map only while its fetch runs, so the map never holds more
+//! entries than there are requests fetching; a `Gate` never lets more than its bound in.
+//!
+//! A request that waits for another's fetch takes a place in the gate as the fetching one does: it holds a
+//! worker all the same, and an EHR that hangs keeps both until their deadline, so the gate, which bounds
+//! the workers one EHR can hold, counts every request waiting on the EHR, by its own call or by joining
+//! one. What keeps a healthy EHR's bursts under the bound is the single flight: when a cached answer
+//! expires, the requests that need it again make one call and wait for it, instead of each making its own
+//! and queueing at the EHR. The gate counts its places and does not look at how long they have been held:
+//! refusing only once the held places grew old would let a burst in before they did, and every worker could
+//! then be waiting on an EHR that hung.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::http::ApiError;
+
+fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
+    // Every state here is consistent at every unlock, so a poisoned lock is still good to use.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One fetch per key at a time, which the other callers asking for that key join.
+#[derive(Debug)]
+pub struct Flights<K, T> {
+    what: &'static str,
+    /// The fetches running now, by key.
+    running: Mutex<HashMap<K, Arc<Fetch<T>>>>,
+}
+
+/// One fetch in flight, shared by the caller running it and those waiting for it.
+#[derive(Debug)]
+struct Fetch<T> {
+    state: Mutex<Outcome<T>>,
+    ended: Condvar,
+}
+
+#[derive(Debug)]
+struct Outcome<T> {
+    /// `None` while the fetch runs.
+    result: Option<Result<T, ApiError>>,
+    /// How many callers wait for it.
+    waiting: usize,
+}
+
+impl<K: Hash + Eq + Clone, T: Clone> Flights<K, T> {
+    /// `what` names the values in errors and the log: "introspection", "patient read".
+    pub fn new(what: &'static str) -> Flights<K, T> {
+        Flights { what, running: Mutex::new(HashMap::new()) }
+    }
+
+    /// The outcome for `key`: that of the fetch already in flight for it, waited for until `wait` (`None`:
+    /// not waited for, 503 at once); else what `settled` says is already known (a cached value, a failure
+    /// still to repeat), asked with the map locked, so that the cache a fetch filled before it ended is
+    /// seen and the fetch is not repeated; else that of this caller's own `fetch`, run with no lock held.
+    pub fn get(
+        &self,
+        key: K,
+        wait: Option<Instant>,
+        settled: impl FnOnce() -> Option<Result<T, ApiError>>,
+        fetch: impl FnOnce() -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut running = lock(&self.running);
+        if let Some(joined) = running.get(&key).map(Arc::clone) {
+            drop(running);
+            let Some(deadline) = wait else {
+                return Err(ApiError::Unavailable(format!("{}: another request is fetching it", self.what)));
+            };
+            return joined.wait(deadline, self.what);
+        }
+        if let Some(known) = settled() {
+            return known;
+        }
+        let started = Arc::new(Fetch { state: Mutex::new(Outcome { result: None, waiting: 0 }), ended: Condvar::new() });
+        running.insert(key.clone(), Arc::clone(&started));
+        drop(running);
+        let mut leading = Leading { flights: self, key, fetch: started, result: None };
+        let result = fetch();
+        leading.result = Some(result.clone());
+        drop(leading);
+        result
+    }
+
+    #[cfg(test)]
+    fn waiting(&self, key: &K) -> usize {
+        lock(&self.running).get(key).map_or(0, |f| lock(&f.state).waiting)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.running).len()
+    }
+}
+
+impl<T: Clone> Fetch<T> {
+    /// The fetch's result once it ends, or 503 at `deadline`.
+    fn wait(&self, deadline: Instant, what: &str) -> Result<T, ApiError> {
+        let mut state = lock(&self.state);
+        state.waiting += 1;
+        let result = loop {
+            if let Some(result) = &state.result {
+                break result.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(ApiError::Unavailable(format!("{what}: timed out waiting for it")));
+            }
+            state = self.ended.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
+        };
+        state.waiting -= 1;
+        result
+    }
+}
+
+/// The fetch a caller runs; dropping it (also by a panic) ends the fetch and wakes the waiters.
+struct Leading<'a, K: Hash + Eq, T> {
+    flights: &'a Flights<K, T>,
+    key: K,
+    fetch: Arc<Fetch<T>>,
+    /// `None` when the fetch panicked.
+    result: Option<Result<T, ApiError>>,
+}
+
+impl<K: Hash + Eq, T> Drop for Leading<'_, K, T> {
+    fn drop(&mut self) {
+        let what = self.flights.what;
+        let result =
+            self.result.take().unwrap_or_else(|| Err(ApiError::Internal(format!("{what}: the fetch panicked"))));
+        // Out of the map first: a caller that comes after finds what the fetch left in the cache, or starts
+        // a fetch of its own, and never waits for this one.
+        lock(&self.flights.running).remove(&self.key);
+        lock(&self.fetch.state).result = Some(result);
+        self.fetch.ended.notify_all();
+    }
+}
 
 /// How a caller takes part when the value is not cached and another caller is already fetching it.
 #[derive(Debug, Clone, Copy)]
@@ -24,132 +156,77 @@ pub enum Join {
 /// A value fetched by one caller at a time and kept until it expires.
 #[derive(Debug)]
 pub struct Flight<T> {
-    what: &'static str,
-    state: Mutex<State<T>>,
-    ended: Condvar,
+    known: Mutex<Known<T>>,
+    fetching: Flights<(), (T, u64)>,
 }
 
 #[derive(Debug)]
-struct State<T> {
+struct Known<T> {
     /// The value and until when it may be used (Unix seconds).
     value: Option<(T, u64)>,
-    running: bool,
-    /// How many fetches have ended, so a waiter sees that the one it joined ended.
-    fetches: u64,
-    /// The error of the last fetch, when it failed, and when (Unix seconds).
+    /// The error of the last fetch, when it failed, and when it started (Unix seconds).
     failure: Option<(ApiError, u64)>,
-    /// How many callers wait for the fetch in flight.
-    waiting: usize,
+}
+
+impl<T> Known<T> {
+    /// The value and its expiry, if it is fresh at `now`.
+    fn fresh(&self, now: u64) -> Option<&(T, u64)> {
+        self.value.as_ref().filter(|(_, until)| now < *until)
+    }
 }
 
 impl<T: Clone> Flight<T> {
     /// `what` names the value in errors and the log: "discovery", "backend token".
     pub fn new(what: &'static str) -> Flight<T> {
-        Flight {
-            what,
-            state: Mutex::new(State { value: None, running: false, fetches: 0, failure: None, waiting: 0 }),
-            ended: Condvar::new(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // The state is consistent at every unlock, so a poisoned lock is still good to use.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        Flight { known: Mutex::new(Known { value: None, failure: None }), fetching: Flights::new(what) }
     }
 
     /// The cached value if it is fresh at `now`.
     pub fn cached(&self, now: u64) -> Option<T> {
-        self.lock().value.as_ref().filter(|(_, until)| now < *until).map(|(v, _)| v.clone())
+        lock(&self.known).fresh(now).map(|(v, _)| v.clone())
     }
 
     /// The cached value at `now` (Unix seconds), else the outcome of a fetch: this caller's own (`fetch`,
     /// run with no lock held, returning the value and until when it may be used), or the one already in
     /// flight, per `join`.
     pub fn get(&self, now: u64, join: Join, fetch: impl FnOnce() -> Result<(T, u64), ApiError>) -> Result<T, ApiError> {
-        let mut state = self.lock();
-        if let Some((v, until)) = &state.value {
-            if now < *until {
-                return Ok(v.clone());
+        let (wait, backoff) = match join {
+            Join::Wait(deadline) => (Some(deadline), None),
+            Join::FailFast { backoff } => (None, Some(backoff)),
+        };
+        let settled = || {
+            let known = lock(&self.known);
+            if let Some(value) = known.fresh(now) {
+                return Some(Ok(value.clone()));
             }
-        }
-        if state.running {
-            let Join::Wait(deadline) = join else {
-                return Err(ApiError::Unavailable(format!("{}: another request is fetching it", self.what)));
-            };
-            let joined = state.fetches;
-            state.waiting += 1;
-            while state.fetches == joined {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    state.waiting -= 1;
-                    return Err(ApiError::Unavailable(format!("{}: timed out waiting for it", self.what)));
+            let (e, at) = known.failure.as_ref()?;
+            (now < at.saturating_add(backoff?)).then(|| Err(e.clone()))
+        };
+        let fetched = self.fetching.get((), wait, settled, || {
+            // Failed until it ends, so that a fetch that panics holds off the next one for the backoff too.
+            let panicked = ApiError::Internal(format!("{}: the fetch panicked", self.fetching.what));
+            lock(&self.known).failure = Some((panicked, now));
+            let result = fetch();
+            let mut known = lock(&self.known);
+            match &result {
+                Ok(value) => {
+                    known.value = Some(value.clone());
+                    known.failure = None;
                 }
-                state = self.ended.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
+                Err(e) => known.failure = Some((e.clone(), now)),
             }
-            state.waiting -= 1;
-            if let Some((v, until)) = &state.value {
-                if now < *until {
-                    return Ok(v.clone());
-                }
-            }
-            let failure = state.failure.as_ref().map(|(e, _)| e.clone());
-            return Err(failure.unwrap_or_else(|| ApiError::Unavailable(format!("{}: not fetched", self.what))));
-        }
-        if let (Join::FailFast { backoff }, Some((e, at))) = (join, &state.failure) {
-            if now < at.saturating_add(backoff) {
-                return Err(e.clone());
-            }
-        }
-        state.running = true;
-        drop(state);
-        let mut running = Running { flight: self, started: now, outcome: None };
-        let result = fetch();
-        running.outcome = Some(result.as_ref().map(|(v, until)| (v.clone(), *until)).map_err(Clone::clone));
-        drop(running);
-        result.map(|(v, _)| v)
-    }
-
-    #[cfg(test)]
-    fn waiting(&self) -> usize {
-        self.lock().waiting
+            result
+        });
+        fetched.map(|(v, _)| v)
     }
 
     /// Drops the cached value if `stale` says so (a backend token the EHR refused), so the next caller
     /// fetches a new one; a value another caller already replaced is kept.
     pub fn forget_if(&self, stale: impl Fn(&T) -> bool) {
-        let mut state = self.lock();
-        if state.value.as_ref().is_some_and(|(v, _)| stale(v)) {
-            state.value = None;
+        let mut known = lock(&self.known);
+        if known.value.as_ref().is_some_and(|(v, _)| stale(v)) {
+            known.value = None;
         }
-    }
-}
-
-/// The fetch in progress; dropping it (also by a panic) ends the fetch and wakes the waiters.
-struct Running<'a, T> {
-    flight: &'a Flight<T>,
-    /// When the fetch started (Unix seconds): the time of its failure, for the backoff.
-    started: u64,
-    /// `None` when the fetch panicked.
-    outcome: Option<Result<(T, u64), ApiError>>,
-}
-
-impl<T> Drop for Running<'_, T> {
-    fn drop(&mut self) {
-        let mut state = self.flight.state.lock().unwrap_or_else(|e| e.into_inner());
-        let now = self.started;
-        match self.outcome.take() {
-            Some(Ok(value)) => {
-                state.value = Some(value);
-                state.failure = None;
-            }
-            Some(Err(e)) => state.failure = Some((e, now)),
-            None => {
-                state.failure = Some((ApiError::Internal(format!("{}: the fetch panicked", self.flight.what)), now))
-            }
-        }
-        state.running = false;
-        state.fetches += 1;
-        self.flight.ended.notify_all();
     }
 }
 
@@ -187,20 +264,122 @@ impl Drop for Permit<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::mpsc;
+    use std::thread::JoinHandle;
     use std::time::Duration;
 
-    fn soon() -> Join {
-        Join::Wait(Instant::now() + Duration::from_secs(20))
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(20)
+    }
+
+    fn down() -> ApiError {
+        ApiError::Unavailable("down".into())
+    }
+
+    /// Nothing is known without a fetch.
+    fn unknown() -> Option<Result<u32, ApiError>> {
+        None
+    }
+
+    /// Runs `run` on a thread of its own, handing it `hold`, which a fetch calls to stay in flight until
+    /// the returned sender releases it; returns once the fetch is in flight.
+    fn in_flight<R: Send + 'static>(
+        run: impl FnOnce(&dyn Fn()) -> R + Send + 'static,
+    ) -> (JoinHandle<R>, mpsc::Sender<()>) {
+        let (tx_started, rx_started) = mpsc::channel::<()>();
+        let (tx_release, rx_release) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            run(&|| {
+                tx_started.send(()).unwrap();
+                rx_release.recv().unwrap();
+            })
+        });
+        rx_started.recv().unwrap();
+        (thread, tx_release)
+    }
+
+    #[test]
+    fn waiters_share_one_fetch_per_key_and_its_failure() {
+        let f = Arc::new(Flights::<&str, u32>::new("x"));
+        let (leader, release) = {
+            let f = Arc::clone(&f);
+            in_flight(move |hold| {
+                f.get("a", Some(soon()), unknown, || {
+                    hold();
+                    Err(down())
+                })
+            })
+        };
+        let waiter = {
+            let f = Arc::clone(&f);
+            std::thread::spawn(move || f.get("a", Some(soon()), unknown, || panic!("a waiter must not fetch")))
+        };
+        while f.waiting(&"a") == 0 {
+            std::thread::yield_now();
+        }
+        assert_eq!(f.get("b", Some(soon()), unknown, || Ok(2)), Ok(2), "another key is fetched at once");
+        release.send(()).unwrap();
+        assert_eq!(leader.join().unwrap(), Err(down()));
+        assert_eq!(waiter.join().unwrap(), Err(down()), "the waiter shares the failure");
+        assert_eq!(f.len(), 0, "no fetch is left in the map");
+        assert_eq!(f.get("a", Some(soon()), unknown, || Ok(1)), Ok(1), "the next caller fetches again");
+        assert_eq!(f.get("a", Some(soon()), || Some(Ok(7)), || panic!("settled: no fetch")), Ok(7));
+        assert_eq!(f.len(), 0);
+    }
+
+    #[test]
+    fn a_waiter_gives_up_at_its_deadline() {
+        let f = Arc::new(Flights::<&str, u32>::new("x"));
+        let (leader, release) = {
+            let f = Arc::clone(&f);
+            in_flight(move |hold| {
+                f.get("a", Some(soon()), unknown, || {
+                    hold();
+                    Ok(1)
+                })
+            })
+        };
+        let late = f.get("a", Some(Instant::now()), unknown, || panic!("a waiter must not fetch"));
+        assert!(matches!(late, Err(ApiError::Unavailable(_))), "{late:?}");
+        let refused = f.get("a", None, unknown, || panic!("a caller that does not wait must not fetch"));
+        assert!(matches!(refused, Err(ApiError::Unavailable(_))), "{refused:?}");
+        release.send(()).unwrap();
+        assert_eq!(leader.join().unwrap(), Ok(1));
+        assert_eq!(f.len(), 0);
+    }
+
+    #[test]
+    fn a_panicking_fetch_ends_the_flight_and_wakes_its_waiters() {
+        let f = Arc::new(Flights::<&str, u32>::new("x"));
+        let (leader, release) = {
+            let f = Arc::clone(&f);
+            in_flight(move |hold| {
+                f.get("a", Some(soon()), unknown, || {
+                    hold();
+                    panic!("boom")
+                })
+            })
+        };
+        let waiter = {
+            let f = Arc::clone(&f);
+            std::thread::spawn(move || f.get("a", Some(soon()), unknown, || panic!("a waiter must not fetch")))
+        };
+        while f.waiting(&"a") == 0 {
+            std::thread::yield_now();
+        }
+        release.send(()).unwrap();
+        assert!(leader.join().is_err(), "the fetch panicked");
+        assert!(matches!(waiter.join().unwrap(), Err(ApiError::Internal(_))), "the waiter is woken with a 500");
+        assert_eq!(f.len(), 0, "the panic ended the flight");
+        assert_eq!(f.get("a", Some(soon()), unknown, || Ok(2)), Ok(2), "the next caller fetches");
     }
 
     #[test]
     fn cached_until_it_expires() {
         let f = Flight::new("x");
-        assert_eq!(f.get(10, soon(), || Ok((1, 20))), Ok(1));
-        assert_eq!(f.get(19, soon(), || Ok((2, 30))), Ok(1), "fresh: not fetched again");
-        assert_eq!(f.get(20, soon(), || Ok((3, 30))), Ok(3), "expired: fetched again");
+        assert_eq!(f.get(10, Join::Wait(soon()), || Ok((1, 20))), Ok(1));
+        assert_eq!(f.get(19, Join::Wait(soon()), || Ok((2, 30))), Ok(1), "fresh: not fetched again");
+        assert_eq!(f.get(20, Join::Wait(soon()), || Ok((3, 30))), Ok(3), "expired: fetched again");
         f.forget_if(|v| *v == 1);
         assert_eq!(f.cached(21), Some(3), "a value already replaced is kept");
         f.forget_if(|v| *v == 3);
@@ -208,70 +387,29 @@ mod tests {
     }
 
     #[test]
-    fn waiters_share_the_one_fetch_and_its_failure() {
+    fn fail_fast_neither_waits_nor_fetches_again_within_the_backoff() {
         let f = Arc::new(Flight::<u32>::new("x"));
-        let (tx_started, rx_started) = mpsc::channel::<()>();
-        let (tx_release, rx_release) = mpsc::channel::<()>();
-        let leader = {
+        let (leader, release) = {
             let f = Arc::clone(&f);
-            std::thread::spawn(move || {
-                f.get(0, soon(), || {
-                    tx_started.send(()).unwrap();
-                    rx_release.recv().unwrap();
-                    Err(ApiError::Unavailable("down".into()))
+            in_flight(move |hold| {
+                f.get(0, Join::Wait(soon()), || {
+                    hold();
+                    Err(down())
                 })
             })
         };
-        rx_started.recv().unwrap();
-        assert!(
-            matches!(f.get(0, Join::FailFast { backoff: 0 }, || Ok((9, 9))), Err(ApiError::Unavailable(_))),
-            "fail fast while another fetches"
-        );
-        let waiter = {
-            let f = Arc::clone(&f);
-            std::thread::spawn(move || f.get(0, soon(), || panic!("a waiter must not fetch")))
-        };
-        while f.waiting() == 0 {
-            std::thread::yield_now();
-        }
-        tx_release.send(()).unwrap();
-        assert_eq!(leader.join().unwrap(), Err(ApiError::Unavailable("down".into())));
-        assert_eq!(waiter.join().unwrap(), Err(ApiError::Unavailable("down".into())), "the waiter shares it");
-        assert!(
-            matches!(f.get(0, Join::FailFast { backoff: 5 }, || Ok((1, 9))), Err(ApiError::Unavailable(_))),
-            "no new fetch within the backoff of a failure"
-        );
-        assert_eq!(f.get(6, Join::FailFast { backoff: 5 }, || Ok((1, 9))), Ok(1), "after the backoff");
-    }
-
-    #[test]
-    fn a_waiter_gives_up_at_its_deadline() {
-        let f = Arc::new(Flight::<u32>::new("x"));
-        let (tx, rx) = mpsc::channel::<()>();
-        let (tx_go, rx_go) = mpsc::channel::<()>();
-        let leader = {
-            let f = Arc::clone(&f);
-            std::thread::spawn(move || {
-                f.get(0, soon(), || {
-                    tx.send(()).unwrap();
-                    rx_go.recv().unwrap();
-                    Ok((1, 9))
-                })
-            })
-        };
-        rx.recv().unwrap();
-        let r = f.get(0, Join::Wait(Instant::now()), || panic!("a waiter must not fetch"));
-        assert!(matches!(r, Err(ApiError::Unavailable(_))), "{r:?}");
-        tx_go.send(()).unwrap();
-        assert_eq!(leader.join().unwrap(), Ok(1));
-    }
-
-    #[test]
-    fn a_panicking_fetch_ends_the_flight() {
-        let f = Flight::<u32>::new("x");
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.get(0, soon(), || panic!("boom"))));
-        assert!(r.is_err());
-        assert_eq!(f.get(0, soon(), || Ok((2, 9))), Ok(2), "the next caller fetches");
+        let busy = f.get(0, Join::FailFast { backoff: 0 }, || panic!("another fetch is in flight"));
+        assert!(matches!(busy, Err(ApiError::Unavailable(_))), "fail fast while another fetches: {busy:?}");
+        release.send(()).unwrap();
+        assert_eq!(leader.join().unwrap(), Err(down()));
+        let backoff = Join::FailFast { backoff: 5 };
+        assert_eq!(f.get(4, backoff, || panic!("within the backoff")), Err(down()), "the failure, repeated");
+        assert_eq!(f.get(0, Join::Wait(soon()), || Ok((1, 9))), Ok(1), "a caller that waits fetches at once");
+        f.forget_if(|_| true);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.get(10, backoff, || panic!("boom"))));
+        assert!(panicked.is_err());
+        assert!(matches!(f.get(14, backoff, || Ok((2, 99))), Err(ApiError::Internal(_))), "a panic is a failure");
+        assert_eq!(f.get(15, backoff, || Ok((2, 99))), Ok(2), "after the backoff");
     }
 
     #[test]
