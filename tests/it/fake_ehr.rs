@@ -5,7 +5,7 @@
 //! or held answers. The attacker's host is a second server on another loopback address (127.0.0.2).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -545,6 +545,28 @@ pub fn bearer(token: &str) -> String {
 
 pub fn search(s: &Setup, patient: &str, token: &str) -> Reply {
     s.server.get_with(&format!("/ehr/fhir/ImagingStudy?patient={patient}"), &[("Authorization", &bearer(token))])
+}
+
+/// Sends `n` GETs of `path` at once, the `i`th with the bearer token `token(i)`, each on a connection opened
+/// (one after the other) before any is sent; the replies arrive on the channel as they come.
+pub fn burst(s: &Setup, path: &str, token: impl Fn(usize) -> String, n: usize) -> mpsc::Receiver<Reply> {
+    // Each connection is opened with a `/healthz` answered on it: the workers run by then (`listening on`
+    // comes before they start), and no connection is opened at the same moment as another.
+    let clients: Vec<KeptAlive> = (0..n).map(|_| KeptAlive::open(&s.server)).collect();
+    let (tx, rx) = mpsc::channel();
+    for (i, client) in clients.into_iter().enumerate() {
+        let (path, tx) = (path.to_string(), tx.clone());
+        let auth = bearer(&token(i));
+        std::thread::spawn(move || {
+            let _ = tx.send(client.get(&path, &[("Authorization", &auth)]));
+        });
+    }
+    rx
+}
+
+/// The next reply of a burst, within the harness's patience.
+pub fn next(rx: &mpsc::Receiver<Reply>, what: &str) -> Reply {
+    rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("{what}: no reply in 20 s"))
 }
 
 pub fn assert_outcome(reply: &Reply, status: u16, what: &str) {

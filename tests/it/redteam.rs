@@ -3,9 +3,6 @@
 //! identifiers, held answers) and requests an attacker would send. Every case must fail closed. Each test
 //! is headed by what broke before its fix.
 
-use std::sync::mpsc;
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::fake_ehr::*;
@@ -16,27 +13,6 @@ const DEMO: &str = r#"[tenants.demo]
 authorization = { type = "mock", patient = { id = "p1", identifier = [{ value = "MRN-1001", type = "MR" }] } }
 images = { lookup = "studies-by-context" }
 "#;
-
-/// Sends `n` GETs of `path` at once, each with its own bearer token `{prefix}{i}`; the replies arrive on
-/// the channel as they come.
-fn burst(s: &Setup, path: &str, prefix: &str, n: usize) -> mpsc::Receiver<Reply> {
-    // `listening on` comes before the workers start; once a request was answered, they run.
-    assert_eq!(s.server.get("/healthz").status, 200, "/healthz before the burst");
-    let (tx, rx) = mpsc::channel();
-    for i in 0..n {
-        let (url, tx) = (s.server.url(path), tx.clone());
-        let auth = bearer(&format!("{prefix}{i}"));
-        std::thread::spawn(move || {
-            let _ = tx.send(get(&url, &[("Authorization", &auth)]));
-        });
-    }
-    rx
-}
-
-/// The next reply of a burst, within the harness's patience.
-fn next(rx: &mpsc::Receiver<Reply>, what: &str) -> Reply {
-    rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("{what}: no reply in 20 s"))
-}
 
 // ---------------------------------------------------------------------------------------------------
 // The answer must be what was asked.
@@ -289,7 +265,7 @@ fn a_held_token_endpoint_is_asked_once_and_every_request_ends_within_its_timeout
         s.ehr.issue(&format!("t{i}"), active("pA", SCOPES, now() + 600));
     }
     s.ehr.set_mode(Mode::HoldToken);
-    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", "t", n);
+    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", |i| format!("t{i}"), n);
     for i in 0..n {
         assert_outcome(&next(&rx, "a request while the token endpoint is held"), 503, &format!("reply {i}"));
     }
@@ -328,7 +304,7 @@ fn a_held_discovery_takes_at_most_half_the_workers() {
         s.ehr.issue(&format!("t{i}"), active("pA", SCOPES, now() + 600));
     }
     s.ehr.set_mode(Mode::HoldDiscovery);
-    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", "t", n);
+    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", |i| format!("t{i}"), n);
     s.ehr.wait_for("the discovery request", |c| c.discovery >= 1);
     for i in 0..n - 2 {
         // Refused at the gate (an OperationOutcome), or, when a worker thread was slow to start on a busy
@@ -363,7 +339,7 @@ fn an_unauthenticated_smart_configuration_does_not_wait_on_a_discovery_in_flight
     });
     s.ehr.issue("t0", active("pA", SCOPES, now() + 600));
     s.ehr.set_mode(Mode::HoldDiscovery);
-    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", "t", 1);
+    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", |i| format!("t{i}"), 1);
     s.ehr.wait_for("the discovery request", |c| c.discovery >= 1);
     for i in 0..3 {
         let smart = s.server.get("/ehr/fhir/.well-known/smart-configuration");

@@ -50,16 +50,46 @@ impl Reply {
     }
 }
 
-/// `GET url` with ureq; 4xx and 5xx are replies, not errors. Only 127.0.0.1 may be contacted.
+/// `GET url` with ureq, on a connection of its own; 4xx and 5xx are replies, not errors. Only 127.0.0.1 may
+/// be contacted.
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    get_on(&agent(), url, headers)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(DEADLINE)).build().into()
+}
+
+fn get_on(agent: &ureq::Agent, url: &str, headers: &[(&str, &str)]) -> Reply {
     assert!(url.starts_with("http://127.0.0.1:"), "the tests only talk to 127.0.0.1, not {url}");
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(DEADLINE)).build().into();
     let mut request = agent.get(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     reply_of(&format!("GET {url}"), request.call())
+}
+
+/// A client that keeps one connection to the server open across its requests. A test that holds requests
+/// open opens its connections first, one at a time: when two connections are opened at the same moment,
+/// tiny_http's thread pool may leave one unread until another connection closes.
+pub struct KeptAlive {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl KeptAlive {
+    /// Opens the connection, with a `GET /healthz` on it.
+    pub fn open(server: &Server) -> KeptAlive {
+        let client = KeptAlive { agent: agent(), base: server.base().to_string() };
+        let health = client.get("/healthz", &[]);
+        assert_eq!(health.status, 200, "/healthz on a new connection: {}", health.text());
+        client
+    }
+
+    /// `GET path` on the kept connection.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        get_on(&self.agent, &format!("{}{path}", self.base), headers)
+    }
 }
 
 /// A ureq answer as a `Reply`; `what` names the request in a failure.
