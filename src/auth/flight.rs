@@ -81,7 +81,8 @@ impl<K: Hash + Eq + Clone, T: Clone> Flights<K, T> {
         if let Some(known) = settled() {
             return known;
         }
-        let started = Arc::new(Fetch { state: Mutex::new(Outcome { result: None, waiting: 0 }), ended: Condvar::new() });
+        let started =
+            Arc::new(Fetch { state: Mutex::new(Outcome { result: None, waiting: 0 }), ended: Condvar::new() });
         running.insert(key.clone(), Arc::clone(&started));
         drop(running);
         let mut leading = Leading { flights: self, key, fetch: started, result: None };
@@ -298,29 +299,42 @@ mod tests {
         (thread, tx_release)
     }
 
-    #[test]
-    fn waiters_share_one_fetch_per_key_and_its_failure() {
-        let f = Arc::new(Flights::<&str, u32>::new("x"));
-        let (leader, release) = {
-            let f = Arc::clone(&f);
-            in_flight(move |hold| {
-                f.get("a", Some(soon()), unknown, || {
-                    hold();
-                    Err(down())
-                })
+    type Shared = Arc<Flights<&'static str, u32>>;
+
+    /// A fetch of "a" in flight on a thread of its own, ending with `end` once released.
+    fn leader(f: &Shared, end: fn() -> Result<u32, ApiError>) -> (JoinHandle<Result<u32, ApiError>>, mpsc::Sender<()>) {
+        let f = Arc::clone(f);
+        in_flight(move |hold| {
+            f.get("a", Some(soon()), unknown, || {
+                hold();
+                end()
             })
-        };
-        let waiter = {
-            let f = Arc::clone(&f);
+        })
+    }
+
+    /// A caller of "a" on a thread of its own; returns once it waits for the fetch in flight.
+    fn waiter(f: &Shared) -> JoinHandle<Result<u32, ApiError>> {
+        let waiting = f.waiting(&"a");
+        let thread = {
+            let f = Arc::clone(f);
             std::thread::spawn(move || f.get("a", Some(soon()), unknown, || panic!("a waiter must not fetch")))
         };
-        while f.waiting(&"a") == 0 {
+        while f.waiting(&"a") == waiting {
             std::thread::yield_now();
         }
+        thread
+    }
+
+    #[test]
+    fn waiters_share_one_fetch_per_key_and_its_failure() {
+        let f = Shared::new(Flights::new("x"));
+        let (leader, release) = leader(&f, || Err(down()));
+        let (first, second) = (waiter(&f), waiter(&f));
         assert_eq!(f.get("b", Some(soon()), unknown, || Ok(2)), Ok(2), "another key is fetched at once");
         release.send(()).unwrap();
         assert_eq!(leader.join().unwrap(), Err(down()));
-        assert_eq!(waiter.join().unwrap(), Err(down()), "the waiter shares the failure");
+        assert_eq!(first.join().unwrap(), Err(down()), "the waiters share the failure");
+        assert_eq!(second.join().unwrap(), Err(down()));
         assert_eq!(f.len(), 0, "no fetch is left in the map");
         assert_eq!(f.get("a", Some(soon()), unknown, || Ok(1)), Ok(1), "the next caller fetches again");
         assert_eq!(f.get("a", Some(soon()), || Some(Ok(7)), || panic!("settled: no fetch")), Ok(7));
@@ -329,16 +343,8 @@ mod tests {
 
     #[test]
     fn a_waiter_gives_up_at_its_deadline() {
-        let f = Arc::new(Flights::<&str, u32>::new("x"));
-        let (leader, release) = {
-            let f = Arc::clone(&f);
-            in_flight(move |hold| {
-                f.get("a", Some(soon()), unknown, || {
-                    hold();
-                    Ok(1)
-                })
-            })
-        };
+        let f = Shared::new(Flights::new("x"));
+        let (leader, release) = leader(&f, || Ok(1));
         let late = f.get("a", Some(Instant::now()), unknown, || panic!("a waiter must not fetch"));
         assert!(matches!(late, Err(ApiError::Unavailable(_))), "{late:?}");
         let refused = f.get("a", None, unknown, || panic!("a caller that does not wait must not fetch"));
@@ -350,23 +356,9 @@ mod tests {
 
     #[test]
     fn a_panicking_fetch_ends_the_flight_and_wakes_its_waiters() {
-        let f = Arc::new(Flights::<&str, u32>::new("x"));
-        let (leader, release) = {
-            let f = Arc::clone(&f);
-            in_flight(move |hold| {
-                f.get("a", Some(soon()), unknown, || {
-                    hold();
-                    panic!("boom")
-                })
-            })
-        };
-        let waiter = {
-            let f = Arc::clone(&f);
-            std::thread::spawn(move || f.get("a", Some(soon()), unknown, || panic!("a waiter must not fetch")))
-        };
-        while f.waiting(&"a") == 0 {
-            std::thread::yield_now();
-        }
+        let f = Shared::new(Flights::new("x"));
+        let (leader, release) = leader(&f, || panic!("boom"));
+        let waiter = waiter(&f);
         release.send(()).unwrap();
         assert!(leader.join().is_err(), "the fetch panicked");
         assert!(matches!(waiter.join().unwrap(), Err(ApiError::Internal(_))), "the waiter is woken with a 500");
