@@ -4,17 +4,20 @@
 //! Invariants: every call has a timeout, and one request's calls together never take longer than
 //! `timeoutSeconds`; no redirect is followed, and any answer that is not the one asked for (a 3xx, a body
 //! over `MAX_ANSWER`, a Patient with another id) is `Unavailable` (503), never access; no lock is held
-//! across a call: one discovery and one backend-token fetch are in flight at a time, and at most
-//! `max_in_flight` requests of the tenant wait on the EHR at once (the rest are 503 at once); a cached
-//! introspection never outlives the token's `exp`; the cache is keyed by a SHA-256 of the token, so tokens
+//! across a call: one discovery and one backend-token fetch are in flight at a time, and one introspection
+//! per token and one read per Patient, which the other requests needing the same one wait for and share;
+//! at most `max_in_flight` requests of the tenant wait on the EHR at once, by a call of their own or by
+//! waiting for another's (the rest are 503 at once); a cached introspection never outlives the token's
+//! `exp`; the introspection cache and its fetches in flight are keyed by a SHA-256 of the token, so tokens
 //! are not kept; no token is logged.
 
 use serde_json::Value;
+use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::auth::cache::TtlCache;
-use crate::auth::flight::{Flight, Gate, Join, Permit};
+use crate::auth::flight::{Flight, Flights, Gate, Join, Permit};
 use crate::auth::jwk::SigningKey;
 use crate::auth::patient::{IdSelector, Identifier, PatientContext, normalise_reference};
 use crate::auth::scope::{Need, grants};
@@ -92,8 +95,52 @@ pub struct Ehr {
     backend: Flight<String>,
     /// The requests of this tenant that wait on the EHR now.
     gate: Gate,
-    introspections: RwLock<TtlCache<[u8; 32], Arc<Introspection>>>,
-    patients: RwLock<TtlCache<String, Arc<PatientContext>>>,
+    /// Introspections by the SHA-256 of the token.
+    introspections: Answers<[u8; 32], Arc<Introspection>>,
+    /// Patients by id.
+    patients: Answers<String, Arc<PatientContext>>,
+}
+
+/// EHR answers by key: a bounded cache, and one fetch in flight per key that the other requests needing
+/// that key wait for, so an answer that expires under load is asked for once and not by each request.
+#[derive(Debug)]
+struct Answers<K, V> {
+    /// The cache's name in the metrics: "introspection", "patient".
+    name: &'static str,
+    cache: RwLock<TtlCache<K, V>>,
+    fetching: Flights<K, V>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Answers<K, V> {
+    fn new(name: &'static str, step: &'static str, capacity: usize) -> Answers<K, V> {
+        Answers { name, cache: RwLock::new(TtlCache::new(capacity)), fetching: Flights::new(step) }
+    }
+
+    /// The answer cached for `key` at `now`, else the outcome of a fetch of it: the one in flight for `key`,
+    /// or this request's own `fetch` (given the request's deadline), which keeps in the cache what it may.
+    fn get(
+        &self,
+        key: K,
+        now: u64,
+        work: &mut Work<'_>,
+        fetch: impl FnOnce(Instant) -> Result<V, ApiError>,
+    ) -> Result<V, ApiError> {
+        let cached = read(&self.cache)?.get(&key, now);
+        crate::metrics::cache(self.name, cached.is_some());
+        if let Some(v) = cached {
+            return Ok(v);
+        }
+        // Waiting for another request's fetch is waiting on the EHR too: it takes a place in the gate.
+        let deadline = work.begin()?;
+        let settled = || read(&self.cache).map(|c| c.get(&key, now)).transpose();
+        self.fetching.get(key.clone(), Some(deadline), settled, || fetch(deadline))
+    }
+
+    /// Keeps `value` for `key` until `until` (Unix seconds).
+    fn keep(&self, key: K, value: V, until: u64, now: u64) -> Result<(), ApiError> {
+        write(&self.cache)?.insert(key, value, until, now);
+        Ok(())
+    }
 }
 
 fn unavailable(step: &str, detail: impl std::fmt::Display) -> ApiError {
@@ -146,8 +193,8 @@ impl Ehr {
             discovered: Flight::new("discovery"),
             backend: Flight::new("backend token"),
             gate,
-            introspections: RwLock::new(TtlCache::new(capacity)),
-            patients: RwLock::new(TtlCache::new(capacity)),
+            introspections: Answers::new("introspection", "introspection", capacity),
+            patients: Answers::new("patient", "patient read", capacity),
         }
     }
 
@@ -157,21 +204,16 @@ impl Ehr {
         let now = now_secs();
         let mut work = Work::new(self);
         let key: [u8; 32] = sha256(token.as_bytes());
-        let cached = read(&self.introspections)?.get(&key, now);
-        crate::metrics::cache("introspection", cached.is_some());
-        let info = match cached {
-            Some(info) => info,
-            None => {
-                let info = Arc::new(self.introspect(token, work.begin()?)?);
-                let ttl = if info.active { self.cfg.introspection_cache_secs } else { self.cfg.negative_cache_secs };
-                // Never past the token's own expiry; a ttl of 0 keeps nothing.
-                let until = info.exp.map_or(now + ttl, |exp| exp.min(now + ttl));
-                if ttl > 0 {
-                    write(&self.introspections)?.insert(key, Arc::clone(&info), until, now);
-                }
-                info
+        let info = self.introspections.get(key, now, &mut work, |deadline| {
+            let info = Arc::new(self.introspect(token, deadline)?);
+            let ttl = if info.active { self.cfg.introspection_cache_secs } else { self.cfg.negative_cache_secs };
+            // Never past the token's own expiry; a ttl of 0 keeps nothing.
+            let until = info.exp.map_or(now + ttl, |exp| exp.min(now + ttl));
+            if ttl > 0 {
+                self.introspections.keep(key, Arc::clone(&info), until, now)?;
             }
-        };
+            Ok(info)
+        })?;
         if !info.active {
             return Err(ApiError::InvalidToken("the access token is not active".into()));
         }
@@ -192,12 +234,8 @@ impl Ehr {
             ApiError::InvalidToken("the access token's patient claim is not a patient of this EHR".into())
         })?;
         let who = Who { client_id: info.client_id.clone(), subject: info.subject.clone() };
-        let cached = read(&self.patients)?.get(&id.to_string(), now);
-        crate::metrics::cache("patient", cached.is_some());
-        if let Some(p) = cached {
-            return Ok((p, exp, who));
-        }
-        Ok((self.patient(id, work.begin()?)?, exp, who))
+        let patient = self.patients.get(id.to_string(), now, &mut work, |deadline| self.patient(id, deadline))?;
+        Ok((patient, exp, who))
     }
 
     /// The EHR's SMART configuration for a request that proved nothing (the imaging server's own
@@ -357,7 +395,7 @@ impl Ehr {
         let ctx = Arc::new(ctx);
         let (now, ttl) = (now_secs(), self.cfg.patient_cache_secs);
         if ttl > 0 {
-            write(&self.patients)?.insert(id.to_string(), Arc::clone(&ctx), now + ttl, now);
+            self.patients.keep(id.to_string(), Arc::clone(&ctx), now + ttl, now)?;
         }
         Ok(ctx)
     }

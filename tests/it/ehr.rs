@@ -143,6 +143,32 @@ fn the_backend_token_and_introspections_are_cached() {
     assert!(s.ehr.refusals().is_empty(), "the EHR refused a client assertion: {:?}", s.ehr.refusals());
 }
 
+// Regression: when a token's cached introspection expired under load, every concurrent request carrying it
+// introspected it (and read its Patient) on its own; at a single-threaded EHR the identical calls queued,
+// each holding a place in the tenant's gate, and the gate answered 503 though the EHR was healthy.
+#[test]
+fn concurrent_requests_with_one_uncached_token_introspect_it_once_and_read_its_patient_once() {
+    let s = setup();
+    s.ehr.issue("tA", active("pA", SCOPES, now() + 600));
+    let n = 8;
+    // Each EHR answer is held until every request has missed the cache and needs it: a request that did
+    // not join the fetch in flight calls the EHR itself, and is counted there.
+    let metrics = KeptAlive::open(&s.server);
+    s.ehr.set_mode(Mode::HoldIntrospection);
+    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", |_| "tA".to_string(), n);
+    wait_for_misses(&metrics, "introspection", n);
+    s.ehr.set_mode(Mode::HoldPatient);
+    wait_for_misses(&metrics, "patient", n);
+    s.ehr.set_mode(Mode::Normal);
+    for i in 0..n {
+        let reply = next(&rx, "a request of the burst");
+        assert_eq!(reply.status, 200, "request {i}: {}", reply.text());
+    }
+    let (_, _, introspect, patient) = s.ehr.counts();
+    assert_eq!(introspect, 1, "one introspection for {n} concurrent requests with one token");
+    assert_eq!(patient, 1, "one Patient read for {n} concurrent requests for one patient");
+}
+
 #[test]
 fn a_cached_token_is_refused_once_its_exp_passes() {
     let s = setup();

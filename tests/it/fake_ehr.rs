@@ -49,6 +49,10 @@ pub enum Mode {
     HoldDiscovery,
     /// The token endpoint does not answer until the mode changes.
     HoldToken,
+    /// Introspection does not answer until the mode changes.
+    HoldIntrospection,
+    /// `Patient/{id}` does not answer until the mode changes.
+    HoldPatient,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -334,6 +338,7 @@ fn answer(shared: &Shared, mut request: tiny_http::Request) {
                 Mode::Garbage => return reply(request, 200, "<html>oops</html>"),
                 Mode::Slow(ms) | Mode::SlowEach(ms) => std::thread::sleep(Duration::from_millis(ms)),
                 Mode::IntrospectionRedirect(location) => return redirect(request, &location),
+                Mode::HoldIntrospection => hold(shared, &mode),
                 _ => {}
             }
             let token = form(&body).get("token").cloned().unwrap_or_default();
@@ -351,6 +356,7 @@ fn answer(shared: &Shared, mut request: tiny_http::Request) {
             match mode {
                 Mode::PatientRedirect(location) => return redirect(request, &format!("{location}{path}")),
                 Mode::SlowEach(ms) => std::thread::sleep(Duration::from_millis(ms)),
+                Mode::HoldPatient => hold(shared, &mode),
                 _ => {}
             }
             match (authorized, found) {
@@ -567,6 +573,23 @@ pub fn burst(s: &Setup, path: &str, token: impl Fn(usize) -> String, n: usize) -
 /// The next reply of a burst, within the harness's patience.
 pub fn next(rx: &mpsc::Receiver<Reply>, what: &str) -> Reply {
     rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("{what}: no reply in 20 s"))
+}
+
+/// Waits until the server's `/metrics`, asked on `client`'s connection, counts at least `n` lookups in its
+/// `cache` ("introspection", "patient") that missed, at most 20 seconds: that many requests got as far as
+/// needing the EHR for it.
+pub fn wait_for_misses(client: &KeptAlive, cache: &str, n: usize) {
+    let line = format!("smart_imaging_cache_lookups_total{{cache=\"{cache}\",result=\"miss\"}} ");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = client.get("/metrics", &[]).text();
+        let misses = metrics.lines().find_map(|l| l.strip_prefix(line.as_str())).map_or(0, |v| v.parse().unwrap());
+        if misses >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{misses} of {n} requests missed the {cache} cache:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 pub fn assert_outcome(reply: &Reply, status: u16, what: &str) {
