@@ -7,9 +7,9 @@
 //! across a call: one discovery and one backend-token fetch are in flight at a time, and one introspection
 //! per token and one read per Patient, which the other requests needing the same one wait for and share;
 //! at most `max_in_flight` requests of the tenant wait on the EHR at once, by a call of their own or by
-//! waiting for another's (the rest are 503 at once); a cached introspection never outlives the token's
-//! `exp`; the introspection cache and its fetches in flight are keyed by a SHA-256 of the token, so tokens
-//! are not kept; no token is logged.
+//! waiting for another's once that call is older than `YOUNG` (the rest are 503 at once); a cached
+//! introspection never outlives the token's `exp`; the introspection cache and its fetches in flight are
+//! keyed by a SHA-256 of the token, so tokens are not kept; no token is logged.
 
 use serde_json::Value;
 use std::hash::Hash;
@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::auth::cache::TtlCache;
-use crate::auth::flight::{Flight, Flights, Gate, Join, Permit};
+use crate::auth::flight::{Flight, Flights, Gate, Join, Permit, Turn};
 use crate::auth::jwk::SigningKey;
 use crate::auth::patient::{IdSelector, Identifier, PatientContext, normalise_reference};
 use crate::auth::scope::{Need, grants};
@@ -26,6 +26,10 @@ use crate::time::now_secs;
 
 /// Largest EHR answer read; anything longer is garbage to us.
 const MAX_ANSWER: u64 = 1 << 20;
+
+/// How long a request waits for another's introspection or Patient read without a place in the gate: a
+/// healthy EHR answers well within it, a hung one does not (see `flight`).
+const YOUNG: Duration = Duration::from_millis(500);
 
 /// The v2-0203 identifier type system, as FHIR R4 and as DSTU2 name it.
 const V2_0203: [&str; 2] = ["http://terminology.hl7.org/CodeSystem/v2-0203", "http://hl7.org/fhir/v2/0203"];
@@ -118,6 +122,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Answers<K, V> {
 
     /// The answer cached for `key` at `now`, else the outcome of a fetch of it: the one in flight for `key`,
     /// or this request's own `fetch` (given the request's deadline), which keeps in the cache what it may.
+    /// Asking the EHR takes a place in the tenant's gate (`work`), and so does waiting for the fetch of
+    /// another request once that fetch is older than `YOUNG`.
     fn get(
         &self,
         key: K,
@@ -130,10 +136,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Answers<K, V> {
         if let Some(v) = cached {
             return Ok(v);
         }
-        // Waiting for another request's fetch is waiting on the EHR too: it takes a place in the gate.
-        let deadline = work.begin()?;
         let settled = || read(&self.cache).map(|c| c.get(&key, now)).transpose();
-        self.fetching.get(key.clone(), Some(deadline), settled, || fetch(deadline))
+        let deadline = work.deadline;
+        match self.fetching.turn(key.clone(), settled, || work.begin().map(drop)) {
+            Turn::Known(known) => known,
+            Turn::Lead(lead) => lead.run(|| fetch(deadline)),
+            Turn::Join(joined) => joined.outcome_in_place(YOUNG, deadline, || work.begin().map(drop)),
+        }
     }
 
     /// Keeps `value` for `key` until `until` (Unix seconds).
@@ -147,8 +156,8 @@ fn unavailable(step: &str, detail: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(format!("{step}: {detail}"))
 }
 
-/// One request's business with the EHR: a place in the tenant's gate, taken at the first call that is
-/// not answered from a cache, and the deadline every call of the request shares.
+/// One request's business with the EHR: a place in the tenant's gate, taken before its first call to the
+/// EHR (or once it has waited `YOUNG` for another request's call), and the deadline every call shares.
 struct Work<'a> {
     gate: &'a Gate,
     permit: Option<Permit<'a>>,

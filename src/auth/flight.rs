@@ -8,20 +8,23 @@
 //! wakes its waiters; a key stays in a `Flights` map only while its fetch runs, so the map never holds more
 //! entries than there are requests fetching; a `Gate` never lets more than its bound in.
 //!
-//! A request that waits for another's fetch takes a place in the gate as the fetching one does: it holds a
-//! worker all the same, and an EHR that hangs keeps both until their deadline, so the gate, which bounds
-//! the workers one EHR can hold, counts every request waiting on the EHR, by its own call or by joining
-//! one. What keeps a healthy EHR's bursts under the bound is the single flight: when a cached answer
-//! expires, the requests that need it again make one call and wait for it, instead of each making its own
-//! and queueing at the EHR. The gate counts its places and does not look at how long they have been held:
-//! refusing only once the held places grew old would let a burst in before they did, and every worker could
-//! then be waiting on an EHR that hung.
+//! The gate bounds how many workers one EHR can hold, so a place in it is needed to call the EHR, and to go
+//! on waiting for another request's call once that call is no longer young (older than the `young` its
+//! caller gives: a healthy EHR answers well within it, a hung one does not). While a fetch is young, the
+//! requests that join it wait without a place: counting them would let a burst on one popular token fill the gate
+//! behind a single call to an EHR only a few tens of milliseconds slow, and refuse the other tokens'
+//! requests. What a hung EHR can hold stays bounded: a caller without a place never calls the EHR, a new
+//! fetch needs a place, and a fetch is young only for `young`; so once the places are taken by requests
+//! stuck on the EHR, no fetch stays young for longer than that and every further request is refused at once
+//! (beyond its share, a tenant holds workers only while a fetch it just started is young). Age decides only
+//! whether a waiter needs a place, never whether a caller may call the EHR: letting callers in by the age of
+//! the held places would let a burst call a hung EHR before any place grew old.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::http::ApiError;
 
@@ -41,6 +44,7 @@ pub struct Flights<K, T> {
 /// One fetch in flight, shared by the caller running it and those waiting for it.
 #[derive(Debug)]
 struct Fetch<T> {
+    started: Instant,
     state: Mutex<Outcome<T>>,
     ended: Condvar,
 }
@@ -53,16 +57,65 @@ struct Outcome<T> {
     waiting: usize,
 }
 
+/// A caller's part in the fetch of a key, as `Flights::turn` decides it.
+pub enum Turn<'a, K: Hash + Eq, T> {
+    /// Known without a fetch: what `settled` said, or why the caller may not fetch.
+    Known(Result<T, ApiError>),
+    /// Another caller's fetch of the key is in flight.
+    Join(Joined<T>),
+    /// This caller fetches, and the others join it.
+    Lead(Lead<'a, K, T>),
+}
+
+/// The fetch in flight that a caller joined.
+pub struct Joined<T> {
+    what: &'static str,
+    fetch: Arc<Fetch<T>>,
+}
+
+/// The fetch a caller runs; dropping it (also by a panic) ends the fetch and wakes the waiters.
+pub struct Lead<'a, K: Hash + Eq, T> {
+    flights: &'a Flights<K, T>,
+    key: K,
+    fetch: Arc<Fetch<T>>,
+    /// `None` until the fetch returned: when it panicked.
+    result: Option<Result<T, ApiError>>,
+}
+
 impl<K: Hash + Eq + Clone, T: Clone> Flights<K, T> {
     /// `what` names the values in errors and the log: "introspection", "patient read".
     pub fn new(what: &'static str) -> Flights<K, T> {
         Flights { what, running: Mutex::new(HashMap::new()) }
     }
 
-    /// The outcome for `key`: that of the fetch already in flight for it, waited for until `wait` (`None`:
-    /// not waited for, 503 at once); else what `settled` says is already known (a cached value, a failure
-    /// still to repeat), asked with the map locked, so that the cache a fetch filled before it ended is
-    /// seen and the fetch is not repeated; else that of this caller's own `fetch`, run with no lock held.
+    /// How the caller takes part in the fetch of `key`: it joins the fetch already in flight; else it is
+    /// told what `settled` already knows (a cached value, a failure still to repeat), asked with the map
+    /// locked, so that the cache a fetch filled before it ended is seen and the fetch is not repeated; else
+    /// it leads a fetch of its own, once `enter` let it (the refusal of `enter` is `Known`).
+    pub fn turn(
+        &self,
+        key: K,
+        settled: impl FnOnce() -> Option<Result<T, ApiError>>,
+        enter: impl FnOnce() -> Result<(), ApiError>,
+    ) -> Turn<'_, K, T> {
+        let mut running = lock(&self.running);
+        if let Some(fetch) = running.get(&key) {
+            return Turn::Join(Joined { what: self.what, fetch: Arc::clone(fetch) });
+        }
+        if let Some(known) = settled() {
+            return Turn::Known(known);
+        }
+        if let Err(refused) = enter() {
+            return Turn::Known(Err(refused));
+        }
+        let outcome = Mutex::new(Outcome { result: None, waiting: 0 });
+        let fetch = Arc::new(Fetch { started: Instant::now(), state: outcome, ended: Condvar::new() });
+        running.insert(key.clone(), Arc::clone(&fetch));
+        Turn::Lead(Lead { flights: self, key, fetch, result: None })
+    }
+
+    /// The outcome for `key`: that of the fetch in flight, waited for until `wait` (`None`: not waited for,
+    /// 503 at once); else what `settled` knows; else that of this caller's own `fetch`, run with no lock held.
     pub fn get(
         &self,
         key: K,
@@ -70,26 +123,14 @@ impl<K: Hash + Eq + Clone, T: Clone> Flights<K, T> {
         settled: impl FnOnce() -> Option<Result<T, ApiError>>,
         fetch: impl FnOnce() -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let mut running = lock(&self.running);
-        if let Some(joined) = running.get(&key).map(Arc::clone) {
-            drop(running);
-            let Some(deadline) = wait else {
-                return Err(ApiError::Unavailable(format!("{}: another request is fetching it", self.what)));
-            };
-            return joined.wait(deadline, self.what);
+        match self.turn(key, settled, || Ok(())) {
+            Turn::Known(known) => known,
+            Turn::Lead(lead) => lead.run(fetch),
+            Turn::Join(joined) => match wait {
+                Some(deadline) => joined.outcome(deadline),
+                None => Err(ApiError::Unavailable(format!("{}: another request is fetching it", self.what))),
+            },
         }
-        if let Some(known) = settled() {
-            return known;
-        }
-        let started =
-            Arc::new(Fetch { state: Mutex::new(Outcome { result: None, waiting: 0 }), ended: Condvar::new() });
-        running.insert(key.clone(), Arc::clone(&started));
-        drop(running);
-        let mut leading = Leading { flights: self, key, fetch: started, result: None };
-        let result = fetch();
-        leading.result = Some(result.clone());
-        drop(leading);
-        result
     }
 
     #[cfg(test)]
@@ -103,36 +144,41 @@ impl<K: Hash + Eq + Clone, T: Clone> Flights<K, T> {
     }
 }
 
-impl<T: Clone> Fetch<T> {
-    /// The fetch's result once it ends, or 503 at `deadline`.
-    fn wait(&self, deadline: Instant, what: &str) -> Result<T, ApiError> {
-        let mut state = lock(&self.state);
-        state.waiting += 1;
-        let result = loop {
-            if let Some(result) = &state.result {
-                break result.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break Err(ApiError::Unavailable(format!("{what}: timed out waiting for it")));
-            }
-            state = self.ended.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
-        };
-        state.waiting -= 1;
+impl<T: Clone> Joined<T> {
+    /// The fetch's outcome, waited for until `deadline`; 503 then.
+    pub fn outcome(&self, deadline: Instant) -> Result<T, ApiError> {
+        self.fetch
+            .wait(deadline)
+            .unwrap_or_else(|| Err(ApiError::Unavailable(format!("{}: timed out waiting for it", self.what))))
+    }
+
+    /// The fetch's outcome, waited for without a place in the gate while the fetch is younger than `young`,
+    /// and past that only in the place `enter` takes (its refusal, when it takes none), until `deadline`.
+    pub fn outcome_in_place(
+        &self,
+        young: Duration,
+        deadline: Instant,
+        enter: impl FnOnce() -> Result<(), ApiError>,
+    ) -> Result<T, ApiError> {
+        let grown = self.fetch.started.checked_add(young).map_or(deadline, |t| t.min(deadline));
+        if let Some(result) = self.fetch.wait(grown) {
+            return result;
+        }
+        enter()?;
+        self.outcome(deadline)
+    }
+}
+
+impl<K: Hash + Eq, T: Clone> Lead<'_, K, T> {
+    /// Runs the fetch, with no lock held, and hands its result to the callers that joined it.
+    pub fn run(mut self, fetch: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let result = fetch();
+        self.result = Some(result.clone());
         result
     }
 }
 
-/// The fetch a caller runs; dropping it (also by a panic) ends the fetch and wakes the waiters.
-struct Leading<'a, K: Hash + Eq, T> {
-    flights: &'a Flights<K, T>,
-    key: K,
-    fetch: Arc<Fetch<T>>,
-    /// `None` when the fetch panicked.
-    result: Option<Result<T, ApiError>>,
-}
-
-impl<K: Hash + Eq, T> Drop for Leading<'_, K, T> {
+impl<K: Hash + Eq, T> Drop for Lead<'_, K, T> {
     fn drop(&mut self) {
         let what = self.flights.what;
         let result =
@@ -142,6 +188,26 @@ impl<K: Hash + Eq, T> Drop for Leading<'_, K, T> {
         lock(&self.flights.running).remove(&self.key);
         lock(&self.fetch.state).result = Some(result);
         self.fetch.ended.notify_all();
+    }
+}
+
+impl<T: Clone> Fetch<T> {
+    /// The fetch's result, if it ends by `until`.
+    fn wait(&self, until: Instant) -> Option<Result<T, ApiError>> {
+        let mut state = lock(&self.state);
+        state.waiting += 1;
+        let result = loop {
+            if let Some(result) = &state.result {
+                break Some(result.clone());
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break None;
+            }
+            state = self.ended.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
+        };
+        state.waiting -= 1;
+        result
     }
 }
 
@@ -364,6 +430,44 @@ mod tests {
         assert!(matches!(waiter.join().unwrap(), Err(ApiError::Internal(_))), "the waiter is woken with a 500");
         assert_eq!(f.len(), 0, "the panic ended the flight");
         assert_eq!(f.get("a", Some(soon()), unknown, || Ok(2)), Ok(2), "the next caller fetches");
+    }
+
+    /// The fetch of "a" in flight, joined.
+    fn join(f: &Shared) -> Joined<u32> {
+        match f.turn("a", unknown, || panic!("a caller that joins does not enter")) {
+            Turn::Join(joined) => joined,
+            _ => panic!("the fetch in flight is joined"),
+        }
+    }
+
+    #[test]
+    fn a_young_fetch_is_waited_for_without_a_place_and_an_old_one_only_in_one() {
+        let f = Shared::new(Flights::new("x"));
+        let (leader, release) = leader(&f, || Ok(1));
+        let refused = join(&f).outcome_in_place(Duration::ZERO, soon(), || Err(down()));
+        assert_eq!(refused, Err(down()), "past its youth, no place: the refusal, at once");
+        let (entered, placed) = mpsc::channel();
+        let old = join(&f);
+        let in_place = std::thread::spawn(move || {
+            old.outcome_in_place(Duration::ZERO, soon(), || {
+                entered.send(()).unwrap();
+                Ok(())
+            })
+        });
+        placed.recv().unwrap();
+        let young = join(&f);
+        let placeless = std::thread::spawn(move || {
+            young.outcome_in_place(Duration::from_secs(20), soon(), || panic!("a young fetch needs no place"))
+        });
+        while f.waiting(&"a") < 2 {
+            std::thread::yield_now();
+        }
+        release.send(()).unwrap();
+        assert_eq!(leader.join().unwrap(), Ok(1));
+        assert_eq!(in_place.join().unwrap(), Ok(1), "a waiter in its place shares the outcome");
+        assert_eq!(placeless.join().unwrap(), Ok(1), "so does one without a place");
+        assert!(matches!(f.turn("b", unknown, || Err(down())), Turn::Known(Err(_))), "no place, no fetch");
+        assert_eq!(f.len(), 0);
     }
 
     #[test]

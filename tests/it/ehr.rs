@@ -169,6 +169,26 @@ fn concurrent_requests_with_one_uncached_token_introspect_it_once_and_read_its_p
     assert_eq!(patient, 1, "one Patient read for {n} concurrent requests for one patient");
 }
 
+// Regression: every request waiting for another's introspection held a place in the tenant's gate, so a
+// burst on one popular token at an EHR some tens of milliseconds slow filled the gate behind that one call,
+// and the requests beyond the tenant's share were answered 503.
+#[test]
+fn a_burst_on_one_token_at_a_slow_ehr_waits_for_its_one_introspection_beyond_the_tenants_share() {
+    // 4 workers: the tenant has 2 places in its gate.
+    let s = setup_opts(Options { server: "threads = 4", ..Options::default() });
+    s.ehr.issue("warm", active("pA", SCOPES, now() + 600));
+    s.ehr.issue("tA", active("pA", SCOPES, now() + 600));
+    assert_eq!(search(&s, "pA", "warm").status, 200, "discovery, the backend token and Patient pA cached");
+    s.ehr.set_mode(Mode::Slow(200));
+    let n = 4;
+    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", |_| "tA".to_string(), n);
+    for i in 0..n {
+        let reply = next(&rx, "a request of the burst");
+        assert_eq!(reply.status, 200, "request {i} of {n} on 2 places: {}", reply.text());
+    }
+    assert_eq!(s.ehr.counts().2, 2, "one introspection for the warm-up, one for the burst");
+}
+
 #[test]
 fn a_cached_token_is_refused_once_its_exp_passes() {
     let s = setup();

@@ -328,6 +328,35 @@ fn a_held_discovery_takes_at_most_half_the_workers() {
     assert_eq!(s.ehr.counts().0, 1, "one discovery for every request");
 }
 
+// Regression guard for waiting without a place: the requests that join another's introspection wait without
+// a place in the tenant's gate only while it is young, so a held introspection still takes at most the
+// tenant's share of the workers, and those beyond it are refused within a moment, not at their timeout.
+#[test]
+fn a_held_introspection_keeps_the_requests_beyond_the_share_only_briefly() {
+    // 4 workers: the `ehr` tenant may hold 2 of them waiting on its EHR.
+    let s = setup_opts(Options {
+        server: "threads = 4",
+        tenant: "authorization.timeoutSeconds = 60",
+        ..Options::default()
+    });
+    s.ehr.issue("t", active("pA", SCOPES, now() + 600));
+    s.ehr.set_mode(Mode::HoldIntrospection);
+    let n = 4;
+    let rx = burst(&s, "/ehr/fhir/ImagingStudy?patient=pA", |_| "t".to_string(), n);
+    for i in 0..n - 2 {
+        let reply = next(&rx, "the requests beyond the tenant's share");
+        assert_outcome(&reply, 503, &format!("request {i} beyond the share, long before its 60 s timeout"));
+        assert!(reply.header_or_empty("retry-after").parse::<u32>().is_ok(), "Retry-After");
+    }
+    assert_eq!(s.server.get("/healthz").status, 200, "/healthz while the introspection is held");
+    s.ehr.set_mode(Mode::Normal);
+    for i in 0..2 {
+        let reply = next(&rx, "the requests in the tenant's places");
+        assert_eq!(reply.status, 200, "waiting request {i} once introspection answers: {}", reply.text());
+    }
+    assert_eq!(s.ehr.counts().2, 1, "one introspection for every request");
+}
+
 // Regression: an unauthenticated smart-configuration request waited on the discovery mutex while another
 // request's discovery was slow, so anyone could pile requests onto the workers every tenant shares.
 #[test]
