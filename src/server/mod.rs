@@ -111,7 +111,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
         pace,
         listener: Arc::clone(&listener),
         writers: AtomicUsize::new(0),
-        pool: pool::Pool::new(threads),
+        pool: pool::Pool::new(threads.min(pool::KEEP_IDLE)),
         wires: wire::Wires::new(local),
     });
     let serving = Arc::clone(&shared);

@@ -10,6 +10,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// The most writer threads kept idle: enough for a handful of concurrent downloads to reuse them.
+pub const KEEP_IDLE: usize = 8;
+
 /// How long an idle writer thread waits for another response before it ends.
 pub const IDLE_FOR: Duration = Duration::from_secs(5);
 
