@@ -172,7 +172,7 @@ impl<'a> Work<'a> {
     /// Enters the gate (once) before anything waits on the EHR; 503 when the tenant's share is taken.
     fn begin(&mut self) -> Result<Instant, ApiError> {
         if self.permit.is_none() {
-            self.permit = Some(self.gate.enter()?);
+            self.permit = Some(self.gate.enter(self.deadline)?);
         }
         Ok(self.deadline)
     }
@@ -194,7 +194,7 @@ impl Ehr {
             .max_redirects(0)
             .build();
         let capacity = cfg.cache_size;
-        let gate = Gate::new(cfg.max_in_flight);
+        let gate = Gate::new(cfg.max_in_flight, YOUNG);
         Ehr {
             cfg,
             selector,

@@ -1,7 +1,8 @@
 //! How the EHR client waits on its EHR without holding a lock across a call: `Flights`, one fetch in flight
 //! per key (an introspection per token, a Patient read per patient) that the other requests needing that
 //! key join; `Flight`, one cached value (discovery, the backend token) fetched the same way; and `Gate`, a
-//! bound on how many requests of one tenant may be waiting on its EHR at once.
+//! bound on how many requests of one tenant may be waiting on its EHR at once (when the places are all
+//! taken by young holders, the next waits for a place until the oldest is no longer young).
 //!
 //! Invariants: no lock is held while a fetch runs; a waiter never waits past its deadline, and never starts
 //! a fetch of its own when the one it joined fails (it shares the failure); a fetch that panics still
@@ -22,7 +23,6 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -297,34 +297,59 @@ impl<T: Clone> Flight<T> {
     }
 }
 
-/// At most `bound` holders at once; the next is refused at once.
+/// At most `bound` holders at once. When all places are taken by holders that are still young (a healthy
+/// EHR answers them within milliseconds), the next waits for one to come free, but no longer than until
+/// the oldest holder is no longer young; once the places are held by old holders (a hung EHR), the next is
+/// refused at once. So a burst of calls to a healthy but not instant EHR queues briefly instead of being
+/// refused, and what waits for a place beyond the bound waits at most `young`.
 #[derive(Debug)]
 pub struct Gate {
-    held: AtomicUsize,
-    bound: usize,
+    /// When each place was taken; `None` when it is free.
+    places: Mutex<Vec<Option<Instant>>>,
+    freed: Condvar,
+    young: Duration,
 }
 
 /// One place in a `Gate`, given back on drop.
 #[derive(Debug)]
-pub struct Permit<'a>(&'a Gate);
+pub struct Permit<'a> {
+    gate: &'a Gate,
+    place: usize,
+}
 
 impl Gate {
-    pub fn new(bound: usize) -> Gate {
-        Gate { held: AtomicUsize::new(0), bound: bound.max(1) }
+    pub fn new(bound: usize, young: Duration) -> Gate {
+        Gate { places: Mutex::new(vec![None; bound.max(1)]), freed: Condvar::new(), young }
     }
 
-    /// A place, or 503 when all `bound` are taken.
-    pub fn enter(&self) -> Result<Permit<'_>, ApiError> {
-        self.held
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.bound).then_some(n + 1))
-            .map(|_| Permit(self))
-            .map_err(|n| ApiError::Unavailable(format!("{n} requests of this tenant are already waiting on its EHR")))
+    /// A place; 503 when all are taken by holders older than `young`, or still all taken when the oldest
+    /// holder grows old or at `deadline`.
+    pub fn enter(&self, deadline: Instant) -> Result<Permit<'_>, ApiError> {
+        let mut places = lock(&self.places);
+        loop {
+            let now = Instant::now();
+            if let Some(place) = places.iter().position(Option::is_none) {
+                places[place] = Some(now);
+                return Ok(Permit { gate: self, place });
+            }
+            let oldest = places.iter().flatten().min().copied().unwrap_or(now);
+            let until = (oldest + self.young).min(deadline);
+            if now >= until {
+                return Err(ApiError::Unavailable(format!(
+                    "{} requests of this tenant are already waiting on its EHR",
+                    places.len()
+                )));
+            }
+            places = self.freed.wait_timeout(places, until - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.0.held.fetch_sub(1, Ordering::AcqRel);
+        let mut places = lock(&self.gate.places);
+        places[self.place] = None;
+        self.gate.freed.notify_one();
     }
 }
 
@@ -510,11 +535,27 @@ mod tests {
 
     #[test]
     fn the_gate_lets_in_at_most_its_bound() {
-        let g = Gate::new(2);
-        let a = g.enter().unwrap();
-        let _b = g.enter().unwrap();
-        assert!(matches!(g.enter(), Err(ApiError::Unavailable(_))));
+        let soon = || Instant::now() + Duration::from_secs(20);
+        let g = Gate::new(2, Duration::ZERO);
+        let a = g.enter(soon()).unwrap();
+        let _b = g.enter(soon()).unwrap();
+        assert!(matches!(g.enter(soon()), Err(ApiError::Unavailable(_))), "old holders: refused at once");
         drop(a);
-        assert!(g.enter().is_ok());
+        assert!(g.enter(soon()).is_ok());
+        // Young holders: the next waits for a place, up to when the oldest is no longer young.
+        let g = Arc::new(Gate::new(1, Duration::from_millis(300)));
+        let held = g.enter(soon()).unwrap();
+        let waiter = {
+            let g = Arc::clone(&g);
+            std::thread::spawn(move || g.enter(soon()).map(drop).is_ok())
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        drop(held);
+        assert!(waiter.join().unwrap(), "a place freed while the holder was young is taken");
+        let _held = g.enter(soon()).unwrap();
+        let started = Instant::now();
+        assert!(matches!(g.enter(soon()), Err(ApiError::Unavailable(_))), "refused once the holder is old");
+        assert!(started.elapsed() >= Duration::from_millis(200), "after waiting for it to grow old");
+        assert!(matches!(g.enter(Instant::now()), Err(ApiError::Unavailable(_))), "never past the deadline");
     }
 }
