@@ -3,7 +3,8 @@
 //!
 //! Invariants: the length is known before the first byte is sent; no part is copied into memory whole: a file
 //! sent as stored is opened when its first byte is needed, handed to the sink a range at a time (a socket
-//! sends it with `sendfile`, without a map or a copy) and closed when its last byte has gone; a transcoded
+//! sends it with `sendfile`, without a map or a copy) or, from [`MAP_FROM`] bytes on, mapped and written
+//! from the map, and closed or unmapped when its last byte has gone; a transcoded
 //! one (`dicom::transcode`) is mapped and produced through one buffer of [`TRANSCODE_CHUNK`] bytes; a file
 //! whose length is not the indexed one, that ends before its indexed length while it is sent, or whose
 //! transcoding no longer has the promised length, fails the read instead of sending other bytes than
@@ -94,12 +95,20 @@ struct Parts {
 
 enum Current {
     Bytes(Vec<u8>),
-    /// A file sent as stored: the open file, its path and its indexed size.
+    /// A small file sent as stored: the open file, its path and its indexed size.
     File(std::fs::File, PathBuf, u64),
+    /// A large file sent as stored, mapped.
+    Map(Mmap, PathBuf),
     Slice(Arc<Mmap>, Range<usize>),
     Shared(Arc<Vec<u8>>, Range<usize>),
     Produced(Box<Produced>),
 }
+
+/// Files from this size on are mapped and written from the map; smaller ones are handed to the sink as
+/// files (`sendfile` on a socket). Measured on loopback with 8 clients (`benches/wire.sh`): for 132 KB files
+/// `sendfile` was 1.2 to 1.8 times as fast as a map each (mapping and unmapping so many small files costs
+/// more than the copy), while for 525 KB files writing from the map was 1.25 times as fast as `sendfile`.
+pub const MAP_FROM: u64 = 256 << 10;
 
 /// The largest piece of a transcoded file produced at once: the buffer a transcoded part holds.
 pub const TRANSCODE_CHUNK: usize = 256 << 10;
@@ -120,10 +129,18 @@ struct Produced {
 }
 
 impl Current {
+    fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Current::Map(_, path) => Some(path),
+            _ => None,
+        }
+    }
+
     fn data(&self) -> &[u8] {
         match self {
             Current::Bytes(b) => b,
             Current::File(..) => &[],
+            Current::Map(m, _) => m,
             Current::Slice(m, r) => m.get(r.clone()).unwrap_or_default(),
             Current::Shared(b, r) => b.get(r.clone()).unwrap_or_default(),
             Current::Produced(p) => p.buffer.get(p.taken..).unwrap_or_default(),
@@ -185,6 +202,10 @@ fn open(segment: Segment) -> io::Result<Current> {
         Segment::Bytes(b) => Ok(Current::Bytes(b)),
         Segment::Slice(m, r) => Ok(Current::Slice(m, r)),
         Segment::Shared(b, r) => Ok(Current::Shared(b, r)),
+        Segment::File(path, size) if size >= MAP_FROM => {
+            let map = crate::sys::map::map_indexed(&path, size).inspect_err(|e| log::error!("{e}"))?;
+            Ok(Current::Map(map, path))
+        }
         Segment::File(path, size) => {
             let file = crate::sys::map::open_indexed(&path, size).inspect_err(|e| log::error!("{e}"))?;
             Ok(Current::File(file, path, size))
@@ -252,7 +273,7 @@ impl Parts {
         }
         let rest = current.data().get(*pos..).unwrap_or_default();
         let n = rest.len().min(max);
-        let taken = written(None, || out.write(&rest[..n]))?.min(n);
+        let taken = written(current.path(), || out.write(&rest[..n]))?.min(n);
         *pos += taken;
         Ok(taken)
     }
@@ -350,6 +371,35 @@ mod tests {
         assert_eq!(String::from_utf8(body.unwrap()).unwrap(), expected);
         assert_eq!(len, expected.len() as u64);
         assert_eq!(String::from_utf8(write(make()).unwrap()).unwrap(), expected, "the fast path writes the same");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn small_files_go_as_files_and_large_ones_from_maps_byte_for_byte() {
+        let dir = temp("sizes");
+        let (small, large) = (dir.join("small.dcm"), dir.join("large.dcm"));
+        let bytes = |n: u64| (0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
+        std::fs::write(&small, bytes(MAP_FROM - 1)).unwrap();
+        std::fs::write(&large, bytes(MAP_FROM + 4097)).unwrap();
+        let segments = || {
+            vec![
+                Segment::Bytes(b"<".to_vec()),
+                Segment::File(small.clone(), MAP_FROM - 1),
+                Segment::File(large.clone(), MAP_FROM + 4097),
+                Segment::Bytes(b">".to_vec()),
+            ]
+        };
+        let mut expected = b"<".to_vec();
+        expected.extend(bytes(MAP_FROM - 1));
+        expected.extend(bytes(MAP_FROM + 4097));
+        expected.push(b'>');
+        assert_eq!(read(stream(segments())).1.unwrap(), expected);
+        assert_eq!(write(stream(segments())).unwrap(), expected, "in small writes too");
+        // Either kind, once shorter than indexed, fails instead of sending other bytes.
+        for (path, size) in [(&small, MAP_FROM - 1), (&large, MAP_FROM + 4097)] {
+            std::fs::write(path, bytes(size - 1)).unwrap();
+            assert!(read(stream(vec![Segment::File(path.clone(), size)])).1.is_err(), "{}", path.display());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
