@@ -121,8 +121,7 @@ impl Listener {
         let server = Arc::new(
             tiny_http::Server::from_listener(dup, None).map_err(|e| format!("cannot start an accept loop: {e}"))?,
         );
-        let generation =
-            Arc::new(Generation {
+        let generation = Arc::new(Generation {
             server,
             pumps: AtomicUsize::new(self.pumps),
             receiving: AtomicUsize::new(0),
@@ -177,7 +176,9 @@ impl Listener {
                         Pushed::Overflow(request) => {
                             // A pipelined burst past its share: close the connection. The request is disposed
                             // of without tiny_http's blocking 500: its writer is taken and dropped unused.
-                            log::warn!("closing a connection from {peer:?} that queued more than its share of requests");
+                            log::warn!(
+                                "closing a connection from {peer:?} that queued more than its share of requests"
+                            );
                             self.watch.finished(peer.as_ref(), false);
                             drop(request.into_writer());
                         }
@@ -196,7 +197,8 @@ impl Listener {
                             server.unblock();
                         }
                     }
-                    let left = generation.pumps.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n > 1).then(|| n - 1));
+                    let left =
+                        generation.pumps.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n > 1).then(|| n - 1));
                     if left.is_ok() {
                         return;
                     }

@@ -93,7 +93,8 @@ fn running_out_of_descriptors_neither_ends_nor_stops_the_server() {
     assert_serving(&server, "after the descriptors came back");
     let log = server.log();
     assert!(log.contains("accepting again: accept loop 2"), "a new accept loop on the same socket: {log}");
-    let ended = |l: &str| l.ends_with("] stopped") || l.contains("shutdown requested") || l.contains("listener is lost");
+    let ended =
+        |l: &str| l.ends_with("] stopped") || l.contains("shutdown requested") || l.contains("listener is lost");
     assert!(!log.lines().any(ended), "the server did not stop: {log}");
     eprintln!("descriptors exhausted by {} connections; serving again {after:?} after they closed", 100);
 }
