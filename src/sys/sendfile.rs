@@ -15,7 +15,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use super::sockets::{accepted_on, socket_addr};
+use super::sockets::{accepted_on, descriptors, peer_of};
 
 /// Where a connection's descriptor was found, to look there first next time: the descriptor number and
 /// the socket's inode, which tells whether the number still names the same socket.
@@ -42,10 +42,9 @@ pub fn find(port: u16, peer: SocketAddr, hint: Option<Hint>) -> Option<(Socket, 
             return Some((socket, hint));
         }
     }
-    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
     let mut found: Option<Hint> = None;
-    for entry in entries.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else { continue };
+    for fd in descriptors() {
+        // The peer first: one system call rules out every other descriptor.
         if peer_of(fd) != Some(peer) || accepted_on(fd, port) != Some(peer) {
             continue;
         }
@@ -87,20 +86,6 @@ fn socket_inode(fd: RawFd) -> Option<u64> {
             return None;
         }
         Some(st.st_ino)
-    }
-}
-
-/// The peer of `fd` if it is a connected socket.
-fn peer_of(fd: RawFd) -> Option<SocketAddr> {
-    // SAFETY: getpeername writes at most `len` bytes into a zeroed sockaddr_storage on this stack frame, and
-    // the kernel filled it, so its family tells its layout.
-    unsafe {
-        let mut peer: libc::sockaddr_storage = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        if libc::getpeername(fd, (&mut peer as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
-            return None;
-        }
-        socket_addr(&peer)
     }
 }
 

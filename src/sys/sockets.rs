@@ -17,11 +17,9 @@ pub struct Inbound {
 
 /// The connections accepted on `port` (connected sockets whose local port it is; not the listener).
 pub fn inbound_connections(port: u16) -> Vec<Inbound> {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
     let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<libc::c_int>().ok()) else { continue };
-        let Ok(link) = std::fs::read_link(entry.path()) else { continue };
+    for fd in descriptors() {
+        let Ok(link) = std::fs::read_link(format!("/proc/self/fd/{fd}")) else { continue };
         let inode = link.to_str().and_then(|l| l.strip_prefix("socket:[")).and_then(|l| l.strip_suffix(']'));
         let Some(inode) = inode.and_then(|i| i.parse::<u64>().ok()) else { continue };
         if let Some(peer) = accepted_on(fd, port) {
@@ -83,13 +81,32 @@ pub fn accept_queue(listener: &std::net::TcpListener) -> Option<(u32, u32)> {
     }
 }
 
+/// The descriptors this process holds now (a few may be closed by the time they are looked at).
+pub(super) fn descriptors() -> Vec<libc::c_int> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
+    entries.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok())).collect()
+}
+
+/// The peer of `fd` if it is a connected socket.
+pub(super) fn peer_of(fd: libc::c_int) -> Option<std::net::SocketAddr> {
+    // SAFETY: getpeername writes at most `len` bytes into a zeroed sockaddr_storage on this stack frame, and
+    // the kernel filled it, so its family tells its layout.
+    unsafe {
+        let mut peer: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getpeername(fd, (&mut peer as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
+            return None;
+        }
+        socket_addr(&peer)
+    }
+}
+
 /// The peer of `fd` if it is a connected (not listening) TCP socket whose local port is `port`.
 pub(super) fn accepted_on(fd: libc::c_int, port: u16) -> Option<std::net::SocketAddr> {
-    // SAFETY: getsockname, getpeername and getsockopt write at most the lengths given into buffers of those
-    // sizes, and the socket addresses are read as the family they say they are.
+    // SAFETY: getsockname and getsockopt write at most the lengths given into buffers of those sizes, and
+    // the socket address is read as the family it says it is.
     unsafe {
-        let (mut local, mut peer): (libc::sockaddr_storage, libc::sockaddr_storage) =
-            (std::mem::zeroed(), std::mem::zeroed());
+        let mut local: libc::sockaddr_storage = std::mem::zeroed();
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         if libc::getsockname(fd, (&mut local as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
             return None;
@@ -109,12 +126,8 @@ pub(super) fn accepted_on(fd: libc::c_int, port: u16) -> Option<std::net::Socket
         if asked != 0 || listening != 0 {
             return None;
         }
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        if libc::getpeername(fd, (&mut peer as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
-            return None;
-        }
-        socket_addr(&peer)
     }
+    peer_of(fd)
 }
 
 /// SAFETY (for callers): `addr` must have been filled by the kernel, so its family tells its layout.
