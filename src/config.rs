@@ -53,6 +53,7 @@ struct RawServer {
     shutdown_timeout: Option<u64>,
     max_connections: Option<usize>,
     min_send_rate: Option<u64>,
+    input_budget: Option<u64>,
     metrics: Option<bool>,
 }
 
@@ -174,6 +175,9 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// Bytes per second, averaged over 10 s, below which a client taking a response is dropped.
     pub min_send_rate: u64,
+    /// Bytes that all connections' unfinished requests may hold together; past it the connections holding
+    /// the most are closed.
+    pub input_budget: u64,
     pub index_path: PathBuf,
     /// The UTC offset, as `+hh:mm`, for study times that carry none.
     pub timezone: String,
@@ -236,6 +240,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 pub const DEFAULT_THREADS: usize = 32;
 pub const DEFAULT_TTL: u64 = 3600;
 pub const DEFAULT_MIN_SEND_RATE: u64 = 16 * 1024;
+/// The default `server.input_budget`: 64 MiB.
+pub const DEFAULT_INPUT_BUDGET: u64 = 64 << 20;
 /// The most connections the derived cap allows: each holds a tiny_http thread.
 pub const MAX_DERIVED_CONNECTIONS: usize = 4096;
 
@@ -290,6 +296,10 @@ impl Config {
         if min_send_rate == 0 {
             return Err(err("server.min_send_rate must be at least 1 byte per second".into()));
         }
+        let input_budget = raw.server.input_budget.unwrap_or(DEFAULT_INPUT_BUDGET);
+        if input_budget < 1 << 20 {
+            return Err(err(format!("server.input_budget must be at least 1048576 bytes (1 MiB), not {input_budget}")));
+        }
         if let Some(url) = &raw.server.base_url {
             check_base_url(url).map_err(|m| err(format!("server.base_url: {m}")))?;
         }
@@ -324,6 +334,7 @@ impl Config {
             shutdown_timeout,
             max_connections: raw.server.max_connections,
             min_send_rate,
+            input_budget,
             index_path: resolve(&raw.images.index),
             timezone,
             tenants,

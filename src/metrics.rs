@@ -24,6 +24,8 @@ static CACHE: Mutex<BTreeMap<(&'static str, &'static str), u64>> = Mutex::new(BT
 static AUDIT_WRITTEN: AtomicU64 = AtomicU64::new(0);
 static AUDIT_DROPPED: AtomicU64 = AtomicU64::new(0);
 static AUDIT_FAILED: AtomicU64 = AtomicU64::new(0);
+static CLOSED: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+static KICKS: AtomicU64 = AtomicU64::new(0);
 static RELOADS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
 static SERVER: Mutex<Option<Arc<dyn Fn() -> Server + Send + Sync>>> = Mutex::new(None);
 
@@ -94,6 +96,20 @@ pub fn audit_failed() {
     AUDIT_FAILED.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Connections the connection watch closed, by reason (`read_timeout`, `head_limit`, `input_budget`,
+/// `over_cap`).
+pub fn connections_closed(reason: &'static str, n: usize) {
+    if n > 0 {
+        let mut map = CLOSED.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry(reason).or_insert(0) += n as u64;
+    }
+}
+
+/// Threads brought to connections whose input waited unread.
+pub fn connections_kicked(n: usize) {
+    KICKS.fetch_add(n as u64, Ordering::Relaxed);
+}
+
 /// One index reload: `ok` or `refused`.
 pub fn reload(outcome: &'static str) {
     bump(&RELOADS, outcome);
@@ -147,6 +163,24 @@ pub fn render(index: IndexGauges) -> String {
         let _ = writeln!(text, "{name} {value}");
     }
 
+    head(
+        &mut text,
+        "smart_imaging_connections_closed_total",
+        "counter",
+        "Connections closed by the server, by reason.",
+    );
+    let closed = snapshot(&CLOSED);
+    for reason in ["read_timeout", "head_limit", "input_budget", "over_cap"] {
+        let n = closed.iter().find(|(r, _)| *r == reason).map_or(0, |(_, n)| *n);
+        let _ = writeln!(text, "smart_imaging_connections_closed_total{{reason=\"{reason}\"}} {n}");
+    }
+    head(
+        &mut text,
+        "smart_imaging_connections_woken_total",
+        "counter",
+        "Connections whose input waited unread and that were brought a thread.",
+    );
+    let _ = writeln!(text, "smart_imaging_connections_woken_total {}", KICKS.load(Ordering::Relaxed));
     head(&mut text, "smart_imaging_ehr_calls_total", "counter", "Calls to EHRs, by step and outcome.");
     for ((step, outcome), n) in snapshot(&EHR_CALLS) {
         let _ = writeln!(text, "smart_imaging_ehr_calls_total{{step=\"{step}\",outcome=\"{outcome}\"}} {n}");

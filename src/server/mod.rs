@@ -87,9 +87,13 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
     let threads = config.threads;
     let queue = Arc::new(Queue::new(threads, threads));
     let local = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let port = local.port();
     let cap = config.connection_cap(soft_limit);
-    let watch = Arc::new(Watch::new(port, Duration::from_secs(config.read_timeout), cap));
+    let limits = conns::Limits {
+        read_timeout: Duration::from_secs(config.read_timeout),
+        max_connections: cap,
+        input_budget: config.input_budget,
+    };
+    let watch = Arc::new(Watch::new(local, limits));
     let sweeper = Arc::clone(&watch);
     let spawned = std::thread::Builder::new().name("conns".into()).spawn(move || sweeper.run());
     if let Err(e) = spawned {

@@ -41,6 +41,7 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
     })?;
     let sealer = crate::token::configured(&config)?;
     sys::malloc::limit_malloc_arenas();
+    sys::malloc::return_large_blocks();
     sys::map::install_sigbus_guard().map_err(|e| format!("cannot install the SIGBUS guard: {e}"))?;
     sys::signals::install_shutdown_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let limits = sys::limits::raise_open_files().map_err(|e| format!("cannot read the open-file limit: {e}"))?;

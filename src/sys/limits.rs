@@ -39,6 +39,16 @@ pub fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |entries| entries.count().saturating_sub(1))
 }
 
+/// The process's resident memory in bytes, from `/proc/self/statm` (one small read: cheap enough to be
+/// looked at a hundred times a second).
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a constant of the system.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096))
+}
+
 /// How many threads this process runs now.
 pub fn threads() -> usize {
     std::fs::read_to_string("/proc/self/status")
@@ -58,5 +68,10 @@ mod tests {
         assert!(limits.soft >= limits.soft_before);
         assert!(open_descriptors() >= 3, "stdin, stdout and stderr at least");
         assert!(threads() >= 1);
+        let before = resident_bytes().unwrap();
+        let touched = vec![1u8; 32 << 20];
+        let after = resident_bytes().unwrap();
+        assert!(after >= before + (16 << 20), "32 MiB touched: {before} then {after}");
+        drop(touched);
     }
 }

@@ -13,9 +13,9 @@
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::sockets::{accepted_on, descriptors, peer_of};
+use super::sockets::{self, accepted_on, descriptors, peer_of, socket_inode};
 
 /// Where a connection's descriptor was found, to look there first next time: the descriptor number and
 /// the socket's inode, which tells whether the number still names the same socket.
@@ -63,30 +63,10 @@ pub fn find(port: u16, peer: SocketAddr, hint: Option<Hint>) -> Option<(Socket, 
 /// A duplicate of `hint.fd` if, checked on the duplicate, it is the socket `hint.inode` connected to `peer`
 /// on `port`.
 fn duplicate(hint: Hint, port: u16, peer: SocketAddr) -> Option<Socket> {
-    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor of whatever `hint.fd` names now, or fails; the new one
-    // is owned by the OwnedFd alone and closed with it.
-    let fd = unsafe {
-        let dup = libc::fcntl(hint.fd, libc::F_DUPFD_CLOEXEC, 0);
-        if dup < 0 {
-            return None;
-        }
-        OwnedFd::from_raw_fd(dup)
-    };
+    let fd = sockets::duplicate(hint.fd)?;
     let raw = fd.as_raw_fd();
     (socket_inode(raw) == Some(hint.inode) && accepted_on(raw, port) == Some(peer))
         .then_some(Socket { fd, held: false })
-}
-
-/// The inode of `fd` if it is a socket.
-fn socket_inode(fd: RawFd) -> Option<u64> {
-    // SAFETY: fstat writes one stat into a zeroed value of that type on this stack frame.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-            return None;
-        }
-        Some(st.st_ino)
-    }
 }
 
 fn result(n: isize) -> io::Result<usize> {

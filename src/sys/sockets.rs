@@ -6,6 +6,8 @@
 
 #![allow(unsafe_code)]
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
 /// One connection accepted on the server's port, as found among this process's descriptors. tiny_http
 /// holds two descriptors of each connection; both are listed, with the same inode and peer.
 #[derive(Debug, Clone, Copy)]
@@ -29,35 +31,95 @@ pub fn inbound_connections(port: u16) -> Vec<Inbound> {
     found
 }
 
-/// Shuts a connection down both ways: a read blocked on it ends, and its peer sees the close.
+/// Shuts a connection down both ways: a read blocked on it ends, and its peer sees the close. Nothing
+/// happens when its descriptor no longer names that socket.
 pub fn shut_down(connection: &Inbound) {
-    // The descriptor may have been closed and reused since it was listed: shut it down only if it still names
-    // the same socket.
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", connection.fd));
-    if !link.is_ok_and(|l| l.to_string_lossy() == format!("socket:[{}]", connection.inode)) {
-        return;
-    }
-    // SAFETY: shutdown on a descriptor of this process that names one of our connections (checked just now).
-    // A reuse in the microseconds since the check would close another connection of ours early, which its
-    // client sees as a dropped connection.
+    let Some(socket) = checked_duplicate(connection) else { return };
+    // SAFETY: shutdown on a descriptor owned here, a duplicate checked to name this connection's socket, so
+    // a number closed and reused since the connection was listed is never acted on.
     unsafe {
-        libc::shutdown(connection.fd, libc::SHUT_RDWR);
+        libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR);
     }
 }
 
 /// Writes `bytes` to a connection without waiting for room (a client that does not read gets less, or
 /// nothing), then shuts the connection down: how a connection over the cap is told to come back later.
 pub fn refuse(connection: &Inbound, bytes: &[u8]) {
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", connection.fd));
-    if !link.is_ok_and(|l| l.to_string_lossy() == format!("socket:[{}]", connection.inode)) {
-        return;
-    }
-    // SAFETY: send reads at most `bytes.len()` bytes from a live slice, on a descriptor of this process that
-    // names one of our connections (checked just now); MSG_DONTWAIT keeps it from blocking and MSG_NOSIGNAL
-    // from raising SIGPIPE. shutdown as in `shut_down`.
+    let Some(socket) = checked_duplicate(connection) else { return };
+    let fd = socket.as_raw_fd();
+    // SAFETY: send reads at most `bytes.len()` bytes from a live slice, on a duplicate checked to name this
+    // connection's socket; MSG_DONTWAIT keeps it from blocking and MSG_NOSIGNAL from raising SIGPIPE.
+    // shutdown as in `shut_down`.
     unsafe {
-        libc::send(connection.fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
-        libc::shutdown(connection.fd, libc::SHUT_RDWR);
+        libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
+/// What a connection has sent: every byte the kernel received on it, and those of them nobody has read yet.
+/// The difference is what the process has read from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Input {
+    pub received: u64,
+    pub unread: u64,
+}
+
+impl Input {
+    /// The bytes the process has read from the connection.
+    pub fn read(&self) -> u64 {
+        self.received.saturating_sub(self.unread)
+    }
+}
+
+/// The connection's `Input` (`TCP_INFO`'s bytes received, `FIONREAD`), or `None` when its descriptor no
+/// longer names that socket.
+pub fn input(connection: &Inbound) -> Option<Input> {
+    let socket = checked_duplicate(connection)?;
+    let fd = socket.as_raw_fd();
+    // SAFETY: getsockopt writes at most `len` bytes into a zeroed tcp_info of that size on this stack frame,
+    // and ioctl(FIONREAD) one c_int into `unread`, both on a descriptor owned here.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        if libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&mut info as *mut libc::tcp_info).cast(), &mut len)
+            != 0
+        {
+            return None;
+        }
+        let mut unread: libc::c_int = 0;
+        if libc::ioctl(fd, libc::FIONREAD, &mut unread) != 0 {
+            return None;
+        }
+        Some(Input { received: info.tcpi_bytes_received, unread: u64::try_from(unread).unwrap_or(0) })
+    }
+}
+
+/// A duplicate of `connection`'s descriptor, if the duplicate names the socket that was listed: acting on
+/// the duplicate can never reach another connection that took the number meanwhile.
+fn checked_duplicate(connection: &Inbound) -> Option<OwnedFd> {
+    let socket = duplicate(connection.fd)?;
+    (socket_inode(socket.as_raw_fd()) == Some(connection.inode)).then_some(socket)
+}
+
+/// A duplicate of whatever `fd` names now (closed on exec), owned by the caller.
+pub(super) fn duplicate(fd: libc::c_int) -> Option<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor of whatever `fd` names now, or fails; the new one is
+    // owned by the OwnedFd alone and closed with it.
+    unsafe {
+        let dup = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
+        (dup >= 0).then(|| OwnedFd::from_raw_fd(dup))
+    }
+}
+
+/// The inode of `fd` if it is a socket.
+pub(super) fn socket_inode(fd: libc::c_int) -> Option<u64> {
+    // SAFETY: fstat writes one stat into a zeroed value of that type on this stack frame.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return None;
+        }
+        Some(st.st_ino)
     }
 }
 
@@ -209,5 +271,54 @@ mod tests {
         let mut got = String::new();
         client.read_to_string(&mut got).unwrap();
         assert_eq!(got, "HTTP/1.1 503 x\r\n\r\n");
+    }
+
+    #[test]
+    fn a_listed_connection_whose_number_now_names_another_is_never_acted_on() {
+        use std::io::Read;
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (first_accepted, _) = listener.accept().unwrap();
+        let listed = inbound_connections(port)[0];
+        assert_eq!(listed.fd, first_accepted.as_raw_fd());
+        let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (second_accepted, _) = listener.accept().unwrap();
+        // The first connection goes, and its number is given to the second, as a reuse would.
+        drop(first_accepted);
+        // SAFETY: dup2 makes `listed.fd` (closed just now) name the second connection's socket; the test owns
+        // both numbers and closes the duplicate below.
+        let reused = unsafe { libc::dup2(second_accepted.as_raw_fd(), listed.fd) };
+        assert_eq!(reused, listed.fd);
+        shut_down(&listed);
+        refuse(&listed, b"HTTP/1.1 503 x\r\n\r\n");
+        assert_eq!(input(&listed), None, "nothing is read of another socket either");
+        second.set_nonblocking(true).unwrap();
+        let mut one = [0u8; 1];
+        let open = second.read(&mut one).is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock);
+        assert!(open, "the connection that took the number got nothing and stays open");
+        // SAFETY: closes the duplicate made above, which nothing else owns.
+        unsafe { libc::close(listed.fd) };
+    }
+
+    #[test]
+    fn input_counts_what_was_received_and_what_is_still_unread() {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (mut accepted, _) = listener.accept().unwrap();
+        client.write_all(b"0123456789").unwrap();
+        let mut four = [0u8; 4];
+        accepted.read_exact(&mut four).unwrap();
+        let found = inbound_connections(port)[0];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while input(&found).unwrap().received < 10 && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(input(&found), Some(Input { received: 10, unread: 6 }));
+        assert_eq!(input(&found).unwrap().read(), 4);
     }
 }

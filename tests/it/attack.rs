@@ -305,3 +305,131 @@ fn a_reader_slower_than_min_send_rate_is_dropped_and_holds_no_worker() {
     assert!(log.contains("(cut short: the client took"), "{log}");
     eprintln!("a 160 KB/s reader was dropped after {ended:?} and {} bytes", slow.body.len());
 }
+
+/// Samples `pid`'s VmRSS (kB) every 10 ms until `stop` is set; the largest seen.
+fn peak_rss(pid: u32, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            peak = peak.max(proc_status(pid, "VmRSS"));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        peak
+    })
+}
+
+/// Sends `GET /healthz?a=aaaa…` without ever ending the line, up to `total` bytes; how many bytes went before
+/// the server closed the connection (`None` if it never did).
+fn endless_request_line(addr: SocketAddr, total: usize) -> Option<usize> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_write_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(b"GET /healthz?a=").unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    let mut sent = 0;
+    while sent < total {
+        match stream.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(_) => return Some(sent),
+        }
+    }
+    // Everything went into socket buffers: the close may still come.
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return Some(sent),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Broke: tiny_http buffers a request line without limit before the server sees it, so two unauthenticated
+/// connections each sending a 1 GiB line without an end grew the process by 2 GiB.
+#[test]
+fn endless_request_lines_are_closed_before_they_hold_memory() {
+    let dir = TempDir::new("headflood");
+    let config = dir.config(&format!("[server]\ninput_budget = {}\n\n{OPEN}", 32 << 20));
+    let server = Launch::new(config).start();
+    let pid = server.pid();
+    assert_eq!(server.get("/healthz").status, 200);
+    let before = proc_status(pid, "VmRSS");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = peak_rss(pid, std::sync::Arc::clone(&stop));
+    let addr = server.addr();
+    let floods: Vec<_> = (0..2).map(|_| std::thread::spawn(move || endless_request_line(addr, 128 << 20))).collect();
+    // /healthz answers throughout.
+    for _ in 0..10 {
+        assert_eq!(server.get("/healthz").status, 200, "/healthz while flooded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent: Vec<Option<usize>> = floods.into_iter().map(|f| f.join().unwrap()).collect();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let peak = sampler.join().unwrap();
+    let growth_mib = peak.saturating_sub(before) / 1024;
+    assert!(sent.iter().all(Option::is_some), "every flooding connection was closed: {sent:?}");
+    assert!(growth_mib < 64, "VmRSS grew {growth_mib} MiB under two endless request lines ({before} kB before)");
+    let log = server.wait_for_log("the head-limit line", |l| l.contains("without completing a request"));
+    assert!(log.contains("closed "), "{log}");
+    let metrics = server.get("/metrics").text();
+    assert!(!metrics.contains("smart_imaging_connections_closed_total{reason=\"head_limit\"} 0"), "{metrics}");
+    assert_serving(&server, "after endless request lines");
+    eprintln!("two endless request lines: closed after {sent:?} bytes sent; VmRSS {before} kB, peak +{growth_mib} MiB");
+}
+
+/// Many connections each holding a request head under the limit, together past `server.input_budget`: the
+/// biggest go until the rest fit.
+#[test]
+fn unfinished_heads_past_the_input_budget_are_closed_biggest_first() {
+    let dir = TempDir::new("headbudget");
+    let config = dir.config(&format!("[server]\ninput_budget = {}\n\n{OPEN}", 1 << 20));
+    let server = Launch::new(config).start();
+    // 24 connections of 100 KB each (2.4 MB) and one small one: the budget of 1 MiB keeps about ten.
+    let mut held: Vec<TcpStream> = Vec::new();
+    for n in 0..25 {
+        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        let len = if n == 0 { 1000 } else { 100_000 };
+        stream.write_all(format!("GET /healthz HTTP/1.1\r\nX-Long: {}", "b".repeat(len)).as_bytes()).unwrap();
+        held.push(stream);
+    }
+    let mut closed = vec![false; held.len()];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && closed.iter().filter(|c| **c).count() < 14 {
+        for (stream, closed) in held.iter_mut().zip(closed.iter_mut()).filter(|(_, c)| !**c) {
+            *closed = wait_closed(stream, Duration::from_millis(10)).is_some();
+        }
+    }
+    let count = closed.iter().filter(|c| **c).count();
+    assert!((14..=16).contains(&count), "about 14 of the 100 KB heads closed to fit 1 MiB, not {count}: {closed:?}");
+    assert!(!closed[0], "the smallest stays");
+    assert_serving(&server, "after unfinished heads past the budget");
+}
+
+/// Broke: tiny_http's pool could leave a newly accepted connection unread while its threads served other
+/// connections, so of 100 keep-alive connections opened back to back some waited for the read timeout.
+#[test]
+fn every_connection_of_a_burst_is_read_and_answered() {
+    let dir = TempDir::new("burst");
+    // A read timeout far longer than the test waits: a connection left unread would show.
+    let config = dir.config(&format!("[server]\nread_timeout = 120\n\n{OPEN}"));
+    let server = Launch::new(config).start();
+    let started = Instant::now();
+    let mut opened = Vec::new();
+    for _ in 0..100 {
+        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        opened.push(stream);
+    }
+    let deadline = started + Duration::from_secs(10);
+    let mut slowest = Duration::ZERO;
+    for (n, stream) in opened.iter_mut().enumerate() {
+        stream
+            .set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))
+            .unwrap();
+        let mut head = [0u8; 12];
+        let read = stream.read_exact(&mut head);
+        assert!(read.is_ok(), "connection {n} of the burst unanswered after {:?}: {read:?}", started.elapsed());
+        assert_eq!(&head, b"HTTP/1.1 200");
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("100 keep-alive connections opened back to back: all answered within {slowest:?}");
+}
