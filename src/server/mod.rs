@@ -26,7 +26,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::app::App;
@@ -143,7 +143,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
         }
     }));
     let mut hangups = crate::sys::signals::hangups();
-    let reloading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reloads = Arc::new(Reloads::default());
     let dog = Arc::clone(&listener);
     let (lost_tx, lost_rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new().name("watchdog".into()).spawn(move || {
@@ -159,7 +159,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
         let now = crate::sys::signals::hangups();
         if now != hangups {
             hangups = now;
-            hang_up(&app, &reloading);
+            hang_up(&app, &reloads);
         }
         if let Ok(lost) = lost_rx.recv_timeout(Duration::from_millis(50)) {
             return Ended::ListenerLost(format!(
@@ -187,23 +187,39 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
     Ended::Stopped
 }
 
-/// SIGHUP: reopens the audit file, and reloads the index on a thread of its own (one reload at a time; a
-/// SIGHUP during a reload is folded into it) while the old index serves.
-fn hang_up(app: &Arc<App>, reloading: &Arc<std::sync::atomic::AtomicBool>) {
+/// Index reloads, one at a time: a SIGHUP that comes while one runs asks for one more after it, so the file
+/// as it is after the last SIGHUP is always read (any number of them during one reload make one more).
+#[derive(Default)]
+struct Reloads {
+    running: AtomicBool,
+    asked: AtomicBool,
+}
+
+/// SIGHUP: reopens the audit file, and reloads the index on a thread of its own while the old index serves.
+fn hang_up(app: &Arc<App>, reloads: &Arc<Reloads>) {
     if let Some(audit) = &app.audit {
         audit.reopen();
     }
-    if reloading.swap(true, Ordering::SeqCst) {
-        log::warn!("SIGHUP: a reload is already running");
+    reloads.asked.store(true, Ordering::SeqCst);
+    if reloads.running.swap(true, Ordering::SeqCst) {
+        log::info!("SIGHUP during a reload: the index is read once more when it is done");
         return;
     }
-    let (app, running) = (Arc::clone(app), Arc::clone(reloading));
+    let (app, mine) = (Arc::clone(app), Arc::clone(reloads));
     let spawned = std::thread::Builder::new().name("reload".into()).spawn(move || {
-        reload(&app);
-        running.store(false, Ordering::SeqCst);
+        loop {
+            while mine.asked.swap(false, Ordering::SeqCst) {
+                reload(&app);
+            }
+            mine.running.store(false, Ordering::SeqCst);
+            // A SIGHUP between the last look and now found the reload running and left the work to it.
+            if !mine.asked.load(Ordering::SeqCst) || mine.running.swap(true, Ordering::SeqCst) {
+                return;
+            }
+        }
     });
     if let Err(e) = spawned {
-        reloading.store(false, Ordering::SeqCst);
+        reloads.running.store(false, Ordering::SeqCst);
         log::error!("SIGHUP: cannot start the reload ({e}); the old index keeps serving");
     }
 }
@@ -211,6 +227,7 @@ fn hang_up(app: &Arc<App>, reloading: &Arc<std::sync::atomic::AtomicBool>) {
 /// Reads and checks the index file again and serves it if it is sound; else the old one keeps serving.
 fn reload(app: &App) {
     let path = &app.config.index_path;
+    log::info!("SIGHUP: reading the index again from {}", path.display());
     match crate::index::Index::load(path) {
         Ok(index) => {
             let (studies, instances, written) =
