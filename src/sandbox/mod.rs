@@ -14,7 +14,6 @@
 
 pub mod assertion;
 mod fhir;
-mod listener;
 mod oauth;
 mod pages;
 mod store;
@@ -190,7 +189,7 @@ fn add_cors(resp: &mut Resp, requested: Option<&str>) {
 }
 
 /// A response with the CORS headers added.
-fn with_cors(mut resp: Resp) -> Resp {
+pub fn with_cors(mut resp: Resp) -> Resp {
     add_cors(&mut resp, None);
     resp
 }
@@ -316,9 +315,10 @@ impl Bound {
         &self.base_url
     }
 
-    /// Serves on the bound socket on threads of its own. `imaging_base` is the imaging server's public URL:
-    /// the tenants of `config` whose EHR is this sandbox become its `associated_endpoints`.
-    pub fn start(self, config: &Config, imaging_base: &str) -> Result<(), String> {
+    /// The sandbox's state and its socket, ready to be served (`server::sandbox`). `imaging_base` is the
+    /// imaging server's public URL: the tenants of `config` whose EHR is this sandbox become its
+    /// `associated_endpoints`.
+    pub fn ready(self, config: &Config, imaging_base: &str) -> Ready {
         let base = &self.base_url;
         let users: Vec<&str> = config
             .tenants
@@ -344,10 +344,15 @@ impl Bound {
             list(sb.settings.clients.iter().map(|c| c.id.as_str())),
             list(users.iter().copied()),
         );
-        listener::serve(self.socket, sb)?;
-        println!("sandbox listening on http://{} (public URL {base}; a sandbox EHR for teaching and tests)", self.addr);
-        Ok(())
+        Ready { socket: self.socket, addr: self.addr, sandbox: sb }
     }
+}
+
+/// A sandbox bound and configured, not yet served.
+pub struct Ready {
+    pub socket: TcpListener,
+    pub addr: SocketAddr,
+    pub sandbox: Sandbox,
 }
 
 fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {

@@ -18,6 +18,7 @@ pub mod listener;
 pub mod pool;
 pub mod queue;
 pub mod redact;
+pub mod sandbox;
 pub mod start;
 pub mod wire;
 pub mod writer;

@@ -343,23 +343,15 @@ fn endless_request_line(addr: SocketAddr, total: usize) -> Option<usize> {
     }
 }
 
-/// Broke: tiny_http buffers a request line without limit before the server sees it, so two unauthenticated
-/// connections each sending a 1 GiB line without an end grew the process by 2 GiB.
-#[test]
-fn endless_request_lines_are_closed_before_they_hold_memory() {
-    let dir = TempDir::new("headflood");
-    let config = dir.config(&format!("[server]\ninput_budget = {}\n\n{OPEN}", 32 << 20));
-    let server = Launch::new(config).start();
-    let pid = server.pid();
-    assert_eq!(server.get("/healthz").status, 200);
+/// Two connections to `addr` each send a 128 MiB request line without an end while `healthy` is asked: both
+/// are closed, the process `pid` grows by less than 64 MiB, and `healthy` answers throughout.
+fn endless_request_lines_are_closed(pid: u32, addr: SocketAddr, healthy: impl Fn() -> bool) -> String {
     let before = proc_status(pid, "VmRSS");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = peak_rss(pid, std::sync::Arc::clone(&stop));
-    let addr = server.addr();
     let floods: Vec<_> = (0..2).map(|_| std::thread::spawn(move || endless_request_line(addr, 128 << 20))).collect();
-    // /healthz answers throughout.
     for _ in 0..10 {
-        assert_eq!(server.get("/healthz").status, 200, "/healthz while flooded");
+        assert!(healthy(), "answering while flooded");
         std::thread::sleep(Duration::from_millis(50));
     }
     let sent: Vec<Option<usize>> = floods.into_iter().map(|f| f.join().unwrap()).collect();
@@ -368,12 +360,37 @@ fn endless_request_lines_are_closed_before_they_hold_memory() {
     let growth_mib = peak.saturating_sub(before) / 1024;
     assert!(sent.iter().all(Option::is_some), "every flooding connection was closed: {sent:?}");
     assert!(growth_mib < 64, "VmRSS grew {growth_mib} MiB under two endless request lines ({before} kB before)");
+    format!("closed after {sent:?} bytes sent; VmRSS {before} kB, peak +{growth_mib} MiB")
+}
+
+/// Broke: tiny_http buffers a request line without limit before the server sees it, so two unauthenticated
+/// connections each sending a 1 GiB line without an end grew the process by 2 GiB.
+#[test]
+fn endless_request_lines_are_closed_before_they_hold_memory() {
+    let dir = TempDir::new("headflood");
+    let config = dir.config(&format!("[server]\ninput_budget = {}\n\n{OPEN}", 32 << 20));
+    let server = Launch::new(config).start();
+    assert_eq!(server.get("/healthz").status, 200);
+    let figures =
+        endless_request_lines_are_closed(server.pid(), server.addr(), || server.get("/healthz").status == 200);
     let log = server.wait_for_log("the head-limit line", |l| l.contains("without completing a request"));
     assert!(log.contains("closed "), "{log}");
     let metrics = server.get("/metrics").text();
     assert!(!metrics.contains("smart_imaging_connections_closed_total{reason=\"head_limit\"} 0"), "{metrics}");
     assert_serving(&server, "after endless request lines");
-    eprintln!("two endless request lines: closed after {sent:?} bytes sent; VmRSS {before} kB, peak +{growth_mib} MiB");
+    eprintln!("two endless request lines: {figures}");
+}
+
+/// Broke: the sandbox EHR's listener had no bound either (one endless line held +513 MiB for as long as the
+/// connection stayed open).
+#[test]
+fn endless_request_lines_to_the_sandbox_are_closed_before_they_hold_memory() {
+    let s = crate::sandbox_kit::start_opts(&format!("input_budget = {}", 32 << 20), "");
+    let home = || raw_request(s.addr(), "GET", "/", &[]).status == 200;
+    assert!(home());
+    let figures = endless_request_lines_are_closed(s.server.pid(), s.addr(), home);
+    assert!(home(), "the sandbox answers after the flood");
+    eprintln!("two endless request lines to the sandbox: {figures}");
 }
 
 /// Many connections each holding a request head under the limit, together past `server.input_budget`: the
@@ -404,27 +421,21 @@ fn unfinished_heads_past_the_input_budget_are_closed_biggest_first() {
     assert_serving(&server, "after unfinished heads past the budget");
 }
 
-/// Broke: tiny_http's pool could leave a newly accepted connection unread while its threads served other
-/// connections, so of 100 keep-alive connections opened back to back some waited for the read timeout.
-#[test]
-fn every_connection_of_a_burst_is_read_and_answered() {
-    let dir = TempDir::new("burst");
-    // A read timeout far longer than the test waits: a connection left unread would show.
-    let config = dir.config(&format!("[server]\nread_timeout = 120\n\n{OPEN}"));
-    let server = Launch::new(config).start();
+/// Opens 100 keep-alive connections to `addr` back to back, each sending `GET target`; every one is answered
+/// (200, or 503 from workers that are all busy) within 10 s. The slowest answer, and how many were 503.
+fn a_burst_is_answered(addr: SocketAddr, target: &str) -> (Duration, usize) {
     let started = Instant::now();
     let mut opened = Vec::new();
     for _ in 0..100 {
-        let mut stream = TcpStream::connect(server.addr()).unwrap();
-        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
         opened.push(stream);
     }
     let deadline = started + Duration::from_secs(10);
     let (mut slowest, mut busy) = (Duration::ZERO, 0);
     for (n, stream) in opened.iter_mut().enumerate() {
-        stream
-            .set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))
-            .unwrap();
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        stream.set_read_timeout(Some(left)).unwrap();
         let mut head = [0u8; 12];
         let read = stream.read_exact(&mut head);
         assert!(read.is_ok(), "connection {n} of the burst unanswered after {:?}: {read:?}", started.elapsed());
@@ -437,5 +448,25 @@ fn every_connection_of_a_burst_is_read_and_answered() {
         slowest = slowest.max(started.elapsed());
     }
     assert!(busy < 50, "{busy} of 100 answered 503");
+    (slowest, busy)
+}
+
+/// Broke: tiny_http's pool could leave a newly accepted connection unread while its threads served other
+/// connections, so of 100 keep-alive connections opened back to back some waited for the read timeout.
+#[test]
+fn every_connection_of_a_burst_is_read_and_answered() {
+    let dir = TempDir::new("burst");
+    // A read timeout far longer than the test waits: a connection left unread would show.
+    let config = dir.config(&format!("[server]\nread_timeout = 120\n\n{OPEN}"));
+    let server = Launch::new(config).start();
+    let (slowest, busy) = a_burst_is_answered(server.addr(), "/healthz");
     eprintln!("100 keep-alive connections opened back to back: all answered within {slowest:?} ({busy} of them 503)");
+}
+
+/// Broke: the same with the sandbox EHR, whose slowest connection of the burst waited 99 s.
+#[test]
+fn every_connection_of_a_burst_to_the_sandbox_is_read_and_answered() {
+    let s = crate::sandbox_kit::start_opts("read_timeout = 120", "");
+    let (slowest, _) = a_burst_is_answered(s.addr(), "/fhir/metadata");
+    eprintln!("100 keep-alive connections to the sandbox opened back to back: all answered within {slowest:?}");
 }

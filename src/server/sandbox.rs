@@ -1,5 +1,7 @@
-//! The sandbox's own tiny_http server: `THREADS` threads take its requests, turn each into a plain `Req`
-//! (the body read up to `MAX_BODY`), answer it with `handle` and write the `Resp`.
+//! The sandbox EHR's tiny_http server: `THREADS` threads take its requests, turn each into a plain `Req`
+//! (the body read up to `MAX_BODY`), answer it with `sandbox::handle` and write the `Resp`; a connection
+//! watch of its own (`conns::Watch`) holds its connections to the same rules as the imaging server's (read
+//! timeout, request heads and unfinished input bounded, the connection cap, no connection left unread).
 //!
 //! Invariants: these threads are the sandbox's alone (never the imaging server's workers), so a request
 //! of the imaging server waiting on the sandbox cannot wait on itself; a panic in a handler is a 500 and the
@@ -10,23 +12,34 @@ use std::net::TcpListener;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use super::{Req, Resp, Sandbox, THREADS, handle, with_cors};
+use super::conns::{Limits, Watch};
+use crate::sandbox::{Req, Resp, Sandbox, THREADS, handle, with_cors};
 
 /// The largest request body read: forms are small.
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// Starts serving `socket` on the sandbox's threads; returns once they run.
-pub fn serve(socket: TcpListener, sb: Sandbox) -> Result<(), String> {
+/// Starts serving `socket` on the sandbox's threads, its connections held to `limits`; returns once they run.
+pub fn serve(socket: TcpListener, sb: Sandbox, limits: Limits) -> Result<(), String> {
+    let local = socket.local_addr().map_err(|e| format!("the sandbox cannot serve: {e}"))?;
+    let watch = Arc::new(Watch::new(local, limits));
+    let sweeper = Arc::clone(&watch);
+    std::thread::Builder::new()
+        .name("sandbox-conns".into())
+        .spawn(move || sweeper.run())
+        .map_err(|e| format!("cannot start the sandbox's connection watch: {e}"))?;
     let server =
         tiny_http::Server::from_listener(socket, None).map_err(|e| format!("the sandbox cannot serve: {e}"))?;
     let (server, sb) = (Arc::new(server), Arc::new(sb));
     for n in 0..THREADS {
-        let (server, sb) = (Arc::clone(&server), Arc::clone(&sb));
+        let (server, sb, watch) = (Arc::clone(&server), Arc::clone(&sb), Arc::clone(&watch));
         std::thread::Builder::new()
             .name(format!("sandbox-{n}"))
             .spawn(move || {
                 while let Ok(request) = server.recv() {
-                    answer(&sb, request);
+                    let peer = request.remote_addr().copied();
+                    watch.started(peer.as_ref());
+                    let complete = answer(&sb, request);
+                    watch.finished(peer.as_ref(), complete);
                 }
             })
             .map_err(|e| format!("cannot start sandbox thread {n}: {e}"))?;
@@ -34,7 +47,8 @@ pub fn serve(socket: TcpListener, sb: Sandbox) -> Result<(), String> {
     Ok(())
 }
 
-fn answer(sb: &Sandbox, mut request: tiny_http::Request) {
+/// Answers one request; whether its response was written whole.
+fn answer(sb: &Sandbox, mut request: tiny_http::Request) -> bool {
     let url = request.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let mut req = Req {
@@ -63,7 +77,7 @@ fn answer(sb: &Sandbox, mut request: tiny_http::Request) {
             }
             Err(e) => {
                 log::debug!(target: "sandbox", "{} {path}: cannot read the body: {e}", req.method);
-                return;
+                return false;
             }
         }
     };
@@ -74,5 +88,5 @@ fn answer(sb: &Sandbox, mut request: tiny_http::Request) {
             out.add_header(header);
         }
     }
-    let _ = request.respond(out);
+    request.respond(out).is_ok()
 }
