@@ -93,8 +93,13 @@ fn busy_workers_and_a_full_queue_answer_503_busy_with_retry_after_and_no_more_wo
     let config = dir.config(&format!("[server]\nthreads = 2\n\n{}", ehr_tenant(&ehr.base, "")));
     let server = Launch::new(config).start();
     let pid = server.pid();
-    // `listening on` is printed before the workers start; once a request was answered, they run.
+    // `listening on` is printed before the workers start, and a pump may answer the first request before
+    // they run: wait for them.
     assert_eq!(server.get("/healthz").status, 200);
+    let deadline = Instant::now() + PATIENCE;
+    while workers(pid) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(workers(pid), 2, "server.threads = 2 starts two workers: {:?}", thread_names(pid));
 
     let burst = 10;
