@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::auth::ehr::{ClientAuth, Settings as SmartOnFhir};
 use crate::auth::jwk::SigningKey;
 use crate::auth::patient::{IdSelector, Identifier, PatientContext};
+use crate::auth::visibility::Visibility;
 
 mod sandbox;
 pub use sandbox::{DEFAULT_SANDBOX_LISTEN, Sandbox, SandboxClient, SandboxPatient, not_loopback};
@@ -127,7 +128,7 @@ struct RawIdentifier {
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
+enum Lookup {
     #[serde(rename = "studies-by-context")]
     StudiesByContext,
     #[serde(rename = "all-studies")]
@@ -197,8 +198,8 @@ pub struct Config {
 pub struct Tenant {
     pub name: String,
     pub auth: Authorization,
-    pub ignore_patient: bool,
-    pub lookup: Lookup,
+    /// Who sees which study: `images.lookup` and `authorization.ignorePatient`, as one policy.
+    pub visibility: Visibility,
     pub id_selector: IdSelector,
 }
 
@@ -395,7 +396,8 @@ fn validate_tenant(
                 return Err(format!("authorization.{key} applies only to type = \"smart-on-fhir\""));
             }
             let patient = a.patient.map(|p| mock_patient(p, &id_selector)).transpose()?.map(Arc::new);
-            let needs_patient = !ignore_patient || t.images.lookup == Lookup::StudiesByContext;
+            let needs_patient =
+                Visibility::of(t.images.lookup == Lookup::StudiesByContext, ignore_patient) != Visibility::Everything;
             if patient.is_none() && needs_patient {
                 return Err("authorization.patient is required for a mock tenant unless \
                             ignorePatient = true and images.lookup = \"all-studies\""
@@ -455,7 +457,8 @@ fn validate_tenant(
             })
         }
     };
-    Ok(Tenant { name: name.to_string(), auth, ignore_patient, lookup: t.images.lookup, id_selector })
+    let visibility = Visibility::of(t.images.lookup == Lookup::StudiesByContext, ignore_patient);
+    Ok(Tenant { name: name.to_string(), auth, visibility, id_selector })
 }
 
 /// How many workers one `smart-on-fhir` tenant may hold waiting on its EHR: half of `server.threads`, but
@@ -525,7 +528,7 @@ images = { lookup = "all-studies" }
         assert_eq!(c.listen, DEFAULT_LISTEN);
         assert_eq!(c.threads, DEFAULT_THREADS);
         assert_eq!(c.timezone, "+00:00");
-        assert!(c.tenants["open"].ignore_patient);
+        assert_eq!(c.tenants["open"].visibility, Visibility::Everything);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! the pages need no external asset (no script, no stylesheet, no font from elsewhere).
 
 use crate::app::App;
-use crate::config::{Authorization, Lookup, Tenant};
+use crate::config::{Authorization, Tenant};
 use crate::http::Response;
 
 /// The README, as the binary was built with it.
@@ -65,9 +65,10 @@ fn tenant_item(app: &App, tenant: &Tenant) -> String {
     let (kind, what, search) = match &tenant.auth {
         Authorization::Mock { patient: Some(p) } => {
             let who = p.display.as_deref().map(|d| format!(" ({})", escape(d))).unwrap_or_default();
-            let shows = match tenant.lookup {
-                Lookup::StudiesByContext => "only the studies of that patient",
-                Lookup::AllStudies => "every study in the index",
+            let shows = if tenant.visibility.by_context() {
+                "only the studies of that patient"
+            } else {
+                "every study in the index"
             };
             (
                 "mock",

@@ -148,14 +148,14 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
         [t, "fhir", "ImagingStudy"] => {
             facts.patient_data(app, "fhir-search", t, None);
             let tenant = tenant(t)?;
-            let grant = authorize(&tenant.access, req, Need::Search)?;
+            let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Search)?;
             facts.granted(&grant);
             fhir::search::search(&app.render(&now, tenant), &grant, req)
         }
         [t, "fhir", "ImagingStudy", id] => {
             facts.patient_data(app, "fhir-read", t, Some(id));
             let tenant = tenant(t)?;
-            let grant = authorize(&tenant.access, req, Need::Read)?;
+            let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Read)?;
             facts.granted(&grant);
             fhir::search::read(&app.render(&now, tenant), &grant, id)
         }
@@ -164,7 +164,7 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             let tenant = tenant(t)?;
             let target = wado_target(rest)?;
             let study_uid = uid(st)?;
-            let grant = authorize(&tenant.access, req, Need::Read)?;
+            let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Read)?;
             facts.granted(&grant);
             let study =
                 wado::check_capability(&app.sealer, &now.index, &tenant.config, &grant, study_token, study_uid)?;

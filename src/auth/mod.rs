@@ -10,6 +10,7 @@ pub mod flight;
 pub mod jwk;
 pub mod patient;
 pub mod scope;
+pub mod visibility;
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use crate::http::{ApiError, Request};
 use ehr::Ehr;
 use patient::PatientContext;
 use scope::Need;
+use visibility::Visibility;
 
 /// How a tenant's tokens are checked: mocked, or at its EHR. Each tenant owns one, so a `smart-on-fhir`
 /// tenant always has its EHR client.
@@ -38,6 +40,8 @@ pub struct Grant {
     expires: Option<u64>,
     /// Who the token speaks for, from its introspection answer (audit trail only); empty for mock tenants.
     who: ehr::Who,
+    /// The tenant's policy of who sees which study (`visibility`).
+    visibility: Visibility,
 }
 
 impl Grant {
@@ -79,19 +83,20 @@ pub fn bearer_token(req: &Request) -> Result<Option<&str>, ApiError> {
     Ok(Some(token))
 }
 
-/// Validates the request's token for a tenant and what the request needs of it.
-pub fn authorize(access: &Access, req: &Request, need: Need) -> Result<Grant, ApiError> {
+/// Validates the request's token for a tenant and what the request needs of it; the grant sees studies as
+/// the tenant's `visibility` says.
+pub fn authorize(access: &Access, visibility: Visibility, req: &Request, need: Need) -> Result<Grant, ApiError> {
     match access {
         // A mock tenant stands in for an EHR that approved every token for its one patient: a token is
         // not needed, but a malformed Authorization header is still refused so clients learn early.
         Access::Mock { patient } => {
             bearer_token(req)?;
-            Ok(Grant { patient: patient.clone(), expires: None, who: ehr::Who::default() })
+            Ok(Grant { patient: patient.clone(), expires: None, who: ehr::Who::default(), visibility })
         }
         Access::Ehr(ehr) => {
             let token = bearer_token(req)?.ok_or(ApiError::NoToken)?;
             let (patient, expires, who) = ehr.authorize(token, need)?;
-            Ok(Grant { patient: Some(patient), expires: Some(expires), who })
+            Ok(Grant { patient: Some(patient), expires: Some(expires), who, visibility })
         }
     }
 }
@@ -112,7 +117,8 @@ mod tests {
         twice.headers.push(("authorization".into(), "Bearer b".into()));
         assert!(matches!(bearer_token(&twice), Err(ApiError::BadRequest(_))));
         let access = Access::Mock { patient: None };
-        assert!(matches!(authorize(&access, &twice, Need::Search), Err(ApiError::BadRequest(_))));
+        let refused = authorize(&access, Visibility::Everything, &twice, Need::Search);
+        assert!(matches!(refused, Err(ApiError::BadRequest(_))));
     }
 
     #[test]

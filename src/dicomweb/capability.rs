@@ -6,7 +6,7 @@
 //! the study is read before this check passes.
 
 use crate::auth::Grant;
-use crate::config::{Lookup, Tenant};
+use crate::config::Tenant;
 use crate::dicom::Uid;
 use crate::http::ApiError;
 use crate::index::{Index, Study};
@@ -31,25 +31,14 @@ pub fn check_capability<'a>(
     if claims.study != study_uid.as_str() {
         return Err(forbid("study token was minted for another study"));
     }
-    if !tenant.ignore_patient {
-        let current = grant.patient().map(|p| p.id.as_str());
-        if current.is_none() || current != claims.patient.as_deref() {
-            return Err(forbid("study token is bound to another patient"));
-        }
-    }
+    grant.may_use_study_token(claims.patient.as_deref())?;
     let study = index
         .study(study_uid)
         .ok_or_else(|| ApiError::NotFound(format!("study {} is not known", study_uid.as_str())))?;
     if !claims.patient_ids.iter().any(|id| id == study.patient_id()) {
         return Err(forbid("the study no longer belongs to the patient the token was minted for"));
     }
-    // The grant of now, not only the one the token was minted under: the patient's identifiers may have
-    // changed at the EHR since. Where every study is visible (`all-studies`), so is this one.
-    if !tenant.ignore_patient && tenant.lookup == Lookup::StudiesByContext {
-        let owned = grant.patient().is_some_and(|p| p.owns(study.patient_id(), study.issuer_of_patient_id()));
-        if !owned {
-            return Err(forbid("the study is not among the studies of the patient in context"));
-        }
-    }
+    // The grant of now, not only the one the token was minted under.
+    grant.may_retrieve(&study)?;
     Ok(study)
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::sync::OnceLock;
 
 use crate::auth::Grant;
-use crate::config::{Lookup, Tenant};
+use crate::config::Tenant;
 use crate::http::ApiError;
 use crate::index::{Index, Study};
 use crate::time::dicom_to_fhir;
@@ -106,7 +106,7 @@ fn mint(r: &Render, grant: &Grant, st: &Study, now: u64) -> Result<String, ApiEr
 fn subject(tenant: &Tenant, grant: &Grant, st: &Study) -> Value {
     let mut subject = serde_json::Map::new();
     match grant.patient() {
-        Some(p) if p.owns(st.patient_id(), st.issuer_of_patient_id()) || tenant.lookup == Lookup::StudiesByContext => {
+        Some(p) if p.owns(st.patient_id(), st.issuer_of_patient_id()) || tenant.visibility.by_context() => {
             subject.insert("reference".into(), json!(p.reference));
         }
         _ => {
@@ -287,7 +287,8 @@ mod tests {
         let r = render(&world);
         let Authorization::Mock { patient } = &r.tenant.auth else { unreachable!() };
         let req = Request { method: Method::Get, path: "/".into(), query: String::new(), headers: Vec::new() };
-        let grant = authorize(&Access::Mock { patient: patient.clone() }, &req, Need::Search).unwrap();
+        let access = Access::Mock { patient: patient.clone() };
+        let grant = authorize(&access, r.tenant.visibility, &req, Need::Search).unwrap();
         let st = &r.index.studies().next().unwrap();
         for _ in 0..2 {
             let mut out = Vec::new();

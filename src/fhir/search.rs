@@ -10,27 +10,10 @@ use serde_json::json;
 use super::resource::{FHIR_JSON, Render, write_study};
 use crate::auth::Grant;
 use crate::auth::patient::normalise_reference;
-use crate::config::{Lookup, Tenant};
 use crate::dicom::Uid;
 use crate::http::{ApiError, Request, Response, parse_query, percent_encode};
 use crate::index::Study;
 use crate::time::{fhir_range, now_secs};
-
-/// The studies a grant may see in a tenant, per `images.lookup`.
-fn visible_studies<'a>(r: &Render<'a>, grant: &Grant) -> Result<Vec<Study<'a>>, ApiError> {
-    match r.tenant.lookup {
-        Lookup::AllStudies => Ok(r.index.studies().collect()),
-        Lookup::StudiesByContext => {
-            let patient = grant.patient().ok_or_else(no_patient)?;
-            let theirs = r.index.studies_of_patients(patient.patient_ids());
-            Ok(theirs.into_iter().filter(|s| patient.owns(s.patient_id(), s.issuer_of_patient_id())).collect())
-        }
-    }
-}
-
-fn no_patient() -> ApiError {
-    ApiError::Forbidden("the access token has no patient in context".into())
-}
 
 /// The parameters of a search, parsed and checked.
 #[derive(Debug, Default)]
@@ -138,32 +121,24 @@ fn date_matches(prefix: &str, t: i64, start: i64, end: i64) -> bool {
 /// The `patient` parameter must be a patient reference (400 otherwise, README, HTTP API): `id`,
 /// `Patient/id`, or absolute under `base`. Without `ignorePatient`, it is required and must name the patient
 /// in context (403 otherwise).
-fn check_patient(tenant: &Tenant, grant: &Grant, asked: Option<&str>, base: &str) -> Result<(), ApiError> {
+fn check_patient(grant: &Grant, asked: Option<&str>, base: &str) -> Result<(), ApiError> {
     let asked = match asked {
         None => None,
         Some(a) => Some(normalise_reference(a, base).ok_or_else(|| {
             ApiError::BadRequest(format!("patient {a:?} is not `id`, `Patient/id` or `{base}/Patient/id`"))
         })?),
     };
-    if tenant.ignore_patient {
-        return Ok(());
-    }
-    let context = grant.patient().ok_or_else(no_patient)?;
-    let asked = asked.ok_or_else(|| ApiError::Forbidden("the patient search parameter is required".into()))?;
-    if asked == context.id {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!("patient {asked:?} is not the patient in context")))
-    }
+    grant.may_search_for(asked.as_deref())
 }
 
 pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiError> {
     let s = parse_search(req)?;
     // A mock tenant has no EHR: its patients' absolute references are under its own FHIR base here.
     let base = format!("{}/{}/fhir", r.base_url, r.tenant.name);
-    check_patient(r.tenant, grant, s.patient.as_deref(), r.tenant.ehr_base().unwrap_or(&base))?;
+    check_patient(grant, s.patient.as_deref(), r.tenant.ehr_base().unwrap_or(&base))?;
     let written = r.index.written_secs();
-    let mut studies: Vec<Study> = visible_studies(r, grant)?
+    let mut studies: Vec<Study> = grant
+        .visible_studies(r.index)?
         .into_iter()
         .filter(|st| s.identifiers.iter().all(|any| any.iter().any(|u| u == st.uid())))
         .filter(|_| s.last_updated.iter().all(|(p, a, b)| date_matches(p, written, *a, *b)))
@@ -224,7 +199,7 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
 pub fn read(r: &Render, grant: &Grant, id: &str) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound(format!("ImagingStudy/{id} is not known"));
     let uid = Uid::parse(id).ok_or_else(not_found)?;
-    let study = visible_studies(r, grant)?.into_iter().find(|s| s.uid() == uid.as_str()).ok_or_else(not_found)?;
+    let study = grant.visible_studies(r.index)?.into_iter().find(|s| s.uid() == uid.as_str()).ok_or_else(not_found)?;
     let mut out = Vec::with_capacity(4096);
     write_study(r, grant, &study, now_secs(), &mut out)?;
     Ok(Response::bytes(200, FHIR_JSON, out))

@@ -1,0 +1,126 @@
+//! Who may see which study: the one policy that ImagingStudy search and read and every DICOMweb request ask,
+//! through the `Grant` of the request. A tenant's `Visibility` is chosen once from its configuration
+//! (`images.lookup` and `authorization.ignorePatient`).
+//!
+//! Invariants: a study outside `Grant::sees` is never listed nor served; where the policy checks the
+//! patient, a search names the patient in context (403 otherwise, never an empty Bundle) and a study token
+//! is honoured only for the patient it was minted for, and only while the study is still theirs.
+
+use super::Grant;
+use crate::http::ApiError;
+use crate::index::{Index, Study};
+
+/// Which studies a tenant shows, and to whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// `studies-by-context`: the studies of the patient in context, to that patient alone.
+    OwnStudies,
+    /// `all-studies`: every study, to the patient in context alone.
+    AllStudies,
+    /// `studies-by-context` with `ignorePatient`: the studies of the patient in context, whoever a search
+    /// names and whoever a study token was minted for.
+    OwnStudiesUnchecked,
+    /// `all-studies` with `ignorePatient`: every study, to any valid token.
+    Everything,
+}
+
+impl Visibility {
+    /// The policy of `images.lookup = "studies-by-context"` (`by_context`) or `"all-studies"`, and
+    /// `authorization.ignorePatient`.
+    pub fn of(by_context: bool, ignore_patient: bool) -> Visibility {
+        match (by_context, ignore_patient) {
+            (true, false) => Visibility::OwnStudies,
+            (false, false) => Visibility::AllStudies,
+            (true, true) => Visibility::OwnStudiesUnchecked,
+            (false, true) => Visibility::Everything,
+        }
+    }
+
+    /// Whether only the studies of the patient in context are shown.
+    pub fn by_context(self) -> bool {
+        matches!(self, Visibility::OwnStudies | Visibility::OwnStudiesUnchecked)
+    }
+
+    /// Whether a search must name the patient in context and a study token be used by its patient.
+    pub fn checks_patient(self) -> bool {
+        matches!(self, Visibility::OwnStudies | Visibility::AllStudies)
+    }
+}
+
+impl Grant {
+    /// Whether this grant may see `study`.
+    pub fn sees(&self, study: &Study) -> bool {
+        if !self.visibility.by_context() {
+            return true;
+        }
+        self.patient.as_ref().is_some_and(|p| p.owns(study.patient_id(), study.issuer_of_patient_id()))
+    }
+
+    /// The studies of `index` this grant sees: for a patient's own studies, those the index's PatientID
+    /// table names for the patient's identifiers, no others looked at.
+    pub fn visible_studies<'a>(&self, index: &'a Index) -> Result<Vec<Study<'a>>, ApiError> {
+        if !self.visibility.by_context() {
+            return Ok(index.studies().collect());
+        }
+        let patient = self.patient.as_ref().ok_or_else(no_patient)?;
+        Ok(index.studies_of_patients(patient.patient_ids()).into_iter().filter(|s| self.sees(s)).collect())
+    }
+
+    /// A search for `asked` (a FHIR id, or `None` when the search names nobody): where the policy checks the
+    /// patient, it must name the patient in context.
+    pub fn may_search_for(&self, asked: Option<&str>) -> Result<(), ApiError> {
+        if !self.visibility.checks_patient() {
+            return Ok(());
+        }
+        let context = self.patient.as_ref().ok_or_else(no_patient)?;
+        let asked = asked.ok_or_else(|| ApiError::Forbidden("the patient search parameter is required".into()))?;
+        if asked == context.id {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("patient {asked:?} is not the patient in context")))
+        }
+    }
+
+    /// A study token minted for `minted_for` (a FHIR id): where the policy checks the patient, only the
+    /// patient in context may use it.
+    pub fn may_use_study_token(&self, minted_for: Option<&str>) -> Result<(), ApiError> {
+        let current = self.patient.as_ref().map(|p| p.id.as_str());
+        if self.visibility.checks_patient() && (current.is_none() || current != minted_for) {
+            return Err(ApiError::Forbidden("study token is bound to another patient".into()));
+        }
+        Ok(())
+    }
+
+    /// The study a study token opened: where the policy checks the patient, it must still be one this grant
+    /// sees, since the patient's identifiers at the EHR may have changed since the token was minted.
+    pub fn may_retrieve(&self, study: &Study) -> Result<(), ApiError> {
+        if self.visibility.checks_patient() && !self.sees(study) {
+            return Err(ApiError::Forbidden("the study is not among the studies of the patient in context".into()));
+        }
+        Ok(())
+    }
+}
+
+fn no_patient() -> ApiError {
+    ApiError::Forbidden("the access token has no patient in context".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_configuration_is_one_policy() {
+        let all = [
+            (Visibility::of(true, false), true, true),
+            (Visibility::of(false, false), false, true),
+            (Visibility::of(true, true), true, false),
+            (Visibility::of(false, true), false, false),
+        ];
+        for (policy, by_context, checks) in all {
+            assert_eq!((policy.by_context(), policy.checks_patient()), (by_context, checks), "{policy:?}");
+        }
+        assert_eq!(Visibility::of(true, false), Visibility::OwnStudies);
+        assert_eq!(Visibility::of(false, true), Visibility::Everything);
+    }
+}
