@@ -1,20 +1,14 @@
 //! Fuzzes the DICOM header reader (`dicom::read_header`, what `smart-imaging index` runs on every file), the
 //! whole-data-set reader that shares its framing (`dataset::read_data_set`) and the transcoder on top of it
-//! (`transcode`). The main crate is a binary, so its `src/dicom` folder is included by path; the folder
-//! uses only `std`, `flate2`, `serde_json` and `encoding_rs`.
+//! (`transcode`), through the library's public `dicom` module.
 //!
 //! Besides panics, hangs (`-timeout`) and allocations past `-rss_limit_mb`, it checks what a caller relies
 //! on: a Pixel Data offset inside the bytes, the three UIDs present, every value range of the data set
 //! inside the bytes, and a transcoding exactly as long as its plan.
 
 #![no_main]
-// What the main crate uses of the folder, and this target does not, is neither dead nor an unused import.
-#![allow(dead_code, unused_imports)]
 
-#[path = "../../src/dicom/mod.rs"]
-mod dicom;
-
-use dicom::{dataset, transcode};
+use smart_imaging::dicom::{self, dataset, transcode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {

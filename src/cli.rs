@@ -1,0 +1,205 @@
+//! The command line (README, Command line): parses arguments, runs one command, and turns any start-up
+//! error into one message and exit status 2; the log, with the HTTP client's crates capped at `info`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::index::Index;
+use crate::{auth, help, index, server, token};
+
+/// Runs the command the process was started with.
+pub fn main() -> ExitCode {
+    init_log();
+    match run() {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("smart-imaging: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The log on stderr, filtered by `RUST_LOG` (default `info`), with the HTTP client's crates capped at
+/// `info` whatever `RUST_LOG` says: at debug and trace they print requests with their headers, the backend
+/// token among them (README, Security).
+fn init_log() {
+    let inner = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+    let max = inner.filter();
+    if log::set_boxed_logger(Box::new(CappedLog(inner))).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+/// The crates whose records above `info` are dropped: ureq and the crates it speaks HTTP and TLS with.
+const CAPPED_AT_INFO: [&str; 3] = ["ureq", "ureq_proto", "rustls"];
+
+struct CappedLog(env_logger::Logger);
+
+impl CappedLog {
+    fn capped(metadata: &log::Metadata) -> bool {
+        let target = metadata.target();
+        metadata.level() > log::Level::Info
+            && CAPPED_AT_INFO
+                .iter()
+                .any(|c| target.strip_prefix(c).is_some_and(|r| r.is_empty() || r.starts_with("::")))
+    }
+}
+
+impl log::Log for CappedLog {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        !CappedLog::capped(metadata) && self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
+fn run() -> Result<ExitCode, String> {
+    let mut args = pico_args::Arguments::from_env();
+    let wants_help = args.contains(["-h", "--help"]);
+    if args.contains(["-V", "--version"]) {
+        println!("smart-imaging {}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let command = args.subcommand().map_err(|e| e.to_string())?;
+    if wants_help || command.as_deref() == Some("help") {
+        let topic = match command.as_deref() {
+            Some("help") => args.opt_free_from_str::<String>().map_err(|e| e.to_string())?,
+            other => other.map(str::to_string),
+        };
+        let page = help::page(topic.as_deref())
+            .ok_or_else(|| format!("no command {:?}; `smart-imaging help` lists them", topic.unwrap_or_default()))?;
+        print!("{page}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    match command.as_deref() {
+        None | Some("serve") => {
+            let opts = server::start::Options {
+                config: config_flag(&mut args)?,
+                listen: opt_string(&mut args, "--listen")?,
+                base_url: opt_string(&mut args, "--base-url")?,
+                sandbox_listen: opt_string(&mut args, "--sandbox-listen")?,
+            };
+            finish(args)?;
+            server::start::serve(opts, load)
+        }
+        Some("index") => {
+            let out: Option<PathBuf> = args.opt_value_from_os_str("--out", to_path).map_err(|e| e.to_string())?;
+            let quiet = args.contains(["-q", "--quiet"]);
+            let dir: PathBuf =
+                args.free_from_os_str(to_path).map_err(|_| "index needs a folder: smart-imaging index DIR")?;
+            finish(args)?;
+            index(&dir, out, quiet)
+        }
+        Some("check") => {
+            let config = config_flag(&mut args)?;
+            let verbose = args.contains(["-v", "--verbose"]);
+            finish(args)?;
+            check(&config, verbose)
+        }
+        Some("keygen") => {
+            let prefix: Option<String> = opt_string(&mut args, "--out")?;
+            finish(args)?;
+            auth::jwk::keygen(prefix.as_deref().unwrap_or("imaging-server"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(other) => Err(format!("unknown command {other:?}; `smart-imaging help` lists the commands")),
+    }
+}
+
+fn to_path(s: &std::ffi::OsStr) -> Result<PathBuf, &'static str> {
+    Ok(PathBuf::from(s))
+}
+
+fn config_flag(args: &mut pico_args::Arguments) -> Result<PathBuf, String> {
+    let path: Option<PathBuf> = args.opt_value_from_os_str("--config", to_path).map_err(|e| e.to_string())?;
+    Ok(path.unwrap_or_else(|| PathBuf::from("smart-imaging.toml")))
+}
+
+fn opt_string(args: &mut pico_args::Arguments, flag: &'static str) -> Result<Option<String>, String> {
+    args.opt_value_from_str(flag).map_err(|e| e.to_string())
+}
+
+/// Refuses anything left over: an unknown flag or a stray argument.
+fn finish(args: pico_args::Arguments) -> Result<(), String> {
+    let rest = args.finish();
+    match rest.first() {
+        None => Ok(()),
+        Some(arg) => Err(format!("unexpected argument {:?}; see --help", arg.to_string_lossy())),
+    }
+}
+
+/// Reads the configuration at `path` and the index it names.
+fn load(path: &Path) -> Result<(Config, Index), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let index = Index::load(&config.index_path).map_err(|e| format!("{}: images.index: {e}", path.display()))?;
+    Ok((config, index))
+}
+
+/// `--quiet` leaves only what needs attention: the files skipped, and the failure when none was indexed.
+fn index(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<ExitCode, String> {
+    use std::io::IsTerminal;
+    let out = out.unwrap_or_else(|| match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.join("index.toml"),
+        _ => dir.join("..").join("index.toml"),
+    });
+    let mut stderr = std::io::stderr();
+    let progress = !quiet && stderr.is_terminal();
+    let summary = index::indexer::index_dir(dir, &out, &mut stderr, progress)?;
+    if !quiet {
+        eprintln!("{summary}");
+    }
+    if summary.indexed == 0 {
+        eprintln!("smart-imaging: no DICOM file found under {}; no index written", dir.display());
+        return Ok(ExitCode::from(1));
+    }
+    if !quiet {
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `check`: one line per problem, one line for the files merely touched (each of them with `verbose`), and a
+/// summary.
+fn check(path: &Path, verbose: bool) -> Result<ExitCode, String> {
+    let (config, index) = load(path)?;
+    // A configured study-token key must be readable and long enough; that none is configured concerns
+    // serving, not checking.
+    if config.key_file.is_some() || std::env::var_os("SMART_IMAGING_KEY").is_some() {
+        token::configured(&config)?;
+    }
+    let report = index::check::check_index(&index);
+    for line in &report.problems {
+        println!("{line}");
+    }
+    if verbose {
+        for line in &report.touched {
+            println!("{line}");
+        }
+    } else if !report.touched.is_empty() {
+        let n = report.touched.len();
+        let (files, have) = if n == 1 { ("file", "has") } else { ("files", "have") };
+        println!(
+            "touched: {n} {files} {have} a new modification time but the indexed size and header (as after a git \
+             clone or a copy); re-index to record the times, or --verbose to list them"
+        );
+    }
+    println!(
+        "{}: {} tenants, {} studies, {} instances, {} problems, {} touched",
+        path.display(),
+        config.tenants.len(),
+        index.studies().len(),
+        index.instance_count(),
+        report.problems.len(),
+        report.touched.len()
+    );
+    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
