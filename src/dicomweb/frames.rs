@@ -4,6 +4,7 @@
 
 use super::etag::etag;
 use super::scope::{Loaded, Scope, load, refused, unfaulted};
+use super::stream::{self, Segment};
 use crate::dicom::frames::{FrameError, Frames, frames_of};
 use crate::dicom::transfer_syntax::{EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN};
 use crate::http::accept::negotiate_frames;
@@ -53,7 +54,7 @@ pub fn frames(scope: &Scope, (_, inst): (Series, Instance), list: &str) -> Resul
     Ok(Response::new(200)
         .with_header("Content-Type", format!("multipart/related; type=\"{media}\"; boundary={boundary}"))
         .with_header("ETag", tag)
-        .with_body(multipart::body(&boundary, parts)))
+        .with_body(stream::multipart(&boundary, parts)))
 }
 
 /// The transfer syntaxes native pixel data or bulk data can be asked in, the one named in each part first:
@@ -67,7 +68,7 @@ pub fn native_syntaxes(stored: &str) -> Vec<&str> {
 }
 
 /// One frame as a part: its ranges of the instance's bytes, in order, little endian.
-pub fn frame_part(bytes: &Loaded, media: &str, frames: &Frames, ranges: &[std::ops::Range<u64>]) -> Part {
+pub fn frame_part(bytes: &Loaded, media: &str, frames: &Frames, ranges: &[std::ops::Range<u64>]) -> Part<Segment> {
     let syntax = if frames.encapsulated { frames.transfer_syntax.as_str() } else { EXPLICIT_VR_LITTLE_ENDIAN };
     Part {
         content_type: format!("{media}; transfer-syntax={syntax}"),

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::etag::etag;
 use super::frames::{frame_error, frame_part, native_syntaxes};
 use super::scope::{Scope, load, refused, unfaulted};
+use super::stream;
 use crate::dicom::dataset;
 use crate::dicom::frames::frames_of;
 use crate::dicom::json::{BulkRef, data_set_to_json};
@@ -85,7 +86,7 @@ pub fn bulk(scope: &Scope, (_, inst): (Series, Instance), path: &[&str]) -> Resu
     Ok(Response::new(200)
         .with_header("Content-Type", format!("multipart/related; type=\"{media}\"; boundary={boundary}"))
         .with_header("ETag", etag)
-        .with_body(multipart::body(&boundary, parts)))
+        .with_body(stream::multipart(&boundary, parts)))
 }
 
 fn parse_tag(s: &str) -> Option<Tag> {

@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod qido;
 pub mod retrieve;
 pub mod scope;
+pub mod stream;
 
 pub use capability::check_capability;
 pub use scope::{Scope, Target};

@@ -11,10 +11,11 @@ use std::sync::Mutex;
 
 use super::etag::etag;
 use super::scope::{Scope, map_instance, refused, unfaulted};
+use super::stream::{self, Segment};
 use crate::dicom::transcode::plan_file;
 use crate::dicom::transfer_syntax::{EXPLICIT_VR_LITTLE_ENDIAN, is_native};
 use crate::http::accept::{InstanceForm, Representation, negotiate_instances};
-use crate::http::multipart::{self, Part, Segment};
+use crate::http::multipart::{self, Part};
 use crate::http::{ApiError, Response};
 use crate::index::Instance;
 
@@ -57,7 +58,7 @@ pub fn retrieve(scope: &Scope, instances: Vec<Instance>, single_ok: bool) -> Res
     let (content_type, body) = match form {
         InstanceForm::Single => {
             let (syntax, segment) = contents.pop().ok_or_else(|| ApiError::Internal("no instance to send".into()))?;
-            (format!("application/dicom; transfer-syntax={syntax}"), multipart::stream(vec![segment]))
+            (format!("application/dicom; transfer-syntax={syntax}"), stream::stream(vec![segment]))
         }
         InstanceForm::Multipart => {
             let boundary = multipart::new_boundary()?;
@@ -70,7 +71,7 @@ pub fn retrieve(scope: &Scope, instances: Vec<Instance>, single_ok: bool) -> Res
                 .collect();
             (
                 format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
-                multipart::body(&boundary, parts),
+                stream::multipart(&boundary, parts),
             )
         }
     };

@@ -8,10 +8,10 @@ use memmap2::Mmap;
 use std::sync::Arc;
 
 use super::retrieve::TranscodedLengths;
+use super::stream::Segment;
 use crate::dicom::Uid;
 use crate::dicom::dataset::{self, DataSet};
 use crate::http::accept::Refused;
-use crate::http::multipart::Segment;
 use crate::http::{ApiError, Request};
 use crate::index::{Index, Instance, Series, Study};
 
