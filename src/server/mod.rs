@@ -1,8 +1,9 @@
 //! The HTTP server: the only module that knows tiny_http. tiny_http accepts and parses on threads of its own
-//! (`listener` keeps its accept loop alive); a pump per accept loop puts each request in the fair `queue`; a
-//! fixed pool of workers handles them; responses are written by `writer`, on the worker while the client
-//! keeps up and on a writer thread of their own when it does not; `conns` closes the connections that idle,
-//! dribble, fail half-way or pass the cap.
+//! (`listener` keeps its accept loop alive); pumps take each request from it and serve it themselves when
+//! nobody waits before it, or put it in the fair `queue` for a fixed pool of workers; responses are written
+//! by `writer`, on the pump or worker while the client keeps up and on a writer thread of `pool` when it does
+//! not; `conns` closes the connections that idle, dribble, flood, fail half-way or pass the cap; `sandbox`
+//! serves the sandbox EHR on threads of its own.
 //!
 //! Invariants: at most `server.threads` requests are handled at once; no worker waits on a client (a write
 //! that would wait moves to a writer thread); a panic in a handler becomes a 500 and the worker goes on;
@@ -10,8 +11,8 @@
 //! credentials redacted, and, when it is done, its metrics and (on a patient-data route) its audit line;
 //! SIGHUP reloads the index on a thread of its own while the old one serves, and reopens the audit file.
 //!
-//! tiny_http has no limits of its own on the request line or header block: the read timeout bounds how long a
-//! connection can hold its thread, and the limits below are checked once tiny_http has parsed a request.
+//! tiny_http has no limits of its own on the request line or header block: the limits below are checked once
+//! tiny_http has parsed a request, and `conns` closes a connection whose unfinished request grows past them.
 
 pub mod conns;
 pub mod listener;
