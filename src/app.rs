@@ -14,7 +14,7 @@ use crate::audit::Audit;
 use crate::auth::Access;
 use crate::auth::ehr::Ehr;
 use crate::config::{self, Authorization, Config};
-use crate::dicomweb::retrieve::TranscodedLengths;
+use crate::dicomweb::scope::Lengths;
 use crate::fhir::resource::{Render, Studies};
 use crate::index::Index;
 use crate::token::Sealer;
@@ -42,9 +42,9 @@ pub struct Loaded {
     pub index: Index,
     /// The serialized ImagingStudy of each indexed study, made on first use (positional: per index).
     pub studies: Studies,
-    /// The length of each of its instances transcoded to Explicit VR Little Endian, measured on first use
-    /// (per index: a reload may bring other files under the same paths).
-    pub transcoded_lengths: TranscodedLengths,
+    /// The lengths of its instances transcoded to Explicit VR Little Endian and inflated, each measured on
+    /// first use (per index: a reload may bring other files under the same paths).
+    pub lengths: Lengths,
     /// When this index was loaded (Unix seconds).
     pub loaded: u64,
 }
@@ -52,7 +52,7 @@ pub struct Loaded {
 impl Loaded {
     pub fn new(index: Index) -> Loaded {
         let studies = Studies::new(index.studies().len());
-        Loaded { index, studies, transcoded_lengths: TranscodedLengths::default(), loaded: crate::time::now_secs() }
+        Loaded { index, studies, lengths: Lengths::default(), loaded: crate::time::now_secs() }
     }
 }
 

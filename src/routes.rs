@@ -169,7 +169,7 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             let study =
                 wado::check_capability(&app.sealer, &now.index, &tenant.config, &grant, study_token, study_uid)?;
             let base = format!("{}/{t}/wado/{study_token}", app.base_url);
-            wado::serve(&Scope { index: &now.index, lengths: &now.transcoded_lengths, req, base, study }, target)
+            wado::serve(&Scope { index: &now.index, lengths: &now.lengths, req, base, study }, target)
         }
         _ => Err(ApiError::NotFound("no such resource".into())),
     }

@@ -18,7 +18,7 @@ use super::element::{
     skip_value, sniff_little_endian, within,
 };
 use super::error::DicomError;
-use super::inflate::{Inflater, MAX_INFLATED, StreamEnd};
+use super::inflate::{MAX_INFLATED, Stream, inflated_len};
 use super::tags::{
     ITEM, ITEM_DELIMITATION, LUT_DESCRIPTOR, PIXEL_DATA, PIXEL_REPRESENTATION, SEQUENCE_DELIMITATION, Tag,
 };
@@ -168,7 +168,8 @@ impl Element {
 /// transfer syntax, a meta group without preamble, or a bare little endian data set.
 ///
 /// A deflated data set is refused: the elements of this tree point into the file's bytes, and those
-/// of a deflated data set exist only once inflated ([`inflate_file`], [`read_inflated_data_set`]).
+/// of a deflated data set exist only once inflated ([`inflated_file_len`], [`inflate_file`],
+/// [`read_inflated_data_set`]).
 ///
 /// # Errors
 ///
@@ -198,29 +199,56 @@ pub fn read_meta(bytes: &[u8]) -> Result<(DataSet, usize), DicomError> {
     Ok((DataSet { transfer_syntax: layout.transfer_syntax, meta, elements: Vec::new() }, layout.data_set_start))
 }
 
-/// A deflated file with its data set inflated (PS3.5 §A.5): the preamble and meta group as stored, then the
-/// inflated data set, for [`read_inflated_data_set`]. Inflates at most `inflate::MAX_INFLATED` bytes.
+/// How long [`inflate_file`] makes a deflated file: its preamble and meta group, then its data set inflated.
+/// Measured by inflating the stream through one 64 KiB buffer, so that a caller can set the memory aside
+/// before it is used; never past `inflate::MAX_INFLATED` bytes of data set.
 ///
 /// # Errors
 ///
 /// When the file is not deflated, does not read, or its stream is corrupt, cut short or larger than that.
-pub fn inflate_file(bytes: &[u8]) -> Result<Vec<u8>, DicomError> {
+pub fn inflated_file_len(bytes: &[u8]) -> Result<usize, DicomError> {
+    let (start, input) = deflated_data_set(bytes)?;
+    let deflate = |problem: String| DicomError::Deflate { offset: start, problem };
+    let len = inflated_len(input, MAX_INFLATED as u64).map_err(deflate)?;
+    match usize::try_from(len) {
+        Ok(len) if len <= MAX_INFLATED => Ok(start + len),
+        _ => Err(deflate(format!("it inflates to more than {} MiB", MAX_INFLATED >> 20))),
+    }
+}
+
+/// A deflated file with its data set inflated (PS3.5 §A.5): the preamble and meta group as stored, then the
+/// inflated data set, for [`read_inflated_data_set`]. It is `len` bytes, as [`inflated_file_len`] measured,
+/// allocated once and never more.
+///
+/// # Errors
+///
+/// When the file is not deflated, does not read, its stream is corrupt or cut short, or it no longer inflates
+/// to `len` bytes (the file changed since it was measured).
+pub fn inflate_file(bytes: &[u8], len: usize) -> Result<Vec<u8>, DicomError> {
+    let (start, input) = deflated_data_set(bytes)?;
+    let deflate = |problem: String| DicomError::Deflate { offset: start, problem };
+    let changed = || deflate(format!("it no longer inflates to the {len} bytes measured"));
+    let want = len.checked_sub(start).filter(|n| *n <= MAX_INFLATED).ok_or_else(changed)?;
+    let mut file = Vec::with_capacity(len);
+    file.extend_from_slice(bytes.get(..start).unwrap_or_default());
+    let mut stream = Stream::new(input);
+    let got = stream.read(input, &mut file, want).map_err(deflate)?;
+    // The stream must end here: one byte more would be a byte past the memory set aside.
+    let more = stream.read(input, &mut Vec::with_capacity(1), 1).map_err(deflate)?;
+    if got != want || more != 0 {
+        return Err(changed());
+    }
+    Ok(file)
+}
+
+/// Where a deflated file's data set starts, and its deflate stream.
+fn deflated_data_set(bytes: &[u8]) -> Result<(usize, &[u8]), DicomError> {
     let layout = locate(bytes)?;
     let start = layout.data_set_start;
-    let deflate = |problem: String| DicomError::Deflate { offset: start, problem };
     if !layout.deflated {
-        return Err(deflate("the data set is not deflated".into()));
+        return Err(DicomError::Deflate { offset: start, problem: "the data set is not deflated".into() });
     }
-    let mut inflater = Inflater::new(bytes.get(start..).unwrap_or_default());
-    inflater.fill(MAX_INFLATED + 1).map_err(deflate)?;
-    match inflater.end {
-        Some(StreamEnd::Complete) if inflater.out.len() <= MAX_INFLATED => {}
-        Some(StreamEnd::InputUsedUp) => return Err(deflate("truncated before its last block".into())),
-        _ => return Err(deflate(format!("it inflates to more than {} MiB", MAX_INFLATED >> 20))),
-    }
-    let mut file = bytes.get(..start).unwrap_or_default().to_vec();
-    file.append(&mut inflater.out);
-    Ok(file)
+    Ok((start, bytes.get(start..).unwrap_or_default()))
 }
 
 /// Reads a file made by [`inflate_file`]: its data set as the inflated bytes encode it, which is explicit VR
@@ -734,6 +762,33 @@ mod tests {
             "unsupported transfer syntax 1.2.840.10008.1.2.1.99 \
              (a deflated data set is read element by element only once inflated)"
         );
+    }
+
+    #[test]
+    fn a_deflated_file_is_measured_then_inflated_into_exactly_that_length() {
+        let data_set = [
+            ex(0x0008, 0x0060, b"CS", b"CT"),        // (0008,0060) CS len 2: Modality
+            ex(0x7FE0, 0x0010, b"OW", &[7; 70_000]), // (7FE0,0010) OW len 70000: Pixel Data
+        ]
+        .concat();
+        let file = [part10(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN), deflate(&data_set)].concat();
+        let len = inflated_file_len(&file).unwrap();
+        let (_, start) = read_meta(&file).unwrap();
+        assert_eq!(len, start + data_set.len());
+        let inflated = inflate_file(&file, len).unwrap();
+        assert_eq!((inflated.len(), inflated.capacity()), (len, len), "allocated once, to the length measured");
+        assert!(inflated[start..] == data_set);
+        assert_eq!(
+            shape(&read_inflated_data_set(&inflated).unwrap().elements),
+            [(tag(8, 0x60), "CS"), (tag(0x7FE0, 0x10), "OW")]
+        );
+        // A file that no longer inflates to the length measured is refused, longer or shorter.
+        for wrong in [len - 1, len + 1, start - 1] {
+            let message = inflate_file(&file, wrong).unwrap_err().to_string();
+            assert!(message.contains("no longer inflates"), "{wrong}: {message}");
+        }
+        let plain = part10(EXPLICIT_VR_LITTLE_ENDIAN);
+        assert!(inflated_file_len(&plain).unwrap_err().to_string().contains("not deflated"));
     }
 
     #[test]

@@ -100,18 +100,21 @@ impl Stream {
     }
 }
 
-/// How many bytes a whole deflate stream inflates to, inflating it through a buffer of 64 KiB.
-pub(crate) fn inflated_len(input: &[u8]) -> Result<u64, String> {
+/// How many bytes a whole deflate stream inflates to, inflating it through a buffer of 64 KiB; once that is
+/// past `limit`, some number past it, without inflating the rest (a deflate bomb takes no longer to refuse
+/// than a stream of `limit` bytes).
+pub(crate) fn inflated_len(input: &[u8], limit: u64) -> Result<u64, String> {
     let mut stream = Stream::new(input);
     let mut buffer = Vec::with_capacity(FIRST_INFLATE);
     let mut total = 0u64;
-    loop {
+    while total <= limit {
         buffer.clear();
         match stream.read(input, &mut buffer, FIRST_INFLATE)? {
             0 => return Ok(total),
             n => total += n as u64,
         }
     }
+    Ok(total)
 }
 
 /// Whether a deflated data set carries a zlib wrapper (RFC 1950), which PS3.5 §A.5 does not allow but
@@ -153,12 +156,14 @@ mod tests {
     fn streams_a_whole_stream_in_pieces_and_measures_it() {
         let data: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
         let stream = deflate(&data);
-        assert_eq!(inflated_len(&stream), Ok(data.len() as u64));
+        assert_eq!(inflated_len(&stream, u64::MAX), Ok(data.len() as u64));
+        let past = inflated_len(&stream, 100_000).unwrap();
+        assert!(past > 100_000 && past < data.len() as u64, "stops once past the limit: {past}");
         let mut reader = Stream::new(&stream);
         let mut out = Vec::new();
         while reader.read(&stream, &mut out, 7000).unwrap() > 0 {}
         assert!(out == data);
-        assert!(inflated_len(&stream[..stream.len() / 2]).unwrap_err().starts_with("truncated"));
+        assert!(inflated_len(&stream[..stream.len() / 2], u64::MAX).unwrap_err().starts_with("truncated"));
     }
 
     #[test]

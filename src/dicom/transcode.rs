@@ -244,7 +244,7 @@ pub fn plan_deflated(file: &[u8], measured: Option<u64>) -> Result<Plan, DicomEr
     writer.pieces.push(Piece::Inflate(start));
     writer.len = match measured {
         Some(length) => length,
-        None => writer.len + inflated_len(input).map_err(deflate)?,
+        None => writer.len + inflated_len(input, u64::MAX).map_err(deflate)?,
     };
     Ok(Plan { made: writer.made, pieces: writer.pieces, len: writer.len })
 }

@@ -6,9 +6,6 @@
 //! the negotiated syntax is a 406, never a partial body; instance bodies are streamed from maps, never
 //! gathered in memory.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use super::etag::etag;
 use super::scope::{Scope, map_instance, refused, unfaulted};
 use super::stream::{self, Segment};
@@ -18,23 +15,6 @@ use crate::http::accept::{InstanceForm, Representation, negotiate_instances};
 use crate::http::multipart::{self, Part};
 use crate::http::{ApiError, Response};
 use crate::index::Instance;
-
-/// The length each instance has once transcoded, learnt the first time it is asked for: at most one entry
-/// per indexed file, which the static index bounds, and no value that outlives the index.
-#[derive(Debug, Default)]
-pub struct TranscodedLengths(Mutex<HashMap<String, u64>>);
-
-impl TranscodedLengths {
-    fn get(&self, path: &str) -> Option<u64> {
-        self.0.lock().ok()?.get(path).copied()
-    }
-
-    fn put(&self, path: &str, length: u64) {
-        if let Ok(mut lengths) = self.0.lock() {
-            lengths.insert(path.to_string(), length);
-        }
-    }
-}
 
 /// Instances as `multipart/related; type="application/dicom"`, or one bare `application/dicom` body when
 /// one instance is asked for that way, each in the transfer syntax negotiated for it.
@@ -93,13 +73,13 @@ fn content<'a>(
     if !transcode {
         return Ok((stored, Segment::File(path, inst.size())));
     }
-    if let Some(len) = scope.lengths.get(&inst.path()) {
+    if let Some(len) = scope.lengths.transcoded.get(&inst.path()) {
         return Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size(), len }));
     }
     let map = map_instance(scope, inst)?;
     match unfaulted(scope, inst, || plan_file(&map, None))? {
         Ok(plan) => {
-            scope.lengths.put(&inst.path(), plan.len());
+            scope.lengths.transcoded.put(&inst.path(), plan.len());
             Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size(), len: plan.len() }))
         }
         Err(e) if representation == Representation::ExplicitOnly => Err(ApiError::NotAcceptable(format!(

@@ -5,9 +5,9 @@
 //! index and mapped only after their size is checked; a read of a map that faulted is an error.
 
 use memmap2::Mmap;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use super::retrieve::TranscodedLengths;
 use super::stream::Segment;
 use crate::dicom::Uid;
 use crate::dicom::dataset::{self, DataSet};
@@ -33,12 +33,46 @@ pub enum Target<'a> {
 /// Where the answers of one request live: the WADO-RS base of the study token, for the URLs we hand out.
 pub struct Scope<'a> {
     pub index: &'a Index,
-    /// The transcoded length of each instance, once measured.
-    pub lengths: &'a TranscodedLengths,
+    /// The lengths of instances measured so far under this index.
+    pub lengths: &'a Lengths,
     pub req: &'a Request,
     /// `{base}/{tenant}/wado/{studyToken}`.
     pub base: String,
     pub study: Study<'a>,
+}
+
+/// The lengths of instances learnt the first time each is needed, kept with the index they were measured
+/// under.
+#[derive(Debug, Default)]
+pub struct Lengths {
+    /// As Explicit VR Little Endian, when transcoded.
+    pub transcoded: Measured,
+    /// Of a deflated file with its data set inflated (`dicom::dataset::inflated_file_len`).
+    pub inflated: Measured,
+}
+
+/// One length for each instance, by its path: at most one entry per indexed file, which the static index
+/// bounds, and no value that outlives the index.
+#[derive(Debug, Default)]
+pub struct Measured(Mutex<HashMap<String, u64>>);
+
+impl Measured {
+    pub fn get(&self, path: &str) -> Option<u64> {
+        self.0.lock().ok()?.get(path).copied()
+    }
+
+    pub fn put(&self, path: &str, length: u64) {
+        if let Ok(mut lengths) = self.0.lock() {
+            lengths.insert(path.to_string(), length);
+        }
+    }
+
+    /// Forgets a length that no longer holds, so that the next request measures again.
+    pub fn forget(&self, path: &str) {
+        if let Ok(mut lengths) = self.0.lock() {
+            lengths.remove(path);
+        }
+    }
 }
 
 pub fn series<'a>(study: &Study<'a>, uid: Uid) -> Result<Series<'a>, ApiError> {
@@ -106,13 +140,32 @@ pub fn load(scope: &Scope, inst: &Instance) -> Result<(Loaded, DataSet), ApiErro
         ApiError::Internal(format!("indexed file {} no longer reads: {e}", scope.index.file_path(inst).display()))
     };
     if crate::dicom::transfer_syntax::is_deflated(inst.transfer_syntax()) {
-        let inflated = unfaulted(scope, inst, || dataset::inflate_file(&map))?
-            .map_err(|e| ApiError::NotAcceptable(format!("instance {} cannot be read inflated: {e}", inst.uid())))?;
+        let inflated = inflate(scope, inst, &map)?;
         let data_set = dataset::read_inflated_data_set(&inflated).map_err(unreadable)?;
         return Ok((Loaded::Inflated(Arc::new(inflated)), data_set));
     }
     let data_set = unfaulted(scope, inst, || dataset::read_data_set(&map))?.map_err(unreadable)?;
     Ok((Loaded::Map(map), data_set))
+}
+
+/// A deflated instance's file with its data set inflated: measured first (once per index, a piece at a time),
+/// then inflated into memory of exactly that length.
+fn inflate(scope: &Scope, inst: &Instance, map: &Mmap) -> Result<Vec<u8>, ApiError> {
+    let path = inst.path();
+    let cannot = |e: crate::dicom::error::DicomError| {
+        // A length measured before may be what no longer holds: the next request measures again.
+        scope.lengths.inflated.forget(&path);
+        ApiError::NotAcceptable(format!("instance {} cannot be read inflated: {e}", inst.uid()))
+    };
+    let len = match scope.lengths.inflated.get(&path).and_then(|n| usize::try_from(n).ok()) {
+        Some(len) => len,
+        None => {
+            let len = unfaulted(scope, inst, || dataset::inflated_file_len(map))?.map_err(cannot)?;
+            scope.lengths.inflated.put(&path, len as u64);
+            len
+        }
+    };
+    unfaulted(scope, inst, || dataset::inflate_file(map, len))?.map_err(cannot)
 }
 
 /// Runs `read` over an instance's map and fails if the file shrank meanwhile (see `mmap`'s SIGBUS guard):
