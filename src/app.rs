@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use crate::audit::Audit;
 use crate::auth::Access;
 use crate::auth::ehr::Ehr;
+use crate::budget::{self, Budget};
 use crate::config::{self, Authorization, Config};
 use crate::dicomweb::scope::Lengths;
 use crate::fhir::resource::{Render, Studies};
@@ -34,6 +35,8 @@ pub struct App {
     pub test_hooks: bool,
     /// The audit trail, when `audit.file` names one.
     pub audit: Option<Audit>,
+    /// What every response holding an inflated data set reserves its bytes from (`server.inflate_budget`).
+    pub inflate_budget: Budget,
 }
 
 /// One loaded index and what is derived from it.
@@ -80,7 +83,8 @@ impl App {
             .collect();
         let test_hooks = cfg!(debug_assertions) && std::env::var("SMART_IMAGING_TEST_HOOKS").as_deref() == Ok("1");
         let current = RwLock::new(Arc::new(Loaded::new(index)));
-        App { config, current, sealer, base_url, tenants, test_hooks, audit: None }
+        let inflate_budget = Budget::new(config.inflate_budget, budget::WAIT);
+        App { config, current, sealer, base_url, tenants, test_hooks, audit: None, inflate_budget }
     }
 
     /// The index a request works on, taken once at its start.

@@ -249,12 +249,12 @@ mod tests {
             line.rsplit(' ').next().unwrap().parse().unwrap()
         };
         let gauges = crate::metrics::IndexGauges::default();
-        let before = dropped(&crate::metrics::render(gauges));
+        let before = dropped(&crate::metrics::render(gauges, Default::default()));
         // 64 KiB of pipe and 8 lines of buffer hold fewer than 50 lines of 2 KB: the rest must be dropped.
         for _ in 0..200 {
             audit.record(&access, &done);
         }
-        let after = dropped(&crate::metrics::render(gauges));
+        let after = dropped(&crate::metrics::render(gauges, Default::default()));
         assert!(after - before >= 100, "{} lines dropped", after - before);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -56,6 +56,7 @@ struct RawServer {
     min_send_rate: Option<u64>,
     input_budget: Option<u64>,
     metrics: Option<bool>,
+    inflate_budget: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +180,8 @@ pub struct Config {
     /// Bytes that all connections' unfinished requests may hold together; past it the connections holding
     /// the most are closed.
     pub input_budget: u64,
+    /// Bytes that the deflated data sets inflated for responses may hold at once, all responses together.
+    pub inflate_budget: u64,
     pub index_path: PathBuf,
     /// The UTC offset, as `+hh:mm`, for study times that carry none.
     pub timezone: String,
@@ -243,6 +246,8 @@ pub const DEFAULT_TTL: u64 = 3600;
 pub const DEFAULT_MIN_SEND_RATE: u64 = 16 * 1024;
 /// The default `server.input_budget`: 64 MiB.
 pub const DEFAULT_INPUT_BUDGET: u64 = 64 << 20;
+/// The default `server.inflate_budget`: 256 MiB.
+pub const DEFAULT_INFLATE_BUDGET: u64 = 256 << 20;
 /// The most connections the derived cap allows: each holds a tiny_http thread.
 pub const MAX_DERIVED_CONNECTIONS: usize = 4096;
 
@@ -301,6 +306,12 @@ impl Config {
         if input_budget < 1 << 20 {
             return Err(err(format!("server.input_budget must be at least 1048576 bytes (1 MiB), not {input_budget}")));
         }
+        let inflate_budget = raw.server.inflate_budget.unwrap_or(DEFAULT_INFLATE_BUDGET);
+        if inflate_budget < 1 << 20 {
+            return Err(err(format!(
+                "server.inflate_budget must be at least 1048576 bytes (1 MiB), not {inflate_budget}"
+            )));
+        }
         if let Some(url) = &raw.server.base_url {
             check_base_url(url).map_err(|m| err(format!("server.base_url: {m}")))?;
         }
@@ -336,6 +347,7 @@ impl Config {
             max_connections: raw.server.max_connections,
             min_send_rate,
             input_budget,
+            inflate_budget,
             index_path: resolve(&raw.images.index),
             timezone,
             tenants,
@@ -529,6 +541,19 @@ images = { lookup = "all-studies" }
         assert_eq!(c.threads, DEFAULT_THREADS);
         assert_eq!(c.timezone, "+00:00");
         assert_eq!(c.tenants["open"].visibility, Visibility::Everything);
+        assert_eq!(c.inflate_budget, DEFAULT_INFLATE_BUDGET);
+    }
+
+    #[test]
+    fn inflate_budget_is_bytes_of_at_least_a_mebibyte() {
+        let server = |keys: &str| check(&format!("[server]\n{keys}\n{MINIMAL}"));
+        assert_eq!(server("inflate_budget = 8388608").unwrap().inflate_budget, 8 << 20);
+        let e = server("inflate_budget = 1000").unwrap_err();
+        assert!(e.contains("server.inflate_budget") && e.contains("1048576"), "{e}");
+        let e = server("inflate_budget = -1").unwrap_err();
+        assert!(e.contains("inflate_budget"), "{e}");
+        let e = server("inflate_budget = \"256M\"").unwrap_err();
+        assert!(e.contains("inflate_budget"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 mod app;
 mod audit;
 mod auth;
+mod budget;
 pub mod cli;
 mod config;
 pub mod dicom;

@@ -50,6 +50,17 @@ pub struct IndexGauges {
     pub written: i64,
 }
 
+/// The inflate budget's gauges and refusals (`server.inflate_budget`), read at scrape time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BudgetGauges {
+    pub limit: u64,
+    pub reserved: u64,
+    /// Requests refused because no room came within the wait (503).
+    pub refused_busy: u64,
+    /// Requests refused because they alone need more than the whole budget.
+    pub refused_too_large: u64,
+}
+
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
     // A poisoned lock only means another thread panicked while counting: the counts stay usable.
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
@@ -121,7 +132,7 @@ pub fn set_server(read: Arc<dyn Fn() -> Server + Send + Sync>) {
 }
 
 /// The whole exposition, in the text format.
-pub fn render(index: IndexGauges) -> String {
+pub fn render(index: IndexGauges, inflate: BudgetGauges) -> String {
     let server = SERVER.lock().unwrap_or_else(|p| p.into_inner()).clone().map(|read| read()).unwrap_or_default();
     let mut text = String::with_capacity(4096);
     let head = |out: &mut String, name: &str, kind: &str, help: &str| {
@@ -224,6 +235,25 @@ pub fn render(index: IndexGauges) -> String {
         let n = reloads.iter().find(|(o, _)| *o == outcome).map_or(0, |(_, n)| *n);
         let _ = writeln!(text, "smart_imaging_index_reloads_total{{outcome=\"{outcome}\"}} {n}");
     }
+
+    head(
+        &mut text,
+        "smart_imaging_inflate_budget_bytes",
+        "gauge",
+        "Bytes that deflated data sets inflated for responses may hold at once.",
+    );
+    let _ = writeln!(text, "smart_imaging_inflate_budget_bytes {}", inflate.limit);
+    head(&mut text, "smart_imaging_inflate_reserved_bytes", "gauge", "Bytes of the inflate budget held now.");
+    let _ = writeln!(text, "smart_imaging_inflate_reserved_bytes {}", inflate.reserved);
+    head(
+        &mut text,
+        "smart_imaging_inflate_refused_total",
+        "counter",
+        "Requests refused for the inflate budget: no room in time (busy), or more than all of it (too-large).",
+    );
+    for (reason, n) in [("busy", inflate.refused_busy), ("too-large", inflate.refused_too_large)] {
+        let _ = writeln!(text, "smart_imaging_inflate_refused_total{{reason=\"{reason}\"}} {n}");
+    }
     text
 }
 
@@ -235,13 +265,16 @@ mod tests {
     fn exposition_has_each_family_once_and_cumulative_buckets() {
         request("test", 200, 10, Duration::from_millis(3));
         request("test", 404, 0, Duration::from_secs(100));
-        let text = render(IndexGauges { studies: 2, instances: 3, loaded: 1, written: 0 });
+        let inflate = BudgetGauges { limit: 8, reserved: 5, refused_busy: 2, refused_too_large: 0 };
+        let text = render(IndexGauges { studies: 2, instances: 3, loaded: 1, written: 0 }, inflate);
         for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
             let name = line.split(' ').nth(2).unwrap();
             assert_eq!(text.matches(&format!("# TYPE {name} ")).count(), 1, "{name}");
         }
         assert!(text.contains("smart_imaging_requests_total{route=\"test\",status=\"404\"} "), "{text}");
         assert!(text.contains("smart_imaging_index_instances 3\n"), "{text}");
+        assert!(text.contains("smart_imaging_inflate_reserved_bytes 5\n"), "{text}");
+        assert!(text.contains("smart_imaging_inflate_refused_total{reason=\"busy\"} 2\n"), "{text}");
         let buckets: Vec<u64> = text
             .lines()
             .filter(|l| l.starts_with("smart_imaging_request_duration_seconds_bucket"))

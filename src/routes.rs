@@ -127,7 +127,7 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
                 loaded: now.loaded,
                 written: now.index.written_secs(),
             };
-            let text = crate::metrics::render(gauges);
+            let text = crate::metrics::render(gauges, app.inflate_budget.gauges());
             Ok(Response::bytes(200, "text/plain; version=0.0.4; charset=utf-8", text.into_bytes()))
         }
         // A handler that panics, so the tests can show a panic becomes a 500 and the server goes on.
@@ -169,7 +169,15 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             let study =
                 wado::check_capability(&app.sealer, &now.index, &tenant.config, &grant, study_token, study_uid)?;
             let base = format!("{}/{t}/wado/{study_token}", app.base_url);
-            wado::serve(&Scope { index: &now.index, lengths: &now.lengths, req, base, study }, target)
+            let scope = Scope {
+                index: &now.index,
+                lengths: &now.lengths,
+                inflate_budget: &app.inflate_budget,
+                req,
+                base,
+                study,
+            };
+            wado::serve(&scope, target)
         }
         _ => Err(ApiError::NotFound("no such resource".into())),
     }

@@ -187,21 +187,23 @@ pub struct ImageAttrs {
     pub bits_allocated: Option<u64>,
 }
 
-/// The instances of a series, matched and paged; `image` reads an instance's image attributes.
+/// The instances of a series, matched and paged; `image` reads an instance's image attributes, and the first
+/// error it returns is the answer.
 pub fn instances(
     study: &Study,
     se: &Series,
     q: &Query,
     retrieve_base: &str,
-    image: &dyn Fn(&Instance) -> ImageAttrs,
-) -> Vec<Value> {
-    let objects = se
-        .instances()
-        .map(|i| instance_object(study, se, &i, retrieve_base, image(&i)))
-        .filter(|o| q.matches(o))
-        .map(Value::Object)
-        .collect();
-    q.page(objects)
+    image: &dyn Fn(&Instance) -> Result<ImageAttrs, ApiError>,
+) -> Result<Vec<Value>, ApiError> {
+    let mut objects = Vec::with_capacity(se.instance_count());
+    for i in se.instances() {
+        let object = instance_object(study, se, &i, retrieve_base, image(&i)?);
+        if q.matches(&object) {
+            objects.push(Value::Object(object));
+        }
+    }
+    Ok(q.page(objects))
 }
 
 fn instance_object(study: &Study, se: &Series, i: &Instance, base: &str, img: ImageAttrs) -> Map<String, Value> {
@@ -241,17 +243,22 @@ pub fn search_instances(scope: &Scope, se: &Series) -> Result<Response, ApiError
     let q = Query::parse(&scope.req.query, false)?;
     let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid());
     // Rows, Columns and Bits Allocated are not in the index: read them from each file's header. A file that
-    // cannot be read leaves them empty here; retrieving it reports the fault.
-    // (A deflated file is inflated for them.)
+    // cannot be read leaves them empty here; retrieving it reports the fault. A deflated file is inflated for
+    // them, and when the inflate budget has no room for it the search is answered 503, like any request that
+    // needs it: an answer without them would carry the same ETag as the whole one.
     let image = |inst: &Instance| {
-        let Ok((bytes, ds)) = load(scope, inst) else { return ImageAttrs::default() };
+        let (bytes, ds) = match load(scope, inst) {
+            Ok(loaded) => loaded,
+            Err(busy @ ApiError::Saturated) => return Err(busy),
+            Err(_) => return Ok(ImageAttrs::default()),
+        };
         let read = || {
             let us = |tag| ds.get(tag).and_then(|e| e.first_unsigned(&bytes));
             ImageAttrs { rows: us(tags::ROWS), columns: us(tags::COLUMNS), bits_allocated: us(tags::BITS_ALLOCATED) }
         };
-        unfaulted(scope, inst, read).unwrap_or_default()
+        Ok(unfaulted(scope, inst, read).unwrap_or_default())
     };
-    let found = instances(&scope.study, se, &q, &retrieve_base, &image);
+    let found = instances(&scope.study, se, &q, &retrieve_base, &image)?;
     let tag = etag(scope, &format!("instances {}?{}", se.uid(), scope.req.query), &se.instances().collect::<Vec<_>>());
     Ok(Response::json(200, "application/dicom+json", &Value::Array(found)).with_header("ETag", tag))
 }
@@ -326,8 +333,8 @@ mod tests {
         let index = index();
         let st = index.studies().next().unwrap();
         let q = Query::parse("InstanceNumber=2", false).unwrap();
-        let img = |_: &Instance| ImageAttrs { rows: Some(64), columns: Some(64), bits_allocated: Some(16) };
-        let found = instances(&st, &st.series().nth(1).unwrap(), &q, "B", &img);
+        let img = |_: &Instance| Ok(ImageAttrs { rows: Some(64), columns: Some(64), bits_allocated: Some(16) });
+        let found = instances(&st, &st.series().nth(1).unwrap(), &q, "B", &img).unwrap();
         assert_eq!(uids(&found, "00080018"), vec!["1.2.2"]);
         assert_eq!(found[0]["00280010"]["Value"][0], 64);
         assert_eq!(found[0]["00080056"]["Value"][0], "ONLINE");

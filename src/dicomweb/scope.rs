@@ -2,13 +2,16 @@
 //! links, and the lookups and file reads every handler shares.
 //!
 //! Invariants: every resource is looked up inside the opened study; files are reached only through the
-//! index and mapped only after their size is checked; a read of a map that faulted is an error.
+//! index and mapped only after their size is checked; a read of a map that faulted is an error; a data set
+//! is inflated only into bytes already reserved from the server's inflate budget, which it holds until the
+//! last response using it is dropped.
 
 use memmap2::Mmap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::stream::Segment;
+use super::stream::{Segment, SharedBytes};
+use crate::budget::{self, Budget, Reservation};
 use crate::dicom::Uid;
 use crate::dicom::dataset::{self, DataSet};
 use crate::http::accept::Refused;
@@ -35,6 +38,8 @@ pub struct Scope<'a> {
     pub index: &'a Index,
     /// The lengths of instances measured so far under this index.
     pub lengths: &'a Lengths,
+    /// What the inflated data sets of every response are reserved from, server-wide.
+    pub inflate_budget: &'a Budget,
     pub req: &'a Request,
     /// `{base}/{tenant}/wado/{studyToken}`.
     pub base: String,
@@ -103,11 +108,23 @@ pub fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiErro
 }
 
 /// The bytes an instance's data set is read from: its map, or, for a deflated file, the file with its data
-/// set inflated in memory (at most `dicom::inflate::MAX_INFLATED` bytes, for as long as the response is
-/// being sent).
+/// set inflated in memory, reserved from the server's inflate budget for as long as a response holds it.
 pub enum Loaded {
     Map(Arc<Mmap>),
-    Inflated(Arc<Vec<u8>>),
+    Inflated(Arc<Inflated>),
+}
+
+/// A deflated file with its data set inflated, and the bytes of the inflate budget it holds: they are given
+/// back when the last response sending from it is dropped, whether it was sent whole or cut short.
+pub struct Inflated {
+    bytes: Vec<u8>,
+    _reserved: Reservation,
+}
+
+impl AsRef<[u8]> for Inflated {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 impl std::ops::Deref for Loaded {
@@ -116,7 +133,7 @@ impl std::ops::Deref for Loaded {
     fn deref(&self) -> &[u8] {
         match self {
             Loaded::Map(map) => map,
-            Loaded::Inflated(bytes) => bytes,
+            Loaded::Inflated(inflated) => &inflated.bytes,
         }
     }
 }
@@ -128,7 +145,7 @@ impl Loaded {
         match self {
             Loaded::Map(map) if swap > 1 => Segment::Swapped(Arc::clone(map), range, swap),
             Loaded::Map(map) => Segment::Slice(Arc::clone(map), range),
-            Loaded::Inflated(bytes) => Segment::Shared(Arc::clone(bytes), range),
+            Loaded::Inflated(inflated) => Segment::Shared(Arc::clone(inflated) as SharedBytes, range),
         }
     }
 }
@@ -141,7 +158,7 @@ pub fn load(scope: &Scope, inst: &Instance) -> Result<(Loaded, DataSet), ApiErro
     };
     if crate::dicom::transfer_syntax::is_deflated(inst.transfer_syntax()) {
         let inflated = inflate(scope, inst, &map)?;
-        let data_set = dataset::read_inflated_data_set(&inflated).map_err(unreadable)?;
+        let data_set = dataset::read_inflated_data_set(&inflated.bytes).map_err(unreadable)?;
         return Ok((Loaded::Inflated(Arc::new(inflated)), data_set));
     }
     let data_set = unfaulted(scope, inst, || dataset::read_data_set(&map))?.map_err(unreadable)?;
@@ -149,8 +166,8 @@ pub fn load(scope: &Scope, inst: &Instance) -> Result<(Loaded, DataSet), ApiErro
 }
 
 /// A deflated instance's file with its data set inflated: measured first (once per index, a piece at a time),
-/// then inflated into memory of exactly that length.
-fn inflate(scope: &Scope, inst: &Instance, map: &Mmap) -> Result<Vec<u8>, ApiError> {
+/// then its length reserved from the inflate budget, then inflated into memory of exactly that length.
+fn inflate(scope: &Scope, inst: &Instance, map: &Mmap) -> Result<Inflated, ApiError> {
     let path = inst.path();
     let cannot = |e: crate::dicom::error::DicomError| {
         // A length measured before may be what no longer holds: the next request measures again.
@@ -165,7 +182,32 @@ fn inflate(scope: &Scope, inst: &Instance, map: &Mmap) -> Result<Vec<u8>, ApiErr
             len
         }
     };
-    unfaulted(scope, inst, || dataset::inflate_file(map, len))?.map_err(cannot)
+    let reserved = scope.inflate_budget.reserve(len as u64).map_err(|refused| {
+        let budget = scope.inflate_budget.limit();
+        let file = scope.index.file_path(inst);
+        match refused {
+            budget::Refused::Busy => {
+                log::warn!(
+                    "{}: no room within the inflate budget of {budget} bytes for its {len} inflated bytes: 503",
+                    file.display()
+                );
+                ApiError::Saturated
+            }
+            budget::Refused::TooLarge => {
+                log::warn!(
+                    "{}: its {len} inflated bytes are more than the whole inflate budget of {budget} bytes \
+                     (server.inflate_budget): 406",
+                    file.display()
+                );
+                ApiError::NotAcceptable(format!(
+                    "instance {} inflates to {len} bytes, more than this server holds inflated at once",
+                    inst.uid()
+                ))
+            }
+        }
+    })?;
+    let bytes = unfaulted(scope, inst, || dataset::inflate_file(map, len))?.map_err(cannot)?;
+    Ok(Inflated { bytes, _reserved: reserved })
 }
 
 /// Runs `read` over an instance's map and fails if the file shrank meanwhile (see `mmap`'s SIGBUS guard):

@@ -19,6 +19,10 @@ use crate::dicom::transcode::{self, Plan, Progress};
 use crate::http::multipart::{Content, Part, frame};
 use crate::http::{Body, Sink, Source};
 
+/// Bytes in memory that responses share, kept (with whatever their owner holds with them) until the last
+/// response sending them is dropped.
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
 /// A piece of a response body.
 pub enum Segment {
     Bytes(Vec<u8>),
@@ -27,7 +31,7 @@ pub enum Segment {
     /// A range of a file already mapped (frames, bulk data).
     Slice(Arc<Mmap>, Range<usize>),
     /// A range of bytes in memory: of a deflated file's inflated data set (frames, bulk data).
-    Shared(Arc<Vec<u8>>, Range<usize>),
+    Shared(SharedBytes, Range<usize>),
     /// A range of a mapped file whose numbers of this many bytes are sent byte-swapped: big endian frames
     /// and bulk data sent little endian.
     Swapped(Arc<Mmap>, Range<usize>, usize),
@@ -80,7 +84,7 @@ enum Current {
     /// A large file sent as stored, mapped.
     Map(Mmap, PathBuf),
     Slice(Arc<Mmap>, Range<usize>),
-    Shared(Arc<Vec<u8>>, Range<usize>),
+    Shared(SharedBytes, Range<usize>),
     Produced(Box<Produced>),
 }
 
@@ -121,7 +125,7 @@ impl Current {
             Current::File(..) => &[],
             Current::Map(m, _) => m,
             Current::Slice(m, r) => m.get(r.clone()).unwrap_or_default(),
-            Current::Shared(b, r) => b.get(r.clone()).unwrap_or_default(),
+            Current::Shared(b, r) => (**b).as_ref().get(r.clone()).unwrap_or_default(),
             Current::Produced(p) => p.buffer.get(p.taken..).unwrap_or_default(),
         }
     }

@@ -1,17 +1,21 @@
 //! The connection model under unfriendly clients, against the real binary: descriptors run out, idle and
-//! stalled connections by the hundred, a connection cap, a pipelined burst, a client gone mid-download, and
-//! ten thousand connections opened and closed. None may stop, crash or wedge the server; the figures the
-//! model is held to (a well-behaved client's search latency while attacked) are printed, never asserted.
+//! stalled connections by the hundred, a connection cap, a pipelined burst, a client gone mid-download,
+//! ten thousand connections opened and closed, and slow readers of inflated data sets against the inflate
+//! budget. None may stop, crash or wedge the server; the figures the model is held to (a well-behaved
+//! client's search latency while attacked) are printed, never asserted, but for the memory the inflate
+//! budget bounds.
 //!
 //! The slow-header client (a request dribbled a byte at a time) is
 //! `resilience::a_client_dribbling_its_headers_is_disconnected_after_read_timeout_and_holds_no_worker`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::clients::*;
 use crate::harness::*;
+use crate::sample::{OCTETS, parts_of};
 
 /// Raises this test process's own open-file limit, so that it can hold the connections it attacks with.
 fn allow_open_files(n: u64) {
@@ -469,4 +473,154 @@ fn every_connection_of_a_burst_to_the_sandbox_is_read_and_answered() {
     let s = crate::sandbox_kit::start_opts("read_timeout = 120", "");
     let (slowest, _) = a_burst_is_answered(s.addr(), "/fhir/metadata");
     eprintln!("100 keep-alive connections to the sandbox opened back to back: all answered within {slowest:?}");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Memory a client can make the server hold: deflated data sets inflated for frames.
+
+const DEFLATED_STUDY: &str = "2.25.6002";
+const DEFLATED_SERIES: &str = "2.25.6002.1";
+const DEFLATED_SOP: &str = "2.25.6002.1.1";
+
+/// A one-instance study in its own folder, indexed, whose data set is deflated (PS3.5 §A.5: raw deflate)
+/// and inflates to a little over `rows` × `columns` × 2 bytes: one frame of 16-bit pixels in a pattern that
+/// deflates to almost nothing. Served on the `open` tenant after the given `[server]` keys.
+fn deflated_study(label: &str, rows: u16, columns: u16, server_keys: &str) -> (TempDir, PathBuf) {
+    use std::io::Write as _;
+    let meta: Vec<u8> = [
+        element(0x0002, 0x0001, b"OB", &[0x00, 0x01]), // (0002,0001) OB len 2: File Meta Information Version
+        element(0x0002, 0x0002, b"UI", &padded(SECONDARY_CAPTURE, 0)), // (0002,0002) UI: Media Storage SOP Class
+        element(0x0002, 0x0003, b"UI", &padded(DEFLATED_SOP, 0)), // (0002,0003) UI: Media Storage SOP Instance
+        element(0x0002, 0x0010, b"UI", &padded("1.2.840.10008.1.2.1.99", 0)), // (0002,0010) UI: Deflated Explicit
+        element(0x0002, 0x0012, b"UI", &padded("2.25.6000", 0)), // (0002,0012) UI: Implementation Class UID
+    ]
+    .concat();
+    let pixels: Vec<u8> = (0..rows as usize * columns as usize * 2).map(|i| (i % 251) as u8).collect();
+    let data_set: Vec<u8> = [
+        element(0x0008, 0x0016, b"UI", &padded(SECONDARY_CAPTURE, 0)), // (0008,0016) UI: SOP Class UID
+        element(0x0008, 0x0018, b"UI", &padded(DEFLATED_SOP, 0)),      // (0008,0018) UI: SOP Instance UID
+        element(0x0008, 0x0060, b"CS", &padded("OT", b' ')),           // (0008,0060) CS len 2: Modality
+        element(0x0010, 0x0020, b"LO", &padded("DEFLATE-1", b' ')),    // (0010,0020) LO len 10: Patient ID
+        element(0x0020, 0x000D, b"UI", &padded(DEFLATED_STUDY, 0)),    // (0020,000D) UI: Study Instance UID
+        element(0x0020, 0x000E, b"UI", &padded(DEFLATED_SERIES, 0)),   // (0020,000E) UI: Series Instance UID
+        element(0x0028, 0x0002, b"US", &1u16.to_le_bytes()),           // (0028,0002) US len 2: Samples per Pixel 1
+        element(0x0028, 0x0004, b"CS", &padded("MONOCHROME2", b' ')),  // (0028,0004) CS len 12: Photometric
+        element(0x0028, 0x0010, b"US", &rows.to_le_bytes()),           // (0028,0010) US len 2: Rows
+        element(0x0028, 0x0011, b"US", &columns.to_le_bytes()),        // (0028,0011) US len 2: Columns
+        element(0x0028, 0x0100, b"US", &16u16.to_le_bytes()),          // (0028,0100) US len 2: Bits Allocated 16
+        element(0x0028, 0x0101, b"US", &16u16.to_le_bytes()),          // (0028,0101) US len 2: Bits Stored 16
+        element(0x0028, 0x0102, b"US", &15u16.to_le_bytes()),          // (0028,0102) US len 2: High Bit 15
+        element(0x0028, 0x0103, b"US", &0u16.to_le_bytes()),           // (0028,0103) US len 2: unsigned pixels
+        element(0x7FE0, 0x0010, b"OW", &pixels),                       // (7FE0,0010) OW: Pixel Data, one frame
+    ]
+    .concat();
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&data_set).unwrap();
+    let file = [
+        vec![0u8; 128],                                                     // preamble
+        b"DICM".to_vec(),                                                   // prefix
+        element(0x0002, 0x0000, b"UL", &(meta.len() as u32).to_le_bytes()), // (0002,0000) UL len 4: group length
+        meta,
+        encoder.finish().unwrap(), // the data set, deflated
+    ]
+    .concat();
+    let dir = TempDir::new(label);
+    dir.write("dicom/deflated.dcm", file);
+    let run = run_cli(&["index", "dicom"], dir.path());
+    assert_eq!(run.code(), Some(0), "indexing the deflated file failed:\n{run}");
+    let config = write_config(&dir, &dir.path().join("index.toml"), &format!("[server]\n{server_keys}\n\n{OPEN}"));
+    (dir, config)
+}
+
+/// The request target of the deflated instance's frames `list` on `server`, with a study token minted by a
+/// search.
+fn deflated_frames(server: &Server, list: &str) -> String {
+    let found = addresses(server, "/open/fhir/ImagingStudy");
+    let (_, address) = found.iter().find(|(id, _)| id == DEFLATED_STUDY).expect("the deflated study is found");
+    let path = address.strip_prefix(server.base()).expect("the address is on the server");
+    format!("{path}/studies/{DEFLATED_STUDY}/series/{DEFLATED_SERIES}/instances/{DEFLATED_SOP}/frames/{list}")
+}
+
+/// A number of the server's `/metrics`, by the whole name of its line (labels included); 0 when absent.
+fn metric(server: &Server, line: &str) -> u64 {
+    let text = server.get("/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in /metrics:\n{text}"))
+}
+
+/// Broke: every response holding an inflated data set held its own copy of it, bounded only per response
+/// (40 slow readers of a 60 MiB data set took 2.6 GB).
+#[test]
+fn slow_readers_of_inflated_frames_share_one_budget_and_the_rest_are_told_to_retry() {
+    // 1024 × 1536 × 2 bytes: a data set of 3 MiB and a few hundred bytes, two of which fit in 8 MiB.
+    let (_dir, config) = deflated_study("budget", 1024, 1536, "inflate_budget = 8388608");
+    let server = Launch::new(&config).start();
+    let pid = server.pid();
+    let one = deflated_frames(&server, "1");
+    let pixels: Vec<u8> = (0..1024 * 1536 * 2).map(|i| (i % 251) as u8).collect();
+    let first = parts_of(&server.get(&one), OCTETS, "frame 1 of the deflated instance");
+    assert!(first.len() == 1 && first[0].body == pixels, "frame 1 is the inflated Pixel Data");
+    let rss_before = proc_status(pid, "VmRSS");
+
+    // Frame 1 sixteen times over is 48 MiB, far more than the sockets buffer: each response stays held.
+    let slow = deflated_frames(&server, &["1"; 16].join(","));
+    let connections: Vec<TcpStream> = (0..16).map(|_| answered_connection(server.addr())).collect();
+    let readers: Vec<Download> = connections
+        .into_iter()
+        .map(|stream| {
+            let slow = slow.clone();
+            std::thread::spawn(move || Download::on(stream, &slow, &[]))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().expect("a reader"))
+        .collect();
+    let rss_held = proc_status(pid, "VmRSS");
+    let served = readers.iter().filter(|d| d.status == 200).count();
+    let refused = readers.iter().filter(|d| d.status == 503).count();
+    assert_eq!(served + refused, 16, "{:?}", readers.iter().map(|d| &d.head).collect::<Vec<_>>());
+    assert!((1..=2).contains(&served), "two data sets of 3 MiB fit in 8 MiB, not {served}");
+    for reader in readers.iter().filter(|d| d.status == 503) {
+        let retry = reader.header("retry-after").unwrap_or_default();
+        assert!(retry.parse::<u32>().is_ok_and(|s| s > 0), "a 503 says when to retry: {}", reader.head);
+    }
+    let grown = rss_held.saturating_sub(rss_before);
+    assert!(grown < 16 * 1024, "RSS grew by {grown} kB for 16 readers of 3 MiB with a budget of 8 MiB");
+    assert!(metric(&server, "smart_imaging_inflate_refused_total{reason=\"busy\"}") >= refused as u64);
+    let reserved = metric(&server, "smart_imaging_inflate_reserved_bytes");
+    assert!(reserved > 0 && reserved <= 8 << 20, "{reserved} bytes reserved");
+    assert_eq!(metric(&server, "smart_imaging_inflate_budget_bytes"), 8 << 20);
+
+    // Once the readers go, their reservations are given back and the next request is served.
+    drop(readers);
+    let deadline = Instant::now() + PATIENCE;
+    let again = loop {
+        let reply = server.get(&one);
+        if reply.status == 200 || Instant::now() > deadline {
+            break reply;
+        }
+        assert_eq!(reply.status, 503, "{}", reply.text());
+    };
+    let again = parts_of(&again, OCTETS, "frame 1 once the readers went");
+    assert!(again.len() == 1 && again[0].body == pixels, "the same frame");
+    eprintln!(
+        "16 slow readers of a 3 MiB inflated data set, budget 8 MiB: {served} served, {refused} refused; \
+         RSS {rss_before} kB before, {rss_held} kB held"
+    );
+}
+
+#[test]
+fn a_data_set_larger_than_the_whole_inflate_budget_is_refused_at_once() {
+    // 1024 × 1024 × 2 bytes: a data set of a little over 2 MiB, past a budget of 1 MiB.
+    let (_dir, config) = deflated_study("toolarge", 1024, 1024, "inflate_budget = 1048576");
+    let server = Launch::new(&config).start();
+    let started = Instant::now();
+    let reply = server.get(&deflated_frames(&server, "1"));
+    assert_eq!(reply.status, 406, "no wait could make room: {}", reply.text());
+    assert!(started.elapsed() < Duration::from_secs(1), "refused at once, not after a wait");
+    assert!(reply.text().contains("inflates to"), "{}", reply.text());
+    assert_eq!(metric(&server, "smart_imaging_inflate_refused_total{reason=\"too-large\"}"), 1);
+    let log = server.wait_for_log("the refusal", |l| l.contains("more than the whole inflate budget"));
+    assert!(log.contains("deflated.dcm"), "the log names the file: {log}");
 }

@@ -149,6 +149,8 @@ pub fn write_config(dir: &TempDir, index: &Path, tables: &str) -> PathBuf {
 pub struct Download {
     pub stream: TcpStream,
     pub status: u16,
+    /// The response head, from the status line to the last header line.
+    pub head: String,
     pub content_length: Option<usize>,
     /// The body bytes read so far.
     pub body: Vec<u8>,
@@ -156,7 +158,12 @@ pub struct Download {
 
 impl Download {
     pub fn start(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Download {
-        let mut stream = TcpStream::connect(addr).expect("connect");
+        Download::on(TcpStream::connect(addr).expect("connect"), target, headers)
+    }
+
+    /// The same GET on a connection already open (see `answered_connection`).
+    pub fn on(mut stream: TcpStream, target: &str, headers: &[(&str, &str)]) -> Download {
+        let addr = stream.peer_addr().expect("a connected stream");
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         let mut head = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         for (name, value) in headers {
@@ -180,7 +187,15 @@ impl Download {
             let (n, v) = l.split_once(':')?;
             n.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
         });
-        Download { stream, status, content_length, body: raw[end + 4..].to_vec() }
+        Download { stream, status, head, content_length, body: raw[end + 4..].to_vec() }
+    }
+
+    /// The value of a header of the response, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
     }
 
     /// Reads until at least `total` body bytes have arrived (or the body ended).
@@ -207,6 +222,25 @@ impl Download {
             }
         }
     }
+}
+
+/// A kept-alive connection on which the server has answered a `/healthz`. Connections opened this way, one
+/// after the other, are each read by the server before the next is opened: tiny_http may leave one of two
+/// connections opened at the same moment unread until another closes.
+pub fn answered_connection(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").expect("send /healthz");
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    // The answer is a head and the two bytes `ok`.
+    while find(&raw, b"\r\n\r\n", 0).is_none_or(|end| raw.len() < end + 6) {
+        let n = stream.read(&mut buf).expect("read the /healthz answer");
+        assert!(n > 0, "the connection closed before /healthz was answered");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    assert!(raw.starts_with(b"HTTP/1.1 200"), "/healthz: {:?}", String::from_utf8_lossy(&raw));
+    stream
 }
 
 /// Waits until the peer closes `stream` (EOF, reset, or any response it sends before closing) and returns
