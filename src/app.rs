@@ -15,7 +15,7 @@ use crate::auth::Access;
 use crate::auth::ehr::Ehr;
 use crate::budget::{self, Budget};
 use crate::config::{self, Authorization, Config};
-use crate::dicomweb::scope::Lengths;
+use crate::dicomweb::scope::{Lengths, Verdicts};
 use crate::fhir::resource::{Render, Studies};
 use crate::index::Index;
 use crate::token::Sealer;
@@ -48,6 +48,8 @@ pub struct Loaded {
     /// The lengths of its instances transcoded to Explicit VR Little Endian and inflated, each measured on
     /// first use (per index: a reload may bring other files under the same paths).
     pub lengths: Lengths,
+    /// Whether its files modified since indexing still hold their instances, as found so far.
+    pub verdicts: Verdicts,
     /// When this index was loaded (Unix seconds).
     pub loaded: u64,
 }
@@ -55,7 +57,13 @@ pub struct Loaded {
 impl Loaded {
     pub fn new(index: Index) -> Loaded {
         let studies = Studies::new(index.studies().len());
-        Loaded { index, studies, lengths: Lengths::default(), loaded: crate::time::now_secs() }
+        Loaded {
+            index,
+            studies,
+            lengths: Lengths::default(),
+            verdicts: Verdicts::default(),
+            loaded: crate::time::now_secs(),
+        }
     }
 }
 

@@ -27,6 +27,8 @@ static AUDIT_FAILED: AtomicU64 = AtomicU64::new(0);
 static CLOSED: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
 static KICKS: AtomicU64 = AtomicU64::new(0);
 static RELOADS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+static FILE_RECHECKS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+static FILE_REFUSALS: AtomicU64 = AtomicU64::new(0);
 static SERVER: Mutex<Option<Arc<dyn Fn() -> Server + Send + Sync>>> = Mutex::new(None);
 
 /// The server's gauges, read at scrape time.
@@ -124,6 +126,17 @@ pub fn connections_kicked(n: usize) {
 /// One index reload: `ok` or `refused`.
 pub fn reload(outcome: &'static str) {
     bump(&RELOADS, outcome);
+}
+
+/// The header of a file whose modification time moved, read again: `same` when it still names the indexed
+/// instance.
+pub fn file_recheck(same: bool) {
+    bump(&FILE_RECHECKS, if same { "same" } else { "other" });
+}
+
+/// A request refused because a file no longer holds the instance the index names.
+pub fn file_refused() {
+    FILE_REFUSALS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Where the server's gauges are read from; set once the server runs.
@@ -236,6 +249,24 @@ pub fn render(index: IndexGauges, inflate: BudgetGauges) -> String {
         let _ = writeln!(text, "smart_imaging_index_reloads_total{{outcome=\"{outcome}\"}} {n}");
     }
 
+    head(
+        &mut text,
+        "smart_imaging_file_rechecks_total",
+        "counter",
+        "Headers read again of files modified since indexing: still the indexed instance (same) or not (other).",
+    );
+    let rechecks = snapshot(&FILE_RECHECKS);
+    for verdict in ["same", "other"] {
+        let n = rechecks.iter().find(|(v, _)| *v == verdict).map_or(0, |(_, n)| *n);
+        let _ = writeln!(text, "smart_imaging_file_rechecks_total{{verdict=\"{verdict}\"}} {n}");
+    }
+    head(
+        &mut text,
+        "smart_imaging_file_refusals_total",
+        "counter",
+        "Requests refused because a file no longer holds the instance the index names.",
+    );
+    let _ = writeln!(text, "smart_imaging_file_refusals_total {}", FILE_REFUSALS.load(Ordering::Relaxed));
     head(
         &mut text,
         "smart_imaging_inflate_budget_bytes",

@@ -172,6 +172,7 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             let scope = Scope {
                 index: &now.index,
                 lengths: &now.lengths,
+                verdicts: &now.verdicts,
                 inflate_budget: &app.inflate_budget,
                 req,
                 base,

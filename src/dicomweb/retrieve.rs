@@ -7,7 +7,7 @@
 //! gathered in memory.
 
 use super::etag::etag;
-use super::scope::{Scope, map_instance, refused, unfaulted};
+use super::scope::{Scope, check_file, map_instance, refused, unfaulted};
 use super::stream::{self, Segment};
 use crate::dicom::transcode::plan_file;
 use crate::dicom::transfer_syntax::{EXPLICIT_VR_LITTLE_ENDIAN, is_native};
@@ -24,12 +24,12 @@ pub fn retrieve(scope: &Scope, instances: Vec<Instance>, single_ok: bool) -> Res
     stored.dedup();
     let (form, representation) =
         negotiate_instances(scope.req.header("accept"), &stored, single_ok).map_err(refused)?;
-    // The head promises every file's indexed length: check each file has it before promising, so a file
-    // deleted or replaced since indexing answers an error instead of a 200 cut short. (One changed while it
-    // is being sent still cuts the response short, and the connection is then closed.)
+    // The head promises every file's indexed length and instance: check each file before promising, so a file
+    // deleted or replaced since indexing answers an error instead of a 200 cut short or another instance in
+    // its place, and no part of a study is sent when one of its files fails. (One changed while it is being
+    // sent still cuts the response short, and the connection is then closed.)
     for inst in &instances {
-        crate::sys::map::check_size(&scope.index.file_path(inst), inst.size())
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        check_file(scope, inst)?;
     }
     let mut contents = Vec::with_capacity(instances.len());
     for inst in &instances {

@@ -2,7 +2,8 @@
 //! links, and the lookups and file reads every handler shares.
 //!
 //! Invariants: every resource is looked up inside the opened study; files are reached only through the
-//! index and mapped only after their size is checked; a read of a map that faulted is an error; a data set
+//! index and mapped only after their size is checked, and after their header when their modification time
+//! moved since indexing (`check_file`); a read of a map that faulted is an error; a data set
 //! is inflated only into bytes already reserved from the server's inflate budget, which it holds until the
 //! last response using it is dropped.
 
@@ -11,11 +12,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::stream::{Segment, SharedBytes};
+use crate::auth::cache::TtlCache;
 use crate::budget::{self, Budget, Reservation};
 use crate::dicom::Uid;
 use crate::dicom::dataset::{self, DataSet};
 use crate::http::accept::Refused;
 use crate::http::{ApiError, Request};
+use crate::index::check::differences_now;
+use crate::index::indexer::mtime_secs;
 use crate::index::{Index, Instance, Series, Study};
 
 /// What a WADO-RS or QIDO-RS path under `…/studies/{st}` names.
@@ -38,6 +42,8 @@ pub struct Scope<'a> {
     pub index: &'a Index,
     /// The lengths of instances measured so far under this index.
     pub lengths: &'a Lengths,
+    /// Whether files modified since indexing still hold their instances, as found so far under this index.
+    pub verdicts: &'a Verdicts,
     /// What the inflated data sets of every response are reserved from, server-wide.
     pub inflate_budget: &'a Budget,
     pub req: &'a Request,
@@ -80,6 +86,37 @@ impl Measured {
     }
 }
 
+/// Whether a file modified since it was indexed still holds its indexed instance, by its path, size and
+/// modification time: its header is read again once for each, not on every request. At most `VERDICTS`
+/// entries, each kept at most `VERDICT_SECS`; when it is full, the oldest goes first.
+#[derive(Debug)]
+pub struct Verdicts(Mutex<TtlCache<(String, u64, u64), bool>>);
+
+/// How many verdicts are kept: a copy of a large archive brings more moved times than that, whose headers are
+/// then read again in turn.
+const VERDICTS: usize = 10_000;
+/// How long a verdict is kept: a file rewritten with its size and time put back is seen within it.
+const VERDICT_SECS: u64 = 3600;
+
+impl Default for Verdicts {
+    fn default() -> Verdicts {
+        Verdicts(Mutex::new(TtlCache::new(VERDICTS)))
+    }
+}
+
+impl Verdicts {
+    fn get(&self, key: &(String, u64, u64)) -> Option<bool> {
+        self.0.lock().ok()?.get(key, crate::time::now_secs())
+    }
+
+    fn put(&self, key: (String, u64, u64), same: bool) {
+        let now = crate::time::now_secs();
+        if let Ok(mut verdicts) = self.0.lock() {
+            verdicts.insert(key, same, now + VERDICT_SECS, now);
+        }
+    }
+}
+
 pub fn series<'a>(study: &Study<'a>, uid: Uid) -> Result<Series<'a>, ApiError> {
     study.find_series(uid).ok_or_else(|| ApiError::NotFound(format!("series {} is not in this study", uid.as_str())))
 }
@@ -99,12 +136,70 @@ pub fn refused(r: Refused) -> ApiError {
     }
 }
 
-/// An instance's file, mapped, after checking it still has the indexed size: a file truncated under a
-/// running server must answer an error, not a fault.
+/// An instance's file, mapped, after checking it is still the indexed instance (`check_file`) and has the
+/// indexed size: a file truncated under a running server must answer an error, not a fault.
 pub fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
+    check_file(scope, inst)?;
     crate::sys::map::map_indexed(&scope.index.file_path(inst), inst.size())
         .map(Arc::new)
         .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Checks, before any byte of it is served, that an indexed file still holds the instance the index names: it
+/// has the indexed size, and when its modification time is no longer the indexed one (a copy, a `touch`, or
+/// another file put in its place), its header still names the indexed instance, series, study and patient.
+/// Another file is refused as absent (404) rather than served under this study's token: it may be another
+/// patient's. A missing file, or one of another size, is a fault (500).
+pub fn check_file(scope: &Scope, inst: &Instance) -> Result<(), ApiError> {
+    let path = scope.index.file_path(inst);
+    let meta = crate::sys::map::check_size(&path, inst.size()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mtime = mtime_secs(&meta);
+    // An index written before modification times were recorded holds 0: there is no time to compare.
+    if inst.mtime() == 0 || mtime == inst.mtime() {
+        return Ok(());
+    }
+    let key = (inst.path(), inst.size(), mtime);
+    let same = match scope.verdicts.get(&key) {
+        Some(same) => same,
+        None => {
+            let same = reread(scope, inst, &path);
+            scope.verdicts.put(key, same);
+            same
+        }
+    };
+    if same {
+        return Ok(());
+    }
+    crate::metrics::file_refused();
+    Err(ApiError::NotFound(format!("instance {} is not available: its file no longer holds it", inst.uid())))
+}
+
+/// Reads the header of a file modified since indexing and says whether it still names the indexed instance;
+/// when it does not, logs once why, naming the attributes that differ but not their values (which may be
+/// another patient's).
+fn reread(scope: &Scope, inst: &Instance, path: &std::path::Path) -> bool {
+    let found = match scope.study.series_of(inst) {
+        Some(series) => differences_now(path, (&scope.study, &series, inst)),
+        None => Err("its instance is not in the study's series".into()),
+    };
+    let why = match found {
+        Ok(differences) if differences.is_empty() => {
+            crate::metrics::file_recheck(true);
+            return true;
+        }
+        Ok(differences) => {
+            let names: Vec<&str> = differences.iter().map(|d| d.name).collect();
+            format!("its {} differ from the index", names.join(", "))
+        }
+        Err(why) => format!("its header no longer reads: {why}"),
+    };
+    crate::metrics::file_recheck(false);
+    log::warn!(
+        "{}: modified since it was indexed and no longer the indexed instance ({why}); not served until it is \
+         indexed again (see `smart-imaging check`)",
+        path.display()
+    );
+    false
 }
 
 /// The bytes an instance's data set is read from: its map, or, for a deflated file, the file with its data

@@ -1,8 +1,11 @@
-//! `smart-imaging check`: verify that an index still describes the files it names.
+//! `smart-imaging check`: verify that an index still describes the files it names. What a file's header now
+//! says differently from the index (`differences_now`) is also what serving asks of a file modified since
+//! indexing, so the two never disagree on what "the indexed instance" means.
 //!
 //! Invariant: `check` fails only when the index no longer describes a file (missing, unreadable, another
 //! size or header); a file that was merely touched is reported apart and does not fail it.
 
+use std::fmt;
 use std::path::Path;
 
 use super::indexer::{mtime_secs, read_file};
@@ -69,13 +72,12 @@ fn check_file(path: &Path, (study, series, inst): (&Study, &Series, &Instance)) 
     if meta.len() != inst.size() {
         return Finding::Changed(with_when(format!("{} bytes, indexed {}", meta.len(), inst.size())));
     }
-    let header = match read_file(path) {
-        Ok((header, _, _)) => header,
+    let differences = match differences_now(path, (study, series, inst)) {
+        Ok(differences) => differences,
         Err(why) => return Finding::Changed(with_when(format!("no longer a readable DICOM header: {why}"))),
     };
-    let differences = header_differences(&header, study, series, inst);
     if !differences.is_empty() {
-        Finding::Changed(with_when(differences.join(", ")))
+        Finding::Changed(with_when(differences.iter().map(Difference::to_string).collect::<Vec<_>>().join(", ")))
     } else if touched {
         Finding::Touched(format!("{when}; size and header match the index"))
     } else {
@@ -83,13 +85,45 @@ fn check_file(path: &Path, (study, series, inst): (&Study, &Series, &Instance)) 
     }
 }
 
-/// What the header now says differently from the index, as `Name X, indexed Y`.
-fn header_differences(header: &Header, study: &Study, series: &Series, inst: &Instance) -> Vec<String> {
+/// An attribute whose value in a file's header is not the one the index recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub name: &'static str,
+    /// The header's value now, and the index's; "none" for an absent one.
+    pub now: String,
+    pub indexed: String,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}, indexed {}", self.name, self.now, self.indexed)
+    }
+}
+
+/// Reads an indexed file's header again and says in what it no longer holds the instance the index names:
+/// nothing for the indexed file or an untouched copy of it. `Err` when its header no longer reads.
+pub fn differences_now(
+    path: &Path,
+    (study, series, inst): (&Study, &Series, &Instance),
+) -> Result<Vec<Difference>, String> {
+    let (header, _, _) = read_file(path)?;
+    Ok(header_differences(&header, study, series, inst))
+}
+
+/// What the header now says differently from the index: the attributes that name the instance, its study,
+/// series and patient, and those that decide how it is served.
+fn header_differences(header: &Header, study: &Study, series: &Series, inst: &Instance) -> Vec<Difference> {
     let shown = |v: Option<String>| v.unwrap_or_else(|| "none".into());
     let fields = [
         ("SOP Instance UID", Some(header.sop_instance_uid.clone()), Some(inst.uid().to_string())),
         ("Study Instance UID", Some(header.study_instance_uid.clone()), Some(study.uid().to_string())),
         ("Series Instance UID", Some(header.series_instance_uid.clone()), Some(series.uid().to_string())),
+        ("Patient ID", Some(header.patient_id.clone()), Some(study.patient_id().to_string())),
+        (
+            "Issuer of Patient ID",
+            Some(header.issuer_of_patient_id.clone()),
+            Some(study.issuer_of_patient_id().to_string()),
+        ),
         ("SOP Class UID", Some(header.sop_class_uid.clone()), Some(inst.sop_class().to_string())),
         ("Transfer Syntax UID", Some(header.transfer_syntax.clone()), Some(inst.transfer_syntax().to_string())),
         ("Number of Frames", header.number_of_frames.map(|n| n.to_string()), inst.frames().map(|n| n.to_string())),
@@ -102,6 +136,6 @@ fn header_differences(header: &Header, study: &Study, series: &Series, inst: &In
     fields
         .into_iter()
         .filter(|(_, now, indexed)| now != indexed)
-        .map(|(name, now, indexed)| format!("{name} {}, indexed {}", shown(now), shown(indexed)))
+        .map(|(name, now, indexed)| Difference { name, now: shown(now), indexed: shown(indexed) })
         .collect()
 }

@@ -222,7 +222,8 @@ pub(super) fn read_file(path: &Path) -> Result<(Header, u64, u64), String> {
     Ok((header, meta.len(), mtime_secs(&meta)))
 }
 
-pub(super) fn mtime_secs(meta: &std::fs::Metadata) -> u64 {
+/// A file's modification time in whole seconds since the Unix epoch, as the index records it; 0 when unknown.
+pub fn mtime_secs(meta: &std::fs::Metadata) -> u64 {
     meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
 }
 

@@ -202,6 +202,25 @@ size = 10
     }
 
     #[test]
+    fn an_instance_knows_its_series_in_its_study() {
+        let second = r#"
+[[study.series]]
+uid = "1.2.3.2"
+[[study.series.instance]]
+uid = "1.2.3.2.1"
+sop_class = "1.2.840.10008.5.1.4.1.1.2"
+transfer_syntax = "1.2.840.10008.1.2.1"
+path = "x/2.dcm"
+size = 10
+"#;
+        let index = parse(&format!("{ONE}{second}")).unwrap();
+        let study = index.studies().next().unwrap();
+        let series: Vec<String> =
+            study.instances().map(|i| study.series_of(&i).map(|s| s.uid().to_string()).unwrap_or_default()).collect();
+        assert_eq!(series, ["1.2.3.1", "1.2.3.2"]);
+    }
+
+    #[test]
     fn refuses_paths_outside_the_folder() {
         let e = parse(&ONE.replace("x/1.dcm", "../x")).unwrap_err();
         assert!(e.contains("unsafe path") && e.contains("/data/index.toml"), "{e}");

@@ -107,6 +107,11 @@ impl<'a> Study<'a> {
     pub fn find_series(&self, uid: Uid) -> Option<Series<'a>> {
         self.series().find(|s| s.uid() == uid.as_str())
     }
+
+    /// The series of this study that holds `inst`; `None` for an instance of another study.
+    pub fn series_of(&self, inst: &Instance) -> Option<Series<'a>> {
+        self.series().find(|s| s.row.instances.range().contains(&(inst.at as usize)))
+    }
 }
 
 fn instances(store: &Store, rows: std::ops::Range<usize>) -> impl ExactSizeIterator<Item = Instance<'_>> {

@@ -56,14 +56,14 @@ pub fn open_indexed(path: &Path, size: u64) -> io::Result<File> {
     Ok(file)
 }
 
-/// Checks an indexed file's size without mapping it.
-pub fn check_size(path: &Path, size: u64) -> io::Result<()> {
+/// Checks an indexed file's size without mapping it, and returns what else its metadata says.
+pub fn check_size(path: &Path, size: u64) -> io::Result<std::fs::Metadata> {
     let meta = std::fs::metadata(path)
         .map_err(|e| io::Error::new(e.kind(), format!("indexed file {} cannot be read: {e}", path.display())))?;
     if meta.len() != size {
         return Err(size_changed(path, meta.len(), size));
     }
-    Ok(())
+    Ok(meta)
 }
 
 fn size_changed(path: &Path, actual: u64, indexed: u64) -> io::Error {

@@ -340,7 +340,8 @@ fn check_verbose(config: &Path, dir: &Path) -> Run {
     run_cli(&[OsString::from("check"), "--config".into(), config.into(), "--verbose".into()], dir)
 }
 
-fn set_mtime(path: &Path, by: Duration) {
+/// Moves a file's modification time `by` into the past, as a copy made earlier would have it.
+pub fn set_mtime(path: &Path, by: Duration) {
     let file = std::fs::File::options().write(true).open(path).unwrap();
     let was = file.metadata().unwrap().modified().unwrap();
     file.set_modified(was.checked_sub(by).unwrap_or(SystemTime::UNIX_EPOCH)).unwrap();

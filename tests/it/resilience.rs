@@ -13,7 +13,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
@@ -23,6 +23,7 @@ use serde_json::json;
 
 use crate::clients::*;
 use crate::harness::*;
+use crate::indexer::set_mtime;
 
 // ---------------------------------------------------------------------------------------------------
 // 1. Bounded concurrency.
@@ -548,6 +549,116 @@ fn files_truncated_or_deleted_after_indexing_answer_errors_and_are_named_by_the_
     let text = String::from_utf8_lossy(&both);
     assert!(text.starts_with("HTTP/1.1 500 "), "the truncated file: a whole 500 first:\n{text}");
     assert!(text.contains("HTTP/1.1 200 ") && text.ends_with("ok"), "then /healthz on the same connection:\n{text}");
+}
+
+/// The sample's CT chest study of MRN-1001 copied into a folder of its own and indexed there, with a
+/// configuration serving it on the `open` tenant; its index as the tests read it.
+fn copied_ct_chest(label: &str) -> (TempDir, PathBuf, IndexFile) {
+    let dir = TempDir::new(label);
+    copy_dir(&data_dir().join("dicom").join("mrn-1001").join("ct-chest"), &dir.path().join("dicom").join("ct-chest"));
+    let run = run_cli(&["index", "dicom"], dir.path());
+    assert_eq!(run.code(), Some(0), "{run}");
+    let index_path = dir.path().join("index.toml");
+    let config = write_config(&dir, &index_path, OPEN);
+    let index = IndexFile::load(&index_path);
+    (dir, config, index)
+}
+
+/// A number of the server's `/metrics`, by the whole name of its line (labels included).
+fn metric(server: &Server, line: &str) -> u64 {
+    let text = server.get("/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in /metrics:\n{text}"))
+}
+
+/// Broke: only a file's size was compared with the index, so another patient's file of the same size put in
+/// its place was served under the first patient's study token.
+#[test]
+fn a_file_replaced_by_another_patients_file_of_the_same_size_is_not_served() {
+    let (dir, config, index) = copied_ct_chest("replaced");
+    let study = &index.studies[0];
+    let series = &study.series[0];
+    let replaced = &series.instances[0];
+    let server = Launch::new(&config).start();
+    let (_, address) = addresses(&server, "/open/fhir/ImagingStudy").remove(0);
+    let wado = address.strip_prefix(server.base()).unwrap().to_string();
+    let token = wado.rsplit('/').next().unwrap_or_default().to_string();
+
+    // The same file, but for patient MRN-2002: the same length, the same UIDs, another PatientID.
+    let file = dir.path().join(&replaced.path);
+    let original = std::fs::read(&file).unwrap();
+    let at = find(&original, b"MRN-1001", 0).unwrap_or_else(|| panic!("no MRN-1001 in {}", file.display()));
+    let other = [&original[..at], b"MRN-2002", &original[at + 8..]].concat();
+    std::fs::write(&file, &other).unwrap();
+    set_mtime(&file, Duration::from_secs(86_400));
+
+    let instance = format!("{wado}/studies/{}/series/{}/instances/{}", study.uid, series.uid, replaced.uid);
+    for (target, what) in [
+        (format!("{wado}/studies/{}", study.uid), "the study"),
+        (format!("{wado}/studies/{}/series/{}", study.uid, series.uid), "the series"),
+        (instance.clone(), "the instance"),
+        (format!("{instance}/metadata"), "its metadata"),
+        (format!("{instance}/frames/1"), "its frame"),
+        (instance.clone(), "the instance again"),
+    ] {
+        let reply = server.raw("GET", &target, &[("Accept", "*/*")]);
+        assert_eq!(reply.status, 404, "{what}: {}", reply.text());
+        assert!(!reply.body_contains(b"DICM") && !reply.body_contains(b"MRN-2002"), "{what}: no DICOM bytes");
+    }
+    let name = file.to_string_lossy().into_owned();
+    let log = server.wait_for_log("the replaced file named", |l| l.contains(&name));
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&name)).collect();
+    assert_eq!(lines.len(), 1, "the file is named once, its header read once:\n{log}");
+    assert!(lines[0].contains("Patient ID") && !lines[0].contains("MRN-"), "what differs, not its value: {log}");
+    assert!(!lines[0].contains(&token), "no study token in the log: {log}");
+    assert_eq!(metric(&server, "smart_imaging_file_rechecks_total{verdict=\"other\"}"), 1);
+    assert_eq!(metric(&server, "smart_imaging_file_refusals_total"), 6);
+
+    // The other instances are served, and with the original file back in its place, so is this one.
+    let intact = &series.instances[1];
+    let reply = server.raw(
+        "GET",
+        &format!("{wado}/studies/{}/series/{}/instances/{}", study.uid, series.uid, intact.uid),
+        &[("Accept", "application/dicom")],
+    );
+    assert_eq!(reply.status, 200, "an intact instance of the same series: {}", reply.text());
+    std::fs::write(&file, &original).unwrap();
+    set_mtime(&file, Duration::from_secs(2 * 86_400));
+    let reply = server.raw("GET", &instance, &[("Accept", "application/dicom")]);
+    assert_eq!(reply.status, 200, "the original back: {}", reply.text());
+    assert!(reply.body == original, "the original's bytes");
+}
+
+/// A copy of the indexed files (`cp`, a `git clone`) gives each a new modification time and nothing else:
+/// each is served, its header read once.
+#[test]
+fn copies_of_indexed_files_with_new_modification_times_are_served_their_headers_read_once() {
+    let (dir, config, index) = copied_ct_chest("touched");
+    let study = &index.studies[0];
+    let instances = study.instances();
+    for inst in &instances {
+        set_mtime(&dir.path().join(&inst.path), Duration::from_secs(86_400));
+    }
+    let server = Launch::new(&config).start();
+    let (_, address) = addresses(&server, "/open/fhir/ImagingStudy").remove(0);
+    let wado = address.strip_prefix(server.base()).unwrap().to_string();
+    for round in ["first", "second"] {
+        let reply = server.get_with(
+            &format!("{wado}/studies/{}", study.uid),
+            &[("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*")],
+        );
+        assert_dicom_parts_of(&reply, &instances, &dir, &format!("the touched study, {round} time"));
+    }
+    let se = &study.series[1];
+    let first = &se.instances[0];
+    let metadata =
+        server.get(&format!("{wado}/studies/{}/series/{}/instances/{}/metadata", study.uid, se.uid, first.uid));
+    assert_eq!(metadata.status, 200, "metadata of a touched file: {}", metadata.text());
+    let count = instances.len() as u64;
+    assert_eq!(metric(&server, "smart_imaging_file_rechecks_total{verdict=\"same\"}"), count, "once per file");
+    assert_eq!(metric(&server, "smart_imaging_file_rechecks_total{verdict=\"other\"}"), 0);
+    assert_eq!(metric(&server, "smart_imaging_file_refusals_total"), 0);
 }
 
 /// `assert_dicom_parts` for files under `dir` instead of the sample data.
