@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::auth::cache::TtlCache;
-use crate::auth::flight::{Flight, Flights, Gate, Join, Permit, Turn};
+use crate::auth::flight::{Caller, Flight, Flights, Gate, Join, Turn};
 use crate::auth::jwk::SigningKey;
 use crate::auth::patient::{IdSelector, Identifier, PatientContext, normalise_reference};
 use crate::auth::scope::{Need, grants};
@@ -27,8 +27,8 @@ use crate::time::now_secs;
 /// Largest EHR answer read; anything longer is garbage to us.
 const MAX_ANSWER: u64 = 1 << 20;
 
-/// How long a request waits for another's introspection or Patient read without a place in the gate: a
-/// healthy EHR answers well within it, a hung one does not (see `flight`).
+/// How long a call to the EHR is young: a healthy EHR answers well within it, a hung one does not. Others
+/// join a young call without a place in the tenant's gate (`Caller::needs_place_at`).
 const YOUNG: Duration = Duration::from_millis(500);
 
 /// The v2-0203 identifier type system, as FHIR R4 and as DSTU2 name it.
@@ -122,13 +122,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Answers<K, V> {
 
     /// The answer cached for `key` at `now`, else the outcome of a fetch of it: the one in flight for `key`,
     /// or this request's own `fetch` (given the request's deadline), which keeps in the cache what it may.
-    /// Asking the EHR takes a place in the tenant's gate (`work`), and so does waiting for the fetch of
-    /// another request once that fetch is older than `YOUNG`.
+    /// Asking the EHR takes a place in the tenant's gate, and so may waiting for another request's fetch.
     fn get(
         &self,
         key: K,
         now: u64,
-        work: &mut Work<'_>,
+        caller: &mut Caller<'_>,
         fetch: impl FnOnce(Instant) -> Result<V, ApiError>,
     ) -> Result<V, ApiError> {
         let cached = read(&self.cache)?.get(&key, now);
@@ -137,11 +136,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Answers<K, V> {
             return Ok(v);
         }
         let settled = || read(&self.cache).map(|c| c.get(&key, now)).transpose();
-        let deadline = work.deadline;
-        match self.fetching.turn(key.clone(), settled, || work.begin().map(drop)) {
+        let deadline = caller.deadline();
+        match self.fetching.turn(key.clone(), settled, || caller.enter()) {
             Turn::Known(known) => known,
             Turn::Lead(lead) => lead.run(|| fetch(deadline)),
-            Turn::Join(joined) => joined.outcome_in_place(YOUNG, deadline, || work.begin().map(drop)),
+            Turn::Join(joined) => joined.outcome_for(caller),
         }
     }
 
@@ -154,28 +153,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Answers<K, V> {
 
 fn unavailable(step: &str, detail: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(format!("{step}: {detail}"))
-}
-
-/// One request's business with the EHR: a place in the tenant's gate, taken before its first call to the
-/// EHR (or once it has waited `YOUNG` for another request's call), and the deadline every call shares.
-struct Work<'a> {
-    gate: &'a Gate,
-    permit: Option<Permit<'a>>,
-    deadline: Instant,
-}
-
-impl<'a> Work<'a> {
-    fn new(ehr: &'a Ehr) -> Work<'a> {
-        Work { gate: &ehr.gate, permit: None, deadline: Instant::now() + Duration::from_secs(ehr.cfg.timeout_secs) }
-    }
-
-    /// Enters the gate (once) before anything waits on the EHR; 503 when the tenant's share is taken.
-    fn begin(&mut self) -> Result<Instant, ApiError> {
-        if self.permit.is_none() {
-            self.permit = Some(self.gate.enter(self.deadline)?);
-        }
-        Ok(self.deadline)
-    }
 }
 
 /// What is left of a deadline, for a call's timeout; 503 when nothing is.
@@ -207,13 +184,18 @@ impl Ehr {
         }
     }
 
+    /// One request's business with this EHR, its calls bounded by `timeoutSeconds` together.
+    fn caller(&self) -> Caller<'_> {
+        Caller::new(&self.gate, Instant::now() + Duration::from_secs(self.cfg.timeout_secs))
+    }
+
     /// Validates an access token for `need` and resolves its patient: the patient in context and when the
     /// token expires (Unix seconds). Making the grant of it is `auth::authorize`'s.
     pub fn authorize(&self, token: &str, need: Need) -> Result<(Arc<PatientContext>, u64, Who), ApiError> {
         let now = now_secs();
-        let mut work = Work::new(self);
+        let mut caller = self.caller();
         let key: [u8; 32] = sha256(token.as_bytes());
-        let info = self.introspections.get(key, now, &mut work, |deadline| {
+        let info = self.introspections.get(key, now, &mut caller, |deadline| {
             let info = Arc::new(self.introspect(token, deadline)?);
             let ttl = if info.active { self.cfg.introspection_cache_secs } else { self.cfg.negative_cache_secs };
             // Never past the token's own expiry; a ttl of 0 keeps nothing.
@@ -243,7 +225,7 @@ impl Ehr {
             ApiError::InvalidToken("the access token's patient claim is not a patient of this EHR".into())
         })?;
         let who = Who { client_id: info.client_id.clone(), subject: info.subject.clone() };
-        let patient = self.patients.get(id.to_string(), now, &mut work, |deadline| self.patient(id, deadline))?;
+        let patient = self.patients.get(id.to_string(), now, &mut caller, |deadline| self.patient(id, deadline))?;
         Ok((patient, exp, who))
     }
 
@@ -254,8 +236,9 @@ impl Ehr {
         if let Some(d) = self.discovered.cached(now_secs()) {
             return Ok(d);
         }
-        let mut work = Work::new(self);
-        let deadline = work.begin()?;
+        let mut caller = self.caller();
+        caller.enter()?;
+        let deadline = caller.deadline();
         let backoff = u64::from(crate::http::error::RETRY_AFTER_SECS);
         self.discovered.get(now_secs(), Join::FailFast { backoff }, || self.fetch_discovery(deadline))
     }

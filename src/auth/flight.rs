@@ -1,25 +1,15 @@
 //! How the EHR client waits on its EHR without holding a lock across a call: `Flights`, one fetch in flight
 //! per key (an introspection per token, a Patient read per patient) that the other requests needing that
-//! key join; `Flight`, one cached value (discovery, the backend token) fetched the same way; and `Gate`, a
-//! bound on how many requests of one tenant may be waiting on its EHR at once (when the places are all
-//! taken by young holders, the next waits for a place until the oldest is no longer young).
+//! key join; `Flight`, one cached value (discovery, the backend token) fetched the same way; `Gate`, a
+//! bound on how many requests of one tenant may be waiting on its EHR at once; and `Caller`, one request's
+//! deadline and its place in that gate.
 //!
 //! Invariants: no lock is held while a fetch runs; a waiter never waits past its deadline, and never starts
 //! a fetch of its own when the one it joined fails (it shares the failure); a fetch that panics still
 //! wakes its waiters; a key stays in a `Flights` map only while its fetch runs, so the map never holds more
-//! entries than there are requests fetching; a `Gate` never lets more than its bound in.
-//!
-//! The gate bounds how many workers one EHR can hold, so a place in it is needed to call the EHR, and to go
-//! on waiting for another request's call once that call is no longer young (older than the `young` its
-//! caller gives: a healthy EHR answers well within it, a hung one does not). While a fetch is young, the
-//! requests that join it wait without a place: counting them would let a burst on one popular token fill the gate
-//! behind a single call to an EHR only a few tens of milliseconds slow, and refuse the other tokens'
-//! requests. What a hung EHR can hold stays bounded: a caller without a place never calls the EHR, a new
-//! fetch needs a place, and a fetch is young only for `young`; so once the places are taken by requests
-//! stuck on the EHR, no fetch stays young for longer than that and every further request is refused at once
-//! (beyond its share, a tenant holds workers only while a fetch it just started is young). Age decides only
-//! whether a waiter needs a place, never whether a caller may call the EHR: letting callers in by the age of
-//! the held places would let a burst call a hung EHR before any place grew old.
+//! entries than there are requests fetching; a `Gate` never lets more than its bound in. A caller needs a
+//! place in the gate to call the EHR, whatever the age of the calls already made, and to wait for another's
+//! call once that call is no longer young (`Caller::needs_place_at`, the one place that rule is decided).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -152,20 +142,14 @@ impl<T: Clone> Joined<T> {
             .unwrap_or_else(|| Err(ApiError::Unavailable(format!("{}: timed out waiting for it", self.what))))
     }
 
-    /// The fetch's outcome, waited for without a place in the gate while the fetch is younger than `young`,
-    /// and past that only in the place `enter` takes (its refusal, when it takes none), until `deadline`.
-    pub fn outcome_in_place(
-        &self,
-        young: Duration,
-        deadline: Instant,
-        enter: impl FnOnce() -> Result<(), ApiError>,
-    ) -> Result<T, ApiError> {
-        let grown = self.fetch.started.checked_add(young).map_or(deadline, |t| t.min(deadline));
-        if let Some(result) = self.fetch.wait(grown) {
+    /// The fetch's outcome for `caller`: waited for without a place in its gate until it needs one
+    /// (`Caller::needs_place_at`), then in its place (its refusal, when it gets none) until its deadline.
+    pub fn outcome_for(&self, caller: &mut Caller<'_>) -> Result<T, ApiError> {
+        if let Some(result) = self.fetch.wait(caller.needs_place_at(self.fetch.started)) {
             return result;
         }
-        enter()?;
-        self.outcome(deadline)
+        caller.enter()?;
+        self.outcome(caller.deadline)
     }
 }
 
@@ -310,13 +294,6 @@ pub struct Gate {
     young: Duration,
 }
 
-/// One place in a `Gate`, given back on drop.
-#[derive(Debug)]
-pub struct Permit<'a> {
-    gate: &'a Gate,
-    place: usize,
-}
-
 impl Gate {
     pub fn new(bound: usize, young: Duration) -> Gate {
         Gate { places: Mutex::new(vec![None; bound.max(1)]), freed: Condvar::new(), young }
@@ -324,13 +301,13 @@ impl Gate {
 
     /// A place; 503 when all are taken by holders older than `young`, or still all taken when the oldest
     /// holder grows old or at `deadline`.
-    pub fn enter(&self, deadline: Instant) -> Result<Permit<'_>, ApiError> {
+    fn enter(&self, deadline: Instant) -> Result<usize, ApiError> {
         let mut places = lock(&self.places);
         loop {
             let now = Instant::now();
             if let Some(place) = places.iter().position(Option::is_none) {
                 places[place] = Some(now);
-                return Ok(Permit { gate: self, place });
+                return Ok(place);
             }
             let oldest = places.iter().flatten().min().copied().unwrap_or(now);
             let until = (oldest + self.young).min(deadline);
@@ -343,13 +320,58 @@ impl Gate {
             places = self.freed.wait_timeout(places, until - now).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
+
+    fn leave(&self, place: usize) {
+        lock(&self.places)[place] = None;
+        self.freed.notify_one();
+    }
+
+    #[cfg(test)]
+    fn taken(&self) -> usize {
+        lock(&self.places).iter().flatten().count()
+    }
 }
 
-impl Drop for Permit<'_> {
+/// One request's business with the EHR: the deadline its calls share, and the place in its tenant's gate
+/// that it takes before it first needs one and holds until it is dropped.
+#[derive(Debug)]
+pub struct Caller<'a> {
+    gate: &'a Gate,
+    place: Option<usize>,
+    deadline: Instant,
+}
+
+impl<'a> Caller<'a> {
+    pub fn new(gate: &'a Gate, deadline: Instant) -> Caller<'a> {
+        Caller { gate, place: None, deadline }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Takes a place in the gate (once), needed to call the EHR; 503 when the tenant's share is taken.
+    pub fn enter(&mut self) -> Result<(), ApiError> {
+        if self.place.is_none() {
+            self.place = Some(self.gate.enter(self.deadline)?);
+        }
+        Ok(())
+    }
+
+    /// When this caller, waiting for another's fetch that started at `started`, needs a place in the gate:
+    /// once that fetch is older than the gate's `young`. A healthy EHR answers within it, so a burst joining
+    /// one call waits for it without filling the gate; a hung one does not, and then its joiners hold places
+    /// like its callers, so beyond the gate's bound a hung EHR holds workers only while a fetch is young.
+    fn needs_place_at(&self, started: Instant) -> Instant {
+        started.checked_add(self.gate.young).map_or(self.deadline, |t| t.min(self.deadline))
+    }
+}
+
+impl Drop for Caller<'_> {
     fn drop(&mut self) {
-        let mut places = lock(&self.gate.places);
-        places[self.place] = None;
-        self.gate.freed.notify_one();
+        if let Some(place) = self.place.take() {
+            self.gate.leave(place);
+        }
     }
 }
 
@@ -465,33 +487,36 @@ mod tests {
         }
     }
 
+    /// A caller of `gate` that holds one of its places.
+    fn holder(gate: &Gate) -> Caller<'_> {
+        let mut caller = Caller::new(gate, soon());
+        caller.enter().unwrap();
+        caller
+    }
+
     #[test]
     fn a_young_fetch_is_waited_for_without_a_place_and_an_old_one_only_in_one() {
         let f = Shared::new(Flights::new("x"));
         let (leader, release) = leader(&f, || Ok(1));
-        let refused = join(&f).outcome_in_place(Duration::ZERO, soon(), || Err(down()));
-        assert_eq!(refused, Err(down()), "past its youth, no place: the refusal, at once");
-        let (entered, placed) = mpsc::channel();
-        let old = join(&f);
-        let in_place = std::thread::spawn(move || {
-            old.outcome_in_place(Duration::ZERO, soon(), || {
-                entered.send(()).unwrap();
-                Ok(())
-            })
+        // Gates of one place: one that a fetch outgrows at once, one where it stays young for 20 s.
+        let (old, free, young) =
+            (Gate::new(1, Duration::ZERO), Gate::new(1, Duration::ZERO), Gate::new(1, Duration::from_secs(20)));
+        let (_old_holder, _young_holder) = (holder(&old), holder(&young));
+        let refused = join(&f).outcome_for(&mut Caller::new(&old, soon()));
+        assert!(matches!(refused, Err(ApiError::Unavailable(_))), "past its youth, no place: refused at once");
+        std::thread::scope(|s| {
+            let in_place = s.spawn(|| join(&f).outcome_for(&mut Caller::new(&free, soon())));
+            let placeless = s.spawn(|| join(&f).outcome_for(&mut Caller::new(&young, soon())));
+            while f.waiting(&"a") < 2 || free.taken() < 1 {
+                std::thread::yield_now();
+            }
+            release.send(()).unwrap();
+            assert_eq!(leader.join().unwrap(), Ok(1));
+            assert_eq!(in_place.join().unwrap(), Ok(1), "a waiter in its place shares the outcome");
+            assert_eq!(placeless.join().unwrap(), Ok(1), "so does one without a place, never asking for one");
         });
-        placed.recv().unwrap();
-        let young = join(&f);
-        let placeless = std::thread::spawn(move || {
-            young.outcome_in_place(Duration::from_secs(20), soon(), || panic!("a young fetch needs no place"))
-        });
-        while f.waiting(&"a") < 2 {
-            std::thread::yield_now();
-        }
-        release.send(()).unwrap();
-        assert_eq!(leader.join().unwrap(), Ok(1));
-        assert_eq!(in_place.join().unwrap(), Ok(1), "a waiter in its place shares the outcome");
-        assert_eq!(placeless.join().unwrap(), Ok(1), "so does one without a place");
-        assert!(matches!(f.turn("b", unknown, || Err(down())), Turn::Known(Err(_))), "no place, no fetch");
+        let mut refused = Caller::new(&old, soon());
+        assert!(matches!(f.turn("b", unknown, || refused.enter()), Turn::Known(Err(_))), "no place, no fetch");
         assert_eq!(f.len(), 0);
     }
 
@@ -535,27 +560,26 @@ mod tests {
 
     #[test]
     fn the_gate_lets_in_at_most_its_bound() {
-        let soon = || Instant::now() + Duration::from_secs(20);
         let g = Gate::new(2, Duration::ZERO);
-        let a = g.enter(soon()).unwrap();
-        let _b = g.enter(soon()).unwrap();
-        assert!(matches!(g.enter(soon()), Err(ApiError::Unavailable(_))), "old holders: refused at once");
+        let (a, _b) = (holder(&g), holder(&g));
+        let mut next = Caller::new(&g, soon());
+        assert!(matches!(next.enter(), Err(ApiError::Unavailable(_))), "old holders: refused at once");
         drop(a);
-        assert!(g.enter(soon()).is_ok());
+        assert!(next.enter().is_ok());
         // Young holders: the next waits for a place, up to when the oldest is no longer young.
-        let g = Arc::new(Gate::new(1, Duration::from_millis(300)));
-        let held = g.enter(soon()).unwrap();
-        let waiter = {
-            let g = Arc::clone(&g);
-            std::thread::spawn(move || g.enter(soon()).map(drop).is_ok())
-        };
-        std::thread::sleep(Duration::from_millis(50));
-        drop(held);
-        assert!(waiter.join().unwrap(), "a place freed while the holder was young is taken");
-        let _held = g.enter(soon()).unwrap();
+        let g = Gate::new(1, Duration::from_millis(300));
+        let held = holder(&g);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| Caller::new(&g, soon()).enter().is_ok());
+            std::thread::sleep(Duration::from_millis(50));
+            drop(held);
+            assert!(waiter.join().unwrap(), "a place freed while the holder was young is taken");
+        });
+        let _held = holder(&g);
         let started = Instant::now();
-        assert!(matches!(g.enter(soon()), Err(ApiError::Unavailable(_))), "refused once the holder is old");
+        assert!(matches!(Caller::new(&g, soon()).enter(), Err(ApiError::Unavailable(_))), "refused once it is old");
         assert!(started.elapsed() >= Duration::from_millis(200), "after waiting for it to grow old");
-        assert!(matches!(g.enter(Instant::now()), Err(ApiError::Unavailable(_))), "never past the deadline");
+        let late = Caller::new(&g, Instant::now()).enter();
+        assert!(matches!(late, Err(ApiError::Unavailable(_))), "never past the deadline");
     }
 }
