@@ -11,6 +11,7 @@ mod app;
 mod audit;
 mod auth;
 mod budget;
+mod cache;
 pub mod cli;
 mod config;
 pub mod dicom;

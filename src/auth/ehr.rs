@@ -1,5 +1,5 @@
 //! The EHR client of a `smart-on-fhir` tenant (README, Connecting to an EHR): discovery, the Backend Services token,
-//! token introspection (RFC 7662) and Patient reads, each behind a bounded cache.
+//! token introspection (RFC 7662) and Patient reads, each a cached single flight (`flight::Flight`).
 //!
 //! Invariants: every call has a timeout, and one request's calls together never take longer than
 //! `timeoutSeconds`; no redirect is followed, and any answer that is not the one asked for (a 3xx, a body
@@ -12,12 +12,10 @@
 //! keyed by a SHA-256 of the token, so tokens are not kept; no token is logged.
 
 use serde_json::Value;
-use std::hash::Hash;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auth::cache::TtlCache;
-use crate::auth::flight::{Caller, Flight, Flights, Gate, Join, Turn};
+use crate::auth::flight::{Caller, Flight, Gate};
 use crate::auth::jwk::SigningKey;
 use crate::auth::patient::{IdSelector, Identifier, PatientContext, normalise_reference};
 use crate::auth::scope::{Need, grants};
@@ -94,61 +92,15 @@ pub struct Ehr {
     cfg: Settings,
     selector: IdSelector,
     agent: ureq::Agent,
-    discovered: Flight<Discovered>,
+    discovered: Flight<(), Discovered>,
     /// The backend access token, until shortly before it expires.
-    backend: Flight<String>,
+    backend: Flight<(), String>,
     /// The requests of this tenant that wait on the EHR now.
     gate: Gate,
     /// Introspections by the SHA-256 of the token.
-    introspections: Answers<[u8; 32], Arc<Introspection>>,
+    introspections: Flight<[u8; 32], Arc<Introspection>>,
     /// Patients by id.
-    patients: Answers<String, Arc<PatientContext>>,
-}
-
-/// EHR answers by key: a bounded cache, and one fetch in flight per key that the other requests needing
-/// that key wait for, so an answer that expires under load is asked for once and not by each request.
-#[derive(Debug)]
-struct Answers<K, V> {
-    /// The cache's name in the metrics: "introspection", "patient".
-    name: &'static str,
-    cache: RwLock<TtlCache<K, V>>,
-    fetching: Flights<K, V>,
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> Answers<K, V> {
-    fn new(name: &'static str, step: &'static str, capacity: usize) -> Answers<K, V> {
-        Answers { name, cache: RwLock::new(TtlCache::new(capacity)), fetching: Flights::new(step) }
-    }
-
-    /// The answer cached for `key` at `now`, else the outcome of a fetch of it: the one in flight for `key`,
-    /// or this request's own `fetch` (given the request's deadline), which keeps in the cache what it may.
-    /// Asking the EHR takes a place in the tenant's gate, and so may waiting for another request's fetch.
-    fn get(
-        &self,
-        key: K,
-        now: u64,
-        caller: &mut Caller<'_>,
-        fetch: impl FnOnce(Instant) -> Result<V, ApiError>,
-    ) -> Result<V, ApiError> {
-        let cached = read(&self.cache)?.get(&key, now);
-        crate::metrics::cache(self.name, cached.is_some());
-        if let Some(v) = cached {
-            return Ok(v);
-        }
-        let settled = || read(&self.cache).map(|c| c.get(&key, now)).transpose();
-        let deadline = caller.deadline();
-        match self.fetching.turn(key.clone(), settled, || caller.enter()) {
-            Turn::Known(known) => known,
-            Turn::Lead(lead) => lead.run(|| fetch(deadline)),
-            Turn::Join(joined) => joined.outcome_for(caller),
-        }
-    }
-
-    /// Keeps `value` for `key` until `until` (Unix seconds).
-    fn keep(&self, key: K, value: V, until: u64, now: u64) -> Result<(), ApiError> {
-        write(&self.cache)?.insert(key, value, until, now);
-        Ok(())
-    }
+    patients: Flight<String, Arc<PatientContext>>,
 }
 
 fn unavailable(step: &str, detail: impl std::fmt::Display) -> ApiError {
@@ -176,34 +128,32 @@ impl Ehr {
             cfg,
             selector,
             agent: ureq::Agent::new_with_config(config),
-            discovered: Flight::new("discovery"),
-            backend: Flight::new("backend token"),
+            // A failure is repeated to `discover_public` within `Retry-After`, never to a request that waits.
+            discovered: Flight::new("discovery", 1).backoff(u64::from(crate::http::error::RETRY_AFTER_SECS)),
+            backend: Flight::new("backend token", 1),
             gate,
-            introspections: Answers::new("introspection", "introspection", capacity),
-            patients: Answers::new("patient", "patient read", capacity),
+            introspections: Flight::new("introspection", capacity).counted("introspection"),
+            patients: Flight::new("patient read", capacity).counted("patient"),
         }
     }
 
-    /// One request's business with this EHR, its calls bounded by `timeoutSeconds` together.
-    fn caller(&self) -> Caller<'_> {
-        Caller::new(&self.gate, Instant::now() + Duration::from_secs(self.cfg.timeout_secs))
+    /// The deadline of a request's calls to this EHR: `timeoutSeconds` for them all together.
+    fn deadline(&self) -> Instant {
+        Instant::now() + Duration::from_secs(self.cfg.timeout_secs)
     }
 
     /// Validates an access token for `need` and resolves its patient: the patient in context and when the
     /// token expires (Unix seconds). Making the grant of it is `auth::authorize`'s.
     pub fn authorize(&self, token: &str, need: Need) -> Result<(Arc<PatientContext>, u64, Who), ApiError> {
         let now = now_secs();
-        let mut caller = self.caller();
+        let mut caller = Caller::new(&self.gate, self.deadline());
         let key: [u8; 32] = sha256(token.as_bytes());
-        let info = self.introspections.get(key, now, &mut caller, |deadline| {
-            let info = Arc::new(self.introspect(token, deadline)?);
+        let info = self.introspections.get(key, now, &mut caller, |caller| {
+            let info = Arc::new(self.introspect(token, caller)?);
             let ttl = if info.active { self.cfg.introspection_cache_secs } else { self.cfg.negative_cache_secs };
             // Never past the token's own expiry; a ttl of 0 keeps nothing.
             let until = info.exp.map_or(now + ttl, |exp| exp.min(now + ttl));
-            if ttl > 0 {
-                self.introspections.keep(key, Arc::clone(&info), until, now)?;
-            }
-            Ok(info)
+            Ok((info, until))
         })?;
         if !info.active {
             return Err(ApiError::InvalidToken("the access token is not active".into()));
@@ -225,7 +175,12 @@ impl Ehr {
             ApiError::InvalidToken("the access token's patient claim is not a patient of this EHR".into())
         })?;
         let who = Who { client_id: info.client_id.clone(), subject: info.subject.clone() };
-        let patient = self.patients.get(id.to_string(), now, &mut caller, |deadline| self.patient(id, deadline))?;
+        let patient = self.patients.get(id.to_string(), now, &mut caller, |caller| {
+            let patient = Arc::new(self.patient(id, caller)?);
+            // Kept from when the EHR answered; a ttl of 0 keeps nothing.
+            let ttl = self.cfg.patient_cache_secs;
+            Ok((patient, if ttl > 0 { now_secs() + ttl } else { now }))
+        })?;
         Ok((patient, exp, who))
     }
 
@@ -233,19 +188,18 @@ impl Ehr {
     /// smart-configuration): the cached one, else a fetch of it, but never a wait on another request's
     /// fetch, nor a new fetch within `Retry-After` of a failed one.
     pub fn discover_public(&self) -> Result<Discovered, ApiError> {
-        if let Some(d) = self.discovered.cached(now_secs()) {
+        if let Some(d) = self.discovered.cached(&(), now_secs()) {
             return Ok(d);
         }
-        let mut caller = self.caller();
+        let mut caller = Caller::impatient(&self.gate, self.deadline());
         caller.enter()?;
-        let deadline = caller.deadline();
-        let backoff = u64::from(crate::http::error::RETRY_AFTER_SECS);
-        self.discovered.get(now_secs(), Join::FailFast { backoff }, || self.fetch_discovery(deadline))
+        self.discovered.get((), now_secs(), &mut caller, |caller| self.fetch_discovery(caller.deadline()))
     }
 
-    /// The EHR's SMART configuration, fetched once; a failure is not remembered, so a later request retries.
-    fn discover(&self, deadline: Instant) -> Result<Discovered, ApiError> {
-        self.discovered.get(now_secs(), Join::Wait(deadline), || self.fetch_discovery(deadline))
+    /// The EHR's SMART configuration, fetched once; a failure is not repeated to a request that waits, so a
+    /// later request retries.
+    fn discover(&self, caller: &mut Caller<'_>) -> Result<Discovered, ApiError> {
+        self.discovered.get((), now_secs(), caller, |caller| self.fetch_discovery(caller.deadline()))
     }
 
     fn fetch_discovery(&self, deadline: Instant) -> Result<(Discovered, u64), ApiError> {
@@ -272,12 +226,12 @@ impl Ehr {
     }
 
     /// Introspects at the EHR with the backend token, getting a fresh backend token once if it is refused.
-    fn introspect(&self, token: &str, deadline: Instant) -> Result<Introspection, ApiError> {
-        let step = "introspection";
-        let endpoint = self.discover(deadline)?.introspection_endpoint;
+    fn introspect(&self, token: &str, caller: &mut Caller<'_>) -> Result<Introspection, ApiError> {
+        let (step, deadline) = ("introspection", caller.deadline());
+        let endpoint = self.discover(caller)?.introspection_endpoint;
         let mut retried = false;
         loop {
-            let backend = self.backend_token(deadline)?;
+            let backend = self.backend_token(caller)?;
             let answer = self
                 .agent
                 .post(&endpoint)
@@ -292,7 +246,7 @@ impl Ehr {
                 200 => return parse_introspection(&body),
                 401 if !retried => {
                     retried = true;
-                    self.backend.forget_if(|t| *t == backend);
+                    self.backend.forget_if(&(), |t| *t == backend);
                 }
                 other => return Err(unavailable(step, format!("answered {other}"))),
             }
@@ -301,13 +255,13 @@ impl Ehr {
 
     /// The Backend Services access token (SMART Backend Services, `client_credentials`), cached until
     /// shortly before it expires; one fetch at a time, which the others wait for.
-    fn backend_token(&self, deadline: Instant) -> Result<String, ApiError> {
-        self.backend.get(now_secs(), Join::Wait(deadline), || self.fetch_backend_token(deadline))
+    fn backend_token(&self, caller: &mut Caller<'_>) -> Result<String, ApiError> {
+        self.backend.get((), now_secs(), caller, |caller| self.fetch_backend_token(caller))
     }
 
-    fn fetch_backend_token(&self, deadline: Instant) -> Result<(String, u64), ApiError> {
-        let step = "backend token";
-        let endpoint = self.discover(deadline)?.token_endpoint;
+    fn fetch_backend_token(&self, caller: &mut Caller<'_>) -> Result<(String, u64), ApiError> {
+        let (step, deadline) = ("backend token", caller.deadline());
+        let endpoint = self.discover(caller)?.token_endpoint;
         let now = now_secs();
         let mut form = vec![("grant_type", "client_credentials".to_string()), ("scope", self.cfg.scope.clone())];
         let mut request = self
@@ -356,9 +310,9 @@ impl Ehr {
     }
 
     /// Reads `Patient/{id}`; the answer must be that Patient.
-    fn patient(&self, id: &str, deadline: Instant) -> Result<Arc<PatientContext>, ApiError> {
-        let step = "patient read";
-        let backend = self.backend_token(deadline)?;
+    fn patient(&self, id: &str, caller: &mut Caller<'_>) -> Result<PatientContext, ApiError> {
+        let (step, deadline) = ("patient read", caller.deadline());
+        let backend = self.backend_token(caller)?;
         let url = format!("{}/Patient/{id}", self.cfg.fhir_base_url);
         let answer = self
             .agent
@@ -382,14 +336,7 @@ impl Ehr {
             return Err(unavailable(step, format!("the answer is not Patient/{id} but another resource")));
         }
         let reference = format!("{}/Patient/{id}", self.cfg.fhir_base_url);
-        let ctx =
-            PatientContext::new(id.to_string(), reference, display_name(&body), identifiers(&body), &self.selector);
-        let ctx = Arc::new(ctx);
-        let (now, ttl) = (now_secs(), self.cfg.patient_cache_secs);
-        if ttl > 0 {
-            self.patients.keep(id.to_string(), Arc::clone(&ctx), now + ttl, now)?;
-        }
-        Ok(ctx)
+        Ok(PatientContext::new(id.to_string(), reference, display_name(&body), identifiers(&body), &self.selector))
     }
 
     /// Turns a call's outcome into (status, JSON body); transport failures, redirects, bodies over
@@ -479,14 +426,6 @@ fn display_name(patient: &Value) -> Option<String> {
     let family = name.get("family").and_then(Value::as_str);
     let parts: Vec<&str> = given.into_iter().chain(family).collect();
     (!parts.is_empty()).then(|| parts.join(" "))
-}
-
-fn read<T>(m: &RwLock<T>) -> Result<std::sync::RwLockReadGuard<'_, T>, ApiError> {
-    m.read().map_err(|_| ApiError::Internal("a cache lock was poisoned".into()))
-}
-
-fn write<T>(m: &RwLock<T>) -> Result<std::sync::RwLockWriteGuard<'_, T>, ApiError> {
-    m.write().map_err(|_| ApiError::Internal("a cache lock was poisoned".into()))
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {

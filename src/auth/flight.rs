@@ -1,21 +1,25 @@
-//! How the EHR client waits on its EHR without holding a lock across a call: `Flights`, one fetch in flight
-//! per key (an introspection per token, a Patient read per patient) that the other requests needing that
-//! key join; `Flight`, one cached value (discovery, the backend token) fetched the same way; `Gate`, a
-//! bound on how many requests of one tenant may be waiting on its EHR at once; and `Caller`, one request's
-//! deadline and its place in that gate.
+//! One cached single flight, `Flight`: the EHR's answers kept by key until they expire, and one fetch in
+//! flight per key that the others asking for that key join and share the outcome of. The single values
+//! (discovery, the backend token) are flights keyed by `()`, introspections are keyed by a hash of the
+//! token, Patient reads by the patient's id. `Gate` bounds how many requests of one tenant wait on its EHR
+//! at once, and `Caller` is one request's part in it: its deadline and, once it took one, its place.
 //!
-//! Invariants: no lock is held while a fetch runs; a waiter never waits past its deadline, and never starts
-//! a fetch of its own when the one it joined fails (it shares the failure); a fetch that panics still
-//! wakes its waiters; a key stays in a `Flights` map only while its fetch runs, so the map never holds more
-//! entries than there are requests fetching; a `Gate` never lets more than its bound in. A caller needs a
-//! place in the gate to call the EHR, whatever the age of the calls already made, and to wait for another's
-//! call once that call is no longer young (`Caller::needs_place_at`, the one place that rule is decided).
+//! Invariants: no lock is held while a fetch runs; a caller never waits past its deadline, and never starts
+//! a fetch of its own when the one it joined fails (it shares the failure); a fetch that panics still ends
+//! and wakes its waiters; a key is in flight only while its fetch runs, so there are never more fetches in
+//! flight than callers fetching; at most `capacity` answers are kept (when full, expired ones make room
+//! first, then the one that would expire soonest), and none is given at or after its expiry; a failure is
+//! kept only for `backoff` seconds, and told only to callers that do not wait; a `Gate` never lets more than
+//! its bound in. A caller needs a place in the gate to fetch, whatever the age of the fetches in flight, and
+//! to wait for another's fetch once that fetch is no longer young (`Caller::needs_place_at`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::cache::TtlCache;
 use crate::http::ApiError;
 
 fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
@@ -23,260 +27,165 @@ fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One fetch per key at a time, which the other callers asking for that key join.
+/// Answers by key, kept until they expire, each fetched by one caller at a time while the others asking
+/// for it join that fetch.
 #[derive(Debug)]
-pub struct Flights<K, T> {
+pub struct Flight<K, V> {
+    /// Names the answers in errors and the log: "discovery", "introspection", "patient read".
     what: &'static str,
-    /// The fetches running now, by key.
-    running: Mutex<HashMap<K, Arc<Fetch<T>>>>,
+    /// The cache's name in the metrics, when its lookups are counted there.
+    counted: Option<&'static str>,
+    /// How long a failure is kept (seconds); 0: not at all.
+    backoff: u64,
+    /// The answers (a failure kept for `backoff`), shared by readers.
+    answers: RwLock<TtlCache<K, Result<V, ApiError>>>,
+    /// The fetches in flight, by key.
+    running: Mutex<HashMap<K, Arc<Fetch<V>>>>,
 }
 
-/// One fetch in flight, shared by the caller running it and those waiting for it.
+/// One fetch in flight, shared by the caller running it and those that joined it.
 #[derive(Debug)]
-struct Fetch<T> {
+struct Fetch<V> {
     started: Instant,
-    state: Mutex<Outcome<T>>,
+    /// `None` while the fetch runs.
+    result: Mutex<Option<Result<V, ApiError>>>,
     ended: Condvar,
 }
 
-#[derive(Debug)]
-struct Outcome<T> {
-    /// `None` while the fetch runs.
-    result: Option<Result<T, ApiError>>,
-    /// How many callers wait for it.
-    waiting: usize,
-}
-
-/// A caller's part in the fetch of a key, as `Flights::turn` decides it.
-pub enum Turn<'a, K: Hash + Eq, T> {
-    /// Known without a fetch: what `settled` said, or why the caller may not fetch.
-    Known(Result<T, ApiError>),
-    /// Another caller's fetch of the key is in flight.
-    Join(Joined<T>),
-    /// This caller fetches, and the others join it.
-    Lead(Lead<'a, K, T>),
-}
-
-/// The fetch in flight that a caller joined.
-pub struct Joined<T> {
-    what: &'static str,
-    fetch: Arc<Fetch<T>>,
-}
-
-/// The fetch a caller runs; dropping it (also by a panic) ends the fetch and wakes the waiters.
-pub struct Lead<'a, K: Hash + Eq, T> {
-    flights: &'a Flights<K, T>,
-    key: K,
-    fetch: Arc<Fetch<T>>,
-    /// `None` until the fetch returned: when it panicked.
-    result: Option<Result<T, ApiError>>,
-}
-
-impl<K: Hash + Eq + Clone, T: Clone> Flights<K, T> {
-    /// `what` names the values in errors and the log: "introspection", "patient read".
-    pub fn new(what: &'static str) -> Flights<K, T> {
-        Flights { what, running: Mutex::new(HashMap::new()) }
+impl<K: Hash + Eq + Clone, V: Clone> Flight<K, V> {
+    /// `what` names the answers in errors and the log; at most `capacity` answers are kept.
+    pub fn new(what: &'static str, capacity: usize) -> Flight<K, V> {
+        let (answers, running) = (RwLock::new(TtlCache::new(capacity)), Mutex::new(HashMap::new()));
+        Flight { what, counted: None, backoff: 0, answers, running }
     }
 
-    /// How the caller takes part in the fetch of `key`: it joins the fetch already in flight; else it is
-    /// told what `settled` already knows (a cached value, a failure still to repeat), asked with the map
-    /// locked, so that the cache a fetch filled before it ended is seen and the fetch is not repeated; else
-    /// it leads a fetch of its own, once `enter` let it (the refusal of `enter` is `Known`).
-    pub fn turn(
-        &self,
-        key: K,
-        settled: impl FnOnce() -> Option<Result<T, ApiError>>,
-        enter: impl FnOnce() -> Result<(), ApiError>,
-    ) -> Turn<'_, K, T> {
-        let mut running = lock(&self.running);
-        if let Some(fetch) = running.get(&key) {
-            return Turn::Join(Joined { what: self.what, fetch: Arc::clone(fetch) });
-        }
-        if let Some(known) = settled() {
-            return Turn::Known(known);
-        }
-        if let Err(refused) = enter() {
-            return Turn::Known(Err(refused));
-        }
-        let outcome = Mutex::new(Outcome { result: None, waiting: 0 });
-        let fetch = Arc::new(Fetch { started: Instant::now(), state: outcome, ended: Condvar::new() });
-        running.insert(key.clone(), Arc::clone(&fetch));
-        Turn::Lead(Lead { flights: self, key, fetch, result: None })
+    /// Counts the lookups in the metrics, as those of the cache `name`.
+    pub fn counted(self, name: &'static str) -> Flight<K, V> {
+        Flight { counted: Some(name), ..self }
     }
 
-    /// The outcome for `key`: that of the fetch in flight, waited for until `wait` (`None`: not waited for,
-    /// 503 at once); else what `settled` knows; else that of this caller's own `fetch`, run with no lock held.
+    /// Keeps a failure for `secs` seconds from when its fetch started: a caller that does not wait is told
+    /// it instead of fetching again.
+    pub fn backoff(self, secs: u64) -> Flight<K, V> {
+        Flight { backoff: secs, ..self }
+    }
+
+    /// The answer kept for `key`, if it is fresh at `now` (Unix seconds).
+    pub fn cached(&self, key: &K, now: u64) -> Option<V> {
+        let answers = self.answers.read().unwrap_or_else(|e| e.into_inner());
+        answers.get(key, now).and_then(Result::ok)
+    }
+
+    /// The answer for `key` at `now` (Unix seconds): the one kept; else the outcome of the fetch of `key` in
+    /// flight, joined as `caller` may; else that of the caller's own `fetch`, run once the caller has a place
+    /// in its gate, with no lock held, and returning the answer and until when it may be kept (an answer
+    /// that expires by `now` is not kept).
     pub fn get(
         &self,
         key: K,
-        wait: Option<Instant>,
-        settled: impl FnOnce() -> Option<Result<T, ApiError>>,
-        fetch: impl FnOnce() -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        match self.turn(key, settled, || Ok(())) {
-            Turn::Known(known) => known,
-            Turn::Lead(lead) => lead.run(fetch),
-            Turn::Join(joined) => match wait {
-                Some(deadline) => joined.outcome(deadline),
-                None => Err(ApiError::Unavailable(format!("{}: another request is fetching it", self.what))),
-            },
+        now: u64,
+        caller: &mut Caller<'_>,
+        fetch: impl FnOnce(&mut Caller<'_>) -> Result<(V, u64), ApiError>,
+    ) -> Result<V, ApiError> {
+        let cached = self.cached(&key, now);
+        if let Some(name) = self.counted {
+            crate::metrics::cache(name, cached.is_some());
         }
+        if let Some(answer) = cached {
+            return Ok(answer);
+        }
+        let mut running = lock(&self.running);
+        if let Some(other) = running.get(&key).cloned() {
+            drop(running);
+            return self.join(&other, caller);
+        }
+        // Asked with `running` locked, so that what a fetch kept just before it ended is not fetched again.
+        let answers = self.answers.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(answer) = answers.get(&key, now).filter(|a| a.is_ok() || !caller.waits) {
+            return answer;
+        }
+        drop(answers);
+        caller.enter()?;
+        let lead = Arc::new(Fetch { started: Instant::now(), result: Mutex::new(None), ended: Condvar::new() });
+        running.insert(key.clone(), Arc::clone(&lead));
+        drop(running);
+        let outcome = catch_unwind(AssertUnwindSafe(|| fetch(caller)));
+        let shared = match &outcome {
+            Ok(Ok((answer, until))) => {
+                self.keep(key.clone(), Ok(answer.clone()), *until, now);
+                Ok(answer.clone())
+            }
+            Ok(Err(e)) => Err(e.clone()),
+            Err(_) => Err(ApiError::Internal(format!("{}: the fetch panicked", self.what))),
+        };
+        if let (Err(e), 1..) = (&shared, self.backoff) {
+            self.keep(key.clone(), Err(e.clone()), now.saturating_add(self.backoff), now);
+        }
+        // Out of flight first: a caller that comes after finds what the fetch kept, or starts a fetch of its
+        // own, and never waits for this one.
+        lock(&self.running).remove(&key);
+        *lock(&lead.result) = Some(shared);
+        lead.ended.notify_all();
+        outcome.unwrap_or_else(|panic| resume_unwind(panic)).map(|(answer, _)| answer)
     }
 
-    #[cfg(test)]
-    fn waiting(&self, key: &K) -> usize {
-        lock(&self.running).get(key).map_or(0, |f| lock(&f.state).waiting)
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        lock(&self.running).len()
-    }
-}
-
-impl<T: Clone> Joined<T> {
-    /// The fetch's outcome, waited for until `deadline`; 503 then.
-    pub fn outcome(&self, deadline: Instant) -> Result<T, ApiError> {
-        self.fetch
-            .wait(deadline)
-            .unwrap_or_else(|| Err(ApiError::Unavailable(format!("{}: timed out waiting for it", self.what))))
-    }
-
-    /// The fetch's outcome for `caller`: waited for without a place in its gate until it needs one
-    /// (`Caller::needs_place_at`), then in its place (its refusal, when it gets none) until its deadline.
-    pub fn outcome_for(&self, caller: &mut Caller<'_>) -> Result<T, ApiError> {
-        if let Some(result) = self.fetch.wait(caller.needs_place_at(self.fetch.started)) {
+    /// The outcome of another caller's fetch: waited for without a place in the gate until the caller needs
+    /// one, then in its place until its deadline; 503 at once for a caller that does not wait.
+    fn join(&self, fetch: &Fetch<V>, caller: &mut Caller<'_>) -> Result<V, ApiError> {
+        if !caller.waits {
+            return Err(ApiError::Unavailable(format!("{}: another request is fetching it", self.what)));
+        }
+        if let Some(result) = fetch.wait(caller.needs_place_at(fetch.started)) {
             return result;
         }
         caller.enter()?;
-        self.outcome(caller.deadline)
+        let timed_out = || ApiError::Unavailable(format!("{}: timed out waiting for it", self.what));
+        fetch.wait(caller.deadline).unwrap_or_else(|| Err(timed_out()))
+    }
+
+    /// Keeps `answer` for `key` until `until`; one that expires by `now` is not kept at all.
+    fn keep(&self, key: K, answer: Result<V, ApiError>, until: u64, now: u64) {
+        self.answers.write().unwrap_or_else(|e| e.into_inner()).insert(key, answer, until, now);
+    }
+
+    /// Drops the answer kept for `key` if `stale` says so (a backend token the EHR refused), so the next
+    /// caller fetches a new one; an answer another caller already replaced is kept.
+    pub fn forget_if(&self, key: &K, stale: impl Fn(&V) -> bool) {
+        let mut answers = self.answers.write().unwrap_or_else(|e| e.into_inner());
+        answers.remove_if(key, |answer| answer.as_ref().is_ok_and(&stale));
+    }
+
+    /// How many fetches are in flight.
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        lock(&self.running).len()
+    }
+
+    /// How many callers joined the fetch of `key` in flight: its references beyond the map's and its leader's.
+    #[cfg(test)]
+    fn joined(&self, key: &K) -> usize {
+        lock(&self.running).get(key).map_or(0, |f| Arc::strong_count(f) - 2)
+    }
+
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.answers.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
-impl<K: Hash + Eq, T: Clone> Lead<'_, K, T> {
-    /// Runs the fetch, with no lock held, and hands its result to the callers that joined it.
-    pub fn run(mut self, fetch: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
-        let result = fetch();
-        self.result = Some(result.clone());
-        result
-    }
-}
-
-impl<K: Hash + Eq, T> Drop for Lead<'_, K, T> {
-    fn drop(&mut self) {
-        let what = self.flights.what;
-        let result =
-            self.result.take().unwrap_or_else(|| Err(ApiError::Internal(format!("{what}: the fetch panicked"))));
-        // Out of the map first: a caller that comes after finds what the fetch left in the cache, or starts
-        // a fetch of its own, and never waits for this one.
-        lock(&self.flights.running).remove(&self.key);
-        lock(&self.fetch.state).result = Some(result);
-        self.fetch.ended.notify_all();
-    }
-}
-
-impl<T: Clone> Fetch<T> {
+impl<V: Clone> Fetch<V> {
     /// The fetch's result, if it ends by `until`.
-    fn wait(&self, until: Instant) -> Option<Result<T, ApiError>> {
-        let mut state = lock(&self.state);
-        state.waiting += 1;
-        let result = loop {
-            if let Some(result) = &state.result {
-                break Some(result.clone());
+    fn wait(&self, until: Instant) -> Option<Result<V, ApiError>> {
+        let mut result = lock(&self.result);
+        loop {
+            if let Some(result) = &*result {
+                return Some(result.clone());
             }
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                break None;
+                return None;
             }
-            state = self.ended.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
-        };
-        state.waiting -= 1;
-        result
-    }
-}
-
-/// How a caller takes part when the value is not cached and another caller is already fetching it.
-#[derive(Debug, Clone, Copy)]
-pub enum Join {
-    /// Wait for that fetch until the deadline, and share its outcome.
-    Wait(Instant),
-    /// Do not wait: 503 at once. Nor start a fetch within `backoff` seconds of a failed one.
-    FailFast { backoff: u64 },
-}
-
-/// A value fetched by one caller at a time and kept until it expires.
-#[derive(Debug)]
-pub struct Flight<T> {
-    known: Mutex<Known<T>>,
-    fetching: Flights<(), (T, u64)>,
-}
-
-#[derive(Debug)]
-struct Known<T> {
-    /// The value and until when it may be used (Unix seconds).
-    value: Option<(T, u64)>,
-    /// The error of the last fetch, when it failed, and when it started (Unix seconds).
-    failure: Option<(ApiError, u64)>,
-}
-
-impl<T> Known<T> {
-    /// The value and its expiry, if it is fresh at `now`.
-    fn fresh(&self, now: u64) -> Option<&(T, u64)> {
-        self.value.as_ref().filter(|(_, until)| now < *until)
-    }
-}
-
-impl<T: Clone> Flight<T> {
-    /// `what` names the value in errors and the log: "discovery", "backend token".
-    pub fn new(what: &'static str) -> Flight<T> {
-        Flight { known: Mutex::new(Known { value: None, failure: None }), fetching: Flights::new(what) }
-    }
-
-    /// The cached value if it is fresh at `now`.
-    pub fn cached(&self, now: u64) -> Option<T> {
-        lock(&self.known).fresh(now).map(|(v, _)| v.clone())
-    }
-
-    /// The cached value at `now` (Unix seconds), else the outcome of a fetch: this caller's own (`fetch`,
-    /// run with no lock held, returning the value and until when it may be used), or the one already in
-    /// flight, per `join`.
-    pub fn get(&self, now: u64, join: Join, fetch: impl FnOnce() -> Result<(T, u64), ApiError>) -> Result<T, ApiError> {
-        let (wait, backoff) = match join {
-            Join::Wait(deadline) => (Some(deadline), None),
-            Join::FailFast { backoff } => (None, Some(backoff)),
-        };
-        let settled = || {
-            let known = lock(&self.known);
-            if let Some(value) = known.fresh(now) {
-                return Some(Ok(value.clone()));
-            }
-            let (e, at) = known.failure.as_ref()?;
-            (now < at.saturating_add(backoff?)).then(|| Err(e.clone()))
-        };
-        let fetched = self.fetching.get((), wait, settled, || {
-            // Failed until it ends, so that a fetch that panics holds off the next one for the backoff too.
-            let panicked = ApiError::Internal(format!("{}: the fetch panicked", self.fetching.what));
-            lock(&self.known).failure = Some((panicked, now));
-            let result = fetch();
-            let mut known = lock(&self.known);
-            match &result {
-                Ok(value) => {
-                    known.value = Some(value.clone());
-                    known.failure = None;
-                }
-                Err(e) => known.failure = Some((e.clone(), now)),
-            }
-            result
-        });
-        fetched.map(|(v, _)| v)
-    }
-
-    /// Drops the cached value if `stale` says so (a backend token the EHR refused), so the next caller
-    /// fetches a new one; a value another caller already replaced is kept.
-    pub fn forget_if(&self, stale: impl Fn(&T) -> bool) {
-        let mut known = lock(&self.known);
-        if known.value.as_ref().is_some_and(|(v, _)| stale(v)) {
-            known.value = None;
+            result = self.ended.wait_timeout(result, left).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 }
@@ -339,11 +248,20 @@ pub struct Caller<'a> {
     gate: &'a Gate,
     place: Option<usize>,
     deadline: Instant,
+    /// Whether it waits for another's fetch; one that does not is refused at once, and told a failure kept
+    /// within a flight's backoff instead of fetching again.
+    waits: bool,
 }
 
 impl<'a> Caller<'a> {
+    /// A caller that waits for others' fetches until `deadline`.
     pub fn new(gate: &'a Gate, deadline: Instant) -> Caller<'a> {
-        Caller { gate, place: None, deadline }
+        Caller { gate, place: None, deadline, waits: true }
+    }
+
+    /// A caller that never waits for another's fetch, nor fetches again within a flight's backoff.
+    pub fn impatient(gate: &'a Gate, deadline: Instant) -> Caller<'a> {
+        Caller { gate, place: None, deadline, waits: false }
     }
 
     pub fn deadline(&self) -> Instant {
@@ -380,7 +298,6 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
     use std::thread::JoinHandle;
-    use std::time::Duration;
 
     fn soon() -> Instant {
         Instant::now() + Duration::from_secs(20)
@@ -390,9 +307,9 @@ mod tests {
         ApiError::Unavailable("down".into())
     }
 
-    /// Nothing is known without a fetch.
-    fn unknown() -> Option<Result<u32, ApiError>> {
-        None
+    /// A gate that always has a place, where a fetch is never young: its callers wait in their place.
+    fn roomy() -> Gate {
+        Gate::new(64, Duration::ZERO)
     }
 
     /// Runs `run` on a thread of its own, handing it `hold`, which a fetch calls to stay in flight until
@@ -412,27 +329,38 @@ mod tests {
         (thread, tx_release)
     }
 
-    type Shared = Arc<Flights<&'static str, u32>>;
+    type Shared = Arc<Flight<&'static str, u32>>;
+
+    /// `key` asked at time 0 by a caller waiting until `deadline`, whose own `fetch` keeps nothing.
+    fn ask(
+        f: &Shared,
+        key: &'static str,
+        deadline: Instant,
+        fetch: impl FnOnce() -> Result<u32, ApiError>,
+    ) -> Result<u32, ApiError> {
+        let gate = roomy();
+        f.get(key, 0, &mut Caller::new(&gate, deadline), |_| fetch().map(|v| (v, 0)))
+    }
 
     /// A fetch of "a" in flight on a thread of its own, ending with `end` once released.
     fn leader(f: &Shared, end: fn() -> Result<u32, ApiError>) -> (JoinHandle<Result<u32, ApiError>>, mpsc::Sender<()>) {
         let f = Arc::clone(f);
         in_flight(move |hold| {
-            f.get("a", Some(soon()), unknown, || {
+            ask(&f, "a", soon(), || {
                 hold();
                 end()
             })
         })
     }
 
-    /// A caller of "a" on a thread of its own; returns once it waits for the fetch in flight.
+    /// A caller of "a" on a thread of its own; returns once it joined the fetch in flight.
     fn waiter(f: &Shared) -> JoinHandle<Result<u32, ApiError>> {
-        let waiting = f.waiting(&"a");
+        let joined = f.joined(&"a");
         let thread = {
             let f = Arc::clone(f);
-            std::thread::spawn(move || f.get("a", Some(soon()), unknown, || panic!("a waiter must not fetch")))
+            std::thread::spawn(move || ask(&f, "a", soon(), || panic!("a waiter must not fetch")))
         };
-        while f.waiting(&"a") == waiting {
+        while f.joined(&"a") == joined {
             std::thread::yield_now();
         }
         thread
@@ -440,51 +368,47 @@ mod tests {
 
     #[test]
     fn waiters_share_one_fetch_per_key_and_its_failure() {
-        let f = Shared::new(Flights::new("x"));
+        let f = Shared::new(Flight::new("x", 8));
         let (leader, release) = leader(&f, || Err(down()));
         let (first, second) = (waiter(&f), waiter(&f));
-        assert_eq!(f.get("b", Some(soon()), unknown, || Ok(2)), Ok(2), "another key is fetched at once");
+        assert_eq!(ask(&f, "b", soon(), || Ok(2)), Ok(2), "another key is fetched at once");
         release.send(()).unwrap();
         assert_eq!(leader.join().unwrap(), Err(down()));
         assert_eq!(first.join().unwrap(), Err(down()), "the waiters share the failure");
         assert_eq!(second.join().unwrap(), Err(down()));
-        assert_eq!(f.len(), 0, "no fetch is left in the map");
-        assert_eq!(f.get("a", Some(soon()), unknown, || Ok(1)), Ok(1), "the next caller fetches again");
-        assert_eq!(f.get("a", Some(soon()), || Some(Ok(7)), || panic!("settled: no fetch")), Ok(7));
-        assert_eq!(f.len(), 0);
+        assert_eq!(f.in_flight(), 0, "no fetch is left in flight");
+        assert_eq!(ask(&f, "a", soon(), || Ok(1)), Ok(1), "the next caller fetches again");
+        let gate = roomy();
+        assert_eq!(f.get("a", 0, &mut Caller::new(&gate, soon()), |_| Ok((7, 10))), Ok(7));
+        assert_eq!(ask(&f, "a", soon(), || panic!("kept: no fetch")), Ok(7));
+        assert_eq!(f.in_flight(), 0);
     }
 
     #[test]
     fn a_waiter_gives_up_at_its_deadline() {
-        let f = Shared::new(Flights::new("x"));
+        let f = Shared::new(Flight::new("x", 8));
         let (leader, release) = leader(&f, || Ok(1));
-        let late = f.get("a", Some(Instant::now()), unknown, || panic!("a waiter must not fetch"));
+        let late = ask(&f, "a", Instant::now(), || panic!("a waiter must not fetch"));
         assert!(matches!(late, Err(ApiError::Unavailable(_))), "{late:?}");
-        let refused = f.get("a", None, unknown, || panic!("a caller that does not wait must not fetch"));
+        let gate = roomy();
+        let mut impatient = Caller::impatient(&gate, soon());
+        let refused = f.get("a", 0, &mut impatient, |_| panic!("a caller that does not wait must not fetch"));
         assert!(matches!(refused, Err(ApiError::Unavailable(_))), "{refused:?}");
         release.send(()).unwrap();
         assert_eq!(leader.join().unwrap(), Ok(1));
-        assert_eq!(f.len(), 0);
+        assert_eq!(f.in_flight(), 0);
     }
 
     #[test]
     fn a_panicking_fetch_ends_the_flight_and_wakes_its_waiters() {
-        let f = Shared::new(Flights::new("x"));
+        let f = Shared::new(Flight::new("x", 8));
         let (leader, release) = leader(&f, || panic!("boom"));
         let waiter = waiter(&f);
         release.send(()).unwrap();
         assert!(leader.join().is_err(), "the fetch panicked");
         assert!(matches!(waiter.join().unwrap(), Err(ApiError::Internal(_))), "the waiter is woken with a 500");
-        assert_eq!(f.len(), 0, "the panic ended the flight");
-        assert_eq!(f.get("a", Some(soon()), unknown, || Ok(2)), Ok(2), "the next caller fetches");
-    }
-
-    /// The fetch of "a" in flight, joined.
-    fn join(f: &Shared) -> Joined<u32> {
-        match f.turn("a", unknown, || panic!("a caller that joins does not enter")) {
-            Turn::Join(joined) => joined,
-            _ => panic!("the fetch in flight is joined"),
-        }
+        assert_eq!(f.in_flight(), 0, "the panic ended the flight");
+        assert_eq!(ask(&f, "a", soon(), || Ok(2)), Ok(2), "the next caller fetches");
     }
 
     /// A caller of `gate` that holds one of its places.
@@ -496,18 +420,23 @@ mod tests {
 
     #[test]
     fn a_young_fetch_is_waited_for_without_a_place_and_an_old_one_only_in_one() {
-        let f = Shared::new(Flights::new("x"));
+        let f = Shared::new(Flight::new("x", 8));
         let (leader, release) = leader(&f, || Ok(1));
-        // Gates of one place: one that a fetch outgrows at once, one where it stays young for 20 s.
+        // Gates of one place: two where a fetch is old at once, one where it stays young for 20 s.
         let (old, free, young) =
             (Gate::new(1, Duration::ZERO), Gate::new(1, Duration::ZERO), Gate::new(1, Duration::from_secs(20)));
         let (_old_holder, _young_holder) = (holder(&old), holder(&young));
-        let refused = join(&f).outcome_for(&mut Caller::new(&old, soon()));
-        assert!(matches!(refused, Err(ApiError::Unavailable(_))), "past its youth, no place: refused at once");
+        let join = |gate: &Gate| {
+            f.get("a", 0, &mut Caller::new(gate, soon()), |_| panic!("a caller that joins does not fetch"))
+        };
+        let asked = Instant::now();
+        let refused = join(&old);
+        assert!(matches!(refused, Err(ApiError::Unavailable(_))), "past its youth, no place: refused");
+        assert!(asked.elapsed() < Duration::from_secs(10), "at once, not at the deadline");
         std::thread::scope(|s| {
-            let in_place = s.spawn(|| join(&f).outcome_for(&mut Caller::new(&free, soon())));
-            let placeless = s.spawn(|| join(&f).outcome_for(&mut Caller::new(&young, soon())));
-            while f.waiting(&"a") < 2 || free.taken() < 1 {
+            let in_place = s.spawn(|| join(&free));
+            let placeless = s.spawn(|| join(&young));
+            while f.joined(&"a") < 2 || free.taken() < 1 {
                 std::thread::yield_now();
             }
             release.send(()).unwrap();
@@ -515,47 +444,82 @@ mod tests {
             assert_eq!(in_place.join().unwrap(), Ok(1), "a waiter in its place shares the outcome");
             assert_eq!(placeless.join().unwrap(), Ok(1), "so does one without a place, never asking for one");
         });
-        let mut refused = Caller::new(&old, soon());
-        assert!(matches!(f.turn("b", unknown, || refused.enter()), Turn::Known(Err(_))), "no place, no fetch");
-        assert_eq!(f.len(), 0);
+        let refused = f.get("b", 0, &mut Caller::new(&old, soon()), |_| panic!("no place, no fetch"));
+        assert!(matches!(refused, Err(ApiError::Unavailable(_))), "{refused:?}");
+        assert_eq!(f.in_flight(), 0);
     }
 
     #[test]
     fn cached_until_it_expires() {
-        let f = Flight::new("x");
-        assert_eq!(f.get(10, Join::Wait(soon()), || Ok((1, 20))), Ok(1));
-        assert_eq!(f.get(19, Join::Wait(soon()), || Ok((2, 30))), Ok(1), "fresh: not fetched again");
-        assert_eq!(f.get(20, Join::Wait(soon()), || Ok((3, 30))), Ok(3), "expired: fetched again");
-        f.forget_if(|v| *v == 1);
-        assert_eq!(f.cached(21), Some(3), "a value already replaced is kept");
-        f.forget_if(|v| *v == 3);
-        assert_eq!(f.cached(21), None);
+        let f = Flight::new("x", 1);
+        let gate = roomy();
+        let get = |now, fetched: (u32, u64)| f.get((), now, &mut Caller::new(&gate, soon()), |_| Ok(fetched));
+        assert_eq!(get(10, (1, 20)), Ok(1));
+        assert_eq!(get(19, (2, 30)), Ok(1), "fresh: not fetched again");
+        assert_eq!(get(20, (3, 30)), Ok(3), "expired: fetched again");
+        f.forget_if(&(), |v| *v == 1);
+        assert_eq!(f.cached(&(), 21), Some(3), "a value already replaced is kept");
+        f.forget_if(&(), |v| *v == 3);
+        assert_eq!(f.cached(&(), 21), None);
+    }
+
+    #[test]
+    fn expiry_is_exclusive() {
+        let f = Flight::new("x", 4);
+        let gate = roomy();
+        let get = |key, now, fetched: (u32, u64)| f.get(key, now, &mut Caller::new(&gate, soon()), |_| Ok(fetched));
+        assert_eq!(get("a", 50, (1, 100)), Ok(1));
+        assert_eq!(f.cached(&"a", 99), Some(1));
+        assert_eq!(f.cached(&"a", 100), None);
+        assert_eq!(get("b", 10, (2, 10)), Ok(2));
+        assert_eq!(f.cached(&"b", 0), None, "an answer already expired is not kept");
+    }
+
+    #[test]
+    fn bounded() {
+        let f = Flight::new("x", 3);
+        let gate = roomy();
+        let get = |key, now, until| f.get(key, now, &mut Caller::new(&gate, soon()), |_| Ok((key, until)));
+        for (key, until) in [(1, 110), (2, 105), (3, 120), (4, 130)] {
+            assert_eq!(get(key, 0, until), Ok(key));
+        }
+        assert_eq!(f.kept(), 3);
+        assert_eq!(f.cached(&2, 0), None, "the soonest to expire made room");
+        assert_eq!(get(5, 112, 200), Ok(5));
+        assert_eq!(f.cached(&1, 112), None, "expired answers go first");
+        assert_eq!(f.cached(&3, 112), Some(3));
+        assert!(f.kept() <= 3);
     }
 
     #[test]
     fn fail_fast_neither_waits_nor_fetches_again_within_the_backoff() {
-        let f = Arc::new(Flight::<u32>::new("x"));
+        let f = Arc::new(Flight::<(), u32>::new("x", 1).backoff(5));
         let (leader, release) = {
             let f = Arc::clone(&f);
             in_flight(move |hold| {
-                f.get(0, Join::Wait(soon()), || {
+                let gate = roomy();
+                f.get((), 0, &mut Caller::new(&gate, soon()), |_| {
                     hold();
                     Err(down())
                 })
             })
         };
-        let busy = f.get(0, Join::FailFast { backoff: 0 }, || panic!("another fetch is in flight"));
+        let gate = roomy();
+        let impatient = |now, fetch: fn() -> Result<(u32, u64), ApiError>| {
+            f.get((), now, &mut Caller::impatient(&gate, soon()), |_| fetch())
+        };
+        let busy = impatient(0, || panic!("another fetch is in flight"));
         assert!(matches!(busy, Err(ApiError::Unavailable(_))), "fail fast while another fetches: {busy:?}");
         release.send(()).unwrap();
         assert_eq!(leader.join().unwrap(), Err(down()));
-        let backoff = Join::FailFast { backoff: 5 };
-        assert_eq!(f.get(4, backoff, || panic!("within the backoff")), Err(down()), "the failure, repeated");
-        assert_eq!(f.get(0, Join::Wait(soon()), || Ok((1, 9))), Ok(1), "a caller that waits fetches at once");
-        f.forget_if(|_| true);
-        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.get(10, backoff, || panic!("boom"))));
+        assert_eq!(impatient(4, || panic!("within the backoff")), Err(down()), "the failure, repeated");
+        let waits = f.get((), 0, &mut Caller::new(&gate, soon()), |_| Ok((1, 9)));
+        assert_eq!(waits, Ok(1), "a caller that waits fetches at once");
+        f.forget_if(&(), |_| true);
+        let panicked = catch_unwind(AssertUnwindSafe(|| impatient(10, || panic!("boom"))));
         assert!(panicked.is_err());
-        assert!(matches!(f.get(14, backoff, || Ok((2, 99))), Err(ApiError::Internal(_))), "a panic is a failure");
-        assert_eq!(f.get(15, backoff, || Ok((2, 99))), Ok(2), "after the backoff");
+        assert!(matches!(impatient(14, || Ok((2, 99))), Err(ApiError::Internal(_))), "a panic is a failure");
+        assert_eq!(impatient(15, || Ok((2, 99))), Ok(2), "after the backoff");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! Invariants: a handler cannot reach patient data without a `Grant`; a token is never logged or kept in
 //! the clear; any doubt fails closed.
 
-pub mod cache;
 pub mod ehr;
 pub mod flight;
 pub mod jwk;

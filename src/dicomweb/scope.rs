@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::stream::{Segment, SharedBytes};
-use crate::auth::cache::TtlCache;
 use crate::budget::{self, Budget, Reservation};
+use crate::cache::TtlCache;
 use crate::dicom::Uid;
 use crate::dicom::dataset::{self, DataSet};
 use crate::http::accept::Refused;

@@ -1,8 +1,10 @@
-//! A small map whose entries expire, with a bound on its size: what the EHR client caches in.
+//! A small map whose entries expire, with a bound on its size: what the EHR client's flights keep their
+//! answers in, and what the DICOMweb handlers keep their verdicts on moved files in. A leaf: it knows no
+//! other module.
 //!
 //! Invariants: an entry is never returned at or after its expiry; the map never holds more than its
 //! capacity; when full, expired entries go first, then the entry that would expire soonest. Reads take
-//! `&self`, so the EHR client can serve cached answers under a shared read lock.
+//! `&self`, so cached answers can be served under a shared read lock.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -40,6 +42,13 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
             }
         }
         self.entries.insert(key, (value, expires));
+    }
+
+    /// Drops the entry for `key` if `stale` says so.
+    pub fn remove_if(&mut self, key: &K, stale: impl Fn(&V) -> bool) {
+        if self.entries.get(key).is_some_and(|(v, _)| stale(v)) {
+            self.entries.remove(key);
+        }
     }
 
     #[cfg(test)]
