@@ -144,7 +144,8 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
             workers: threads,
         }
     }));
-    let mut hangups = crate::sys::signals::hangups();
+    // Every SIGHUP since the handlers were installed counts, one that came while starting included.
+    let mut hangups = 0;
     let reloads = Arc::new(Reloads::default());
     let dog = Arc::clone(&listener);
     let (lost_tx, lost_rx) = std::sync::mpsc::channel();

@@ -287,31 +287,12 @@ fn sighup_reloads_the_index_under_traffic_without_a_failed_request() {
     assert_eq!(sample(&metrics, "smart_imaging_index_studies"), Some(2.0), "{metrics}");
 }
 
-/// An index of `studies` made-up studies of 20 instances each (files named, not written: reading the index
-/// does not open them), slow enough to read that a signal can come during it.
-fn large_index(studies: usize) -> String {
-    let mut text = String::from("written = \"2026-01-01T00:00:00Z\"\n");
-    for s in 0..studies {
-        text.push_str(&format!(
-            "\n[[study]]\nuid = \"2.25.9{s}\"\npatient_id = \"P{s}\"\npatient_name = \"Doe^{s}\"\n\
-             modalities = [\"CT\"]\n\n[[study.series]]\nuid = \"2.25.9{s}.1\"\nnumber = 1\nmodality = \"CT\"\n"
-        ));
-        for i in 1..=20 {
-            text.push_str(&format!(
-                "\n[[study.series.instance]]\nuid = \"2.25.9{s}.1.{i}\"\nsop_class = \"1.2.840.10008.5.1.4.1.1.2\"\n\
-                 number = {i}\ntransfer_syntax = \"1.2.840.10008.1.2.1\"\npath = \"dicom/{s}/{i}.dcm\"\nsize = 9504\n\
-                 mtime = 1795878838\n"
-            ));
-        }
-    }
-    text
-}
-
 /// Broke: a SIGHUP that came while a reload ran was dropped ("a reload is already running"), and the index
 /// the first one read kept serving although the file had been replaced again.
 #[test]
 fn a_sighup_during_a_reload_reads_the_index_once_more_after_it() {
     const FIRST: &str = "2.25.3141592653589793238462643383279.1.1.1";
+    const MIDDLE: &str = "2.25.3141592653589793238462643383279.1.1.2";
     const LAST: &str = "2.25.3141592653589793238462643383279.1.2.1";
     let dir = TempDir::new("reload-again");
     dir.write("index.toml", index_of(&[FIRST]));
@@ -321,13 +302,25 @@ fn a_sighup_during_a_reload_reads_the_index_once_more_after_it() {
          authorization.ignorePatient = true\nimages.lookup = \"all-studies\"\n",
     );
     let server = Launch::new(config).start();
-    replace(&dir, &large_index(5000));
+    // The index file becomes a pipe: the first reload waits in it, so the second SIGHUP surely comes during
+    // that reload.
+    let path = dir.path().join("index.toml");
+    let pipe = dir.path().join("index.fifo");
+    let c_pipe = std::ffi::CString::new(pipe.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(c_pipe.as_ptr(), 0o600) }, 0, "mkfifo");
+    std::fs::rename(&pipe, &path).unwrap();
     signal(&server, libc::SIGHUP);
     server.wait_for_log("the reload's start", |l| l.contains("reading the index again"));
-    replace(&dir, &index_of(&[LAST]));
     signal(&server, libc::SIGHUP);
-    let log = server.wait_for_log("two reloads", |l| l.matches("index reloaded from").count() == 2);
-    assert!(log.contains("SIGHUP during a reload"), "the second SIGHUP came during the first reload: {log}");
+    server.wait_for_log("the second SIGHUP", |l| l.contains("SIGHUP during a reload"));
+    // Opening the pipe for writing lets the first reload's open return; the file is then replaced for the
+    // reload that the second SIGHUP asked for, and the first reads a stale index from the pipe.
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    replace(&dir, &index_of(&[LAST]));
+    std::io::Write::write_all(&mut writer, index_of(&[MIDDLE]).as_bytes()).unwrap();
+    drop(writer);
+    server.wait_for_log("two reloads", |l| l.matches("index reloaded from").count() == 2);
     let ids = sorted(addresses(&server, "/open/fhir/ImagingStudy").into_iter().map(|(u, _)| u));
     assert_eq!(ids, vec![LAST.to_string()], "the index as the last SIGHUP found it serves");
     let metrics = server.get("/metrics").text();
