@@ -15,9 +15,9 @@ use crate::auth::Access;
 use crate::auth::ehr::Ehr;
 use crate::budget::{self, Budget};
 use crate::config::{self, Authorization, Config};
-use crate::dicomweb::scope::{Lengths, Verdicts};
 use crate::fhir::resource::{Render, Studies};
 use crate::index::Index;
+use crate::index::learnt::{Lengths, Verdicts};
 use crate::token::Sealer;
 
 /// Everything a request may read.
@@ -25,7 +25,7 @@ use crate::token::Sealer;
 pub struct App {
     pub config: Config,
     /// The index now serving, replaced whole by `swap`.
-    current: RwLock<Arc<Loaded>>,
+    current: RwLock<Arc<Snapshot>>,
     pub sealer: Sealer,
     /// The public URL of this server, without a trailing slash.
     pub base_url: String,
@@ -41,7 +41,7 @@ pub struct App {
 
 /// One loaded index and what is derived from it.
 #[derive(Debug)]
-pub struct Loaded {
+pub struct Snapshot {
     pub index: Index,
     /// The serialized ImagingStudy of each indexed study, made on first use (positional: per index).
     pub studies: Studies,
@@ -54,10 +54,10 @@ pub struct Loaded {
     pub loaded: u64,
 }
 
-impl Loaded {
-    pub fn new(index: Index) -> Loaded {
+impl Snapshot {
+    pub fn new(index: Index) -> Snapshot {
         let studies = Studies::new(index.studies().len());
-        Loaded {
+        Snapshot {
             index,
             studies,
             lengths: Lengths::default(),
@@ -90,29 +90,29 @@ impl App {
             })
             .collect();
         let test_hooks = cfg!(debug_assertions) && std::env::var("SMART_IMAGING_TEST_HOOKS").as_deref() == Ok("1");
-        let current = RwLock::new(Arc::new(Loaded::new(index)));
+        let current = RwLock::new(Arc::new(Snapshot::new(index)));
         let inflate_budget = Budget::new(config.inflate_budget, budget::WAIT);
         App { config, current, sealer, base_url, tenants, test_hooks, audit: None, inflate_budget }
     }
 
     /// The index a request works on, taken once at its start.
-    pub fn current(&self) -> Arc<Loaded> {
+    pub fn current(&self) -> Arc<Snapshot> {
         // A poisoned lock only means a panic elsewhere while holding it: the `Arc` in it is whole.
         Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Serves `index` from now on; requests that took the old one finish on it.
     pub fn swap(&self, index: Index) {
-        let loaded = Arc::new(Loaded::new(index));
+        let loaded = Arc::new(Snapshot::new(index));
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = loaded;
     }
 
-    /// What the FHIR handlers need to render one tenant's resources from `now`.
-    pub fn render<'a>(&'a self, now: &'a Loaded, tenant: &'a Tenant) -> Render<'a> {
+    /// What the FHIR handlers need to render one tenant's resources from `snapshot`.
+    pub fn render<'a>(&'a self, snapshot: &'a Snapshot, tenant: &'a Tenant) -> Render<'a> {
         Render {
-            index: &now.index,
+            index: &snapshot.index,
             sealer: &self.sealer,
-            studies: &now.studies,
+            studies: &snapshot.studies,
             base_url: &self.base_url,
             tenant: &tenant.config,
             study_token_ttl: self.config.study_token_ttl,

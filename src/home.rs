@@ -18,7 +18,7 @@ code{padding:0 .2rem}h1,h2,h3{line-height:1.2}li{margin:.3rem 0}.note{color:#555
 
 /// `GET /`.
 pub fn page(app: &App) -> Response {
-    let now = app.current();
+    let snapshot = app.current();
     let mut html = format!(
         "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
          <title>smart-imaging</title><style>{STYLE}</style>\n<h1>smart-imaging</h1>\n\
@@ -26,8 +26,8 @@ pub fn page(app: &App) -> Response {
          patient's imaging studies as FHIR ImagingStudy resources and download the DICOM images through DICOMweb, \
          with the same token. This server checks the token, resolves the patient in context, and serves only that \
          patient's studies from its index ({} studies, {} instances).</p>\n<h2>Tenants</h2>\n<ul>\n",
-        now.index.studies().len(),
-        now.index.instance_count()
+        snapshot.index.studies().len(),
+        snapshot.index.instance_count()
     );
     for tenant in app.config.tenants.values() {
         html.push_str(&tenant_item(app, tenant));

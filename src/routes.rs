@@ -13,7 +13,7 @@ use crate::audit;
 use crate::auth::scope::Need;
 use crate::auth::{Access, authorize};
 use crate::dicom::Uid;
-use crate::dicomweb::{self as wado, Scope, Target};
+use crate::dicomweb::{self as wado, Context, Target};
 use crate::fhir::{self, outcome};
 use crate::home;
 use crate::http::{ApiError, Method, Request, Response, percent_decode};
@@ -94,7 +94,7 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
         Method::Other => return Err(ApiError::MethodNotAllowed),
         Method::Get | Method::Head => {}
     }
-    let now = app.current();
+    let snapshot = app.current();
     let tenant = |name: &str| -> Result<&Tenant, ApiError> {
         app.tenants.get(name).ok_or_else(|| ApiError::NotFound(format!("no tenant named {name:?}")))
     };
@@ -122,10 +122,10 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
         ["metrics"] if app.config.metrics => {
             facts.route = "metrics";
             let gauges = crate::metrics::IndexGauges {
-                studies: now.index.studies().len(),
-                instances: now.index.instance_count(),
-                loaded: now.loaded,
-                written: now.index.written_secs(),
+                studies: snapshot.index.studies().len(),
+                instances: snapshot.index.instance_count(),
+                loaded: snapshot.loaded,
+                written: snapshot.index.written_secs(),
             };
             let text = crate::metrics::render(gauges, app.inflate_budget.gauges());
             Ok(Response::bytes(200, "text/plain; version=0.0.4; charset=utf-8", text.into_bytes()))
@@ -136,7 +136,7 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
         [t, "fhir", "metadata"] => {
             facts.route = "fhir-discovery";
             let tenant = tenant(t)?;
-            Ok(fhir::capability_statement(&app.fhir_base(&tenant.config), t, now.index.written()))
+            Ok(fhir::capability_statement(&app.fhir_base(&tenant.config), t, snapshot.index.written()))
         }
         [t, "fhir", ".well-known", "smart-configuration"] => {
             facts.route = "fhir-discovery";
@@ -150,14 +150,14 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Search)?;
             facts.granted(&grant);
-            fhir::search::search(&app.render(&now, tenant), &grant, req)
+            fhir::search::search(&app.render(&snapshot, tenant), &grant, req)
         }
         [t, "fhir", "ImagingStudy", id] => {
             facts.patient_data(app, "fhir-read", t, Some(id));
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Read)?;
             facts.granted(&grant);
-            fhir::search::read(&app.render(&now, tenant), &grant, id)
+            fhir::search::read(&app.render(&snapshot, tenant), &grant, id)
         }
         [t, "wado", study_token, "studies", st, rest @ ..] => {
             facts.patient_data(app, "wado", t, Some(st));
@@ -167,18 +167,18 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Read)?;
             facts.granted(&grant);
             let study =
-                wado::check_capability(&app.sealer, &now.index, &tenant.config, &grant, study_token, study_uid)?;
+                wado::check_capability(&app.sealer, &snapshot.index, &tenant.config, &grant, study_token, study_uid)?;
             let base = format!("{}/{t}/wado/{study_token}", app.base_url);
-            let scope = Scope {
-                index: &now.index,
-                lengths: &now.lengths,
-                verdicts: &now.verdicts,
+            let cx = Context {
+                index: &snapshot.index,
+                lengths: &snapshot.lengths,
+                verdicts: &snapshot.verdicts,
                 inflate_budget: &app.inflate_budget,
                 req,
                 base,
                 study,
             };
-            wado::serve(&scope, target)
+            wado::serve(&cx, target)
         }
         _ => Err(ApiError::NotFound("no such resource".into())),
     }

@@ -5,13 +5,13 @@
 
 use serde_json::Value;
 
-use super::etag::etag;
-use super::frames::{frame_error, frame_part, native_syntaxes};
-use super::scope::{Scope, load, refused, unfaulted};
+use super::context::{Context, load, refused, unfaulted};
+use super::frames::{foreseen_media, frame_error, frame_part, native_syntaxes};
 use super::stream;
 use crate::dicom::dataset;
 use crate::dicom::frames::frames_of;
 use crate::dicom::json::{BulkRef, data_set_to_json};
+use crate::dicom::transfer_syntax::is_native;
 use crate::dicom::{Tag, tags};
 use crate::http::accept::{negotiate_frames, negotiate_json};
 use crate::http::multipart::{self, Part};
@@ -19,9 +19,9 @@ use crate::http::{ApiError, Response};
 use crate::index::{Instance, Series};
 
 /// The `/bulk/…` path of an element, under its instance's URL.
-fn bulk_uri(scope: &Scope, se: &Series, inst: &Instance, r: &BulkRef) -> String {
-    let study = scope.study.uid();
-    let mut url = format!("{}/studies/{study}/series/{}/instances/{}/bulk", scope.base, se.uid(), inst.uid());
+fn bulk_uri(cx: &Context, se: &Series, inst: &Instance, r: &BulkRef) -> String {
+    let study = cx.study.uid();
+    let mut url = format!("{}/studies/{study}/series/{}/instances/{}/bulk", cx.base, se.uid(), inst.uid());
     for (tag, item) in r.path {
         url.push_str(&format!("/{:04X}{:04X}/{item}", tag.group, tag.element));
     }
@@ -30,24 +30,33 @@ fn bulk_uri(scope: &Scope, se: &Series, inst: &Instance, r: &BulkRef) -> String 
 }
 
 /// DICOM JSON (PS3.18 Annex F.2) of each instance, bulk data as URIs under the same study token.
-pub fn metadata(scope: &Scope, instances: Vec<(Series, Instance)>) -> Result<Response, ApiError> {
-    negotiate_json(scope.req.header("accept")).map_err(refused)?;
+pub fn metadata(cx: &Context, instances: Vec<(Series, Instance)>) -> Result<Response, ApiError> {
+    negotiate_json(cx.req.header("accept")).map_err(refused)?;
+    let only: Vec<Instance> = instances.iter().map(|(_, i)| *i).collect();
+    let (tag, unchanged) = cx.tag("metadata", &only);
+    if let Some(not_modified) = unchanged {
+        return Ok(not_modified);
+    }
     let mut objects = Vec::with_capacity(instances.len());
     for (se, inst) in &instances {
-        let (bytes, data_set) = load(scope, inst)?;
-        objects
-            .push(unfaulted(scope, inst, || data_set_to_json(&bytes, &data_set, &|r| bulk_uri(scope, se, inst, &r)))?);
+        let (bytes, data_set) = load(cx, inst)?;
+        objects.push(unfaulted(cx, inst, || data_set_to_json(&bytes, &data_set, &|r| bulk_uri(cx, se, inst, &r)))?);
     }
-    let only: Vec<Instance> = instances.iter().map(|(_, i)| *i).collect();
-    let tag = etag(scope, "metadata", &only);
     Ok(Response::json(200, "application/dicom+json", &Value::Array(objects)).with_header("ETag", tag))
 }
 
 /// Bulk data named by a BulkDataURI: the element's value as one part, or for encapsulated Pixel Data one part
 /// per frame.
-pub fn bulk(scope: &Scope, (_, inst): (Series, Instance), path: &[&str]) -> Result<Response, ApiError> {
+pub fn bulk(cx: &Context, (_, inst): (Series, Instance), path: &[&str]) -> Result<Response, ApiError> {
+    // Encapsulated frames only for the Pixel Data of a compressed file; any other value as native bytes.
+    let pixel_data = path.len() == 1 && parse_tag(path[0]) == Some(tags::PIXEL_DATA);
+    let foreseen = foreseen_media(cx, &inst, pixel_data && !is_native(inst.transfer_syntax()))?;
+    let (etag, unchanged) = cx.tag(&format!("bulk {} {foreseen}", path.join("/")), &[inst]);
+    if let Some(not_modified) = unchanged {
+        return Ok(not_modified);
+    }
     let not_found = || ApiError::NotFound("no such bulk data".into());
-    let (map, data_set) = load(scope, &inst)?;
+    let (map, data_set) = load(cx, &inst)?;
     let (steps, last) = path.split_last().map(|(l, s)| (s, l)).ok_or_else(not_found)?;
     if steps.len() % 2 != 0 {
         return Err(not_found());
@@ -65,24 +74,22 @@ pub fn bulk(scope: &Scope, (_, inst): (Series, Instance), path: &[&str]) -> Resu
     let boundary = multipart::new_boundary()?;
     let (media, parts) = match &element.value {
         dataset::Value::Fragments(_) if pixel_data => {
-            let frames =
-                unfaulted(scope, &inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(scope, &inst, e))?;
+            let frames = unfaulted(cx, &inst, || frames_of(&map, &data_set))?.map_err(|e| frame_error(cx, &inst, e))?;
             let syntaxes = [frames.transfer_syntax.as_str()];
-            let media = negotiate_frames(scope.req.header("accept"), &syntaxes, true).map_err(refused)?;
+            let media = negotiate_frames(cx.req.header("accept"), &syntaxes, true).map_err(refused)?;
             let parts = frames.frames.iter().map(|ranges| frame_part(&map, media, &frames, ranges)).collect();
             (media, parts)
         }
         dataset::Value::Bytes(range) => {
             // Bulk data is sent little endian (PS3.18 §8.7.3.3.2), as Explicit VR Little Endian holds it.
             let syntaxes = native_syntaxes(&data_set.transfer_syntax);
-            let media = negotiate_frames(scope.req.header("accept"), &syntaxes, false).map_err(refused)?;
+            let media = negotiate_frames(cx.req.header("accept"), &syntaxes, false).map_err(refused)?;
             let content_type =
                 if pixel_data { format!("{media}; transfer-syntax={}", syntaxes[0]) } else { media.to_string() };
             (media, vec![Part { content_type, content: vec![map.segment(range.clone(), element.swap_size())] }])
         }
         _ => return Err(not_found()),
     };
-    let etag = etag(scope, &format!("bulk {} {media}", path.join("/")), &[inst]);
     Ok(Response::new(200)
         .with_header("Content-Type", format!("multipart/related; type=\"{media}\"; boundary={boundary}"))
         .with_header("ETag", etag)

@@ -8,38 +8,37 @@
 //! index.
 
 pub mod capability;
+pub mod context;
 pub mod etag;
 pub mod frames;
 pub mod metadata;
 pub mod qido;
 pub mod retrieve;
-pub mod scope;
 pub mod stream;
 
 pub use capability::check_capability;
-pub use scope::{Scope, Target};
+pub use context::{Context, Target};
 
 use crate::http::{ApiError, Response};
-use scope::{instance, series};
+use context::{instance, series};
 
-pub fn serve(scope: &Scope, target: Target) -> Result<Response, ApiError> {
-    let study = &scope.study;
-    let response = match target {
-        Target::Study => retrieve::retrieve(scope, study.instances().collect(), false),
-        Target::Series(se) => retrieve::retrieve(scope, series(study, se)?.instances().collect(), false),
-        Target::Instance(se, sop) => retrieve::retrieve(scope, vec![instance(study, se, sop)?.1], true),
+pub fn serve(cx: &Context, target: Target) -> Result<Response, ApiError> {
+    let study = &cx.study;
+    match target {
+        Target::Study => retrieve::retrieve(cx, study.instances().collect(), false),
+        Target::Series(se) => retrieve::retrieve(cx, series(study, se)?.instances().collect(), false),
+        Target::Instance(se, sop) => retrieve::retrieve(cx, vec![instance(study, se, sop)?.1], true),
         Target::StudyMetadata => {
-            metadata::metadata(scope, study.series().flat_map(|s| s.instances().map(move |i| (s, i))).collect())
+            metadata::metadata(cx, study.series().flat_map(|s| s.instances().map(move |i| (s, i))).collect())
         }
         Target::SeriesMetadata(se) => {
             let s = series(study, se)?;
-            metadata::metadata(scope, s.instances().map(|i| (s, i)).collect())
+            metadata::metadata(cx, s.instances().map(|i| (s, i)).collect())
         }
-        Target::InstanceMetadata(se, sop) => metadata::metadata(scope, vec![instance(study, se, sop)?]),
-        Target::SeriesSearch => qido::search_series(scope),
-        Target::InstanceSearch(se) => qido::search_instances(scope, &series(study, se)?),
-        Target::Frames(se, sop, list) => frames::frames(scope, instance(study, se, sop)?, list),
-        Target::Bulk(se, sop, path) => metadata::bulk(scope, instance(study, se, sop)?, path),
-    }?;
-    Ok(etag::not_modified(scope.req, response))
+        Target::InstanceMetadata(se, sop) => metadata::metadata(cx, vec![instance(study, se, sop)?]),
+        Target::SeriesSearch => qido::search_series(cx),
+        Target::InstanceSearch(se) => qido::search_instances(cx, &series(study, se)?),
+        Target::Frames(se, sop, list) => frames::frames(cx, instance(study, se, sop)?, list),
+        Target::Bulk(se, sop, path) => metadata::bulk(cx, instance(study, se, sop)?, path),
+    }
 }

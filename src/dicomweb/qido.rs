@@ -7,8 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::etag::etag;
-use super::scope::{Scope, load, refused, unfaulted};
+use super::context::{Context, load, refused, unfaulted};
 use crate::dicom::{Tag, tags};
 use crate::http::accept::negotiate_json;
 use crate::http::{ApiError, Response, parse_query};
@@ -228,26 +227,34 @@ fn instance_object(study: &Study, se: &Series, i: &Instance, base: &str, img: Im
     o
 }
 
-pub fn search_series(scope: &Scope) -> Result<Response, ApiError> {
-    negotiate_json(scope.req.header("accept")).map_err(refused)?;
-    let q = Query::parse(&scope.req.query, true)?;
-    let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid());
-    let found = series(&scope.study, &q, &retrieve_base);
-    let all: Vec<Instance> = scope.study.instances().collect();
-    let tag = etag(scope, &format!("series?{}", scope.req.query), &all);
+pub fn search_series(cx: &Context) -> Result<Response, ApiError> {
+    let all: Vec<Instance> = cx.study.instances().collect();
+    let (tag, unchanged) = cx.tag(&format!("series?{}", cx.req.query), &all);
+    if let Some(not_modified) = unchanged {
+        return Ok(not_modified);
+    }
+    negotiate_json(cx.req.header("accept")).map_err(refused)?;
+    let q = Query::parse(&cx.req.query, true)?;
+    let retrieve_base = format!("{}/studies/{}", cx.base, cx.study.uid());
+    let found = series(&cx.study, &q, &retrieve_base);
     Ok(Response::json(200, "application/dicom+json", &Value::Array(found)).with_header("ETag", tag))
 }
 
-pub fn search_instances(scope: &Scope, se: &Series) -> Result<Response, ApiError> {
-    negotiate_json(scope.req.header("accept")).map_err(refused)?;
-    let q = Query::parse(&scope.req.query, false)?;
-    let retrieve_base = format!("{}/studies/{}", scope.base, scope.study.uid());
+pub fn search_instances(cx: &Context, se: &Series) -> Result<Response, ApiError> {
+    let all: Vec<Instance> = se.instances().collect();
+    let (tag, unchanged) = cx.tag(&format!("instances {}?{}", se.uid(), cx.req.query), &all);
+    if let Some(not_modified) = unchanged {
+        return Ok(not_modified);
+    }
+    negotiate_json(cx.req.header("accept")).map_err(refused)?;
+    let q = Query::parse(&cx.req.query, false)?;
+    let retrieve_base = format!("{}/studies/{}", cx.base, cx.study.uid());
     // Rows, Columns and Bits Allocated are not in the index: read them from each file's header. A file that
     // cannot be read leaves them empty here; retrieving it reports the fault. A deflated file is inflated for
     // them, and when the inflate budget has no room for it the search is answered 503, like any request that
     // needs it: an answer without them would carry the same ETag as the whole one.
     let image = |inst: &Instance| {
-        let (bytes, ds) = match load(scope, inst) {
+        let (bytes, ds) = match load(cx, inst) {
             Ok(loaded) => loaded,
             Err(busy @ ApiError::Saturated) => return Err(busy),
             Err(_) => return Ok(ImageAttrs::default()),
@@ -256,10 +263,9 @@ pub fn search_instances(scope: &Scope, se: &Series) -> Result<Response, ApiError
             let us = |tag| ds.get(tag).and_then(|e| e.first_unsigned(&bytes));
             ImageAttrs { rows: us(tags::ROWS), columns: us(tags::COLUMNS), bits_allocated: us(tags::BITS_ALLOCATED) }
         };
-        Ok(unfaulted(scope, inst, read).unwrap_or_default())
+        Ok(unfaulted(cx, inst, read).unwrap_or_default())
     };
-    let found = instances(&scope.study, se, &q, &retrieve_base, &image)?;
-    let tag = etag(scope, &format!("instances {}?{}", se.uid(), scope.req.query), &se.instances().collect::<Vec<_>>());
+    let found = instances(&cx.study, se, &q, &retrieve_base, &image)?;
     Ok(Response::json(200, "application/dicom+json", &Value::Array(found)).with_header("ETag", tag))
 }
 

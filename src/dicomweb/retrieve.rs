@@ -6,8 +6,7 @@
 //! the negotiated syntax is a 406, never a partial body; instance bodies are streamed from maps, never
 //! gathered in memory.
 
-use super::etag::etag;
-use super::scope::{Scope, check_file, map_instance, refused, unfaulted};
+use super::context::{Context, check_file, map_instance, refused, unfaulted};
 use super::stream::{self, Segment};
 use crate::dicom::transcode::plan_file;
 use crate::dicom::transfer_syntax::{EXPLICIT_VR_LITTLE_ENDIAN, is_native};
@@ -18,22 +17,25 @@ use crate::index::Instance;
 
 /// Instances as `multipart/related; type="application/dicom"`, or one bare `application/dicom` body when
 /// one instance is asked for that way, each in the transfer syntax negotiated for it.
-pub fn retrieve(scope: &Scope, instances: Vec<Instance>, single_ok: bool) -> Result<Response, ApiError> {
+pub fn retrieve(cx: &Context, instances: Vec<Instance>, single_ok: bool) -> Result<Response, ApiError> {
     let mut stored: Vec<&str> = instances.iter().map(|i| i.transfer_syntax()).collect();
     stored.sort_unstable();
     stored.dedup();
-    let (form, representation) =
-        negotiate_instances(scope.req.header("accept"), &stored, single_ok).map_err(refused)?;
+    let (form, representation) = negotiate_instances(cx.req.header("accept"), &stored, single_ok).map_err(refused)?;
+    let (tag, unchanged) = cx.tag(&format!("instances {form:?} {representation:?}"), &instances);
+    if let Some(not_modified) = unchanged {
+        return Ok(not_modified);
+    }
     // The head promises every file's indexed length and instance: check each file before promising, so a file
     // deleted or replaced since indexing answers an error instead of a 200 cut short or another instance in
     // its place, and no part of a study is sent when one of its files fails. (One changed while it is being
     // sent still cuts the response short, and the connection is then closed.)
     for inst in &instances {
-        check_file(scope, inst)?;
+        check_file(cx, inst)?;
     }
     let mut contents = Vec::with_capacity(instances.len());
     for inst in &instances {
-        contents.push(content(scope, inst, representation)?);
+        contents.push(content(cx, inst, representation)?);
     }
     let (content_type, body) = match form {
         InstanceForm::Single => {
@@ -55,31 +57,30 @@ pub fn retrieve(scope: &Scope, instances: Vec<Instance>, single_ok: bool) -> Res
             )
         }
     };
-    let tag = etag(scope, &format!("instances {form:?} {representation:?}"), &instances);
     Ok(Response::new(200).with_header("Content-Type", content_type).with_header("ETag", tag).with_body(body))
 }
 
 /// The transfer syntax one instance is sent in, and its body: the file as stored, or transcoded to
 /// Explicit VR Little Endian with the length measured now, or the first time it was asked for.
 fn content<'a>(
-    scope: &Scope,
+    cx: &Context,
     inst: &Instance<'a>,
     representation: Representation,
 ) -> Result<(&'a str, Segment), ApiError> {
-    let path = scope.index.file_path(inst);
+    let path = cx.index.file_path(inst);
     let stored = inst.transfer_syntax();
     let transcode =
         representation != Representation::AsStored && is_native(stored) && stored != EXPLICIT_VR_LITTLE_ENDIAN;
     if !transcode {
         return Ok((stored, Segment::File(path, inst.size())));
     }
-    if let Some(len) = scope.lengths.transcoded.get(&inst.path()) {
+    if let Some(len) = cx.lengths.transcoded.get(&inst.path()) {
         return Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size(), len }));
     }
-    let map = map_instance(scope, inst)?;
-    match unfaulted(scope, inst, || plan_file(&map, None))? {
+    let map = map_instance(cx, inst)?;
+    match unfaulted(cx, inst, || plan_file(&map, None))? {
         Ok(plan) => {
-            scope.lengths.transcoded.put(&inst.path(), plan.len());
+            cx.lengths.transcoded.put(&inst.path(), plan.len());
             Ok((EXPLICIT_VR_LITTLE_ENDIAN, Segment::Transcoded { path, size: inst.size(), len: plan.len() }))
         }
         Err(e) if representation == Representation::ExplicitOnly => Err(ApiError::NotAcceptable(format!(

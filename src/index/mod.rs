@@ -12,6 +12,7 @@ pub mod check;
 mod fast;
 mod file;
 pub mod indexer;
+pub mod learnt;
 mod store;
 mod view;
 

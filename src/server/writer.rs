@@ -115,7 +115,10 @@ pub fn prepare(raw: tiny_http::Request, mut resp: Response, pace: Pace, close: b
     if closing && !resp.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Connection")) {
         head.push_str("Connection: close\r\n");
     }
-    if resp.status != 204 {
+    // RFC 9110 §8.6: never in a 204, and in a 304 only the length of the 200 it stands for, when known (an
+    // empty body says it is not).
+    let unknown_304 = resp.status == 304 && matches!(resp.body, crate::http::Body::Empty);
+    if resp.status != 204 && !unknown_304 {
         head.push_str(&format!("Content-Length: {body_len}\r\n"));
     }
     head.push_str("\r\n");

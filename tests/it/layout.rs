@@ -122,6 +122,68 @@ fn assert_no_circle(edges: &BTreeMap<String, BTreeSet<String>>) {
     }
 }
 
+/// The first segment of each path a `use` group names: `{a::B, c::{D, E}, f}` gives `a`, `c`, `f`.
+fn group_heads(group: &str) -> Vec<String> {
+    let (mut heads, mut depth, mut item) = (Vec::new(), 0, String::new());
+    for c in group.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => heads.push(std::mem::take(&mut item)),
+            _ if depth == 0 => item.push(c),
+            _ => {}
+        }
+    }
+    heads.push(item);
+    heads
+        .iter()
+        .map(|i| {
+            i.trim().split("::").next().unwrap_or_default().split_whitespace().next().unwrap_or_default().to_string()
+        })
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
+/// The files of each folder under `src/` import each other without a circle: a file names a sibling through
+/// `super::sibling` (alone or in a `super::{…}` group) or `crate::folder::sibling`. The folder's `mod.rs`,
+/// its front door, is left out.
+#[test]
+fn the_files_of_each_folder_import_each_other_without_a_circle() {
+    let mut folders: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+    for path in files("src", &[".rs"]) {
+        if path.parent() != Some(Path::new("src")) && !path.ends_with("mod.rs") {
+            folders.entry(path.parent().unwrap().to_path_buf()).or_default().push(path);
+        }
+    }
+    for (folder, members) in &folders {
+        let stem = |p: &PathBuf| p.file_stem().unwrap().to_string_lossy().to_string();
+        let siblings: BTreeSet<String> = members.iter().map(stem).collect();
+        let module_path = folder.strip_prefix("src").unwrap().to_string_lossy().replace('/', "::");
+        let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for path in members {
+            let code = code(&read(path));
+            let mut named = Vec::new();
+            for prefix in ["super::".to_string(), format!("crate::{module_path}::")] {
+                for (at, _) in code.match_indices(&prefix) {
+                    let rest = &code[at + prefix.len()..];
+                    match rest.strip_prefix('{') {
+                        Some(group) => named.extend(group_heads(group)),
+                        None => {
+                            named.push(rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect())
+                        }
+                    }
+                }
+            }
+            let me = stem(path);
+            let targets = named.into_iter().filter(|n| siblings.contains(n) && *n != me);
+            edges.entry(me.clone()).or_default().extend(targets);
+        }
+        assert_no_circle(&edges);
+    }
+    assert_eq!(group_heads("a::B, c::{D, E}, f as g}"), ["a", "c", "f"]);
+}
+
 #[test]
 fn no_source_file_is_over_a_thousand_lines() {
     let long: Vec<String> = files("src", &[".rs"])

@@ -841,3 +841,39 @@ fn the_readme_shows_tls_in_front_with_nginx() {
         assert!(readme.contains(needle), "the README shows no TLS proxy in front: `{needle}` is missing");
     }
 }
+
+/// Broke: a conditional request was answered 304 only after its response was planned: every file stat'ed,
+/// checked and (for a transcode) planned. The tag comes from the index alone, so the 304 needs no file: with
+/// the study's files gone, a request naming the tag still gets its 304, and one without it its error.
+#[test]
+fn if_none_match_is_answered_from_the_index_before_any_file_is_touched() {
+    let (dir, config, index) = copied_ct_chest("conditional");
+    let study = &index.studies[0];
+    let server = Launch::new(&config).start();
+    let (_, address) = addresses(&server, "/open/fhir/ImagingStudy").remove(0);
+    let wado = address.strip_prefix(server.base()).unwrap().to_string();
+    let inst = &study.series[0].instances[0];
+    let instance = format!("{wado}/studies/{}/series/{}/instances/{}", study.uid, study.series[0].uid, inst.uid);
+    let targets = [
+        format!("{wado}/studies/{}", study.uid),
+        format!("{instance}/metadata"),
+        format!("{instance}/frames/1"),
+        format!("{wado}/studies/{}/series/{}/instances", study.uid, study.series[0].uid),
+    ];
+    let tags: Vec<String> = targets
+        .iter()
+        .map(|t| {
+            let reply = server.raw("GET", t, &[("Accept", "*/*")]);
+            assert_eq!(reply.status, 200, "{t}: {}", reply.text());
+            reply.header("etag").unwrap_or_else(|| panic!("{t}: no ETag")).to_string()
+        })
+        .collect();
+    std::fs::remove_dir_all(dir.path().join("dicom")).unwrap();
+    for (target, tag) in targets.iter().zip(&tags) {
+        let reply = server.raw("GET", target, &[("Accept", "*/*"), ("If-None-Match", tag)]);
+        assert_eq!(reply.status, 304, "{target}: {}", reply.text());
+        assert_eq!(reply.header("etag"), Some(tag.as_str()));
+    }
+    let without = server.raw("GET", &targets[0], &[("Accept", "*/*")]);
+    assert!(without.status >= 400, "without the tag the missing files answer an error: {}", without.status);
+}

@@ -8,18 +8,18 @@
 //! last response using it is dropped.
 
 use memmap2::Mmap;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use super::etag::etag;
 use super::stream::{Segment, SharedBytes};
 use crate::budget::{self, Budget, Reservation};
-use crate::cache::TtlCache;
 use crate::dicom::Uid;
 use crate::dicom::dataset::{self, DataSet};
 use crate::http::accept::Refused;
-use crate::http::{ApiError, Request};
+use crate::http::{ApiError, Request, Response};
 use crate::index::check::differences_now;
 use crate::index::indexer::mtime_secs;
+use crate::index::learnt::{Lengths, Verdicts};
 use crate::index::{Index, Instance, Series, Study};
 
 /// What a WADO-RS or QIDO-RS path under `…/studies/{st}` names.
@@ -38,7 +38,7 @@ pub enum Target<'a> {
 }
 
 /// Where the answers of one request live: the WADO-RS base of the study token, for the URLs we hand out.
-pub struct Scope<'a> {
+pub struct Context<'a> {
     pub index: &'a Index,
     /// The lengths of instances measured so far under this index.
     pub lengths: &'a Lengths,
@@ -52,68 +52,13 @@ pub struct Scope<'a> {
     pub study: Study<'a>,
 }
 
-/// The lengths of instances learnt the first time each is needed, kept with the index they were measured
-/// under.
-#[derive(Debug, Default)]
-pub struct Lengths {
-    /// As Explicit VR Little Endian, when transcoded.
-    pub transcoded: Measured,
-    /// Of a deflated file with its data set inflated (`dicom::dataset::inflated_file_len`).
-    pub inflated: Measured,
-}
-
-/// One length for each instance, by its path: at most one entry per indexed file, which the static index
-/// bounds, and no value that outlives the index.
-#[derive(Debug, Default)]
-pub struct Measured(Mutex<HashMap<String, u64>>);
-
-impl Measured {
-    pub fn get(&self, path: &str) -> Option<u64> {
-        self.0.lock().ok()?.get(path).copied()
-    }
-
-    pub fn put(&self, path: &str, length: u64) {
-        if let Ok(mut lengths) = self.0.lock() {
-            lengths.insert(path.to_string(), length);
-        }
-    }
-
-    /// Forgets a length that no longer holds, so that the next request measures again.
-    pub fn forget(&self, path: &str) {
-        if let Ok(mut lengths) = self.0.lock() {
-            lengths.remove(path);
-        }
-    }
-}
-
-/// Whether a file modified since it was indexed still holds its indexed instance, by its path, size and
-/// modification time: its header is read again once for each, not on every request. At most `VERDICTS`
-/// entries, each kept at most `VERDICT_SECS`; when it is full, the oldest goes first.
-#[derive(Debug)]
-pub struct Verdicts(Mutex<TtlCache<(String, u64, u64), bool>>);
-
-/// How many verdicts are kept: a copy of a large archive brings more moved times than that, whose headers are
-/// then read again in turn.
-const VERDICTS: usize = 10_000;
-/// How long a verdict is kept: a file rewritten with its size and time put back is seen within it.
-const VERDICT_SECS: u64 = 3600;
-
-impl Default for Verdicts {
-    fn default() -> Verdicts {
-        Verdicts(Mutex::new(TtlCache::new(VERDICTS)))
-    }
-}
-
-impl Verdicts {
-    fn get(&self, key: &(String, u64, u64)) -> Option<bool> {
-        self.0.lock().ok()?.get(key, crate::time::now_secs())
-    }
-
-    fn put(&self, key: (String, u64, u64), same: bool) {
-        let now = crate::time::now_secs();
-        if let Ok(mut verdicts) = self.0.lock() {
-            verdicts.insert(key, same, now + VERDICT_SECS, now);
-        }
+impl Context<'_> {
+    /// The tag of the representation `what` made of `instances`, and the 304 that answers the request when
+    /// it already holds it: decided from the index and the request, before any file is touched.
+    pub fn tag(&self, what: &str, instances: &[Instance]) -> (String, Option<Response>) {
+        let tag = etag(self.index, &self.study, what, instances);
+        let unchanged = super::etag::unchanged(self.req, &tag);
+        (tag, unchanged)
     }
 }
 
@@ -138,9 +83,9 @@ pub fn refused(r: Refused) -> ApiError {
 
 /// An instance's file, mapped, after checking it is still the indexed instance (`check_file`) and has the
 /// indexed size: a file truncated under a running server must answer an error, not a fault.
-pub fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
-    check_file(scope, inst)?;
-    crate::sys::map::map_indexed(&scope.index.file_path(inst), inst.size())
+pub fn map_instance(cx: &Context, inst: &Instance) -> Result<Arc<Mmap>, ApiError> {
+    check_file(cx, inst)?;
+    crate::sys::map::map_indexed(&cx.index.file_path(inst), inst.size())
         .map(Arc::new)
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
@@ -150,8 +95,8 @@ pub fn map_instance(scope: &Scope, inst: &Instance) -> Result<Arc<Mmap>, ApiErro
 /// another file put in its place), its header still names the indexed instance, series, study and patient.
 /// Another file is refused as absent (404) rather than served under this study's token: it may be another
 /// patient's. A missing file, or one of another size, is a fault (500).
-pub fn check_file(scope: &Scope, inst: &Instance) -> Result<(), ApiError> {
-    let path = scope.index.file_path(inst);
+pub fn check_file(cx: &Context, inst: &Instance) -> Result<(), ApiError> {
+    let path = cx.index.file_path(inst);
     let meta = crate::sys::map::check_size(&path, inst.size()).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mtime = mtime_secs(&meta);
     // An index written before modification times were recorded holds 0: there is no time to compare.
@@ -159,11 +104,11 @@ pub fn check_file(scope: &Scope, inst: &Instance) -> Result<(), ApiError> {
         return Ok(());
     }
     let key = (inst.path(), inst.size(), mtime);
-    let same = match scope.verdicts.get(&key) {
+    let same = match cx.verdicts.get(&key) {
         Some(same) => same,
         None => {
-            let same = reread(scope, inst, &path);
-            scope.verdicts.put(key, same);
+            let same = reread(cx, inst, &path);
+            cx.verdicts.put(key, same);
             same
         }
     };
@@ -177,9 +122,9 @@ pub fn check_file(scope: &Scope, inst: &Instance) -> Result<(), ApiError> {
 /// Reads the header of a file modified since indexing and says whether it still names the indexed instance;
 /// when it does not, logs once why, naming the attributes that differ but not their values (which may be
 /// another patient's).
-fn reread(scope: &Scope, inst: &Instance, path: &std::path::Path) -> bool {
-    let found = match scope.study.series_of(inst) {
-        Some(series) => differences_now(path, (&scope.study, &series, inst)),
+fn reread(cx: &Context, inst: &Instance, path: &std::path::Path) -> bool {
+    let found = match cx.study.series_of(inst) {
+        Some(series) => differences_now(path, (&cx.study, &series, inst)),
         None => Err("its instance is not in the study's series".into()),
     };
     let why = match found {
@@ -204,7 +149,7 @@ fn reread(scope: &Scope, inst: &Instance, path: &std::path::Path) -> bool {
 
 /// The bytes an instance's data set is read from: its map, or, for a deflated file, the file with its data
 /// set inflated in memory, reserved from the server's inflate budget for as long as a response holds it.
-pub enum Loaded {
+pub enum InstanceBytes {
     Map(Arc<Mmap>),
     Inflated(Arc<Inflated>),
 }
@@ -222,64 +167,64 @@ impl AsRef<[u8]> for Inflated {
     }
 }
 
-impl std::ops::Deref for Loaded {
+impl std::ops::Deref for InstanceBytes {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
         match self {
-            Loaded::Map(map) => map,
-            Loaded::Inflated(inflated) => &inflated.bytes,
+            InstanceBytes::Map(map) => map,
+            InstanceBytes::Inflated(inflated) => &inflated.bytes,
         }
     }
 }
 
-impl Loaded {
+impl InstanceBytes {
     /// A range of the bytes as a body segment, its numbers of `swap` bytes reversed (big endian values sent
     /// little endian).
     pub fn segment(&self, range: std::ops::Range<usize>, swap: usize) -> Segment {
         match self {
-            Loaded::Map(map) if swap > 1 => Segment::Swapped(Arc::clone(map), range, swap),
-            Loaded::Map(map) => Segment::Slice(Arc::clone(map), range),
-            Loaded::Inflated(inflated) => Segment::Shared(Arc::clone(inflated) as SharedBytes, range),
+            InstanceBytes::Map(map) if swap > 1 => Segment::Swapped(Arc::clone(map), range, swap),
+            InstanceBytes::Map(map) => Segment::Slice(Arc::clone(map), range),
+            InstanceBytes::Inflated(inflated) => Segment::Shared(Arc::clone(inflated) as SharedBytes, range),
         }
     }
 }
 
 /// An instance's bytes and its whole data set, read from them.
-pub fn load(scope: &Scope, inst: &Instance) -> Result<(Loaded, DataSet), ApiError> {
-    let map = map_instance(scope, inst)?;
+pub fn load(cx: &Context, inst: &Instance) -> Result<(InstanceBytes, DataSet), ApiError> {
+    let map = map_instance(cx, inst)?;
     let unreadable = |e: crate::dicom::error::DicomError| {
-        ApiError::Internal(format!("indexed file {} no longer reads: {e}", scope.index.file_path(inst).display()))
+        ApiError::Internal(format!("indexed file {} no longer reads: {e}", cx.index.file_path(inst).display()))
     };
     if crate::dicom::transfer_syntax::is_deflated(inst.transfer_syntax()) {
-        let inflated = inflate(scope, inst, &map)?;
+        let inflated = inflate(cx, inst, &map)?;
         let data_set = dataset::read_inflated_data_set(&inflated.bytes).map_err(unreadable)?;
-        return Ok((Loaded::Inflated(Arc::new(inflated)), data_set));
+        return Ok((InstanceBytes::Inflated(Arc::new(inflated)), data_set));
     }
-    let data_set = unfaulted(scope, inst, || dataset::read_data_set(&map))?.map_err(unreadable)?;
-    Ok((Loaded::Map(map), data_set))
+    let data_set = unfaulted(cx, inst, || dataset::read_data_set(&map))?.map_err(unreadable)?;
+    Ok((InstanceBytes::Map(map), data_set))
 }
 
 /// A deflated instance's file with its data set inflated: measured first (once per index, a piece at a time),
 /// then its length reserved from the inflate budget, then inflated into memory of exactly that length.
-fn inflate(scope: &Scope, inst: &Instance, map: &Mmap) -> Result<Inflated, ApiError> {
+fn inflate(cx: &Context, inst: &Instance, map: &Mmap) -> Result<Inflated, ApiError> {
     let path = inst.path();
     let cannot = |e: crate::dicom::error::DicomError| {
         // A length measured before may be what no longer holds: the next request measures again.
-        scope.lengths.inflated.forget(&path);
+        cx.lengths.inflated.forget(&path);
         ApiError::NotAcceptable(format!("instance {} cannot be read inflated: {e}", inst.uid()))
     };
-    let len = match scope.lengths.inflated.get(&path).and_then(|n| usize::try_from(n).ok()) {
+    let len = match cx.lengths.inflated.get(&path).and_then(|n| usize::try_from(n).ok()) {
         Some(len) => len,
         None => {
-            let len = unfaulted(scope, inst, || dataset::inflated_file_len(map))?.map_err(cannot)?;
-            scope.lengths.inflated.put(&path, len as u64);
+            let len = unfaulted(cx, inst, || dataset::inflated_file_len(map))?.map_err(cannot)?;
+            cx.lengths.inflated.put(&path, len as u64);
             len
         }
     };
-    let reserved = scope.inflate_budget.reserve(len as u64).map_err(|refused| {
-        let budget = scope.inflate_budget.limit();
-        let file = scope.index.file_path(inst);
+    let reserved = cx.inflate_budget.reserve(len as u64).map_err(|refused| {
+        let budget = cx.inflate_budget.limit();
+        let file = cx.index.file_path(inst);
         match refused {
             budget::Refused::Busy => {
                 log::warn!(
@@ -301,17 +246,17 @@ fn inflate(scope: &Scope, inst: &Instance, map: &Mmap) -> Result<Inflated, ApiEr
             }
         }
     })?;
-    let bytes = unfaulted(scope, inst, || dataset::inflate_file(map, len))?.map_err(cannot)?;
+    let bytes = unfaulted(cx, inst, || dataset::inflate_file(map, len))?.map_err(cannot)?;
     Ok(Inflated { bytes, _reserved: reserved })
 }
 
 /// Runs `read` over an instance's map and fails if the file shrank meanwhile (see `mmap`'s SIGBUS guard):
 /// what was read may then hold zeros that are not the file's.
-pub fn unfaulted<T>(scope: &Scope, inst: &Instance, read: impl FnOnce() -> T) -> Result<T, ApiError> {
+pub fn unfaulted<T>(cx: &Context, inst: &Instance, read: impl FnOnce() -> T) -> Result<T, ApiError> {
     crate::sys::map::unfaulted(read).map_err(|_| {
         ApiError::Internal(format!(
             "indexed file {} was truncated while it was read; run `smart-imaging check`",
-            scope.index.file_path(inst).display()
+            cx.index.file_path(inst).display()
         ))
     })
 }
