@@ -1,20 +1,34 @@
 //! The pages a person reads in a browser: `GET /`, which says what the server is and what to try on each
-//! tenant, and `GET /readme`, the README compiled into the binary and shown as HTML, so that the home page
-//! can link to its sections on a machine with no internet.
+//! tenant, and `GET /docs/`, the README and the pages of `docs/` compiled into the binary and shown as HTML,
+//! so that the home page can link to their sections on a machine with no internet.
 //!
-//! Invariants: everything shown comes from the configuration, the index or the README, escaped for HTML;
+//! Invariants: everything shown comes from the configuration, the index or the documentation, escaped for
+//! HTML (HTML written in the documentation is shown as text); links between the pages are `/docs/` URLs;
 //! the pages need no external asset (no script, no stylesheet, no font from elsewhere).
+
+use std::collections::HashMap;
+
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 use crate::app::App;
 use crate::config::{Authorization, Tenant};
 use crate::http::Response;
 
-/// The README, as the binary was built with it.
-const README: &str = include_str!("../README.md");
-
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}\
 code,pre{font-family:ui-monospace,monospace;background:#f4f4f4}pre{padding:.6rem;overflow-x:auto}\
-code{padding:0 .2rem}h1,h2,h3{line-height:1.2}li{margin:.3rem 0}.note{color:#555}";
+code{padding:0 .2rem}pre code{padding:0}h1,h2,h3{line-height:1.2}li{margin:.3rem 0}.note{color:#555}\
+table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:.2rem .5rem;vertical-align:top}img{max-width:100%}";
+
+/// Where the home page sends a person to read on: the walk-through, then the reference. Every link names a
+/// heading of the page it goes to (a unit test checks each).
+const WALK_THROUGH: &str = "/docs/#walk-through-on-the-demo-tenant";
+const READ_MORE: &str = "<h2>Read more</h2>\n<ul>\n\
+     <li><a href=\"/docs/#http-api\">The HTTP API</a> and <a href=\"/docs/#errors\">its errors</a></li>\n\
+     <li><a href=\"/docs/#connecting-to-an-ehr\">Connecting to an EHR</a> (a <code>smart-on-fhir</code> \
+     tenant)</li>\n\
+     <li><a href=\"/docs/#configuration\">Configuration</a> and <a href=\"/docs/#running-it-for-real\">\
+     running it for real</a></li>\n\
+     <li><a href=\"/docs/\">The whole README</a></li>\n</ul>\n";
 
 /// `GET /`.
 pub fn page(app: &App) -> Response {
@@ -37,8 +51,7 @@ pub fn page(app: &App) -> Response {
         html.push_str(&format!(
             "<h2>Try it</h2>\n<p>The walk-through's first request: <a href=\"{href}\">{text}</a> answers a FHIR \
              <code>searchset</code> Bundle; each study's contained Endpoint has the WADO-RS address to download it \
-             from. Then follow the <a href=\"/readme#walk-through-on-the-demo-tenant\">walk-through</a> with curl.\
-             </p>\n",
+             from. Then follow the <a href=\"{WALK_THROUGH}\">walk-through</a> with curl.</p>\n",
             href = escape(&first),
             text = escape(&first),
         ));
@@ -47,15 +60,7 @@ pub fn page(app: &App) -> Response {
         "<h2>See the images</h2>\n<p><a href=\"/viewer/\">The viewer</a> signs in like a SMART app, lists the \
          patient's studies and draws their images in this browser.</p>\n",
     );
-    html.push_str(
-        "<h2>Read more</h2>\n<ul>\n\
-         <li><a href=\"/readme#http-api\">The HTTP API</a> and <a href=\"/readme#errors\">its errors</a></li>\n\
-         <li><a href=\"/readme#connecting-to-an-ehr\">Connecting to an EHR</a> (a <code>smart-on-fhir</code> \
-         tenant)</li>\n\
-         <li><a href=\"/readme#configuration\">Configuration</a> and <a href=\"/readme#running-it-for-real\">\
-         running it for real</a></li>\n\
-         <li><a href=\"/readme\">The whole README</a></li>\n</ul>\n",
-    );
+    html.push_str(READ_MORE);
     Response::bytes(200, "text/html; charset=utf-8", html.into_bytes())
 }
 
@@ -124,88 +129,100 @@ fn first_request(app: &App) -> Option<String> {
     })
 }
 
-/// `GET /readme`: the README as HTML, every heading with the anchor GitHub would give it.
-pub fn readme() -> Response {
+/// `GET /docs/{name}`: a page of the documentation as HTML (`""` is the README; `api.md` or `api` a page of
+/// `docs/`), or an image the pages show. `None` when there is no such page.
+pub fn docs(name: &str) -> Option<Response> {
+    if let Some((_, bytes)) = IMAGES.iter().find(|(path, _)| path.strip_prefix("docs/") == Some(name)) {
+        return Some(Response::bytes(200, "image/png", bytes.to_vec()));
+    }
+    let page = PAGES.iter().find(|p| p.name() == name || p.name().strip_suffix(".md") == Some(name))?;
     let mut html = format!(
         "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
-         <title>smart-imaging README</title><style>{STYLE}</style>\n<p><a href=\"/\">← smart-imaging</a></p>\n"
+         <title>smart-imaging: {}</title><style>{STYLE}</style>\n<p class=note><a href=\"/\">Home</a>",
+        escape(page.title())
     );
-    html.push_str(&markdown(README));
-    Response::bytes(200, "text/html; charset=utf-8", html.into_bytes())
+    for other in &PAGES {
+        html.push_str(&format!(" · <a href=\"{}\">{}</a>", other.url(), escape(other.title())));
+    }
+    html.push_str("</p>\n");
+    html.push_str(&render(page.path, page.text));
+    Some(Response::bytes(200, "text/html; charset=utf-8", html.into_bytes()))
 }
 
-/// Enough of Markdown for the README: headings, fenced code, tables and other blocks kept as text, lists,
-/// paragraphs, and `code` spans.
-fn markdown(text: &str) -> String {
-    let mut out = String::new();
-    let mut lines = text.lines().peekable();
-    let mut paragraph: Vec<&str> = Vec::new();
-    let flush = |paragraph: &mut Vec<&str>, out: &mut String| {
-        if !paragraph.is_empty() {
-            out.push_str(&format!("<p>{}</p>\n", inline(&paragraph.join(" "))));
-            paragraph.clear();
-        }
-    };
-    while let Some(line) = lines.next() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") {
-            flush(&mut paragraph, &mut out);
-            let mut code = String::new();
-            for inner in lines.by_ref() {
-                if inner.trim_start().starts_with("```") {
-                    break;
-                }
-                code.push_str(&escape(inner));
-                code.push('\n');
-            }
-            out.push_str(&format!("<pre><code>{code}</code></pre>\n"));
-        } else if let Some(heading) = heading(line) {
-            flush(&mut paragraph, &mut out);
-            out.push_str(&heading);
-        } else if trimmed.starts_with('|') {
-            flush(&mut paragraph, &mut out);
-            let mut table = format!("{}\n", escape(line));
-            while let Some(next) = lines.peek().filter(|l| l.trim_start().starts_with('|')) {
-                table.push_str(&escape(next));
-                table.push('\n');
-                lines.next();
-            }
-            out.push_str(&format!("<pre>{table}</pre>\n"));
-        } else if let Some(item) = trimmed.strip_prefix("- ").or_else(|| numbered(trimmed)) {
-            flush(&mut paragraph, &mut out);
-            let mut text = item.to_string();
-            while let Some(next) = lines.peek().filter(|l| l.starts_with("  ") && !l.trim().is_empty()) {
-                if next.trim_start().starts_with("```") || next.trim_start().starts_with('|') {
-                    break;
-                }
-                text.push(' ');
-                text.push_str(next.trim());
-                lines.next();
-            }
-            out.push_str(&format!("<ul><li>{}</li></ul>\n", inline(&text)));
-        } else if trimmed.is_empty() {
-            flush(&mut paragraph, &mut out);
-        } else {
-            paragraph.push(trimmed);
+/// A page of `/docs/`: where it lies in the repository, and its text as the binary was built with it.
+struct Page {
+    path: &'static str,
+    text: &'static str,
+}
+
+/// Every page, in the order the navigation names them: the README first.
+const PAGES: [Page; 2] = [
+    Page { path: "README.md", text: include_str!("../README.md") },
+    Page { path: "docs/ARCHITECTURE.md", text: include_str!("../docs/ARCHITECTURE.md") },
+];
+
+/// The images the pages show (PNG), served beside them.
+const IMAGES: [(&str, &[u8]); 1] = [("docs/viewer.png", include_bytes!("../docs/viewer.png"))];
+
+impl Page {
+    /// The last part of its URL: `""` for the README, `api.md` for `docs/api.md`.
+    fn name(&self) -> &'static str {
+        self.path.strip_prefix("docs/").unwrap_or("")
+    }
+
+    fn url(&self) -> String {
+        format!("/docs/{}", self.name())
+    }
+
+    /// What the navigation calls it: the README, or the text of a page's first heading.
+    fn title(&self) -> &'static str {
+        match self.path {
+            "README.md" => "README",
+            _ => self.text.lines().find_map(|l| l.strip_prefix("# ")).unwrap_or(self.path),
         }
     }
-    flush(&mut paragraph, &mut out);
-    out
 }
 
-fn numbered(line: &str) -> Option<&str> {
-    let (n, rest) = line.split_once(". ")?;
-    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(rest)
-}
-
-/// `## Title` as `<h2 id=title>`, with GitHub's anchor rule: lower case, spaces to `-`, punctuation dropped.
-fn heading(line: &str) -> Option<String> {
-    let level = line.bytes().take_while(|b| *b == b'#').count();
-    let title = line.get(level..)?.strip_prefix(' ')?;
-    if !(1..=6).contains(&level) {
-        return None;
+/// The page at `path` as HTML, as GitHub shows it: CommonMark with tables, every heading with the anchor
+/// GitHub gives it, and links to other pages and images of the repository pointed at their `/docs/` URLs, so
+/// that they work offline. HTML in the text is shown as text.
+fn render(path: &str, text: &str) -> String {
+    let mut events: Vec<Event> = Parser::new_ext(text, Options::ENABLE_TABLES)
+        .map(|event| match event {
+            Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
+                Event::Start(Tag::Link { link_type, dest_url: link_target(path, &dest_url).into(), title, id })
+            }
+            Event::Start(Tag::Image { link_type, dest_url, title, id }) => {
+                Event::Start(Tag::Image { link_type, dest_url: link_target(path, &dest_url).into(), title, id })
+            }
+            Event::Html(text) | Event::InlineHtml(text) => Event::Text(text),
+            other => other,
+        })
+        .collect();
+    let mut taken = HashMap::new();
+    for at in 0..events.len() {
+        if let Event::Start(Tag::Heading { .. }) = events[at] {
+            let text: String = events[at + 1..]
+                .iter()
+                .take_while(|e| !matches!(e, Event::End(TagEnd::Heading(_))))
+                .filter_map(|e| match e {
+                    Event::Text(t) | Event::Code(t) => Some(t.as_ref()),
+                    _ => None,
+                })
+                .collect();
+            if let Event::Start(Tag::Heading { id, .. }) = &mut events[at] {
+                *id = Some(unique(anchor(&text), &mut taken).into());
+            }
+        }
     }
-    let anchor: String = title
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, events.into_iter());
+    html
+}
+
+/// GitHub's anchor for a heading: lower case, spaces to `-`, punctuation dropped.
+fn anchor(title: &str) -> String {
+    title
         .to_lowercase()
         .chars()
         .filter_map(|c| match c {
@@ -213,31 +230,46 @@ fn heading(line: &str) -> Option<String> {
             c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
             _ => None,
         })
-        .collect();
-    Some(format!("<h{level} id=\"{}\">{}</h{level}>\n", escape(&anchor), inline(title)))
+        .collect()
 }
 
-/// `code` spans and **bold**, the rest escaped.
-fn inline(text: &str) -> String {
-    let mut out = String::new();
-    for (n, piece) in text.split('`').enumerate() {
-        if n % 2 == 1 {
-            out.push_str(&format!("<code>{}</code>", escape(piece)));
-        } else {
-            let mut bold = false;
-            for (m, part) in escape(piece).split("**").enumerate() {
-                if m > 0 {
-                    out.push_str(if bold { "</b>" } else { "<b>" });
-                    bold = !bold;
-                }
-                out.push_str(part);
+/// The second heading with the same anchor gets `-1`, the third `-2`, as on GitHub.
+fn unique(anchor: String, taken: &mut HashMap<String, usize>) -> String {
+    let count = taken.entry(anchor.clone()).or_insert(0);
+    *count += 1;
+    if *count == 1 { anchor } else { format!("{anchor}-{}", *count - 1) }
+}
+
+/// Where a link of the page at `from` (a path in the repository) points once served: a relative link to a
+/// page or an image becomes its `/docs/` URL, its `#anchor` kept; any other link is left as written.
+fn link_target(from: &str, dest: &str) -> String {
+    let has_scheme = dest.split(['/', '#', '?']).next().is_some_and(|first| first.contains(':'));
+    if dest.is_empty() || has_scheme || dest.starts_with(['/', '#']) {
+        return dest.to_string();
+    }
+    let (path, fragment) = match dest.split_once('#') {
+        Some((path, fragment)) => (path, format!("#{fragment}")),
+        None => (dest, String::new()),
+    };
+    let mut parts: Vec<&str> = from.split('/').collect();
+    parts.pop();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
             }
-            if bold {
-                out.push_str("</b>");
-            }
+            part => parts.push(part),
         }
     }
-    out
+    let target = parts.join("/");
+    if let Some(page) = PAGES.iter().find(|p| p.path == target) {
+        format!("{}{fragment}", page.url())
+    } else if IMAGES.iter().any(|(path, _)| *path == target) {
+        format!("/{target}{fragment}")
+    } else {
+        dest.to_string()
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -248,37 +280,91 @@ fn escape(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The `href` and `src` values of an HTML text.
+    fn targets(html: &str) -> Vec<&str> {
+        ["href=\"", "src=\""]
+            .iter()
+            .flat_map(|attr| html.split(attr).skip(1).filter_map(|rest| rest.split('"').next()))
+            .collect()
+    }
+
+    /// Whether the page at `url` (`/docs/…`, with its `#anchor` if any) is served and has that anchor.
+    fn resolves(url: &str) -> bool {
+        let (path, fragment) = url.split_once('#').unwrap_or((url, ""));
+        let Some(name) = path.strip_prefix("/docs/") else { return false };
+        let Some(page) = PAGES.iter().find(|p| p.name() == name) else {
+            return fragment.is_empty() && IMAGES.iter().any(|(path, _)| path.strip_prefix("docs/") == Some(name));
+        };
+        fragment.is_empty() || render(page.path, page.text).contains(&format!("id=\"{fragment}\""))
+    }
+
     #[test]
     fn headings_get_githubs_anchors() {
-        assert_eq!(
-            heading("## Connecting to an EHR").unwrap(),
-            "<h2 id=\"connecting-to-an-ehr\">Connecting to an EHR</h2>\n"
-        );
-        assert!(
-            heading("## Walk-through on the `demo` tenant").unwrap().contains("id=\"walk-through-on-the-demo-tenant\"")
-        );
-        assert_eq!(heading("#hashtag"), None);
+        let html =
+            render("README.md", "## Connecting to an EHR\n## Walk-through on the `demo` tenant\n## A\n## A\n#hashtag");
+        assert!(html.contains("<h2 id=\"connecting-to-an-ehr\">Connecting to an EHR</h2>"), "{html}");
+        assert!(html.contains("id=\"walk-through-on-the-demo-tenant\""), "{html}");
+        assert!(html.contains("<h2 id=\"a\">A</h2>\n<h2 id=\"a-1\">A</h2>"), "a second one is -1\n{html}");
+        assert!(html.contains("<p>#hashtag</p>"), "{html}");
     }
 
     #[test]
-    fn the_readme_renders_with_every_anchor_the_home_page_links_to() {
-        let html = markdown(README);
-        for anchor in [
-            "walk-through-on-the-demo-tenant",
-            "http-api",
-            "errors",
-            "connecting-to-an-ehr",
-            "configuration",
-            "running-it-for-real",
-        ] {
-            assert!(html.contains(&format!("id=\"{anchor}\"")), "the README has no section #{anchor}");
+    fn every_anchor_the_home_page_links_to_is_on_its_page() {
+        let links = targets(READ_MORE).into_iter().chain([WALK_THROUGH]).collect::<Vec<_>>();
+        assert!(links.len() >= 6, "{links:?}");
+        for link in links {
+            assert!(resolves(link), "the home page links to {link}, which is not there");
         }
-        assert!(!html.contains("<script"), "no script from the README");
     }
 
     #[test]
-    fn markdown_is_escaped() {
-        assert_eq!(markdown("a <b> `<i>` **c**"), "<p>a &lt;b&gt; <code>&lt;i&gt;</code> <b>c</b></p>\n");
-        assert_eq!(markdown("```\n<x>\n```"), "<pre><code>&lt;x&gt;\n</code></pre>\n");
+    fn links_between_pages_work_offline() {
+        for page in &PAGES {
+            let html = render(page.path, page.text);
+            for target in targets(&html) {
+                let works = if let Some(fragment) = target.strip_prefix('#') {
+                    html.contains(&format!("id=\"{fragment}\""))
+                } else if target.starts_with("/docs/") {
+                    resolves(target)
+                } else {
+                    target.starts_with("http://") || target.starts_with("https://") || target.starts_with('/')
+                };
+                assert!(works, "{} links to {target}, which does not work when served", page.path);
+            }
+            assert!(!html.contains("<script"), "no script in {}", page.path);
+        }
+    }
+
+    #[test]
+    fn relative_links_point_at_the_served_pages() {
+        assert_eq!(link_target("README.md", "docs/ARCHITECTURE.md#codemap"), "/docs/ARCHITECTURE.md#codemap");
+        assert_eq!(link_target("docs/ARCHITECTURE.md", "../README.md#two-commands"), "/docs/#two-commands");
+        assert_eq!(link_target("docs/ARCHITECTURE.md", "./ARCHITECTURE.md"), "/docs/ARCHITECTURE.md");
+        assert_eq!(link_target("README.md", "docs/viewer.png"), "/docs/viewer.png");
+        for kept in ["#errors", "/viewer/", "http://localhost:8000/", "mailto:a@b", "src/home.rs"] {
+            assert_eq!(link_target("README.md", kept), kept);
+        }
+    }
+
+    #[test]
+    fn markdown_renders_tables_links_and_autolinks_and_escapes_html() {
+        let html =
+            render("README.md", "| a | b |\n| --- | --- |\n| `<i>` | [x](#y) |\n\nSee <http://localhost:8000/>.");
+        assert!(html.contains("<table>") && html.contains("<td><code>&lt;i&gt;</code></td>"), "{html}");
+        assert!(html.contains("<a href=\"#y\">x</a>"), "{html}");
+        assert!(html.contains("<a href=\"http://localhost:8000/\">http://localhost:8000/</a>"), "{html}");
+        let html = render("README.md", "a <b>bold</b> **c**\n\n<script>alert(1)</script>\n");
+        assert!(!html.contains("<script") && !html.contains("<b>"), "HTML in the text is shown as text\n{html}");
+        assert!(html.contains("&lt;script&gt;") && html.contains("<strong>c</strong>"), "{html}");
+    }
+
+    #[test]
+    fn pages_are_found_with_or_without_md() {
+        for name in ["", "ARCHITECTURE.md", "ARCHITECTURE", "viewer.png"] {
+            assert_eq!(docs(name).map(|r| r.status), Some(200), "{name:?}");
+        }
+        for name in ["README.md", "nope", "../README.md", "viewer"] {
+            assert!(docs(name).is_none(), "{name:?}");
+        }
     }
 }

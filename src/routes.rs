@@ -99,9 +99,18 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
         app.tenants.get(name).ok_or_else(|| ApiError::NotFound(format!("no tenant named {name:?}")))
     };
     match segs {
-        [""] | ["readme"] => {
+        [""] => {
             facts.route = "home";
-            Ok(if segs == [""] { home::page(app) } else { home::readme() })
+            Ok(home::page(app))
+        }
+        // `/readme` was the README's address before the pages of `docs/` were served beside it.
+        ["docs"] | ["readme"] => {
+            facts.route = "home";
+            Ok(Response::new(301).with_header("Location", "/docs/"))
+        }
+        ["docs", name] => {
+            facts.route = "home";
+            home::docs(name).ok_or_else(|| ApiError::NotFound("no such page".into()))
         }
         ["viewer"] => {
             facts.route = "viewer";
@@ -313,6 +322,12 @@ images.lookup = "studies-by-context"
             &app,
             &[
                 (Get, "/", &[], 200),
+                (Get, "/docs/", &[], 200),
+                (Get, "/docs/ARCHITECTURE.md", &[], 200),
+                (Head, "/docs/ARCHITECTURE", &[], 200),
+                (Get, "/docs/nothing.md", &[], 404),
+                (Get, "/docs", &[], 301),
+                (Get, "/readme", &[], 301),
                 (Get, "/healthz", &[], 200),
                 (Head, "/healthz", &[], 200),
                 (Options, "/demo/fhir/ImagingStudy", &[], 204),
@@ -327,6 +342,8 @@ images.lookup = "studies-by-context"
         );
         let page = String::from_utf8(body(get(&app, "/"))).unwrap();
         assert!(page.contains("demo") && page.contains("open"), "{page}");
+        let moved = get(&app, "/readme");
+        assert!(moved.headers.contains(&("Location".to_string(), "/docs/".to_string())), "{:?}", moved.headers);
         let outcome = get(&app, "/nobody/fhir/metadata");
         assert_eq!(outcome.headers[0], ("Content-Type".to_string(), "application/fhir+json".to_string()));
     }

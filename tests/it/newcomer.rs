@@ -1,6 +1,6 @@
 //! What a newcomer meets first, against the real binary: help for each command, `keygen` into a folder that
 //! does not exist yet, a listen address that is not `HOST:PORT`, links other machines cannot follow, and the
-//! home page and README a browser shows.
+//! home page and the documentation a browser shows.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -80,7 +80,7 @@ const OPEN_TENANT: &str = "[tenants.open]\nauthorization = { type = \"mock\", ig
                            images = { lookup = \"all-studies\" }\n";
 
 #[test]
-fn the_home_page_says_what_to_try_and_links_to_the_readme_it_serves() {
+fn the_home_page_says_what_to_try_and_links_to_the_docs_it_serves() {
     let server = Launch::new(sample_config()).start();
     let home = server.get("/");
     assert_eq!(home.status, 200);
@@ -94,12 +94,24 @@ fn the_home_page_says_what_to_try_and_links_to_the_readme_it_serves() {
     assert!(page.contains(&format!("href=\"{}{first}\"", server.base())), "the first request, clickable\n{page}");
     assert!(page.contains("only the studies of that patient"), "what demo shows\n{page}");
     assert!(!page.contains("src=") && !page.contains("<script"), "no external asset, no script");
-    for anchor in ["walk-through-on-the-demo-tenant", "connecting-to-an-ehr"] {
-        assert!(page.contains(&format!("/readme#{anchor}")), "{anchor}");
+    // Every page the home page links to is served, with the heading its anchor names.
+    let docs: Vec<&str> = page
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|l| l.starts_with("/docs/"))
+        .collect();
+    for anchor in ["#walk-through-on-the-demo-tenant", "#connecting-to-an-ehr"] {
+        assert!(docs.iter().any(|l| l.ends_with(anchor)), "the home page links to no {anchor}\n{page}");
     }
-    let readme = server.get("/readme");
-    assert_eq!(readme.status, 200);
-    let text = readme.text();
-    assert!(text.contains("id=\"walk-through-on-the-demo-tenant\"") && text.contains("id=\"connecting-to-an-ehr\""));
+    for link in docs {
+        let (path, anchor) = link.split_once('#').unwrap_or((link, ""));
+        let reply = server.get(path);
+        assert_eq!((reply.status, reply.media_type().as_str()), (200, "text/html"), "{link}");
+        assert!(anchor.is_empty() || reply.text().contains(&format!("id=\"{anchor}\"")), "{path} has no #{anchor}");
+    }
     assert_eq!(server.get(first).status, 200, "the link works");
+    // The README's old address still leads to it.
+    let moved = raw_request(server.addr(), "GET", "/readme", &[]);
+    assert_eq!((moved.status, moved.header_or_empty("location")), (301, "/docs/"));
 }
