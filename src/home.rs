@@ -23,12 +23,12 @@ table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:.2rem .5rem;v
 /// heading of the page it goes to (a unit test checks each).
 const WALK_THROUGH: &str = "/docs/#walk-through-on-the-demo-tenant";
 const READ_MORE: &str = "<h2>Read more</h2>\n<ul>\n\
-     <li><a href=\"/docs/#http-api\">The HTTP API</a> and <a href=\"/docs/#errors\">its errors</a></li>\n\
-     <li><a href=\"/docs/#connecting-to-an-ehr\">Connecting to an EHR</a> (a <code>smart-on-fhir</code> \
-     tenant)</li>\n\
-     <li><a href=\"/docs/#configuration\">Configuration</a> and <a href=\"/docs/#running-it-for-real\">\
-     running it for real</a></li>\n\
-     <li><a href=\"/docs/\">The whole README</a></li>\n</ul>\n";
+     <li><a href=\"/docs/api.md\">The HTTP API</a> and <a href=\"/docs/api.md#errors\">its errors</a></li>\n\
+     <li><a href=\"/docs/ehr.md#connecting-to-an-ehr\">Connecting to an EHR</a> (a <code>smart-on-fhir</code> \
+     tenant) and <a href=\"/docs/ehr.md#the-built-in-sandbox-ehr\">the built-in sandbox EHR</a></li>\n\
+     <li><a href=\"/docs/operations.md#configuration\">Configuration</a> and \
+     <a href=\"/docs/operations.md#running-it-for-real\">running it for real</a></li>\n\
+     <li><a href=\"/docs/\">The README</a>, which links every page of the reference</li>\n</ul>\n";
 
 /// `GET /`.
 pub fn page(app: &App) -> Response {
@@ -156,8 +156,14 @@ struct Page {
 }
 
 /// Every page, in the order the navigation names them: the README first.
-const PAGES: [Page; 2] = [
+const PAGES: [Page; 8] = [
     Page { path: "README.md", text: include_str!("../README.md") },
+    Page { path: "docs/api.md", text: include_str!("../docs/api.md") },
+    Page { path: "docs/operations.md", text: include_str!("../docs/operations.md") },
+    Page { path: "docs/ehr.md", text: include_str!("../docs/ehr.md") },
+    Page { path: "docs/index.md", text: include_str!("../docs/index.md") },
+    Page { path: "docs/performance.md", text: include_str!("../docs/performance.md") },
+    Page { path: "docs/viewer.md", text: include_str!("../docs/viewer.md") },
     Page { path: "docs/ARCHITECTURE.md", text: include_str!("../docs/ARCHITECTURE.md") },
 ];
 
@@ -311,7 +317,7 @@ mod tests {
     #[test]
     fn every_anchor_the_home_page_links_to_is_on_its_page() {
         let links = targets(READ_MORE).into_iter().chain([WALK_THROUGH]).collect::<Vec<_>>();
-        assert!(links.len() >= 6, "{links:?}");
+        assert!(links.len() >= 7, "{links:?}");
         for link in links {
             assert!(resolves(link), "the home page links to {link}, which is not there");
         }
@@ -336,10 +342,25 @@ mod tests {
     }
 
     #[test]
+    fn every_page_of_docs_is_served() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let served = PAGES.iter().any(|p| p.name() == name) || IMAGES.iter().any(|(p, _)| p.ends_with(&name));
+            assert!(served, "docs/{name} is not in PAGES or IMAGES");
+        }
+    }
+
+    #[test]
     fn relative_links_point_at_the_served_pages() {
-        assert_eq!(link_target("README.md", "docs/ARCHITECTURE.md#codemap"), "/docs/ARCHITECTURE.md#codemap");
-        assert_eq!(link_target("docs/ARCHITECTURE.md", "../README.md#two-commands"), "/docs/#two-commands");
-        assert_eq!(link_target("docs/ARCHITECTURE.md", "./ARCHITECTURE.md"), "/docs/ARCHITECTURE.md");
+        assert_eq!(link_target("README.md", "docs/api.md#errors"), "/docs/api.md#errors");
+        assert_eq!(
+            link_target("docs/api.md", "ehr.md#the-built-in-sandbox-ehr"),
+            "/docs/ehr.md#the-built-in-sandbox-ehr"
+        );
+        assert_eq!(link_target("docs/api.md", "../README.md#two-commands"), "/docs/#two-commands");
+        assert_eq!(link_target("docs/api.md", "./operations.md"), "/docs/operations.md");
+        assert_eq!(link_target("docs/viewer.md", "viewer.png"), "/docs/viewer.png");
         assert_eq!(link_target("README.md", "docs/viewer.png"), "/docs/viewer.png");
         for kept in ["#errors", "/viewer/", "http://localhost:8000/", "mailto:a@b", "src/home.rs"] {
             assert_eq!(link_target("README.md", kept), kept);
@@ -360,10 +381,10 @@ mod tests {
 
     #[test]
     fn pages_are_found_with_or_without_md() {
-        for name in ["", "ARCHITECTURE.md", "ARCHITECTURE", "viewer.png"] {
+        for name in ["", "api.md", "api", "index.md", "ARCHITECTURE", "viewer.png"] {
             assert_eq!(docs(name).map(|r| r.status), Some(200), "{name:?}");
         }
-        for name in ["README.md", "nope", "../README.md", "viewer"] {
+        for name in ["README.md", "nope", "../README.md", "viewer.jpg"] {
             assert!(docs(name).is_none(), "{name:?}");
         }
     }

@@ -328,7 +328,7 @@ fn a_sighup_during_a_reload_reads_the_index_once_more_after_it() {
 }
 
 #[test]
-fn the_unit_file_runs_a_dedicated_user_hardened_as_the_readme_installs_it() {
+fn the_unit_file_runs_a_dedicated_user_hardened_as_the_docs_install_it() {
     let unit = std::fs::read_to_string(repo().join("packaging/smart-imaging.service")).unwrap();
     let values = |key: &str| -> Vec<String> {
         unit.lines().filter_map(|l| l.strip_prefix(&format!("{key}="))).map(str::to_string).collect()
@@ -346,8 +346,7 @@ fn the_unit_file_runs_a_dedicated_user_hardened_as_the_readme_installs_it() {
     let exec = one("ExecStart");
     let (binary, args) = exec.split_once(' ').unwrap();
     assert_eq!(args, "serve --config /etc/smart-imaging/smart-imaging.toml");
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let section = &readme[readme.find("## On an edge device").expect("the edge-device section")..];
+    let section = doc_section("docs/operations.md", "## On an edge device");
     for step in [
         format!("install -m 0755 smart-imaging {binary}"),
         "useradd --system".to_string(),
@@ -355,7 +354,7 @@ fn the_unit_file_runs_a_dedicated_user_hardened_as_the_readme_installs_it() {
         "systemctl enable --now smart-imaging".to_string(),
         "RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release".to_string(),
     ] {
-        assert!(section.contains(&step), "the README's install lacks {step:?}");
+        assert!(section.contains(&step), "the edge-device install lacks {step:?}");
     }
     // `serve --config FILE` is how the command line takes it.
     let run = run_cli(&["serve", "--config", "/nonexistent/smart-imaging.toml"], &repo());

@@ -319,10 +319,10 @@ fn an_ehr_that_never_answers_is_503_within_timeout_seconds() {
 }
 
 #[test]
-fn the_readme_documents_the_read_write_and_shutdown_timeouts() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+fn the_configuration_reference_documents_the_read_write_and_shutdown_timeouts() {
+    let table = doc_section("docs/operations.md", "## Configuration");
     for key in ["server.read_timeout", "server.write_timeout", "server.shutdown_timeout"] {
-        assert!(readme.contains(key), "the README's configuration table does not document `{key}`");
+        assert!(table.contains(key), "the configuration table does not document `{key}`");
     }
 }
 
@@ -835,10 +835,10 @@ fn a_smart_on_fhir_tenant_on_loopback_draws_no_plain_http_warning() {
 }
 
 #[test]
-fn the_readme_shows_tls_in_front_with_nginx() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+fn the_operations_page_shows_tls_in_front_with_nginx() {
+    let tls = doc_section("docs/operations.md", "### TLS");
     for needle in ["nginx", "listen 443 ssl", "proxy_pass http://127.0.0.1"] {
-        assert!(readme.contains(needle), "the README shows no TLS proxy in front: `{needle}` is missing");
+        assert!(tls.contains(needle), "docs/operations.md shows no TLS proxy in front: `{needle}` is missing");
     }
 }
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""The README, followed literally.
+"""The README and the pages of docs/, followed literally.
 
-Every fenced shell block of README.md carries a mark after its language:
+Every fenced shell block of every page (README.md, then the pages of docs/ in the order of PAGES) carries a
+mark after its language:
 
-- ``sh walkthrough``: run by this script, in README order, in one ``bash -euo pipefail`` session in the
+- ``sh walkthrough``: run by this script, in that order, in one ``bash -euo pipefail`` session in the
   repository's folder, against the server that ``cargo run --release`` starts (on 127.0.0.1:0; the blocks
-  read the address from ``$B``, which they default to ``http://localhost:8000`` for a person);
+  read the address from ``$B``, which they default to ``http://localhost:8000`` for a person), so a page's
+  block may use what the README's walk-through left (its ``bundle.json``, the installed binary);
 - ``sh tested-by=PATH-OR-TEST``: run by another test, named by a file of the repository or a test function.
 
 A shell block without a mark, or naming a test that does not exist, fails. The script prints what each block
@@ -22,6 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# The pages, in the order their walk-through blocks run: the README first, then the reference.
+PAGES = ["README.md", "docs/api.md", "docs/operations.md", "docs/ehr.md", "docs/index.md",
+         "docs/performance.md", "docs/viewer.md", "docs/ARCHITECTURE.md"]
 SHELLS = {"sh", "bash", "shell", "console"}
 # What the walk-through writes in the repository's folder; removed afterwards, and refused if already there
 # (a person's own key is never touched).
@@ -73,20 +78,23 @@ def exists(target):
 
 
 def main():
-    readme = (ROOT / "README.md").read_text()
+    unlisted = sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md") if f"docs/{p.name}" not in PAGES)
+    check(not unlisted, f"every page of docs/ is in PAGES ({', '.join(unlisted) or 'none missing'})")
     walkthrough = []
-    for info, body, line in fenced_blocks(readme):
-        if not info or info[0] not in SHELLS:
-            continue
-        marks = info[1:]
-        tested_by = [m.split("=", 1)[1] for m in marks if m.startswith("tested-by=")]
-        if "walkthrough" in marks:
-            walkthrough.append((line, body))
-        elif tested_by:
-            check(all(exists(t) for t in tested_by), f"README line {line}: run by {', '.join(tested_by)}")
-        else:
-            check(False, f"README line {line}: a shell block with no mark (walkthrough or tested-by=…)")
-    check(len(walkthrough) >= 2, f"the README has walk-through blocks ({len(walkthrough)})")
+    for page in PAGES:
+        for info, body, line in fenced_blocks((ROOT / page).read_text()):
+            if not info or info[0] not in SHELLS:
+                continue
+            marks = info[1:]
+            tested_by = [m.split("=", 1)[1] for m in marks if m.startswith("tested-by=")]
+            if "walkthrough" in marks:
+                walkthrough.append((f"{page} line {line}", body))
+            elif tested_by:
+                check(all(exists(t) for t in tested_by), f"{page} line {line}: run by {', '.join(tested_by)}")
+            else:
+                check(False, f"{page} line {line}: a shell block with no mark (walkthrough or tested-by=…)")
+    in_readme = sum(1 for where, _ in walkthrough if where.startswith("README.md "))
+    check(in_readme >= 2, f"the README has walk-through blocks ({in_readme}; {len(walkthrough)} in all)")
 
     there = [o for o in OUTPUTS if (ROOT / o).exists()]
     if not check(not there, "no file the walk-through writes is in the way"):
@@ -116,7 +124,7 @@ def main():
         cargo_bin = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo")) / "bin"
         if str(cargo_bin) not in env.get("PATH", "").split(":"):
             env["PATH"] = f"{cargo_bin}:{env.get('PATH', '')}"
-        script = "".join(f"# README line {line}\n{body}" for line, body in walkthrough)
+        script = "".join(f"# {where}\n{body}" for where, body in walkthrough)
         print(f"==> running {len(walkthrough)} walk-through blocks against {base}", flush=True)
         run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=900)

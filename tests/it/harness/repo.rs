@@ -29,6 +29,25 @@ pub fn sample_index_path() -> PathBuf {
     data_dir().join("index.toml")
 }
 
+/// The section of a page of the documentation (`docs/operations.md`, say) under `heading` (`## Security`),
+/// up to the next heading of its level or above (a `#` line in a fenced block is no heading).
+pub fn doc_section(page: &str, heading: &str) -> String {
+    let text = std::fs::read_to_string(repo().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+    let level = heading.split(' ').next().unwrap_or_default().len();
+    let start = text.lines().position(|l| l == heading).unwrap_or_else(|| panic!("{page} has no {heading:?}"));
+    let mut section = vec![heading];
+    let mut fenced = false;
+    for line in text.lines().skip(start + 1) {
+        fenced ^= line.trim_start().starts_with("```");
+        let hashes = line.bytes().take_while(|b| *b == b'#').count();
+        if !fenced && (1..=level).contains(&hashes) && line[hashes..].starts_with(' ') {
+            break;
+        }
+        section.push(line);
+    }
+    section.join("\n")
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The sample index, read with its own small types so that the tests do not trust the server's reading.
 
