@@ -6,7 +6,7 @@
 * ``busy``: print how busy the cores were over the next few seconds, in percent.
 * ``parts FILE CONTENT-TYPE``: print how many parts a saved multipart body holds.
 * ``get FILE PATH``: print one value of a JSON file, PATH being dot-separated keys and list indexes.
-* ``gen-index --instances N --out FILE``: write a synthetic index in the README's layout.  The files it
+* ``gen-index --instances N --out FILE``: write a synthetic index in the layout of docs/index.md.  The files it
   names do not exist: the server reads the index at start and opens files only when asked for them.
 * ``startup --bin B --config C --runs N``: time from process start to the ``listening on`` line, and the
   memory it holds then (VmRSS) and at most (VmHWM); the mean of N runs is recorded.

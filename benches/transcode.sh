@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Transcoded retrieve beside as-stored retrieve of the same study (README, Transfer syntaxes). It builds the
+# Transcoded retrieve beside as-stored retrieve of the same study (docs/api.md, Transfer syntaxes). It builds the
 # release binary, writes two studies of the same images, one in implicit VR little endian and one in
 # explicit VR big endian (BENCH_INSTANCES slices of 512×512 16-bit each, about 0.5 MB a slice), indexes
 # them, and retrieves each study whole with wrk at 1 and at 8 clients: once as stored

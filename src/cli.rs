@@ -1,4 +1,4 @@
-//! The command line (README, Command line): parses arguments, runs one command, and turns any start-up
+//! The command line (docs/operations.md, Command line): parses arguments, runs one command, and turns any start-up
 //! error into one message and exit status 2; the log, with the HTTP client's crates capped at `info`.
 
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ pub fn main() -> ExitCode {
 
 /// The log on stderr, filtered by `RUST_LOG` (default `info`), with the HTTP client's crates capped at
 /// `info` whatever `RUST_LOG` says: at debug and trace they print requests with their headers, the backend
-/// token among them (README, Security).
+/// token among them (docs/operations.md, Security).
 fn init_log() {
     let inner = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
     let max = inner.filter();

@@ -1,5 +1,5 @@
-//! The configuration file (README, Configuration): a raw form that serde reads, refusing unknown keys and values, and a
-//! validated form the server runs on, converted once at start.
+//! The configuration file (docs/operations.md, Configuration): a raw form that serde reads, refusing unknown keys
+//! and values, and a validated form the server runs on, converted once at start.
 //!
 //! Invariants: nothing outside this module sees the raw form; every relative path is resolved against the
 //! folder of the configuration file; every error names the file and the key.
@@ -221,7 +221,7 @@ impl Tenant {
 pub enum Authorization {
     /// No introspection; the configured patient (if any) is the context.
     Mock { patient: Option<Arc<PatientContext>> },
-    /// Token introspection and Patient reads at an EHR (README, Connecting to an EHR).
+    /// Token introspection and Patient reads at an EHR (docs/ehr.md, Connecting to an EHR).
     SmartOnFhir(SmartOnFhir),
 }
 

@@ -1,4 +1,4 @@
-//! The route table: one `match` on method and path segments that reads like the README's API table.
+//! The route table: one `match` on method and path segments that reads like the API table of docs/api.md.
 //! Protected routes get their `Grant` from `auth::authorize` here, before the handler runs, so no handler
 //! can forget it; nothing else happens here.
 //!

@@ -1,5 +1,5 @@
-//! Study tokens (README, Study tokens): opaque, URL-safe capabilities sealed with AES-256-GCM, embedded in the
-//! WADO-RS base address of each ImagingStudy's Endpoint.
+//! Study tokens (docs/api.md, Choices: study tokens): opaque, URL-safe capabilities sealed with AES-256-GCM,
+//! embedded in the WADO-RS base address of each ImagingStudy's Endpoint.
 //!
 //! Invariants: a token is accepted only when its seal opens under this server's key; its claims are never
 //! trusted before that; tokens are never logged (the server's log redacts the path segment that holds one).

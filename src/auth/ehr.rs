@@ -1,5 +1,5 @@
-//! The EHR client of a `smart-on-fhir` tenant (README, Connecting to an EHR): discovery, the Backend Services token,
-//! token introspection (RFC 7662) and Patient reads, each a cached single flight (`flight::Flight`).
+//! The EHR client of a `smart-on-fhir` tenant (docs/ehr.md, Connecting to an EHR): discovery, the Backend Services
+//! token, token introspection (RFC 7662) and Patient reads, each a cached single flight (`flight::Flight`).
 //!
 //! Invariants: every call has a timeout, and one request's calls together never take longer than
 //! `timeoutSeconds`; no redirect is followed, and any answer that is not the one asked for (a 3xx, a body
@@ -47,7 +47,7 @@ pub struct Settings {
     pub patient_cache_secs: u64,
     pub cache_size: usize,
     pub timeout_secs: u64,
-    /// How many requests of this tenant may wait on its EHR at once (README, Running it for real).
+    /// How many requests of this tenant may wait on its EHR at once (docs/operations.md, A slow EHR).
     pub max_in_flight: usize,
 }
 

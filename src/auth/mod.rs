@@ -1,5 +1,5 @@
 //! Authorization of a request's bearer token, producing the proven `Grant` that every protected handler
-//! takes as a value (README, Errors; Connecting to an EHR).
+//! takes as a value (docs/api.md, Errors; docs/ehr.md, Connecting to an EHR).
 //!
 //! Invariants: a handler cannot reach patient data without a `Grant`; a token is never logged or kept in
 //! the clear; any doubt fails closed.

@@ -1,7 +1,7 @@
 //! The patient in context: who the access token speaks for, and which DICOM PatientIDs are theirs.
 //!
 //! Invariants: the DICOM PatientIDs of a patient are chosen from its identifiers in one place
-//! (`IdSelector::select`), the same way for mock and smart-on-fhir tenants (README, Configuration; Patient
+//! (`IdSelector::select`), the same way for mock and smart-on-fhir tenants (docs/api.md, Choices: Patient
 //! matching): by default only identifiers typed `MR`; whether a study is the patient's is decided in one
 //! place (`PatientContext::owns`), with IssuerOfPatientID and the identifier's system agreeing through the
 //! configured map whenever both are present; this module does no I/O.
@@ -104,8 +104,8 @@ impl PatientContext {
     }
 }
 
-/// The logical id in a patient reference, where `base` is the FHIR base an absolute reference must be
-/// under (README, HTTP API): `123`, `Patient/123` or `{base}/Patient/123` → `123`. Anything else (another
+/// The logical id in a patient reference, where `base` is the FHIR base an absolute reference must be under
+/// (docs/api.md, Patient references): `123`, `Patient/123` or `{base}/Patient/123` → `123`. Anything else (another
 /// base, another resource type, `Group/1/Patient/123`, an empty id, a version suffix) is `None`.
 pub fn normalise_reference<'a>(value: &'a str, base: &str) -> Option<&'a str> {
     let value = value.trim();

@@ -2,8 +2,8 @@
 //! more broadly than written.
 //!
 //! Only `patient/` scopes count: `user/` and `system/` scopes do not authorize patient-context access here
-//! (README, Connecting to an EHR), and a scope restricted by search parameters (`?category=…`) cannot be enforced on imaging, so it
-//! grants nothing rather than everything.
+//! (docs/ehr.md, Connecting to an EHR), and a scope restricted by search parameters (`?category=…`) cannot be
+//! enforced on imaging, so it grants nothing rather than everything.
 
 /// What a request needs from the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

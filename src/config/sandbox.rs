@@ -1,4 +1,4 @@
-//! The `[sandbox]` section (README, The built-in sandbox EHR): its raw form, refusing unknown keys, and the
+//! The `[sandbox]` section (docs/ehr.md, The built-in sandbox EHR): its raw form, refusing unknown keys, and the
 //! validated form `sandbox::` runs on; and the `{sandbox}` placeholder that tenants may put in front of
 //! `fhirBaseUrl`, replaced once the sandbox is bound.
 //!

@@ -1,4 +1,4 @@
-//! ImagingStudy resources of the SMART Imaging profile (README, HTTP API), each with its contained WADO-RS Endpoint.
+//! ImagingStudy resources of the SMART Imaging profile (docs/api.md), each with its contained WADO-RS Endpoint.
 //!
 //! All of a study's resource but two values is the same for every request, so it is serialized once, on first
 //! use, and kept as text pieces; a request only fills in the two values that are its own: the Endpoint address

@@ -118,7 +118,7 @@ fn date_matches(prefix: &str, t: i64, start: i64, end: i64) -> bool {
     }
 }
 
-/// The `patient` parameter must be a patient reference (400 otherwise, README, HTTP API): `id`,
+/// The `patient` parameter must be a patient reference (400 otherwise; docs/api.md, Patient references): `id`,
 /// `Patient/id`, or absolute under `base`. Without `ignorePatient`, it is required and must name the patient
 /// in context (403 otherwise).
 fn check_patient(grant: &Grant, asked: Option<&str>, base: &str) -> Result<(), ApiError> {

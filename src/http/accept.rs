@@ -1,5 +1,5 @@
-//! Content negotiation for WADO-RS (README, DICOMweb details, DICOM PS3.18 §8.7): parsing `Accept` and choosing what to
-//! send. Pure functions only; the WADO module applies the choice.
+//! Content negotiation for WADO-RS (docs/api.md, DICOMweb details; DICOM PS3.18 §8.7): parsing `Accept` and
+//! choosing what to send. Pure functions only; the WADO module applies the choice.
 //!
 //! Invariants: a malformed header is a 400, an acceptable-but-unservable one a 406; the only transcoding
 //! ever promised is of the native syntaxes to Explicit VR Little Endian, so a specific transfer syntax is

@@ -8,7 +8,7 @@ use std::fmt;
 
 use super::message::Response;
 
-/// Everything a request can fail with. The status of each case is fixed here (README, Errors) and nowhere else.
+/// Everything a request can fail with. The status of each case is fixed here (docs/api.md, Errors) and nowhere else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
     BadRequest(String),

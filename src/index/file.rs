@@ -2,12 +2,12 @@
 //! fast reader in `fast`). Private to the `index` folder: the rest of the server sees only the validated
 //! `Index`.
 //!
-//! Invariant: field names are the TOML keys the README documents; nothing here is trusted before
+//! Invariant: field names are the TOML keys docs/index.md documents; nothing here is trusted before
 //! `Index::validate` has checked it.
 
 use serde::{Deserialize, Serialize};
 
-/// The on-disk layout. Field names are the TOML keys documented in the README.
+/// The on-disk layout. Field names are the TOML keys documented in docs/index.md.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct IndexFile {

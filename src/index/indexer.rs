@@ -179,7 +179,7 @@ pub fn index_dir(dir: &Path, out: &Path, report: &mut dyn Write, progress: bool)
     summary.studies = file.studies.len();
     if summary.indexed > 0 {
         let text = toml::to_string(&file).map_err(|e| format!("cannot encode the index: {e}"))?;
-        let heading = "# Written by `smart-imaging index`; see the README for the layout.\n";
+        let heading = "# Written by `smart-imaging index`; docs/index.md describes the layout.\n";
         // Written beside and renamed over, so that a reader never meets half an index.
         let partial = out_file.with_extension("toml.partial");
         std::fs::write(&partial, format!("{heading}{text}")).map_err(|e| format!("{}: {e}", partial.display()))?;

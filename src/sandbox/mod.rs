@@ -1,4 +1,4 @@
-//! The built-in sandbox EHR (README, The built-in sandbox EHR): a SMART on FHIR authorization server and a
+//! The built-in sandbox EHR (docs/ehr.md, The built-in sandbox EHR): a SMART on FHIR authorization server and a
 //! FHIR server of a few configured patients, for teaching and tests, on a listener and threads of its own.
 //! The imaging server's tenants reach it over HTTP through `auth::ehr`, like any EHR.
 //!

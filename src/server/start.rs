@@ -96,7 +96,7 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
     if smart_on_fhir && !bound.ip().is_loopback() {
         log::warn!(
             "!!! smart-on-fhir tenants are served over plain HTTP on {bound}, which is not loopback: access tokens \
-             travel in clear. Put a TLS proxy in front and listen on 127.0.0.1 (see the README) !!!"
+             travel in clear. Put a TLS proxy in front and listen on 127.0.0.1 (see docs/operations.md, TLS) !!!"
         );
     }
     if let Some(sandbox) = sandbox {

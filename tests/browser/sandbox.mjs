@@ -1,4 +1,4 @@
-// The viewer's SMART launch against the built-in sandbox EHR (README, The built-in sandbox EHR), in the same
+// The viewer's SMART launch against the built-in sandbox EHR (docs/ehr.md, The built-in sandbox EHR), in the same
 // headless Chromium as viewer.mjs, which calls `sandboxFlow` before its summary line.
 //
 // The viewer is a browser app the sandbox was not written for: it discovers the `smart` tenant's EHR (the

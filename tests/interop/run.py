@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Interop suite for smart-imaging's DICOMweb (README, HTTP API, DICOMweb details).
+"""Interop suite for smart-imaging's DICOMweb (docs/api.md, DICOMweb details).
 
 Starts the real binary on the repository's configuration and sample data (its sandbox EHR on port 0), finds
 the studies through the FHIR ImagingStudy search of the `open` and `demo` tenants, and of the `smart` tenant

@@ -1,4 +1,4 @@
-"""Interop cases for the built-in sandbox EHR (README, The built-in sandbox EHR; Walk the real SMART flow).
+"""Interop cases for the built-in sandbox EHR (docs/ehr.md, The built-in sandbox EHR; README, Walk the real SMART flow).
 
 Run by run.py against the same server (the repository's configuration, its sandbox on port 0):
 

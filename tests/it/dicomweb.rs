@@ -1,8 +1,8 @@
-//! Tests of the DICOMweb resources under a study token (README, HTTP API; DICOMweb details; DICOM PS3.18): metadata at study,
-//! series and instance level (Annex F.2), bulk data, study-scoped QIDO-RS (§10.6), frames (§8.7.3.5.3),
-//! content negotiation, HEAD, Content-Length and ETag / If-None-Match, and the study-token checks in
-//! front of all of them. Against the repository's configuration (tenants `open` and `demo`) and sample
-//! data, plus one temporary archive of encapsulated (JPEG Baseline) instances the sample lacks.
+//! Tests of the DICOMweb resources under a study token (docs/api.md, Paths; DICOMweb details; DICOM PS3.18):
+//! metadata at study, series and instance level (Annex F.2), bulk data, study-scoped QIDO-RS (§10.6), frames
+//! (§8.7.3.5.3), content negotiation, HEAD, Content-Length and ETag / If-None-Match, and the study-token checks in
+//! front of all of them. Against the repository's configuration (tenants `open` and `demo`) and sample data, plus
+//! one temporary archive of encapsulated (JPEG Baseline) instances the sample lacks.
 //!
 //! Expected values come from the sample files themselves (bytes read at the index's `pixel_data_offset`)
 //! and from what `data/make_sample.py` wrote into them, never from the server's own reading.

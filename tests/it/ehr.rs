@@ -1,5 +1,5 @@
-//! `smart-on-fhir` tenants against the fake EHR of `fake_ehr` (README, Connecting to an EHR; Errors): the
-//! happy paths, the caches, and the EHR failing in the ordinary ways. The red-team cases (an EHR that
+//! `smart-on-fhir` tenants against the fake EHR of `fake_ehr` (docs/ehr.md, Connecting to an EHR; docs/api.md,
+//! Errors): the happy paths, the caches, and the EHR failing in the ordinary ways. The red-team cases (an EHR that
 //! misbehaves on purpose) are in `redteam`.
 
 use std::time::Duration;
@@ -202,7 +202,7 @@ fn a_cached_token_is_refused_once_its_exp_passes() {
     assert_outcome(&search(&s, "pA", "short"), 401, "after exp, though the introspection was cached for 60 s");
 }
 
-/// The revocation window (README, Security): a token revoked at the EHR keeps working here while its
+/// The revocation window (docs/operations.md, Security): a token revoked at the EHR keeps working here while its
 /// introspection is cached; `introspectionCacheSeconds = 0` closes the window.
 #[test]
 fn a_revoked_token_works_while_cached_and_introspection_cache_seconds_0_disables_the_cache() {

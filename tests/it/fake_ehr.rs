@@ -1,4 +1,4 @@
-//! A fake EHR for the `smart-on-fhir` tests (README, Connecting to an EHR): a real HTTP server inside the
+//! A fake EHR for the `smart-on-fhir` tests (docs/ehr.md, Connecting to an EHR): a real HTTP server inside the
 //! test process with a SMART configuration, a token endpoint that verifies the client assertion, an
 //! introspection endpoint that requires the backend token, and Patient reads. It counts every call it gets,
 //! and misbehaves on purpose when told to (a `Mode`): redirects to an attacker's host, wrong answers, slow

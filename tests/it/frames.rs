@@ -278,7 +278,7 @@ fn encapsulated_frames_are_their_fragments_as_octets_or_as_the_image_type_asked(
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The study token in front of everything (README, Study tokens).
+// The study token in front of everything (docs/api.md, Choices: study tokens).
 
 #[test]
 fn every_dicomweb_resource_refuses_a_bad_study_token() {
@@ -351,7 +351,7 @@ fn a_study_token_opens_no_resource_of_another_study() {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// HEAD, Content-Length, ETag (README, DICOMweb details; RFC 9110 §9.3.2, §8.6, §13.1.2).
+// HEAD, Content-Length, ETag (docs/api.md, DICOMweb details; RFC 9110 §9.3.2, §8.6, §13.1.2).
 
 /// The resources of the multi-frame instance on the open tenant, as (label, absolute URL).
 fn multi_frame_resources(server: &Server, index: &IndexFile) -> Vec<(&'static str, String)> {
@@ -466,8 +466,8 @@ fn a_304_sends_no_content_length_but_the_200s() {
     }
 }
 
-/// A browser viewer's request with `Authorization` is preceded by a CORS preflight (README, Errors). RFC 9110 §8.6:
-/// "A server MUST NOT send a Content-Length header field in any response with a status code of ... 204 (No
+/// A browser viewer's request with `Authorization` is preceded by a CORS preflight (docs/api.md, Errors). RFC 9110
+/// §8.6: "A server MUST NOT send a Content-Length header field in any response with a status code of ... 204 (No
 /// Content)".
 #[test]
 fn a_preflight_of_a_dicomweb_resource_is_a_204_without_content_length() {

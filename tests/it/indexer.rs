@@ -1,6 +1,6 @@
-//! Tests of `smart-imaging index` and `smart-imaging check` (README, Command line; The index) on folders that mix good files
-//! with truncated, duplicate, empty, non-DICOM, deflated and bare files, as real archives do. They run the
-//! real binary and read what it printed and the index it wrote.
+//! Tests of `smart-imaging index` and `smart-imaging check` (docs/operations.md, Command line; docs/index.md) on
+//! folders that mix good files with truncated, duplicate, empty, non-DICOM, deflated and bare files, as real
+//! archives do. They run the real binary and read what it printed and the index it wrote.
 
 use std::ffi::OsString;
 use std::io::Write;

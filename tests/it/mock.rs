@@ -1,6 +1,6 @@
-//! Tests of mock tenants (README, Configuration `authorization.type = "mock"`) over real HTTP: the repository's own
-//! configuration (tenants `open` and `demo`) or a temporary one, always against the sample index; and the
-//! command line (README, Command line), which needs no server.
+//! Tests of mock tenants (docs/operations.md, Configuration `authorization.type = "mock"`) over real HTTP: the
+//! repository's own configuration (tenants `open` and `demo`) or a temporary one, always against the sample index;
+//! and the command line (docs/operations.md, Command line), which needs no server.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -17,7 +17,8 @@ const MR_BRAIN: &str = "2.25.3141592653589793238462643383279.1.1.2";
 const P1_MRN: &str = "MRN-1001";
 const OTHER_MRN: &str = "MRN-2002";
 
-/// A fixed study-token key (README, Study tokens), so that a test does not rest on the random per-process one.
+/// A fixed study-token key (docs/api.md, Choices: study tokens), so that a test does not rest on the random
+/// per-process one.
 const TEST_KEY: &str = "integration-test-study-token-key";
 
 /// The repository's `demo` tenant, for temporary configurations.
@@ -153,7 +154,7 @@ fn demo_search_refuses_another_or_no_patient_and_accepts_every_reference_form() 
 }
 
 // Regression: a mock tenant took `?patient=http://x/fhir/Patient/p1` (any base, even `Group/1/Patient/p1`)
-// for p1; absolute references are accepted only under the tenant's own FHIR base (README, HTTP API).
+// for p1; absolute references are accepted only under the tenant's own FHIR base (docs/api.md, Patient references).
 #[test]
 fn demo_search_refuses_references_outside_its_own_base() {
     let server = sample_server();
@@ -320,7 +321,7 @@ fn count_pages_through_every_study_with_next_links() {
 }
 
 /// Regression: with `_count=0` the server offered a `next` link to `_offset=0`, the same empty page, so a
-/// client that follows `next` links (README, HTTP API) never stops.
+/// client that follows `next` links (docs/api.md, Paths) never stops.
 #[test]
 fn count_zero_offers_no_next_link_that_never_advances() {
     let all = IndexFile::sample().studies.len();
@@ -439,7 +440,7 @@ fn head_on_a_wado_study_is_get_without_a_body() {
 }
 
 /// Regression: tiny_http answers HTTP/1.1 bodies of 32 KiB or more with chunked transfer coding unless told
-/// otherwise, dropping the Content-Length the server knows (the README promises Content-Length whenever it is known).
+/// otherwise, dropping the Content-Length the server knows (docs/api.md promises Content-Length whenever it is known).
 #[test]
 fn wado_responses_of_any_size_carry_content_length() {
     let index = IndexFile::sample();
@@ -569,7 +570,7 @@ fn the_log_never_holds_a_study_token() {
 
 /// Regression: the log redacted the study token only when the path's second segment was literally `wado`;
 /// a request spelling it `%77ado` was served, and a `//demo/wado/…` one answered 404, both with the token
-/// in clear in the log (README, Errors: study tokens never appear in logs).
+/// in clear in the log (docs/operations.md, Security: study tokens never appear in logs).
 #[test]
 fn the_log_never_holds_a_study_token_of_a_non_canonical_path() {
     let server = sample_server();
@@ -624,7 +625,7 @@ fn other_methods_are_405_with_allow() {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The command line (README, Command line).
+// The command line (docs/operations.md, Command line).
 
 #[test]
 fn cli_version_and_unknown_flag() {
@@ -667,7 +668,8 @@ fn cli_missing_index_exits_2_naming_the_index() {
 fn cli_check_accepts_the_sample_configuration() {
     let run = run_cli(&["check", "--config", "smart-imaging.toml"], &repo());
     assert_eq!(run.code(), Some(0), "check of the repository's configuration\n{run}");
-    // From another folder: the index path is relative to the configuration's folder (README, Configuration).
+    // From another folder: the index path is relative to the configuration's folder (docs/operations.md,
+    // Configuration).
     let dir = TempDir::new("cli-check");
     let run = run_cli(&[OsString::from("check"), "--config".into(), sample_config().into()], dir.path());
     assert_eq!(run.code(), Some(0), "check of the repository's configuration from another folder\n{run}");

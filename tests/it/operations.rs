@@ -1,4 +1,4 @@
-//! Running it in production (README, Running it for real; On an edge device): the start-up line, `GET
+//! Running it in production (docs/operations.md, Running it for real; On an edge device): the start-up line, `GET
 //! /metrics`, the audit trail and its reopening, the index reloaded on SIGHUP under traffic, the unit file.
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The red-team pass over the `smart-on-fhir` paths (README, Security): the fake EHR of `fake_ehr`
+//! The red-team pass over the `smart-on-fhir` paths (docs/operations.md, Security): the fake EHR of `fake_ehr`
 //! misbehaving on purpose (redirects to an attacker's host on 127.0.0.2, wrong answers, changed
 //! identifiers, held answers) and requests an attacker would send. Every case must fail closed. Each test
 //! is headed by what broke before its fix.
@@ -55,7 +55,7 @@ fn a_patient_answer_with_another_id_is_refused() {
     assert_outcome(&search(&s, "pA", "tA"), 503, "Patient/pA answered with an Observation");
 }
 
-/// An EHR answer over 1 MiB is garbage to us, whatever it holds (README, Security).
+/// An EHR answer over 1 MiB is garbage to us, whatever it holds (docs/operations.md, Security).
 #[test]
 fn an_oversized_patient_answer_is_503() {
     let s = setup();

@@ -144,7 +144,7 @@ impl Paths<'_> {
         self.series(&format!("/instances/{}{rest}", self.instance))
     }
 
-    /// Every DICOMweb resource of the README's API table that names this instance or what holds it, with a label.
+    /// Every DICOMweb resource of the API table of docs/api.md that names this instance or what holds it, with a label.
     pub fn all(&self) -> Vec<(&'static str, String)> {
         vec![
             ("study", self.study("")),

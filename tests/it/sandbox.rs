@@ -1,4 +1,4 @@
-//! The built-in sandbox EHR (README, The built-in sandbox EHR; Walk the real SMART flow) against the real
+//! The built-in sandbox EHR (docs/ehr.md, The built-in sandbox EHR; README, Walk the real SMART flow) against the real
 //! binary: the repository's own configuration serving its `smart` tenant end to end through the sandbox's
 //! authorization-code flow; the patient picker; discovery, metadata and Patient reads; CORS; the
 //! `[sandbox]` configuration's refusals; the log, one line per step and no secret in it.

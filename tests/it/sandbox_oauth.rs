@@ -1,4 +1,4 @@
-//! The sandbox EHR's OAuth rules (README, The built-in sandbox EHR), one test each against the real binary:
+//! The sandbox EHR's OAuth rules (docs/ehr.md, Its OAuth rules), one test each against the real binary:
 //! PKCE S256 required; `redirect_uri` and `state` echoed exactly; codes single-use and expiring; scopes
 //! never broadened; `client_credentials` with a `private_key_jwt` assertion checked (signature, `iss` =
 //! `sub`, `aud`, `exp`, `jti` replay); introspection only with a backend bearer token, answering `active`,

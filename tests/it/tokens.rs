@@ -1,6 +1,6 @@
-//! Study tokens across processes (README, Study tokens): servers that share a key accept each other's tokens, a server
-//! with another key refuses them, and a token is refused when the index no longer gives its study to the
-//! patient it was minted for.
+//! Study tokens across processes (docs/api.md, Choices: study tokens): servers that share a key accept each other's
+//! tokens, a server with another key refuses them, and a token is refused when the index no longer gives its study
+//! to the patient it was minted for.
 
 use crate::harness::*;
 

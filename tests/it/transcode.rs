@@ -1,4 +1,4 @@
-//! Transcoding on retrieve (README, DICOMweb details, Transfer syntaxes): native instances asked for as
+//! Transcoding on retrieve (docs/api.md, DICOMweb details; Transfer syntaxes): native instances asked for as
 //! `application/dicom` come as Explicit VR Little Endian, `transfer-syntax=*` as stored, and a compressed
 //! instance never in another syntax; Content-Length is exact, HEAD agrees with GET, and each representation
 //! has its own ETag. Expected bytes come from the sample files and the index, or from fixtures written here

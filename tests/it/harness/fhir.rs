@@ -1,4 +1,4 @@
-//! FHIR answers: Bundles, Endpoints, study tokens, and the ImagingStudy the README promises.
+//! FHIR answers: Bundles, Endpoints, study tokens, and the ImagingStudy docs/api.md promises.
 
 use serde_json::Value;
 
@@ -54,7 +54,7 @@ pub fn addresses(server: &Server, path: &str) -> Vec<(String, String)> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The SMART Imaging ImagingStudy (README, HTTP API).
+// The SMART Imaging ImagingStudy (docs/api.md).
 
 pub const STUDY_PROFILE: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/smart-imaging-study";
 pub const REQUIRES_TOKEN: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/requires-access-token";
@@ -79,7 +79,7 @@ pub fn display_name(pn: &str) -> String {
     [given, family].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join(" ")
 }
 
-/// Checks every field the README promises of an ImagingStudy against the indexed study, except `started`,
+/// Checks every field docs/api.md promises of an ImagingStudy against the indexed study, except `started`,
 /// which the caller checks against literal values.
 pub fn assert_imaging_study(study: &Value, indexed: &IndexStudy, expect: Expect) {
     let uid = indexed.uid.as_str();
