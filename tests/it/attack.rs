@@ -541,14 +541,6 @@ fn deflated_frames(server: &Server, list: &str) -> String {
     format!("{path}/studies/{DEFLATED_STUDY}/series/{DEFLATED_SERIES}/instances/{DEFLATED_SOP}/frames/{list}")
 }
 
-/// A number of the server's `/metrics`, by the whole name of its line (labels included); 0 when absent.
-fn metric(server: &Server, line: &str) -> u64 {
-    let text = server.get("/metrics").text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {line} in /metrics:\n{text}"))
-}
-
 /// Broke: every response holding an inflated data set held its own copy of it, bounded only per response
 /// (40 slow readers of a 60 MiB data set took 2.6 GB).
 #[test]

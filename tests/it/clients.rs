@@ -265,6 +265,14 @@ pub fn wait_closed(stream: &mut TcpStream, within: Duration) -> Option<(Duration
 }
 
 /// A number from `/proc/<pid>/status`, such as `Threads` or `VmRSS` (in kB).
+/// A number of the server's `/metrics`, by the whole name of its line (labels included).
+pub fn metric(server: &Server, line: &str) -> u64 {
+    let text = server.get("/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in /metrics:\n{text}"))
+}
+
 pub fn proc_status(pid: u32, field: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     assert!(

@@ -483,13 +483,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn files_truncated_or_deleted_after_indexing_answer_errors_and_are_named_by_the_log_and_check() {
-    let dir = TempDir::new("changed");
-    copy_dir(&data_dir().join("dicom").join("mrn-1001").join("ct-chest"), &dir.path().join("dicom").join("ct-chest"));
-    let run = run_cli(&["index", "dicom"], dir.path());
-    assert_eq!(run.code(), Some(0), "{run}");
-    let index_path = dir.path().join("index.toml");
-    let config = write_config(&dir, &index_path, OPEN);
-    let index = IndexFile::load(&index_path);
+    let (dir, config, index) = copied_ct_chest("changed");
     let study = &index.studies[0];
     let series = &study.series[0];
     let [truncated, deleted, intact] = [&series.instances[0], &series.instances[1], &series.instances[2]];
@@ -562,14 +556,6 @@ fn copied_ct_chest(label: &str) -> (TempDir, PathBuf, IndexFile) {
     let config = write_config(&dir, &index_path, OPEN);
     let index = IndexFile::load(&index_path);
     (dir, config, index)
-}
-
-/// A number of the server's `/metrics`, by the whole name of its line (labels included).
-fn metric(server: &Server, line: &str) -> u64 {
-    let text = server.get("/metrics").text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {line} in /metrics:\n{text}"))
 }
 
 /// Broke: only a file's size was compared with the index, so another patient's file of the same size put in
