@@ -32,6 +32,15 @@ struct RawConfig {
     #[serde(default)]
     audit: RawAudit,
     sandbox: Option<sandbox::RawSandbox>,
+    #[serde(default)]
+    viewer: RawViewer,
+}
+
+/// `[viewer]`: where other viewers live.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawViewer {
+    ohif: Option<String>,
 }
 
 /// `[audit]`: where the audit trail goes.
@@ -190,6 +199,8 @@ pub struct Config {
     pub metrics: bool,
     /// The audit trail's file (`audit.file`); `None` keeps no audit trail.
     pub audit_file: Option<PathBuf>,
+    /// Where an OHIF Viewer is served (`viewer.ohif`), for the viewer page's "Open in OHIF" links.
+    pub ohif_url: Option<String>,
     /// The built-in sandbox EHR, when `[sandbox]` is configured.
     pub sandbox: Option<Sandbox>,
     /// The sandbox's per-patient issuers, `(patient's name or id, issuer URL)`, once it is bound: what the
@@ -312,6 +323,9 @@ impl Config {
                 "server.inflate_budget must be at least 1048576 bytes (1 MiB), not {inflate_budget}"
             )));
         }
+        if let Some(url) = &raw.viewer.ohif {
+            check_base_url(url).map_err(|m| err(format!("viewer.ohif: {m}")))?;
+        }
         if let Some(url) = &raw.server.base_url {
             check_base_url(url).map_err(|m| err(format!("server.base_url: {m}")))?;
         }
@@ -358,6 +372,7 @@ impl Config {
             },
             sandbox,
             sandbox_issuers: Vec::new(),
+            ohif_url: raw.viewer.ohif.map(|u| u.trim_end_matches('/').to_string()),
         })
     }
 }
@@ -532,6 +547,18 @@ index = "data/index.toml"
 authorization = { type = "mock", ignorePatient = true }
 images = { lookup = "all-studies" }
 "#;
+
+    #[test]
+    fn an_ohif_viewer_is_an_absolute_url_without_query() {
+        assert_eq!(check(MINIMAL).unwrap().ohif_url, None, "no default");
+        let with = |url: &str| check(&format!("{MINIMAL}\n[viewer]\nohif = \"{url}\"\n"));
+        assert_eq!(with("https://ohif.example.org/").unwrap().ohif_url.as_deref(), Some("https://ohif.example.org"));
+        for bad in ["ohif.example.org", "https://ohif.example.org/?x=1"] {
+            let e = with(bad).unwrap_err();
+            assert!(e.contains("viewer.ohif"), "{bad}: {e}");
+        }
+        assert!(check(&format!("{MINIMAL}\n[viewer]\nohfi = \"x\"\n")).unwrap_err().contains("ohfi"));
+    }
 
     #[test]
     fn minimal_config_and_relative_paths() {

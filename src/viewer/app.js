@@ -10,7 +10,7 @@ const DICOM_JSON = "application/dicom+json";
 const FRAMES = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 
 const $ = (id) => document.getElementById(id);
-const state = { session: null, tenants: [], items: [], at: 0, window: null, drawn: null };
+const state = { session: null, tenants: [], items: [], at: 0, window: null, drawn: null, ohif: null };
 // What the page shows now, for a person's devtools and the browser test.
 window.viewerState = state;
 
@@ -27,6 +27,8 @@ async function start() {
   try {
     const config = await getJson("config.json", null, "application/json");
     state.tenants = config.tenants;
+    state.ohif = config.ohif || null;
+    $("ohif-head").hidden = !state.ohif;
     for (const t of config.tenants) {
       const option = new Option(`${t.name} (${t.kind})`, t.name);
       $("tenant").add(option);
@@ -95,6 +97,15 @@ async function search() {
       (study.modality || []).map((m) => m.code).join(", "), study.numberOfSeries, study.numberOfInstances,
     ];
     for (const text of cells) row.insertCell().textContent = text;
+    if (state.ohif) {
+      const link = document.createElement("a");
+      link.textContent = "Open in OHIF";
+      link.href = ohifLink(state.ohif, endpointOf(study).address, study.id, s.token);
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      link.addEventListener("click", (event) => event.stopPropagation());
+      row.insertCell().append(link);
+    }
     row.dataset.study = study.id;
     row.addEventListener("click", () => { choose(body, row); showSeries(study); });
   }
@@ -104,13 +115,35 @@ async function search() {
   say(`${studies.length} studies.`);
 }
 
+// The Endpoint of a study: contained, or (for a Bundle with response-local entries) looked up by reference.
+function endpointOf(study) {
+  return (study.contained || []).find((r) => r.resourceType === "Endpoint");
+}
+
+// OHIF opens the study from its Endpoint address through its `dicomwebproxy` data source, which reads its
+// DICOMweb configuration from the URL given (here a data: URL holding it, so nothing is stored anywhere),
+// and takes the bearer token from `token`, which it removes from the address bar once read. The token is
+// still in the link, so in the browser's history: see docs/viewer.md.
+function ohifLink(ohif, address, study, token) {
+  const server = {
+    name: "smart-imaging", wadoRoot: address, qidoRoot: address, wadoUriRoot: address,
+    qidoSupportsIncludeField: true, imageRendering: "wadors", thumbnailRendering: "wadors",
+    enableStudyLazyLoad: true, supportsFuzzyMatching: false, supportsWildcard: false,
+    omitQuotationForMultipartRequest: true, bulkDataURI: { enabled: true },
+  };
+  const config = "data:application/json," + encodeURIComponent(JSON.stringify({ servers: { dicomWeb: [server] } }));
+  const query = new URLSearchParams({ url: config, StudyInstanceUIDs: study });
+  if (token) query.set("token", token);
+  return `${ohif}/viewer/dicomwebproxy?${query}`;
+}
+
 function choose(list, item) {
   for (const other of list.children) other.classList.remove("chosen");
   item.classList.add("chosen");
 }
 
 function showSeries(study) {
-  const address = study.contained.find((r) => r.resourceType === "Endpoint").address;
+  const address = endpointOf(study).address;
   const list = $("series");
   list.replaceChildren();
   for (const series of study.series || []) {

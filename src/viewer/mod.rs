@@ -65,7 +65,8 @@ pub fn config(app: &App) -> Response {
         .collect();
     let issuers: Vec<Value> =
         app.config.sandbox_issuers.iter().map(|(label, url)| json!({ "label": label, "url": url })).collect();
-    Response::json(200, "application/json", &json!({ "tenants": tenants, "issuers": issuers }))
+    let ohif = app.config.ohif_url.as_deref();
+    Response::json(200, "application/json", &json!({ "tenants": tenants, "issuers": issuers, "ohif": ohif }))
 }
 
 #[cfg(test)]
