@@ -8,7 +8,7 @@
 //! (search, read, DICOMweb) leaves the facts of its audit line, whether it was served or refused, and those
 //! facts never hold a token or a study token.
 
-use crate::app::{App, Tenant};
+use crate::app::{App, Snapshot, Tenant};
 use crate::audit;
 use crate::auth::scope::Need;
 use crate::auth::{Access, authorize};
@@ -168,29 +168,48 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             facts.granted(&grant);
             fhir::search::read(&app.render(&snapshot, tenant), &grant, id)
         }
+        // The study search at the Endpoint address: the study is the one its token seals.
+        [t, "wado", study_token, "studies"] => {
+            facts.patient_data(app, "wado", t, None);
+            dicomweb(app, &snapshot, req, facts, (tenant(t)?, study_token), None, Target::StudySearch)
+        }
         [t, "wado", study_token, "studies", st, rest @ ..] => {
             facts.patient_data(app, "wado", t, Some(st));
             let tenant = tenant(t)?;
             let target = wado_target(rest)?;
-            let study_uid = uid(st)?;
-            let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Read)?;
-            facts.granted(&grant);
-            let study =
-                wado::check_capability(&app.sealer, &snapshot.index, &tenant.config, &grant, study_token, study_uid)?;
-            let base = format!("{}/{t}/wado/{study_token}", app.base_url);
-            let cx = Context {
-                index: &snapshot.index,
-                lengths: &snapshot.lengths,
-                verdicts: &snapshot.verdicts,
-                inflate_budget: &app.inflate_budget,
-                req,
-                base,
-                study,
-            };
-            wado::serve(&cx, target)
+            dicomweb(app, &snapshot, req, facts, (tenant, study_token), Some(uid(st)?), target)
         }
         _ => Err(ApiError::NotFound("no such resource".into())),
     }
+}
+
+/// A DICOMweb request under a study token: the grant, then the study token (naming the study of the path,
+/// if any), then the resource, looked up inside the study the token opened.
+fn dicomweb(
+    app: &App,
+    snapshot: &Snapshot,
+    req: &Request,
+    facts: &mut Facts,
+    (tenant, study_token): (&Tenant, &str),
+    named: Option<Uid>,
+    target: Target,
+) -> Result<Response, ApiError> {
+    let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Read)?;
+    facts.granted(&grant);
+    let study = wado::check_capability(&app.sealer, &snapshot.index, &tenant.config, &grant, study_token, named)?;
+    if let Some(access) = &mut facts.audit {
+        access.study = Some(study.uid().to_string());
+    }
+    let cx = Context {
+        index: &snapshot.index,
+        lengths: &snapshot.lengths,
+        verdicts: &snapshot.verdicts,
+        inflate_budget: &app.inflate_budget,
+        req,
+        base: format!("{}/{}/wado/{study_token}", app.base_url, tenant.config.name),
+        study,
+    };
+    wado::serve(&cx, target)
 }
 
 /// The DICOMweb resources under `…/studies/{st}`.
@@ -199,6 +218,7 @@ fn wado_target<'a>(rest: &'a [&'a str]) -> Result<Target<'a>, ApiError> {
     Ok(match rest {
         [] => Study,
         ["metadata"] => StudyMetadata,
+        ["instances"] => StudyInstanceSearch,
         ["series"] => SeriesSearch,
         ["series", se] => Series(uid(se)?),
         ["series", se, "metadata"] => SeriesMetadata(uid(se)?),

@@ -221,7 +221,7 @@ fn strings(bytes: &[u8], vr: Vr, charset: Charset, convert: fn(&str) -> Json) ->
 
 /// A Person Name value as its component groups (PS3.18 §F.2.2): alphabetic, ideographic and phonetic,
 /// separated by '=' (PS3.5 §6.2.1). Empty groups are left out.
-fn person_name(text: &str) -> Json {
+pub fn person_name(text: &str) -> Json {
     let mut name = Map::new();
     for (key, group) in ["Alphabetic", "Ideographic", "Phonetic"].into_iter().zip(text.split('=')) {
         let group = group.trim_end_matches(' ');

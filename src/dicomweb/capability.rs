@@ -13,24 +13,28 @@ use crate::index::{Index, Study};
 use crate::time::now_secs;
 use crate::token::Sealer;
 
-/// Checks a study token against the request and returns the indexed study it opens.
-/// Every failure is a 403 that says what failed but nothing of what the token holds.
+/// Checks a study token against the request and returns the indexed study it opens. `named` is the study
+/// the path names, which must be the sealed one; a path that names none (the study search at the Endpoint
+/// address itself) gets the sealed study. Every failure is a 403 that says what failed but nothing of what
+/// the token holds.
 pub fn check_capability<'a>(
     sealer: &Sealer,
     index: &'a Index,
     tenant: &Tenant,
     grant: &Grant,
     study_token: &str,
-    study_uid: Uid,
+    named: Option<Uid>,
 ) -> Result<Study<'a>, ApiError> {
     let forbid = |why: &str| ApiError::Forbidden(why.to_string());
     let claims = sealer.open(study_token, now_secs()).map_err(|r| forbid(&r.to_string()))?;
     if claims.tenant != tenant.name {
         return Err(forbid("study token was minted for another tenant"));
     }
-    if claims.study != study_uid.as_str() {
-        return Err(forbid("study token was minted for another study"));
-    }
+    let study_uid = match named {
+        Some(uid) if claims.study != uid.as_str() => return Err(forbid("study token was minted for another study")),
+        Some(uid) => uid,
+        None => Uid::parse(&claims.study).ok_or_else(|| forbid("study token names no study"))?,
+    };
     grant.may_use_study_token(claims.patient.as_deref())?;
     let study = index
         .study(study_uid)

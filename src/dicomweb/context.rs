@@ -22,11 +22,14 @@ use crate::index::indexer::mtime_secs;
 use crate::index::learnt::{Lengths, Verdicts};
 use crate::index::{Index, Instance, Series, Study};
 
-/// What a WADO-RS or QIDO-RS path under `…/studies/{st}` names.
+/// What a WADO-RS or QIDO-RS path under the study token names: the study search at its root, or a resource
+/// under `…/studies/{st}`.
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a> {
+    StudySearch,
     Study,
     StudyMetadata,
+    StudyInstanceSearch,
     SeriesSearch,
     Series(Uid<'a>),
     SeriesMetadata(Uid<'a>),

@@ -36,8 +36,10 @@ pub fn serve(cx: &Context, target: Target) -> Result<Response, ApiError> {
             metadata::metadata(cx, s.instances().map(|i| (s, i)).collect())
         }
         Target::InstanceMetadata(se, sop) => metadata::metadata(cx, vec![instance(study, se, sop)?]),
+        Target::StudySearch => qido::search_studies(cx),
         Target::SeriesSearch => qido::search_series(cx),
-        Target::InstanceSearch(se) => qido::search_instances(cx, &series(study, se)?),
+        Target::StudyInstanceSearch => qido::search_instances(cx, None),
+        Target::InstanceSearch(se) => qido::search_instances(cx, Some(&series(study, se)?)),
         Target::Frames(se, sop, list) => frames::frames(cx, instance(study, se, sop)?, list),
         Target::Bulk(se, sop, path) => metadata::bulk(cx, instance(study, se, sop)?, path),
     }

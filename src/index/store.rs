@@ -2,8 +2,9 @@
 //! at a time by `Builder`, so that reading an index never holds its whole text nor a tree of its strings.
 //!
 //! A study is a row of its text fields (interned: PatientIDs, names and descriptions repeat across studies)
-//! and the ranges of its series and instances; a series likewise. The layout's patient_birth_date,
-//! patient_sex and study_id are read and checked like the rest but not held: no answer uses them. An
+//! and the ranges of its series and instances; a series likewise. PatientBirthDate and PatientSex are held
+//! as symbols too (a handful of distinct values across thousands of studies), for the study-level QIDO-RS
+//! answer; the layout's study_id is read and checked like the rest but not held: no answer uses it. An
 //! instance is 40 bytes: where its UID and file name start in `files` (the two back to back, the file name
 //! ending where the next instance's UID starts), its directory, SOP class and transfer syntax as interned
 //! symbols, and five numbers of 32 bits each. A number that does not fit (a file of 4 GiB or more, an
@@ -49,6 +50,8 @@ pub struct StudyRow {
     pub patient_id: Sym,
     pub issuer_of_patient_id: Sym,
     pub patient_name: Sym,
+    pub patient_birth_date: Sym,
+    pub patient_sex: Sym,
     pub date: Sym,
     pub time: Sym,
     /// Normalised to `+hh:mm`, when the files carry a well-formed one.
@@ -207,6 +210,8 @@ impl Builder {
             patient_id: self.intern(&s.patient_id),
             issuer_of_patient_id: self.intern(&s.issuer_of_patient_id),
             patient_name: self.intern(&s.patient_name),
+            patient_birth_date: self.intern(&s.patient_birth_date),
+            patient_sex: self.intern(&s.patient_sex),
             date: self.intern(&s.date),
             time: self.intern(&s.time),
             timezone_offset: normalise_offset(&s.timezone_offset).map(|tz| self.intern(&tz)),

@@ -60,6 +60,14 @@ impl<'a> Study<'a> {
         self.store.sym(self.row.patient_name)
     }
 
+    pub fn patient_birth_date(&self) -> &'a str {
+        self.store.sym(self.row.patient_birth_date)
+    }
+
+    pub fn patient_sex(&self) -> &'a str {
+        self.store.sym(self.row.patient_sex)
+    }
+
     pub fn date(&self) -> &'a str {
         self.store.sym(self.row.date)
     }

@@ -362,3 +362,152 @@ fn instance_search_matches_and_pages() {
     let other = get(&format!("{address}/studies/{CT_CHEST}/series/{elsewhere}/instances"), &[]);
     assert_eq!(other.status, 404, "instances of another study's series under this token: {}", other.text());
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The study search at the Endpoint address (PS3.18 §10.6.1.2, table 6.7.1-2): the sealed study alone.
+
+/// The study search of an address, as the StudyInstanceUIDs it answers.
+fn studies_found(address: &str, query: &str) -> Vec<String> {
+    let found = dicom_json(&get(&format!("{address}/studies?{query}"), &[]), &format!("study search ?{query}"));
+    found.iter().map(|o| text(o, "0020000D")).collect()
+}
+
+#[test]
+fn ohifs_study_searches_at_the_endpoint_address_answer_its_study_with_the_study_attributes() {
+    let index = IndexFile::sample();
+    let server = sample_server();
+    for (uid, address) in demo_addresses(&server) {
+        let study = index.study(&uid);
+        let include = "includefield=00081030%2C00080060%2C00080090%2C00100030";
+        for query in [
+            format!("limit=101&offset=0&fuzzymatching=false&{include}&StudyInstanceUID={uid}"),
+            format!("00100020={}&limit=101&offset=0&fuzzymatching=false&{include}", study.patient_id),
+        ] {
+            let what = format!("study search ?{query}");
+            let found = dicom_json(&get(&format!("{address}/studies?{query}"), &[]), &what);
+            assert_eq!(found.len(), 1, "{what}: the one study of the study token");
+            let o = &found[0];
+            assert_eq!(text(o, "0020000D"), uid, "{what}: StudyInstanceUID");
+            assert_eq!(text(o, "00100020"), study.patient_id, "{what}: PatientID");
+            assert_eq!(first(o, "00100010")["Alphabetic"], study.patient_name.as_str(), "{what}: PatientName");
+            assert_eq!(text(o, "00100030"), "19700412", "{what}: PatientBirthDate, as make_sample.py wrote it");
+            assert_eq!(text(o, "00100040"), "F", "{what}: PatientSex");
+            assert_eq!(text(o, "00081030"), study.description, "{what}: StudyDescription");
+            assert_eq!(first(o, "00080090")["Alphabetic"], study.referring_physician_name.as_str(), "{what}");
+            assert_eq!(o["00080061"]["Value"], serde_json::json!(study.modalities), "{what}: ModalitiesInStudy");
+            assert_eq!(first(o, "00201206").as_u64(), Some(study.series.len() as u64), "{what}: series, a number");
+            assert_eq!(first(o, "00201208").as_u64(), Some(study.instance_count() as u64), "{what}: instances");
+            assert_eq!(text(o, "00081190"), format!("{address}/studies/{uid}"), "{what}: RetrieveURL");
+            for tag in ["00080020", "00080030", "00080050"] {
+                assert!(!text(o, tag).is_empty(), "{what}: {tag} (StudyDate, StudyTime, AccessionNumber)");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_study_search_answers_nothing_when_its_keys_do_not_match_and_never_another_study() {
+    let server = sample_server();
+    let demo = demo_addresses(&server);
+    let address = address_of(&demo, CT_CHEST);
+    let none: Vec<String> = Vec::new();
+    for (query, expected) in [
+        ("".to_string(), vec![CT_CHEST.to_string()]),
+        (format!("StudyInstanceUID={MR_BRAIN}"), none.clone()),
+        (format!("StudyInstanceUID={CT_ABDOMEN}"), none.clone()),
+        (format!("StudyInstanceUID={MR_BRAIN}%5C{CT_CHEST}"), vec![CT_CHEST.to_string()]),
+        (format!("StudyInstanceUID={MR_BRAIN},{CT_CHEST}"), vec![CT_CHEST.to_string()]),
+        (format!("0020000D={CT_CHEST}"), vec![CT_CHEST.to_string()]),
+        ("PatientID=MRN-2002".to_string(), none.clone()),
+        ("00100020=MRN-1001".to_string(), vec![CT_CHEST.to_string()]),
+        ("PatientID=MRN-*".to_string(), vec![CT_CHEST.to_string()]),
+        ("AccessionNumber=ACC-1".to_string(), vec![CT_CHEST.to_string()]),
+        ("AccessionNumber=ACC-2".to_string(), none.clone()),
+        ("StudyDate=20240105".to_string(), vec![CT_CHEST.to_string()]),
+        ("StudyDate=20240101-20240131".to_string(), vec![CT_CHEST.to_string()]),
+        ("StudyDate=-2024".to_string(), vec![CT_CHEST.to_string()]),
+        ("StudyDate=20240106-".to_string(), none.clone()),
+        ("StudyDate=-20231231".to_string(), none.clone()),
+        ("ModalitiesInStudy=CT".to_string(), vec![CT_CHEST.to_string()]),
+        ("ModalitiesInStudy=MR%5CCT".to_string(), vec![CT_CHEST.to_string()]),
+        ("ModalitiesInStudy=MR".to_string(), none.clone()),
+        ("PatientName=M*".to_string(), vec![CT_CHEST.to_string()]),
+        ("fuzzymatching=true&limit=1&offset=0".to_string(), vec![CT_CHEST.to_string()]),
+        ("offset=1".to_string(), none.clone()),
+    ] {
+        assert_eq!(studies_found(address, &query), expected, "study search ?{query}");
+    }
+    for bad in ["Foo=bar", "SeriesInstanceUID=1.2", "limit=x", "offset=-1"] {
+        let reply = get(&format!("{address}/studies?{bad}"), &[]);
+        assert_eq!(reply.status, 400, "study search ?{bad}: {}", reply.text());
+    }
+    let tampered = get(&format!("{address}x/studies"), &[]);
+    assert_eq!(tampered.status, 403, "a tampered study token: {}", tampered.text());
+}
+
+#[test]
+fn the_study_search_returns_what_includefield_names_by_keyword_or_tag() {
+    let server = sample_server();
+    let open = open_addresses(&server);
+    let address = address_of(&open, CT_ABDOMEN);
+    let object = |query: &str| {
+        let mut found = dicom_json(&get(&format!("{address}/studies?{query}"), &[]), query);
+        assert_eq!(found.len(), 1, "{query}: the study");
+        found.remove(0)
+    };
+    let plain = object("");
+    assert_eq!(text(&plain, "00100020"), "MRN-2002", "the open tenant's study of MRN-2002");
+    assert_eq!((text(&plain, "00100030"), text(&plain, "00100040")), ("19881130".into(), "M".into()), "birth, sex");
+    assert!(plain.get("00100021").is_none(), "IssuerOfPatientID only when asked for");
+    for query in [
+        "includefield=IssuerOfPatientID",
+        "includefield=00100021",
+        "includefield=StudyDescription,00100021",
+        "includefield=00081030&includefield=IssuerOfPatientID",
+        "includefield=all",
+    ] {
+        let o = object(query);
+        assert_eq!(o["00100021"]["vr"], "LO", "{query}: IssuerOfPatientID, empty in the sample");
+        assert_eq!(text(&o, "0020000D"), CT_ABDOMEN, "{query}: and the study attributes");
+    }
+    // An attribute the server does not hold is left out, not refused (PS3.18 §8.3.4.3).
+    assert_eq!(text(&object("includefield=00080060,StationName"), "0020000D"), CT_ABDOMEN, "unknown fields");
+}
+
+#[test]
+fn the_study_search_has_an_etag_and_answers_304_to_it() {
+    let server = sample_server();
+    let demo = demo_addresses(&server);
+    let url = format!("{}/studies?StudyInstanceUID={MR_BRAIN}", address_of(&demo, MR_BRAIN));
+    let reply = get(&url, &[]);
+    let tag = reply.header("etag").expect("an ETag").to_string();
+    assert_eq!(get(&url, &[("If-None-Match", &tag)]).status, 304, "If-None-Match with its ETag");
+    let other = get(&format!("{url}&limit=1"), &[]);
+    assert_ne!(other.header("etag"), Some(tag.as_str()), "another query, another representation");
+}
+
+#[test]
+fn the_study_level_instance_search_lists_every_instance_of_the_study() {
+    let index = IndexFile::sample();
+    let server = sample_server();
+    let open = open_addresses(&server);
+    for (uid, address) in &open {
+        let study = index.study(uid);
+        let url = format!("{address}/studies/{uid}/instances");
+        let found = dicom_json(&get(&url, &[]), &url);
+        let expected: Vec<(String, String)> = study
+            .series
+            .iter()
+            .flat_map(|se| se.instances.iter().map(move |i| (se.uid.clone(), i.uid.clone())))
+            .collect();
+        let got: Vec<(String, String)> = found.iter().map(|o| (text(o, "0020000E"), text(o, "00080018"))).collect();
+        assert_eq!(got, expected, "{url}: every instance, series after series");
+        assert!(found.iter().all(|o| first(o, "00280010").as_u64() == Some(64)), "{url}: Rows, from the header");
+        let se = &study.series[study.series.len() - 1];
+        let narrowed = dicom_json(&get(&format!("{url}?SeriesInstanceUID={}&limit=1", se.uid), &[]), &url);
+        assert_eq!(text(&narrowed[0], "00080018"), se.instances[0].uid, "{url}: matched on the series, paged");
+    }
+    let address = address_of(&open, CT_CHEST);
+    let other = get(&format!("{address}/studies/{MR_BRAIN}/instances"), &[]);
+    assert_eq!(other.status, 403, "another study's instances under this token: {}", other.text());
+}

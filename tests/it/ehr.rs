@@ -284,3 +284,21 @@ fn a_bad_jwk_stops_the_start_naming_the_key() {
         assert!(run.stderr.contains("tenants.ehr.authorization.client") && run.stderr.contains(what), "{run:?}");
     }
 }
+
+#[test]
+fn the_study_search_at_an_endpoint_address_needs_the_bearer_token_of_its_patient() {
+    let s = setup();
+    s.ehr.issue("tA", active("pA", SCOPES, now() + 600));
+    s.ehr.issue("tB", active("pB", SCOPES, now() + 600));
+    let bundle = search(&s, "pA", "tA").json();
+    let study = resources(&bundle)[0].clone();
+    let uid = study["id"].as_str().unwrap();
+    let url = format!("{}/studies?StudyInstanceUID={uid}", wado_address(&study));
+    assert_eq!(get(&url, &[]).status, 401, "no bearer token");
+    let refused = get(&url, &[("Authorization", &bearer("tB"))]);
+    assert_eq!(refused.status, 403, "patient B's token on patient A's study token: {}", refused.text());
+    assert!(!refused.text().contains(uid), "a refusal says nothing of the study");
+    let found = get(&url, &[("Authorization", &bearer("tA"))]);
+    assert_eq!(found.status, 200, "patient A's own token: {}", found.text());
+    assert_eq!(found.json()[0]["0020000D"]["Value"][0], uid, "the study");
+}
