@@ -389,6 +389,29 @@ def compare_series_search(found: list[dict[str, Any]], study: dict[str, Any], ad
         check(isinstance(first(obj, "00201209"), int), f"series {uid}: NumberOfSeriesRelatedInstances not a number")
 
 
+def study_search(study: dict[str, Any], address: str, headers: dict[str, str]) -> None:
+    """The study search at the Endpoint address finds exactly its study, the bearer token in a requests session."""
+    session = requests.Session()
+    session.headers.update(headers)
+    client = dicomweb_client.DICOMwebClient(url=address, session=session)
+    uid = study["uid"]
+    for filters in [{"StudyInstanceUID": uid}, {"PatientID": study["patient_id"]}, {}]:
+        found = client.search_for_studies(search_filters=filters, fields=["StudyDescription"])
+        check([first(o, "0020000D") for o in found] == [uid], f"{filters}: {[first(o, '0020000D') for o in found]}")
+        expected = {
+            "00100020": study["patient_id"],
+            "00081030": study["description"],
+            "00201206": len(study["series"]),
+            "00201208": len(instances_of(study)),
+            "00081190": f"{address}/studies/{uid}",
+        }
+        for tag, value in expected.items():
+            check(first(found[0], tag) == value, f"{filters} {tag}: {first(found[0], tag)!r}, expected {value!r}")
+    for filters in [{"PatientID": "nobody"}, {"StudyInstanceUID": "2.25.1"}]:
+        found = client.search_for_studies(search_filters=filters)
+        check(found == [], f"{filters}: {found}, expected none")
+
+
 def compare_instance_search(found: list[dict[str, Any]], study: dict[str, Any], series: dict[str, Any]) -> None:
     check(len(found) == len(series["instance"]), f"{len(found)} instances, the index has {len(series['instance'])}")
     for obj, inst in zip(found, series["instance"]):
@@ -442,6 +465,7 @@ def exercise_study(suite: Suite, tenant: str, study: dict[str, Any], address: st
         f"{name}: retrieve_study_metadata",
         lambda: compare_metadata(client, client.retrieve_study_metadata(uid), instances_of(study), address),
     )
+    suite.case(f"{name}: search_for_studies at the Endpoint address", lambda: study_search(study, address, headers))
     suite.case(f"{name}: search_for_series", lambda: compare_series_search(client.search_for_series(uid), study, address))
 
     def narrowed_series_search() -> None:
