@@ -22,7 +22,7 @@ use super::inflate::{MAX_INFLATED, Stream, inflated_len};
 use super::tags::{
     ITEM, ITEM_DELIMITATION, LUT_DESCRIPTOR, PIXEL_DATA, PIXEL_REPRESENTATION, SEQUENCE_DELIMITATION, Tag,
 };
-use super::text::parse_integer_string;
+use super::text::{parse_decimal, parse_integer_string, trim_text};
 
 /// A Value Representation (PS3.5 §6.2): two upper-case letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +159,20 @@ impl Element {
             return None;
         }
         parse_integer_string(self.bytes(file))
+    }
+
+    /// The first value of a DS element (PS3.5 Table 6.2-1), when it is a finite number.
+    pub fn first_decimal(&self, file: &[u8]) -> Option<f64> {
+        if self.vr.0 != *b"DS" {
+            return None;
+        }
+        let first = self.bytes(file).split(|&b| b == b'\\').next()?;
+        parse_decimal(std::str::from_utf8(trim_text(first)).ok()?)
+    }
+
+    /// The first value of a code string (CS), without its padding: `MONOCHROME2`, `LINEAR`.
+    pub fn first_code<'a>(&self, file: &'a [u8]) -> &'a [u8] {
+        trim_text(self.bytes(file).split(|&b| b == b'\\').next().unwrap_or_default())
     }
 }
 

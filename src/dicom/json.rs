@@ -13,6 +13,7 @@ use super::charset::Charset;
 use super::dataset::{DataSet, Element, Value, Vr, find};
 use super::element::read_u16;
 use super::tags::{PIXEL_DATA, SPECIFIC_CHARACTER_SET, Tag};
+use super::text::parse_decimal;
 
 /// Text and numeric values longer than this many bytes are sent as a BulkDataURI rather than inline.
 /// Binary values always are, whatever their length. 1024 is what pydicom and common servers use.
@@ -252,14 +253,6 @@ fn decimal_string(text: &str) -> Json {
         Some(value) => Json::from(value),
         None => Json::from(text),
     }
-}
-
-/// Parses the fixed or floating point number of a DS (PS3.5 Table 6.2-1): digits, sign, '.', exponent.
-/// Rust's float grammar accepts the same, plus "inf" and "NaN", which the character check keeps out.
-fn parse_decimal(text: &str) -> Option<f64> {
-    let plausible = text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
-    let value: f64 = text.parse().ok().filter(|_| plausible)?;
-    value.is_finite().then_some(value)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Text values (PS3.5 §6.2): removing the padding of a value, and decoding UIDs and Integer Strings (the
+//! Text values (PS3.5 §6.2): removing the padding of a value, and decoding UIDs, Integer Strings and Decimal Strings (the
 //! character sets of other text are `charset`'s). Invariants: nothing here fails or panics, whatever the
 //! bytes, and every loop consumes at least one byte per turn. This module imports nothing from its
 //! siblings.
@@ -31,6 +31,14 @@ pub(crate) fn parse_integer_string(value: &[u8]) -> Option<i64> {
     std::str::from_utf8(trim_text(first)).ok()?.parse().ok()
 }
 
+/// Parses the fixed or floating point number of a DS (PS3.5 Table 6.2-1): digits, sign, '.', exponent.
+/// Rust's float grammar accepts the same, plus "inf" and "NaN", which the character check keeps out.
+pub(crate) fn parse_decimal(text: &str) -> Option<f64> {
+    let plausible = text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
+    let value: f64 = text.parse().ok().filter(|_| plausible)?;
+    value.is_finite().then_some(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +50,7 @@ mod tests {
         assert_eq!(decode_uid(b"1.2.840\0"), "1.2.840");
         assert_eq!(parse_integer_string(b" -12 \\3"), Some(-12));
         assert_eq!(parse_integer_string(b"1.5"), None);
+        assert_eq!(parse_decimal("-1024.5e0"), Some(-1024.5));
+        assert_eq!(parse_decimal("inf"), None);
     }
 }

@@ -12,6 +12,7 @@ pub mod context;
 pub mod etag;
 pub mod frames;
 pub mod metadata;
+pub mod pixels;
 pub mod qido;
 pub mod retrieve;
 pub mod stream;
