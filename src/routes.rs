@@ -13,6 +13,7 @@ use crate::audit;
 use crate::auth::scope::Need;
 use crate::auth::{Access, authorize};
 use crate::dicom::Uid;
+use crate::dicomweb::context::Rendition;
 use crate::dicomweb::{self as wado, Context, Target};
 use crate::fhir::{self, outcome};
 use crate::home;
@@ -226,6 +227,14 @@ fn wado_target<'a>(rest: &'a [&'a str]) -> Result<Target<'a>, ApiError> {
         ["series", se, "instances", sop] => Instance(uid(se)?, uid(sop)?),
         ["series", se, "instances", sop, "metadata"] => InstanceMetadata(uid(se)?, uid(sop)?),
         ["series", se, "instances", sop, "frames", list] => Frames(uid(se)?, uid(sop)?, list),
+        ["series", se, "instances", sop, "rendered"] => Rendered(uid(se)?, uid(sop)?, None, Rendition::Rendered),
+        ["series", se, "instances", sop, "thumbnail"] => Rendered(uid(se)?, uid(sop)?, None, Rendition::Thumbnail),
+        ["series", se, "instances", sop, "frames", n, "rendered"] => {
+            Rendered(uid(se)?, uid(sop)?, Some(n), Rendition::Rendered)
+        }
+        ["series", se, "instances", sop, "frames", n, "thumbnail"] => {
+            Rendered(uid(se)?, uid(sop)?, Some(n), Rendition::Thumbnail)
+        }
         ["series", se, "instances", sop, "bulk", path @ ..] if !path.is_empty() => Bulk(uid(se)?, uid(sop)?, path),
         _ => return Err(ApiError::NotFound("no such DICOMweb resource".into())),
     })

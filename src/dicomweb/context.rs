@@ -38,6 +38,15 @@ pub enum Target<'a> {
     InstanceMetadata(Uid<'a>, Uid<'a>),
     Frames(Uid<'a>, Uid<'a>, &'a str),
     Bulk(Uid<'a>, Uid<'a>, &'a [&'a str]),
+    /// A frame of an instance as an image: the frame named, else the first.
+    Rendered(Uid<'a>, Uid<'a>, Option<&'a str>, Rendition),
+}
+
+/// How a frame is made an image: at its own size (PS3.18 §8.3.5), or as a thumbnail (§9.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendition {
+    Rendered,
+    Thumbnail,
 }
 
 /// Where the answers of one request live: the WADO-RS base of the study token, for the URLs we hand out.

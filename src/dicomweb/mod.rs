@@ -1,6 +1,7 @@
 //! DICOMweb under a study token: the capability check (`capability`), then WADO-RS retrieval of instances
-//! (`retrieve`), metadata and bulk data (`metadata`), frames (`frames`) and the study-scoped QIDO-RS searches
-//! (`qido`), every one answered from the index and the memory-mapped files, with ETags (`etag`).
+//! (`retrieve`), metadata and bulk data (`metadata`), frames (`frames`), rendered frames and thumbnails
+//! (`rendered`, the images made by `pixels`) and the study-scoped QIDO-RS searches (`qido`), every one
+//! answered from the index and the memory-mapped files, with ETags (`etag`).
 //!
 //! Invariants: nothing is answered before `capability::check_capability` has passed, and every resource is
 //! looked up inside the study it returned; files are reached only through the index; instance bodies are
@@ -14,6 +15,7 @@ pub mod frames;
 pub mod metadata;
 pub mod pixels;
 pub mod qido;
+pub mod rendered;
 pub mod retrieve;
 pub mod stream;
 
@@ -43,5 +45,6 @@ pub fn serve(cx: &Context, target: Target) -> Result<Response, ApiError> {
         Target::InstanceSearch(se) => qido::search_instances(cx, Some(&series(study, se)?)),
         Target::Frames(se, sop, list) => frames::frames(cx, instance(study, se, sop)?, list),
         Target::Bulk(se, sop, path) => metadata::bulk(cx, instance(study, se, sop)?, path),
+        Target::Rendered(se, sop, frame, how) => rendered::rendered(cx, instance(study, se, sop)?, frame, how),
     }
 }

@@ -274,6 +274,20 @@ pub fn negotiate_frames(accept: Option<&str>, syntaxes: &[&str], encapsulated: b
     )))
 }
 
+/// Chooses whether a rendered image may be sent (PS3.18 §8.3.5.1.1): only PNG is made, so `image/png`,
+/// `image/*` or `*/*`; an absent header means anything.
+pub fn negotiate_rendered(accept: Option<&str>) -> Result<&'static str, Refused> {
+    const PNG: &str = "image/png";
+    let Some(header) = accept.filter(|h| !h.trim().is_empty()) else {
+        return Ok(PNG);
+    };
+    let ranges = ranked(header)?;
+    if ranges.iter().any(|r| r.q > 0.0 && (r.is("image", "png") || r.is("image", "*") || r.is("*", "*"))) {
+        return Ok(PNG);
+    }
+    Err(Refused::NotAcceptable(format!("cannot serve {header:?}: rendered images are made as {PNG} only")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,5 +484,17 @@ mod tests {
         assert_eq!(r[0].param("type"), Some("application/dicom"));
         assert_eq!(r[0].param("boundary"), Some("a,b"));
         assert_eq!(r[1].q, 0.2);
+    }
+
+    #[test]
+    fn rendered_images_are_png_only() {
+        for ok in [None, Some(""), Some("image/png"), Some("image/*"), Some("*/*"), Some("image/jpeg, image/png;q=0.5")]
+        {
+            assert_eq!(negotiate_rendered(ok), Ok("image/png"), "{ok:?}");
+        }
+        for refused in ["image/jpeg", "image/gif", "application/dicom", "image/png;q=0"] {
+            assert!(matches!(negotiate_rendered(Some(refused)), Err(Refused::NotAcceptable(_))), "{refused}");
+        }
+        assert!(matches!(negotiate_rendered(Some("image")), Err(Refused::Malformed(_))));
     }
 }

@@ -85,12 +85,17 @@ fn a_study_token_of_patient_a_is_refused_with_patient_bs_token() {
     let bundle = search(&s, "pA", "tA").json();
     let study = resources(&bundle)[0].clone();
     let url = format!("{}/studies/{}", wado_address(&study), study["id"].as_str().unwrap());
-    let refused = get(&url, &[("Authorization", &bearer("tB"))]);
-    assert_eq!(refused.status, 403, "patient B's token on patient A's study token: {}", refused.text());
-    assert!(!refused.body_contains(b"DICM"), "no DICOM bytes in a refusal");
-    let none = get(&url, &[]);
-    assert_eq!(none.status, 401, "no bearer token on WADO");
-    assert_eq!(get(&url, &[("Authorization", &bearer("tA"))]).status, 200, "patient A's own token");
+    let series = &study["series"][0];
+    let instance =
+        format!("{url}/series/{}/instances/{}", series["uid"], series["instance"][0]["uid"]).replace('"', "");
+    for url in [url.clone(), format!("{instance}/rendered"), format!("{instance}/thumbnail")] {
+        let refused = get(&url, &[("Authorization", &bearer("tB"))]);
+        assert_eq!(refused.status, 403, "patient B's token on patient A's study token: {url}: {}", refused.text());
+        assert!(!refused.body_contains(b"DICM") && !refused.body_contains(b"PNG"), "no image bytes in a refusal");
+        let none = get(&url, &[]);
+        assert_eq!(none.status, 401, "no bearer token on WADO: {url}");
+        assert_eq!(get(&url, &[("Authorization", &bearer("tA"))]).status, 200, "patient A's own token: {url}");
+    }
 }
 
 #[test]

@@ -362,6 +362,8 @@ fn multi_frame_resources(server: &Server, index: &IndexFile) -> Vec<(&'static st
     let mut all = paths.all();
     all.extend([
         ("frames 2,4", paths.instance("/frames/2,4")),
+        ("frame 2 rendered", paths.instance("/frames/2/rendered")),
+        ("a thumbnail of frame 2", paths.instance("/frames/2/thumbnail?viewport=16,16")),
         ("series search with a query", paths.study("/series?Modality=CT&limit=1")),
         ("instance search with a query", paths.series("/instances?InstanceNumber=2")),
     ]);

@@ -14,6 +14,7 @@ mod mock;
 mod newcomer;
 mod operations;
 mod redteam;
+mod rendered;
 mod resilience;
 mod sample;
 mod sandbox;

@@ -157,6 +157,8 @@ impl Paths<'_> {
             ("instance search", self.series("/instances")),
             ("frames", self.instance("/frames/1")),
             ("bulk data", self.instance("/bulk/7FE00010")),
+            ("rendered", self.instance("/rendered")),
+            ("thumbnail", self.instance("/thumbnail")),
         ]
     }
 }
