@@ -1,4 +1,4 @@
-//! Rendered frames and thumbnails (docs/api.md, Rendered images; PS3.18 §8.3.5, §9.5) against the real binary:
+//! Rendered frames and thumbnails (docs/api.md, DICOMweb details: Rendered images; PS3.18 §8.3.5, §9.5) against the real binary:
 //! PNG of every sample series, thumbnails scaled down, the window and viewport parameters, `Accept`, and a
 //! compressed frame refused. The study token and the patient in front of them are tested with every other
 //! resource (`Paths::all` in tests/it/sample.rs, tests/it/ehr.rs).
