@@ -121,6 +121,10 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             facts.route = "viewer";
             Ok(viewer::config(app))
         }
+        ["viewer", "ohif.json"] => {
+            facts.route = "viewer";
+            viewer::ohif_source(app, req)
+        }
         ["viewer", file] => {
             facts.route = "viewer";
             viewer::asset(file).ok_or_else(|| ApiError::NotFound("no such viewer file".into()))

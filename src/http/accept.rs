@@ -275,14 +275,19 @@ pub fn negotiate_frames(accept: Option<&str>, syntaxes: &[&str], encapsulated: b
 }
 
 /// Chooses whether a rendered image may be sent (PS3.18 §8.3.5.1.1): only PNG is made, so `image/png`,
-/// `image/*` or `*/*`; an absent header means anything.
+/// `image/*` or `*/*`; an absent header means anything. A request for other image types only (OHIF asks its
+/// thumbnails as `image/jpeg`) gets PNG too: RFC 9110 §12.5.1 lets a server disregard `Accept` rather than
+/// answer 406, and an image is what was asked for. PNG refused outright (`q=0`), or no image type at all,
+/// is 406.
 pub fn negotiate_rendered(accept: Option<&str>) -> Result<&'static str, Refused> {
     const PNG: &str = "image/png";
     let Some(header) = accept.filter(|h| !h.trim().is_empty()) else {
         return Ok(PNG);
     };
     let ranges = ranked(header)?;
-    if ranges.iter().any(|r| r.q > 0.0 && (r.is("image", "png") || r.is("image", "*") || r.is("*", "*"))) {
+    let png_refused = ranges.iter().any(|r| r.q <= 0.0 && r.is("image", "png"));
+    let an_image = |r: &MediaRange| r.q > 0.0 && (r.main == "image" || r.is("*", "*"));
+    if !png_refused && ranges.iter().any(an_image) {
         return Ok(PNG);
     }
     Err(Refused::NotAcceptable(format!("cannot serve {header:?}: rendered images are made as {PNG} only")))
@@ -492,7 +497,10 @@ mod tests {
         {
             assert_eq!(negotiate_rendered(ok), Ok("image/png"), "{ok:?}");
         }
-        for refused in ["image/jpeg", "image/gif", "application/dicom", "image/png;q=0"] {
+        for image in ["image/jpeg", "image/gif"] {
+            assert_eq!(negotiate_rendered(Some(image)), Ok("image/png"), "{image}: an image is what was asked for");
+        }
+        for refused in ["application/dicom", "image/png;q=0", "image/jpeg, image/png;q=0", "text/html"] {
             assert!(matches!(negotiate_rendered(Some(refused)), Err(Refused::NotAcceptable(_))), "{refused}");
         }
         assert!(matches!(negotiate_rendered(Some("image")), Err(Refused::Malformed(_))));

@@ -121,18 +121,13 @@ function endpointOf(study) {
 }
 
 // OHIF opens the study from its Endpoint address through its `dicomwebproxy` data source, which reads its
-// DICOMweb configuration from the URL given (here a data: URL holding it, so nothing is stored anywhere),
-// and takes the bearer token from `token`, which it removes from the address bar once read. The token is
-// still in the link, so in the browser's history: see docs/viewer.md.
+// DICOMweb configuration from `url` (this server's ohif.json, whose roots are the address), and takes the
+// bearer token from `token`, which it removes from the address bar once read. The token is still in the
+// link, so in the browser's history: see docs/viewer.md.
 function ohifLink(ohif, address, study, token) {
-  const server = {
-    name: "smart-imaging", wadoRoot: address, qidoRoot: address, wadoUriRoot: address,
-    qidoSupportsIncludeField: true, imageRendering: "wadors", thumbnailRendering: "wadors",
-    enableStudyLazyLoad: true, supportsFuzzyMatching: false, supportsWildcard: false,
-    omitQuotationForMultipartRequest: true, bulkDataURI: { enabled: true },
-  };
-  const config = "data:application/json," + encodeURIComponent(JSON.stringify({ servers: { dicomWeb: [server] } }));
-  const query = new URLSearchParams({ url: config, StudyInstanceUIDs: study });
+  const config = new URL(`ohif.json?${new URLSearchParams({ address })}`, location.href).href;
+  // The proxy reads the study from `studyInstanceUIDs` (lower-case s), OHIF's other routes from `StudyInstanceUIDs`.
+  const query = new URLSearchParams({ url: config, StudyInstanceUIDs: study, studyInstanceUIDs: study });
   if (token) query.set("token", token);
   return `${ohif}/viewer/dicomwebproxy?${query}`;
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::config::Authorization;
-use crate::http::Response;
+use crate::http::{ApiError, Request, Response, parse_query};
 
 /// The viewer's files: name, media type, contents.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -67,6 +67,40 @@ pub fn config(app: &App) -> Response {
         app.config.sandbox_issuers.iter().map(|(label, url)| json!({ "label": label, "url": url })).collect();
     let ohif = app.config.ohif_url.as_deref();
     Response::json(200, "application/json", &json!({ "tenants": tenants, "issuers": issuers, "ohif": ohif }))
+}
+
+/// `GET /viewer/ohif.json?address={Endpoint address}`: the DICOMweb configuration OHIF's `dicomwebproxy` data
+/// source reads, whose roots are that address. It holds nothing the asker did not send, and only an Endpoint
+/// address of this server is taken (400 otherwise); the bearer token never comes here, OHIF sends it with
+/// each DICOMweb request instead.
+pub fn ohif_source(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let refuse = || ApiError::BadRequest("address must be an Endpoint address of this server".into());
+    let address = parse_query(&req.query)?.into_iter().find(|(n, _)| n == "address").map(|(_, v)| v);
+    let address = address.ok_or_else(refuse)?;
+    let rest = address.strip_prefix(&app.base_url).and_then(|r| r.strip_prefix('/')).ok_or_else(refuse)?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let ours = matches!(segments.as_slice(), [tenant, "wado", token]
+        if app.tenants.contains_key(*tenant) && !token.is_empty());
+    if !ours {
+        return Err(refuse());
+    }
+    let server = json!({
+        "name": "smart-imaging",
+        "wadoRoot": address,
+        "qidoRoot": address,
+        "wadoUriRoot": address,
+        "qidoSupportsIncludeField": true,
+        "imageRendering": "wadors",
+        "thumbnailRendering": "thumbnail",
+        "enableStudyLazyLoad": true,
+        "supportsFuzzyMatching": false,
+        "supportsWildcard": false,
+        "staticWado": false,
+        "omitQuotationForMultipartRequest": true,
+        "bulkDataURI": { "enabled": true },
+    });
+    Ok(Response::json(200, "application/json", &json!({ "servers": { "dicomWeb": [server] } }))
+        .with_header("Cache-Control", "no-store"))
 }
 
 #[cfg(test)]

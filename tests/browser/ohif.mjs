@@ -42,7 +42,8 @@ function appConfig(address, lazy) {
         wadoUriRoot: address,
         qidoSupportsIncludeField: true,
         imageRendering: "wadors",
-        thumbnailRendering: "wadors",
+        // OHIF's default, thumbnails from …/thumbnail, in one mode; from the frames in the other.
+        thumbnailRendering: lazy ? "wadors" : "thumbnail",
         enableStudyLazyLoad: lazy,
         supportsFuzzyMatching: false,
         supportsWildcard: false,
@@ -143,6 +144,81 @@ async function openStudy(browser, tenant, token, uid, address, lazy) {
   }
 }
 
+/** OHIF's configuration for the viewer page's "Open in OHIF" links: its dicomwebproxy data source, which reads
+ * the DICOMweb configuration from the `url` of the link. */
+function proxyConfig() {
+  const config = {
+    routerBasename: null,
+    extensions: [],
+    modes: [],
+    showStudyList: false,
+    investigationalUseDialog: { option: "never" },
+    showWarningMessageForCrossOrigin: false,
+    showCPUFallbackMessage: false,
+    defaultDataSourceName: "dicomwebproxy",
+    dataSources: [{
+      namespace: "@ohif/extension-default.dataSourcesModule.dicomwebproxy",
+      sourceName: "dicomwebproxy",
+      configuration: {
+        friendlyName: "smart-imaging, from the viewer page",
+        name: "dicomwebproxy",
+        // The proxy fetches its configuration from the imaging server's /viewer/ohif.json, another origin.
+        dangerouslyAllowedOriginsForAuthenticatedEnvironments: [new URL(BASE).origin],
+      },
+    }],
+  };
+  return `window.config = ${JSON.stringify(config, null, 2)};\n`;
+}
+
+/** The built-in viewer page with `viewer.ohif` pointing at this OHIF: each demo study's "Open in OHIF" link opens
+ * the study there. (config.json is the server's own, with `ohif` set as the setting would set it.) */
+async function openFromViewerPage(browser) {
+  writeFileSync(`${CONFIG_DIR}/app-config.js`, proxyConfig());
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const failures = [];
+  context.on("response", (r) => {
+    if (new URL(r.url()).host === SERVER && r.status() >= 400) failures.push(`${r.status()} ${r.url()}`);
+  });
+  await context.route(`${BASE}/viewer/config.json`, async (route) => {
+    const real = await (await fetch(`${BASE}/viewer/config.json`)).json();
+    return route.fulfill({ contentType: "application/json", body: JSON.stringify({ ...real, ohif: OHIF }) });
+  });
+  try {
+    const page = await context.newPage();
+    await page.goto(`${BASE}/viewer/`);
+    await page.selectOption("#tenant", "demo");
+    await page.click("#go");
+    await page.waitForSelector("#studies tbody tr a");
+    const links = await page.locator("#studies tbody tr a", { hasText: "Open in OHIF" }).count();
+    check(links === 2, `the viewer page links each of p1's studies to OHIF (${links})`);
+    for (let n = 0; n < links; n++) {
+      const [ohif] = await Promise.all([
+        context.waitForEvent("page"),
+        page.locator("#studies tbody tr a", { hasText: "Open in OHIF" }).nth(n).click(),
+      ]);
+      const said = [];
+      ohif.on("console", (m) => { if (m.type() === "error") said.push(m.text()); });
+      ohif.on("pageerror", (e) => said.push(String(e)));
+      const asked = [];
+      ohif.on("request", (r) => asked.push(r.url().slice(0, 100)));
+      ohif.on("console", (m) => said.push(`${m.type()}: ${m.text()}`.slice(0, 200)));
+      const deadline = Date.now() + CASE_MS;
+      let ok = false;
+      while (!ok && Date.now() < deadline && failures.length === 0) {
+        ok = await drawn(ohif).catch(() => false);
+        if (!ok) await ohif.waitForTimeout(500);
+      }
+      check(ok, `"Open in OHIF" of study ${n + 1}: a viewport drawn with pixels that are not all alike${ok ? "" : ` (at ${ohif.url().slice(0, 120)}; console: ${said.slice(0, 8).join("; ").slice(0, 1600)}; asked: ${asked.filter((u) => !u.includes(".js")).slice(0, 12).join(" ")})`}`);
+      await ohif.close();
+    }
+    check(failures.length === 0, `"Open in OHIF": no failed request to the server${failures.length ? `: ${failures.slice(0, 5).join("; ")}` : ""}`);
+  } catch (e) {
+    check(false, `"Open in OHIF" from the viewer page: ${e}`);
+  } finally {
+    await context.close();
+  }
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -158,6 +234,7 @@ async function main() {
         for (const lazy of [true, false]) await openStudy(browser, tenant, token, uid, address, lazy);
       }
     }
+    await openFromViewerPage(browser);
   } catch (e) {
     check(false, String(e));
   } finally {
