@@ -511,3 +511,23 @@ fn the_study_level_instance_search_lists_every_instance_of_the_study() {
     let other = get(&format!("{address}/studies/{MR_BRAIN}/instances"), &[]);
     assert_eq!(other.status, 403, "another study's instances under this token: {}", other.text());
 }
+
+/// The DICOMweb configuration the viewer page's "Open in OHIF" link hands OHIF: roots that are the Endpoint
+/// address asked about, for an address of this server only.
+#[test]
+fn ohif_json_gives_the_roots_of_an_endpoint_address_of_this_server_only() {
+    let server = sample_server();
+    let (_, address) = addresses(&server, "/demo/fhir/ImagingStudy?patient=p1").remove(0);
+    let asked =
+        |address: &str| server.get(&format!("/viewer/ohif.json?address={}", crate::sandbox_kit::encode(address)));
+    let reply = asked(&address);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let source = &reply.json()["servers"]["dicomWeb"][0];
+    for root in ["wadoRoot", "qidoRoot"] {
+        assert_eq!(source[root].as_str(), Some(address.as_str()), "{root}");
+    }
+    let foreign = address.replace(server.base(), "http://elsewhere.example.org");
+    for bad in [foreign.as_str(), "", "/demo/fhir", &format!("{}/nobody/wado/x", server.base())] {
+        assert_eq!(asked(bad).status, 400, "{bad:?}");
+    }
+}
