@@ -208,6 +208,13 @@ pub struct Config {
     pub sandbox_issuers: Vec<(String, String)>,
 }
 
+/// The capability string of a server of SMART Imaging Access (the IG's Discovery section).
+pub const IMAGING_ACCESS: &str = "smart-imaging-access";
+
+/// The capability string of a SMART Imaging Access deployment that an app reaches by SMART App Launch: a
+/// token got at the EHR by `authorization_code`, brought here (the IG's Discovery section).
+pub const IMAGING_APP_LAUNCH: &str = "http://fhir.org/argonaut/smart-imaging/capabilities/app-launch";
+
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub name: String,
@@ -224,6 +231,16 @@ impl Tenant {
         match &self.auth {
             Authorization::SmartOnFhir(s) => Some(&s.fhir_base_url),
             Authorization::Mock { .. } => None,
+        }
+    }
+
+    /// The SMART Imaging Access capabilities of the tenant: in its own `.well-known/smart-configuration`,
+    /// and in the `associated_endpoints` of the sandbox EHR when it is the tenant's EHR, so the two agree.
+    /// A mock tenant has no authorization server, so no App Launch.
+    pub fn imaging_capabilities(&self) -> &'static [&'static str] {
+        match &self.auth {
+            Authorization::SmartOnFhir(_) => &[IMAGING_ACCESS, IMAGING_APP_LAUNCH],
+            Authorization::Mock { .. } => &[IMAGING_ACCESS],
         }
     }
 }

@@ -150,13 +150,15 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
         [t, "fhir", "metadata"] => {
             facts.route = "fhir-discovery";
             let tenant = tenant(t)?;
-            Ok(fhir::capability_statement(&app.fhir_base(&tenant.config), t, snapshot.index.written()))
+            Ok(fhir::capability_statement(&app.fhir_base(&tenant.config), &tenant.config, snapshot.index.written()))
         }
         [t, "fhir", ".well-known", "smart-configuration"] => {
             facts.route = "fhir-discovery";
-            match &tenant(t)?.access {
-                Access::Mock { .. } => Ok(fhir::smart_configuration(None)),
-                Access::Ehr(ehr) => Ok(fhir::smart_configuration(Some(&ehr.discover_public()?))),
+            let tenant = tenant(t)?;
+            let imaging = tenant.config.imaging_capabilities();
+            match &tenant.access {
+                Access::Mock { .. } => fhir::smart_configuration(imaging, None),
+                Access::Ehr(ehr) => fhir::smart_configuration(imaging, Some(&ehr.discover_public()?)),
             }
         }
         [t, "fhir", "ImagingStudy"] => {

@@ -16,7 +16,7 @@ const V2_0203: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
 /// `{issuer}/.well-known/smart-configuration` (SMART App Launch 2.x).
 pub fn smart_configuration(sb: &Sandbox, issuer: &Issuer) -> Value {
     let associated: Vec<Value> =
-        sb.imaging.iter().map(|url| json!({"url": url, "capabilities": ["smart-imaging-access"]})).collect();
+        sb.imaging.iter().map(|a| json!({"url": a.url, "capabilities": a.capabilities})).collect();
     json!({
         "authorization_endpoint": issuer.authorize_url(&sb.base),
         "token_endpoint": sb.token_url(),

@@ -127,19 +127,27 @@ impl Issuer<'_> {
     }
 }
 
+/// An imaging tenant that uses the sandbox: its FHIR base and its SMART Imaging Access capabilities, the
+/// same list as its own discovery document (`config::Tenant::imaging_capabilities`).
+#[derive(Debug, Clone)]
+pub struct Associated {
+    pub url: String,
+    pub capabilities: &'static [&'static str],
+}
+
 /// The running sandbox's state.
 #[derive(Debug)]
 pub struct Sandbox {
     /// Its public URL, without a trailing slash.
     pub base: String,
     pub settings: config::Sandbox,
-    /// The FHIR bases of the imaging tenants that use it (`associated_endpoints`).
-    pub imaging: Vec<String>,
+    /// The imaging tenants that use it (`associated_endpoints`).
+    pub imaging: Vec<Associated>,
     store: Mutex<store::Store>,
 }
 
 impl Sandbox {
-    pub fn new(base: String, settings: config::Sandbox, imaging: Vec<String>) -> Sandbox {
+    pub fn new(base: String, settings: config::Sandbox, imaging: Vec<Associated>) -> Sandbox {
         Sandbox { base, settings, imaging, store: Mutex::new(store::Store::default()) }
     }
 
@@ -158,7 +166,7 @@ impl Sandbox {
     /// The `aud` values an app may ask a token for at `issuer`: its FHIR base, or an imaging tenant that uses
     /// the sandbox.
     fn audiences(&self, issuer: &Issuer) -> Vec<String> {
-        std::iter::once(issuer.fhir_base(&self.base)).chain(self.imaging.iter().cloned()).collect()
+        std::iter::once(issuer.fhir_base(&self.base)).chain(self.imaging.iter().map(|a| a.url.clone())).collect()
     }
 
     /// The store; a panic elsewhere while it was held leaves nothing half-done that matters here.
@@ -320,13 +328,18 @@ impl Bound {
     /// `associated_endpoints`.
     pub fn ready(self, config: &Config, imaging_base: &str) -> Ready {
         let base = &self.base_url;
-        let users: Vec<&str> = config
+        let users: Vec<&config::Tenant> = config
             .tenants
             .values()
             .filter(|t| t.ehr_base().is_some_and(|b| b == base || b.starts_with(&format!("{base}/"))))
-            .map(|t| t.name.as_str())
             .collect();
-        let imaging = users.iter().map(|name| format!("{imaging_base}/{name}/fhir")).collect();
+        let imaging = users
+            .iter()
+            .map(|t| Associated {
+                url: format!("{imaging_base}/{}/fhir", t.name),
+                capabilities: t.imaging_capabilities(),
+            })
+            .collect();
         let sb = Sandbox::new(base.clone(), self.settings, imaging);
         if !self.addr.ip().is_loopback() {
             log::warn!(
@@ -342,7 +355,7 @@ impl Bound {
              (patient picker){}; backend clients {}; imaging tenants using it: {}",
             sb.settings.patients.iter().map(|p| format!(", {base}/{}/fhir (patient {})", p.id, p.id)).collect::<String>(),
             list(sb.settings.clients.iter().map(|c| c.id.as_str())),
-            list(users.iter().copied()),
+            list(users.iter().map(|t| t.name.as_str())),
         );
         Ready { socket: self.socket, addr: self.addr, sandbox: sb }
     }

@@ -75,8 +75,8 @@ pub fn home(sb: &Sandbox) -> String {
         body.push_str("<li class=note>none configured (<code>sandbox.clients</code>)</li>\n");
     }
     body.push_str("</ul>\n<h2>Imaging servers that use it</h2>\n<ul>\n");
-    for url in &sb.imaging {
-        body.push_str(&format!("<li><code>{}</code></li>\n", escape(url)));
+    for associated in &sb.imaging {
+        body.push_str(&format!("<li><code>{}</code></li>\n", escape(&associated.url)));
     }
     body.push_str("</ul>\n");
     page("smart-imaging sandbox EHR", &body)

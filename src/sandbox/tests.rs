@@ -28,7 +28,8 @@ fn sandbox() -> (Sandbox, SigningKey) {
             identifiers: vec![Identifier { system: None, value: "MRN-1001".into(), type_code: Some("MR".into()) }],
         }],
     };
-    let imaging = vec!["http://imaging.test/smart/fhir".to_string()];
+    let imaging =
+        vec![Associated { url: "http://imaging.test/smart/fhir".into(), capabilities: &["smart-imaging-access"] }];
     (Sandbox::new(BASE.into(), settings, imaging), SigningKey::from_jwk(&private.to_string()).unwrap())
 }
 
@@ -114,7 +115,11 @@ fn discovery_and_cors() {
     let doc = json_of(&handle(&sb, &request("GET", "/p1/fhir/.well-known/smart-configuration", &[], "")));
     assert_eq!(doc["authorization_endpoint"], format!("{BASE}/p1/auth/authorize"));
     assert_eq!(doc["token_endpoint"], format!("{BASE}/auth/token"));
-    assert_eq!(doc["associated_endpoints"][0]["url"], "http://imaging.test/smart/fhir");
+    assert_eq!(
+        doc["associated_endpoints"],
+        serde_json::json!([{"url": "http://imaging.test/smart/fhir", "capabilities": ["smart-imaging-access"]}]),
+        "each imaging tenant with the capabilities it was given"
+    );
     let metadata = json_of(&handle(&sb, &request("GET", "/fhir/metadata", &[], "")));
     assert_eq!(metadata["resourceType"], "CapabilityStatement");
     let preflight = handle(&sb, &request("OPTIONS", "/auth/token", &[], ""));

@@ -266,9 +266,22 @@ fn the_imaging_smart_configuration_carries_the_ehrs_endpoints() {
     let host = s.ehr.base.trim_end_matches("/fhir");
     assert_eq!(doc["authorization_endpoint"], format!("{host}/auth/authorize"));
     assert_eq!(doc["token_endpoint"], format!("{host}/auth/token"));
-    assert!(doc["grant_types_supported"].as_array().unwrap().iter().any(|g| g == "authorization_code"));
-    assert!(doc["code_challenge_methods_supported"].as_array().unwrap().iter().any(|g| g == "S256"));
-    assert!(doc["capabilities"].as_array().unwrap().iter().any(|c| c == "smart-imaging-access"));
+    // The EHR also offers client_credentials and system scopes; neither gets a token this server accepts.
+    assert_eq!(doc["grant_types_supported"], serde_json::json!(["authorization_code"]), "{doc}");
+    assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]), "{doc}");
+    // The EHR advertises an EHR launch with the patient in context, and this server passes it on.
+    let caps: Vec<&str> = doc["capabilities"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+    for cap in [
+        "smart-imaging-access",
+        "http://fhir.org/argonaut/smart-imaging/capabilities/app-launch",
+        "launch-ehr",
+        "context-ehr-patient",
+    ] {
+        assert!(caps.contains(&cap), "{cap} in {caps:?}");
+    }
+    assert!(!caps.contains(&"launch-standalone"), "the fake EHR does not advertise it: {caps:?}");
+    let scopes: Vec<&str> = doc["scopes_supported"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+    assert!(scopes.contains(&"launch") && scopes.contains(&"patient/ImagingStudy.rs"), "{scopes:?}");
 }
 
 #[test]

@@ -607,11 +607,20 @@ fn service_pages_answer_without_a_token() {
     assert_eq!(capability["fhirVersion"], "4.0.1", "metadata fhirVersion");
     assert_eq!(capability["kind"], "instance", "metadata kind");
 
-    let smart = server.get("/demo/fhir/.well-known/smart-configuration");
-    assert_eq!(smart.status, 200, "GET smart-configuration");
-    assert_eq!(smart.media_type(), "application/json", "smart-configuration Content-Type");
-    let capabilities = smart.json()["capabilities"].as_array().cloned().unwrap_or_default();
-    assert!(capabilities.iter().any(|c| c == "smart-imaging-access"), "capabilities {capabilities:?}");
+    for accept in ["application/json", "application/fhir+json"] {
+        let smart = server.get_with("/demo/fhir/.well-known/smart-configuration", &[("Accept", accept)]);
+        assert_eq!(smart.status, 200, "GET smart-configuration");
+        assert_eq!(smart.media_type(), "application/json", "smart-configuration Content-Type, Accept {accept}");
+    }
+    // A mock tenant has no authorization server: it names none, and no grant types rather than an empty list.
+    let smart = server.get("/demo/fhir/.well-known/smart-configuration").json();
+    assert_eq!(smart["capabilities"], serde_json::json!(["smart-imaging-access"]), "{smart}");
+    assert!(smart["smart_imaging_authorization"].as_str().unwrap().starts_with("none"), "{smart}");
+    for absent in ["authorization_endpoint", "token_endpoint", "grant_types_supported"] {
+        assert!(smart.get(absent).is_none(), "{absent} in {smart}");
+    }
+    let security = &capability["rest"][0]["security"];
+    assert!(security.get("service").is_none(), "a mock tenant claims no SMART on FHIR: {security}");
 }
 
 #[test]

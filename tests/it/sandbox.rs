@@ -119,6 +119,53 @@ fn the_picker_asks_which_patient_and_the_per_patient_issuers_do_not() {
     assert!(home.contains("for teaching and tests only") && home.contains("/p2/fhir"), "{home}");
 }
 
+const APP_LAUNCH: &str = "http://fhir.org/argonaut/smart-imaging/capabilities/app-launch";
+
+#[test]
+fn the_smart_tenants_discovery_describes_app_launch_at_the_sandbox_and_only_what_it_accepts() {
+    let k = start_sample();
+    for accept in ["application/json", "application/fhir+json", "text/html"] {
+        let reply = k.server.get_with("/smart/fhir/.well-known/smart-configuration", &[("Accept", accept)]);
+        assert_eq!(reply.status, 200, "Accept {accept}: {}", reply.text());
+        assert_eq!(reply.media_type(), "application/json", "Accept {accept}");
+    }
+    let conf = k.server.get("/smart/fhir/.well-known/smart-configuration").json();
+    let caps: Vec<&str> = conf["capabilities"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for cap in ["smart-imaging-access", APP_LAUNCH, "launch-standalone", "client-public", "permission-patient"] {
+        assert!(caps.contains(&cap), "{cap} in {caps:?}");
+    }
+    for cap in ["client-confidential-asymmetric", "permission-user", "launch-ehr"] {
+        assert!(!caps.contains(&cap), "{cap} is not true of this server: {caps:?}");
+    }
+    assert_eq!(conf["grant_types_supported"], serde_json::json!(["authorization_code"]), "{conf}");
+    assert_eq!(conf["code_challenge_methods_supported"], serde_json::json!(["S256"]), "S256, never plain");
+    assert_eq!(conf["response_types_supported"], serde_json::json!(["code"]));
+    let scopes: Vec<&str> = conf["scopes_supported"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(scopes.contains(&"patient/ImagingStudy.rs"), "{scopes:?}");
+    assert!(!scopes.iter().any(|s| s.contains("system/") || s.contains("user/")), "{scopes:?}");
+    let keys: Vec<&String> = conf.as_object().unwrap().keys().collect();
+    assert!(!keys.iter().any(|k| k.starts_with("token_endpoint_auth")), "no Backend Services metadata: {keys:?}");
+    for key in keys.iter().filter(|k| k.ends_with("_endpoint")) {
+        let url = conf[key.as_str()].as_str().unwrap();
+        assert!(url.starts_with(&format!("{}/", k.sandbox)), "{key} absolute, at the sandbox: {url}");
+    }
+
+    // The sandbox names the tenant with the same SMART Imaging Access capabilities.
+    let imaging: Vec<&str> = caps
+        .iter()
+        .copied()
+        .filter(|c| *c == "smart-imaging-access" || c.starts_with("http://fhir.org/argonaut/smart-imaging/"))
+        .collect();
+    let ehr = fetch(&format!("{}/fhir/.well-known/smart-configuration", k.sandbox), &[]).json();
+    let associated = ehr["associated_endpoints"].as_array().unwrap();
+    let ours = associated.iter().find(|a| a["url"] == k.imaging_fhir()).unwrap_or_else(|| panic!("{ehr}"));
+    assert_eq!(ours["capabilities"], serde_json::json!(imaging), "{ehr}");
+
+    let metadata = k.server.get("/smart/fhir/metadata").json();
+    let security = &metadata["rest"][0]["security"];
+    assert_eq!(security["service"][0]["coding"][0]["code"], "SMART-on-FHIR", "{security}");
+}
+
 #[test]
 fn discovery_metadata_and_patient_reads() {
     let k = start_sample();
@@ -138,7 +185,7 @@ fn discovery_metadata_and_patient_reads() {
         }
         assert_eq!(
             conf["associated_endpoints"],
-            serde_json::json!([{"url": k.imaging_fhir(), "capabilities": ["smart-imaging-access"]}]),
+            serde_json::json!([{"url": k.imaging_fhir(), "capabilities": ["smart-imaging-access", APP_LAUNCH]}]),
             "the imaging tenant that uses this sandbox"
         );
         let metadata = fetch(&format!("{issuer}/metadata"), &[]);
