@@ -10,7 +10,11 @@ const DICOM_JSON = "application/dicom+json";
 const FRAMES = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 
 const $ = (id) => document.getElementById(id);
-const state = { session: null, tenants: [], items: [], at: 0, window: null, drawn: null, ohif: null };
+// `addresses` maps each listed study's UID to its Endpoint address, the one place the page keeps it: the
+// series and frames of a study are asked under whatever address it holds when they are asked.
+const state = {
+  session: null, tenants: [], addresses: new Map(), items: [], at: 0, window: null, drawn: null, ohif: null,
+};
 // What the page shows now, for a person's devtools and the browser test.
 window.viewerState = state;
 
@@ -86,7 +90,8 @@ async function search() {
   say("Searching the patient's studies…");
   const query = s.patient ? `?patient=${encodeURIComponent(s.patient)}` : "";
   const bundle = await getJson(`${s.imagingBase}/ImagingStudy${query}`, s.token, FHIR, say);
-  const studies = (bundle.entry || []).map((e) => e.resource);
+  const studies = studiesOf(bundle);
+  state.addresses = new Map(studies.map((study) => [study.id, endpointOf(study, bundle)?.address]));
   $("who").textContent = s.patient ? `Patient in context: ${s.patient}.` : "Every study.";
   const body = $("studies").tBodies[0];
   body.replaceChildren();
@@ -100,7 +105,8 @@ async function search() {
     if (state.ohif) {
       const link = document.createElement("a");
       link.textContent = "Open in OHIF";
-      link.href = ohifLink(state.ohif, endpointOf(study).address, study.id, s.token);
+      link.href = ohifLink(state.ohif, state.addresses.get(study.id), study.id, s.token);
+      link.className = "ohif";
       link.target = "_blank";
       link.rel = "noopener noreferrer";
       link.addEventListener("click", (event) => event.stopPropagation());
@@ -115,9 +121,50 @@ async function search() {
   say(`${studies.length} studies.`);
 }
 
-// The Endpoint of a study: contained, or (for a Bundle with response-local entries) looked up by reference.
-function endpointOf(study) {
-  return (study.contained || []).find((r) => r.resourceType === "Endpoint");
+/** The ImagingStudy resources of a searchset Bundle (not the Endpoints it may also hold as entries). */
+function studiesOf(bundle) {
+  return (bundle.entry || []).map((e) => e.resource).filter((r) => r && r.resourceType === "ImagingStudy");
+}
+
+/** The Endpoint a study names in `endpoint[0]`: contained (`#id`), or an entry of the same Bundle whose
+ * `fullUrl` is the reference (a response-local `urn:uuid:`); without a reference, its contained Endpoint. */
+function endpointOf(study, bundle) {
+  const reference = study.endpoint?.[0]?.reference;
+  const isEndpoint = (r) => r && r.resourceType === "Endpoint";
+  const contained = (study.contained || []).filter(isEndpoint);
+  if (!reference) return contained[0];
+  if (reference.startsWith("#")) return contained.find((r) => r.id === reference.slice(1));
+  return (bundle.entry || []).find((e) => e.fullUrl === reference && isEndpoint(e.resource))?.resource;
+}
+
+/** The study's Endpoint address from the search again, for this patient and this Study Instance UID. */
+async function freshAddress(uid) {
+  const s = state.session;
+  const patient = s.patient ? `patient=${encodeURIComponent(s.patient)}&` : "";
+  const bundle = await getJson(`${s.imagingBase}/ImagingStudy?${patient}identifier=urn:oid:${uid}`, s.token, FHIR, say);
+  const study = studiesOf(bundle).find((r) => r.id === uid);
+  return study && endpointOf(study, bundle)?.address;
+}
+
+/** `request(address)` under the study's address. SMART Imaging Access answers an expired or revoked address
+ * 403 and has the client search again for a fresh Endpoint: on a 401 or 403 the search is asked once, the
+ * address it gives replaces the old one, and `request` runs once more; a second failure is thrown as it is. */
+async function underAddress(uid, request) {
+  try {
+    return await request(state.addresses.get(uid));
+  } catch (e) {
+    if (!(e instanceof HttpError) || (e.status !== 401 && e.status !== 403)) throw e;
+    const address = await freshAddress(uid);
+    if (!address) throw e; // the study is no longer the patient's
+    setAddress(uid, address);
+    return request(address);
+  }
+}
+
+function setAddress(uid, address) {
+  state.addresses.set(uid, address);
+  const link = document.querySelector(`#studies tr[data-study="${CSS.escape(uid)}"] a.ohif`);
+  if (link) link.href = ohifLink(state.ohif, address, uid, state.session.token);
 }
 
 // OHIF opens the study from its Endpoint address through its `dicomwebproxy` data source, which reads its
@@ -138,7 +185,6 @@ function choose(list, item) {
 }
 
 function showSeries(study) {
-  const address = endpointOf(study).address;
   const list = $("series");
   list.replaceChildren();
   for (const series of study.series || []) {
@@ -146,23 +192,25 @@ function showSeries(study) {
     item.textContent = `#${series.number ?? "?"} ${series.modality?.code || ""} ${series.description || ""} ` +
       `(${series.numberOfInstances} instances)`;
     item.dataset.series = series.uid;
-    item.addEventListener("click", () => { choose(list, item); openSeries(address, study.id, series.uid).catch(fail); });
+    item.addEventListener("click", () => { choose(list, item); openSeries(study.id, series.uid).catch(fail); });
     list.append(item);
   }
   $("series-section").hidden = false;
   $("image-section").hidden = true;
 }
 
-async function openSeries(address, study, series) {
+async function openSeries(study, series) {
   const s = state.session;
   say("Reading the series' metadata…");
-  const base = `${address}/studies/${study}/series/${series}`;
-  const instances = await getJson(`${base}/metadata`, s.token, DICOM_JSON, say);
+  const path = `/studies/${study}/series/${series}`;
+  const instances = await underAddress(study, (address) => getJson(`${address}${path}/metadata`, s.token, DICOM_JSON, say));
   const items = [];
   for (const meta of instances) {
     const image = imageOf(meta);
     const sop = meta["00080018"].Value[0];
-    for (let f = 1; f <= image.frames; f++) items.push({ meta, image, url: `${base}/instances/${sop}/frames/${f}`, sop, frame: f });
+    for (let f = 1; f <= image.frames; f++) {
+      items.push({ meta, image, study, path: `${path}/instances/${sop}/frames/${f}`, sop, frame: f });
+    }
   }
   items.sort((a, b) => a.image.number - b.image.number || a.frame - b.frame);
   state.items = items;
@@ -178,7 +226,7 @@ async function draw() {
   if (!item) return;
   const canvas = $("canvas");
   canvas.dataset.ready = "no";
-  const frame = await getFrame(item.url, state.session.token, FRAMES, say);
+  const frame = await underAddress(item.study, (address) => getFrame(`${address}${item.path}`, state.session.token, FRAMES, say));
   const how = drawable(frame.transferSyntax);
   if (how === "native") {
     state.drawn = { item, frame };

@@ -6,14 +6,16 @@
 // own Pixel Data (read from disk at the offset the index records) through the rescale and the window the
 // data set names (or, without one, the full range), by the linear VOI function of PS3.3 C.11.2.1.2.1. It
 // scrolls to the next instance, saves a screenshot under target/, and fails on any console error and on any
-// request to a protected path without an Authorization header when the tenant needs one. Each check prints
-// one line; the last line is `N passed, N failed`.
+// request to a protected path without an Authorization header when the tenant needs one. A refused address is
+// replaced once from the search, and a second refusal is shown in words. Each check prints one line; the last
+// line is `N passed, N failed`.
 
 import { readFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
+import { refreshFlow } from "./refresh.mjs";
 import { sandboxFlow } from "./sandbox.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -166,16 +168,44 @@ async function main() {
     await page.screenshot({ path: SHOT, fullPage: true });
     check(true, `screenshot saved to ${SHOT}`);
 
-    // A tampered study token is refused in words a person reads.
-    await page.evaluate(() => {
+    // A tampered study token is refused, and the viewer gets a fresh address from the search once. The search's
+    // answer is rewritten so that its Endpoint is a Bundle entry with a response-local `urn:uuid:` fullUrl that
+    // the study references, the other form the viewer reads (the TTL flow of refresh.mjs reads contained ones).
+    await page.route(/\/ImagingStudy\?.*identifier=/, async (route) => {
+      const bundle = await (await route.fetch()).json();
+      for (const [n, entry] of [...bundle.entry.entries()]) {
+        const endpoint = entry.resource.contained.find((r) => r.resourceType === "Endpoint");
+        const fullUrl = `urn:uuid:00000000-0000-4000-8000-00000000000${n}`;
+        delete entry.resource.contained;
+        entry.resource.endpoint = [{ reference: fullUrl }];
+        bundle.entry.push({ fullUrl, resource: endpoint, search: { mode: "include" } });
+      }
+      await route.fulfill({ json: bundle, headers: { "Content-Type": "application/fhir+json" } });
+    });
+    const searches = [];
+    page.on("request", (r) => {
+      if (new URL(r.url()).searchParams.has("identifier")) searches.push(r.url());
+    });
+    const study = await page.evaluate(() => {
       const s = window.viewerState;
-      s.items = s.items.map((i) => ({ ...i, url: i.url.replace("/wado/", "/wado/x") }));
+      const uid = s.items[0].study;
+      s.addresses.set(uid, s.addresses.get(uid).replace("/wado/", "/wado/x"));
       s.at = 0;
+      return uid;
     });
     await page.focus("#canvas");
     await page.keyboard.press("ArrowDown");
+    await page.waitForSelector('#canvas[data-instance="1"][data-ready="yes"]');
+    const fresh = await page.evaluate((uid) => window.viewerState.addresses.get(uid), study);
+    check(searches.length === 1 && searches[0].endsWith(`identifier=urn:oid:${study}`) && await page.textContent("#status") === "" &&
+      /\/wado\/[A-Za-z0-9_-]+$/.test(fresh), `a refused address is replaced by the search's Bundle entry, once, and the image drawn (${searches})`);
+    // When the fresh address is refused too, the 403 is shown in words a person reads.
+    await page.route(/\/wado\//, (route) => route.fulfill({ status: 403, body: "refused" }));
+    await page.keyboard.press("ArrowDown");
     await page.waitForFunction(() => document.getElementById("status").textContent.includes("not for this patient"));
-    check(true, "a 403 says the study is not for this patient");
+    check(searches.length === 2, `a second 403 says the study is not for this patient, after one search (${searches.length - 1})`);
+    await page.unroute(/\/wado\//);
+    await page.unroute(/\/ImagingStudy\?.*identifier=/);
     // The 403 is the server's answer to a tampered token, not an error of the page.
     const pageErrors = errors.filter((e) => !e.includes("403"));
     check(pageErrors.length === 0, `no console errors (${pageErrors.join(" | ")})`);
@@ -186,6 +216,8 @@ async function main() {
   // The smart tenant: the viewer's SMART launch at the built-in sandbox EHR (sandbox.mjs).
   try {
     await sandboxFlow(browser, BASE, check);
+    // The viewer refreshing an expired address, against the second server (refresh.mjs).
+    await refreshFlow(browser, process.env.TTL_BASE, Number(process.env.TTL), check);
   } finally {
     await browser.close();
   }
