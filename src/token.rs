@@ -194,6 +194,8 @@ mod tests {
         let s = Sealer::from_secret(b"secret");
         let t = s.seal(&claims()).unwrap();
         assert_eq!(s.open(&t, 2_000), Err(Refusal::Expired));
+        // Another key (a new key_file, or a restart with a random key) opens none of the old tokens.
+        assert_eq!(Sealer::from_secret(b"another secret").open(&t, 0), Err(Refusal::Seal));
         assert_eq!(s.open("not base64!", 0), Err(Refusal::Malformed));
         assert_eq!(s.open("abc", 0), Err(Refusal::Malformed));
         // Flip one bit in each position of the sealed text: none may open.
