@@ -20,8 +20,8 @@ function check(ok, what) {
   return ok;
 }
 
-/** The data source that works against an Endpoint address; docs/viewer.md explains each flag. */
-function appConfig(address, lazy) {
+/** OHIF's app-config.js with one data source, its default. */
+function withSource(source) {
   const config = {
     routerBasename: null,
     extensions: [],
@@ -30,31 +30,36 @@ function appConfig(address, lazy) {
     investigationalUseDialog: { option: "never" },
     showWarningMessageForCrossOrigin: false,
     showCPUFallbackMessage: false,
-    defaultDataSourceName: "smart-imaging",
-    dataSources: [{
-      namespace: "@ohif/extension-default.dataSourcesModule.dicomweb",
-      sourceName: "smart-imaging",
-      configuration: {
-        friendlyName: "smart-imaging",
-        name: "smart-imaging",
-        wadoRoot: address,
-        qidoRoot: address,
-        wadoUriRoot: address,
-        qidoSupportsIncludeField: true,
-        imageRendering: "wadors",
-        // OHIF's default, thumbnails from …/thumbnail, in one mode; from the frames in the other.
-        thumbnailRendering: lazy ? "wadors" : "thumbnail",
-        enableStudyLazyLoad: lazy,
-        supportsFuzzyMatching: false,
-        supportsWildcard: false,
-        staticWado: false,
-        omitQuotationForMultipartRequest: true,
-        bulkDataURI: { enabled: true },
-        dicomUploadEnabled: false,
-      },
-    }],
+    defaultDataSourceName: source.sourceName,
+    dataSources: [source],
   };
   return `window.config = ${JSON.stringify(config, null, 2)};\n`;
+}
+
+/** The data source that works against an Endpoint address; docs/viewer.md explains each flag. */
+function appConfig(address, lazy) {
+  return withSource({
+    namespace: "@ohif/extension-default.dataSourcesModule.dicomweb",
+    sourceName: "smart-imaging",
+    configuration: {
+      friendlyName: "smart-imaging",
+      name: "smart-imaging",
+      wadoRoot: address,
+      qidoRoot: address,
+      wadoUriRoot: address,
+      qidoSupportsIncludeField: true,
+      imageRendering: "wadors",
+      // OHIF's default, thumbnails from …/thumbnail, in one mode; from the frames in the other.
+      thumbnailRendering: lazy ? "wadors" : "thumbnail",
+      enableStudyLazyLoad: lazy,
+      supportsFuzzyMatching: false,
+      supportsWildcard: false,
+      staticWado: false,
+      omitQuotationForMultipartRequest: true,
+      bulkDataURI: { enabled: true },
+      dicomUploadEnabled: false,
+    },
+  });
 }
 
 /** An access token of patient p1 from the sandbox's per-patient issuer, which approves without a person. */
@@ -147,27 +152,16 @@ async function openStudy(browser, tenant, token, uid, address, lazy) {
 /** OHIF's configuration for the viewer page's "Open in OHIF" links: its dicomwebproxy data source, which reads
  * the DICOMweb configuration from the `url` of the link. */
 function proxyConfig() {
-  const config = {
-    routerBasename: null,
-    extensions: [],
-    modes: [],
-    showStudyList: false,
-    investigationalUseDialog: { option: "never" },
-    showWarningMessageForCrossOrigin: false,
-    showCPUFallbackMessage: false,
-    defaultDataSourceName: "dicomwebproxy",
-    dataSources: [{
-      namespace: "@ohif/extension-default.dataSourcesModule.dicomwebproxy",
-      sourceName: "dicomwebproxy",
-      configuration: {
-        friendlyName: "smart-imaging, from the viewer page",
-        name: "dicomwebproxy",
-        // The proxy fetches its configuration from the imaging server's /viewer/ohif.json, another origin.
-        dangerouslyAllowedOriginsForAuthenticatedEnvironments: [new URL(BASE).origin],
-      },
-    }],
-  };
-  return `window.config = ${JSON.stringify(config, null, 2)};\n`;
+  return withSource({
+    namespace: "@ohif/extension-default.dataSourcesModule.dicomwebproxy",
+    sourceName: "dicomwebproxy",
+    configuration: {
+      friendlyName: "smart-imaging, from the viewer page",
+      name: "dicomwebproxy",
+      // The proxy fetches its configuration from the imaging server's /viewer/ohif.json, another origin.
+      dangerouslyAllowedOriginsForAuthenticatedEnvironments: [new URL(BASE).origin],
+    },
+  });
 }
 
 /** The built-in viewer page with `viewer.ohif` pointing at this OHIF: each demo study's "Open in OHIF" link opens

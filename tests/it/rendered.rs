@@ -30,6 +30,18 @@ fn number(object: &serde_json::Value, tag: &str) -> u32 {
     first(object, tag).as_u64().unwrap_or_else(|| panic!("no number {tag} in {object}")) as u32
 }
 
+/// The resources of the first instance of the `series`-th series of `study` (a constant of the sample data),
+/// under its address among `open`.
+fn first_instance<'a>(
+    index: &'a IndexFile,
+    open: &'a std::collections::BTreeMap<String, String>,
+    study: &'a str,
+    series: usize,
+) -> Paths<'a> {
+    let se = &index.study(study).series[series];
+    Paths { address: address_of(open, study), study, series: &se.uid, instance: &se.instances[0].uid }
+}
+
 #[test]
 fn the_first_instance_of_every_sample_series_renders_as_png_and_its_thumbnail_is_smaller() {
     let index = IndexFile::sample();
@@ -63,13 +75,7 @@ fn frames_of_a_multi_frame_instance_render_apart() {
     let index = IndexFile::sample();
     let server = sample_server();
     let open = open_addresses(&server);
-    let se = &index.study(CT_ABDOMEN).series[1];
-    let paths = Paths {
-        address: address_of(&open, CT_ABDOMEN),
-        study: CT_ABDOMEN,
-        series: &se.uid,
-        instance: &se.instances[0].uid,
-    };
+    let paths = first_instance(&index, &open, CT_ABDOMEN, 1);
     let one = decoded(&get(&paths.instance("/frames/1/rendered"), &[]), "frame 1");
     let two = decoded(&get(&paths.instance("/frames/2/rendered"), &[]), "frame 2");
     assert!(one.3 != two.3, "frames 1 and 2 rendered alike");
@@ -84,13 +90,7 @@ fn the_window_parameter_changes_the_image_and_bad_parameters_are_400() {
     let index = IndexFile::sample();
     let server = sample_server();
     let open = open_addresses(&server);
-    let se = &index.study(CT_CHEST).series[0];
-    let paths = Paths {
-        address: address_of(&open, CT_CHEST),
-        study: CT_CHEST,
-        series: &se.uid,
-        instance: &se.instances[0].uid,
-    };
+    let paths = first_instance(&index, &open, CT_CHEST, 0);
     let plain = get(&paths.instance("/rendered"), &[]);
     let (_, _, _, plain_samples) = decoded(&plain, "no window");
     for window in ["0,1", "100,50,linear-exact", "100,50,sigmoid"] {
@@ -121,13 +121,7 @@ fn only_png_is_made_and_the_accept_parameter_overrides_the_header() {
     let index = IndexFile::sample();
     let server = sample_server();
     let open = open_addresses(&server);
-    let se = &index.study(CT_CHEST).series[0];
-    let paths = Paths {
-        address: address_of(&open, CT_CHEST),
-        study: CT_CHEST,
-        series: &se.uid,
-        instance: &se.instances[0].uid,
-    };
+    let paths = first_instance(&index, &open, CT_CHEST, 0);
     for accept in ["image/png", "image/*", "*/*", "image/jpeg, image/png;q=0.1"] {
         let reply = get(&paths.instance("/thumbnail"), &[("Accept", accept)]);
         assert_eq!(reply.status, 200, "Accept: {accept}: {}", reply.text());
