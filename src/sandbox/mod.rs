@@ -306,7 +306,9 @@ pub fn bind(settings: config::Sandbox, listen_flag: Option<String>, config_path:
     if listen.parse::<SocketAddr>().is_ok_and(|a| remote(&a)) {
         return Err(config::not_loopback(&format!("{source} {listen:?}")));
     }
-    let socket = TcpListener::bind(&listen).map_err(|e| format!("{source} {listen:?}: cannot listen: {e}"))?;
+    let socket = TcpListener::bind(&listen).map_err(|e| {
+        format!("the sandbox EHR cannot listen on {listen} ({source}): {e}; move it with --sandbox-listen HOST:PORT")
+    })?;
     let addr = socket.local_addr().map_err(|e| format!("{source} {listen:?}: {e}"))?;
     if remote(&addr) {
         return Err(config::not_loopback(&format!("{source} {listen:?} (bound to {addr})")));

@@ -49,14 +49,14 @@ pub const MAX_HEADER_FIELDS: usize = 100;
 /// Binds the listening socket with the send timeout (`writer::TICK`) and `TCP_NODELAY` set on it, from
 /// which Linux copies them to every accepted connection: tiny_http offers no hook to set them per
 /// connection. A read timeout cannot be set there (it would time out `accept` too): `conns::Watch` stands in
-/// for it.
+/// for it. The error is the system's reason alone: the caller names the listener and how to move it.
 pub fn bind(listen: &str) -> Result<TcpListener, String> {
-    let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener = TcpListener::bind(listen).map_err(|e| e.to_string())?;
     // Socket options are set through a TcpStream view of the same descriptor (std has no setters on a
     // listener); the conversions only move ownership of the descriptor.
     let socket = TcpStream::from(OwnedFd::from(listener));
     let set = socket.set_write_timeout(Some(writer::TICK)).and_then(|()| socket.set_nodelay(true));
-    set.map_err(|e| format!("cannot set socket options on {listen}: {e}"))?;
+    set.map_err(|e| format!("cannot set socket options: {e}"))?;
     Ok(TcpListener::from(OwnedFd::from(socket)))
 }
 

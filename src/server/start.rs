@@ -79,8 +79,15 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
             )
             .collect();
     }
-    let socket = super::bind(&config.listen)?;
-    let bound = socket.local_addr().map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let source = if listen_flag { "--listen".to_string() } else { format!("{}: server.listen", opts.config.display()) };
+    let refused = |e: String| {
+        format!(
+            "the imaging server cannot listen on {} ({source}): {e}; move it with --listen HOST:PORT",
+            config.listen
+        )
+    };
+    let socket = super::bind(&config.listen).map_err(refused)?;
+    let bound = socket.local_addr().map_err(|e| refused(e.to_string()))?;
     let base_url = match (opts.base_url, &config.base_url) {
         (Some(url), _) => url,
         (None, Some(url)) if !listen_flag => url.clone(),

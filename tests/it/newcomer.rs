@@ -63,6 +63,28 @@ fn a_listen_address_without_a_host_says_host_and_port() {
     }
 }
 
+/// Broke: a second `cargo run --release` said only `sandbox.listen "127.0.0.1:8001": cannot listen: Address
+/// already in use`, and a busy imaging port named neither the listener nor the flag that moves it.
+#[test]
+fn a_busy_port_names_its_listener_its_address_and_the_flag_that_moves_it() {
+    let dir = TempDir::new("busy-port");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap().to_string();
+    let config = dir.config(OPEN_TENANT);
+    let run = run_cli(&["serve", "--config", &config.to_string_lossy(), "--listen", &taken], dir.path());
+    assert_eq!(run.code(), Some(2), "{run}");
+    for said in ["the imaging server cannot listen on", taken.as_str(), "move it with --listen"] {
+        assert!(run.stderr.contains(said), "{said:?}\n{run}");
+    }
+    let sample = sample_config();
+    let args = ["serve", "--config", &sample.to_string_lossy(), "--listen", "127.0.0.1:0", "--sandbox-listen", &taken];
+    let run = run_cli(&args, dir.path());
+    assert_eq!(run.code(), Some(2), "{run}");
+    for said in ["the sandbox EHR cannot listen on", taken.as_str(), "move it with --sandbox-listen"] {
+        assert!(run.stderr.contains(said), "{said:?}\n{run}");
+    }
+}
+
 /// Broke: `--listen 0.0.0.0:8000` silently put `http://0.0.0.0:8000/…` into every link.
 #[test]
 fn links_other_machines_cannot_follow_are_warned_about_with_the_base_url_to_use() {
