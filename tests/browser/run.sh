@@ -16,8 +16,8 @@ node --test pixels.test.mjs 2>&1 | tail -n 9
 BIN=${SMART_IMAGING_BIN:-../../target/debug/smart-imaging}
 ROOT=$(cd ../.. && pwd)
 TMP=$(mktemp -d)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
+# serve runs in a command substitution, a subshell: the servers' process ids go to a file the trap reads.
+trap 'if [ -f "$TMP/pids" ]; then kill $(cat "$TMP/pids") 2>/dev/null || true; fi; rm -rf "$TMP"' EXIT
 
 # Starts the binary with the configuration $1 (and the flags after it), logging to target/browser-$2.log, and
 # prints the address of its `listening on` line.
@@ -25,7 +25,7 @@ serve() {
     local config=$1 name=$2
     shift 2
     "$BIN" --config "$config" --listen 127.0.0.1:0 "$@" > "$TMP/$name.out" 2> "$ROOT/target/browser-$name.log" &
-    PIDS+=($!)
+    echo $! >> "$TMP/pids"
     for _ in $(seq 200); do grep -q '^listening on ' "$TMP/$name.out" && break; sleep 0.1; done
     sed -n 's/^listening on //p' "$TMP/$name.out" | head -n 1
 }
