@@ -52,6 +52,17 @@ pub struct Limits {
     pub input_budget: u64,
 }
 
+impl Limits {
+    /// The configuration's limits, with `max_connections` the connection cap in force.
+    pub fn of(config: &crate::config::Config, max_connections: usize) -> Limits {
+        Limits {
+            read_timeout: Duration::from_secs(config.read_timeout),
+            max_connections,
+            input_budget: config.input_budget,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Watch {
     /// The listening address: kicks connect to it.

@@ -90,12 +90,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
     let queue = Arc::new(Queue::new(threads, threads));
     let local = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let cap = config.connection_cap(soft_limit);
-    let limits = conns::Limits {
-        read_timeout: Duration::from_secs(config.read_timeout),
-        max_connections: cap,
-        input_budget: config.input_budget,
-    };
-    let watch = Arc::new(Watch::new(local, limits));
+    let watch = Arc::new(Watch::new(local, conns::Limits::of(config, cap)));
     let sweeper = Arc::clone(&watch);
     let spawned = std::thread::Builder::new().name("conns".into()).spawn(move || sweeper.run());
     if let Err(e) = spawned {

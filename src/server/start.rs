@@ -109,12 +109,7 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
     if let Some(sandbox) = sandbox {
         let ready = sandbox.ready(&config, &base_url);
         let public = ready.sandbox.base.clone();
-        let limits = super::conns::Limits {
-            read_timeout: std::time::Duration::from_secs(config.read_timeout),
-            max_connections: cap,
-            input_budget: config.input_budget,
-        };
-        super::sandbox::serve(ready.socket, ready.sandbox, limits)?;
+        super::sandbox::serve(ready.socket, ready.sandbox, super::conns::Limits::of(&config, cap))?;
         println!(
             "sandbox listening on http://{} (public URL {public}; a sandbox EHR for teaching and tests)",
             ready.addr
