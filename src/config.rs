@@ -152,6 +152,19 @@ struct RawTenantImages {
     patient_id: Option<RawIdSelector>,
     /// DICOM IssuerOfPatientID → Patient.identifier.system.
     issuers: Option<BTreeMap<String, String>>,
+    endpoints: Option<EndpointForm>,
+}
+
+/// Where a search answer puts each study's WADO-RS Endpoint (`images.endpoints`).
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndpointForm {
+    /// A Bundle entry of its own, `fullUrl` `urn:uuid:…`, `search.mode` `include`, on the study's page.
+    #[default]
+    #[serde(rename = "bundle")]
+    Bundle,
+    /// Contained in the ImagingStudy, referenced as `#wado`.
+    #[serde(rename = "contained")]
+    Contained,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,6 +235,8 @@ pub struct Tenant {
     /// Who sees which study: `images.lookup` and `authorization.ignorePatient`, as one policy.
     pub visibility: Visibility,
     pub id_selector: IdSelector,
+    /// Where search answers put the Endpoints (`images.endpoints`); a read always contains its Endpoint.
+    pub endpoints: EndpointForm,
 }
 
 impl Tenant {
@@ -502,7 +517,7 @@ fn validate_tenant(
         }
     };
     let visibility = Visibility::of(t.images.lookup == Lookup::StudiesByContext, ignore_patient);
-    Ok(Tenant { name: name.to_string(), auth, visibility, id_selector })
+    Ok(Tenant { name: name.to_string(), auth, visibility, id_selector, endpoints: t.images.endpoints.unwrap_or_default() })
 }
 
 /// How many workers one `smart-on-fhir` tenant may hold waiting on its EHR: half of `server.threads`, but

@@ -50,8 +50,8 @@ pub fn page(app: &App) -> Response {
     if let Some(first) = first_request(app) {
         html.push_str(&format!(
             "<h2>Try it</h2>\n<p>The walk-through's first request: <a href=\"{href}\">{text}</a> answers a FHIR \
-             <code>searchset</code> Bundle; each study's contained Endpoint has the WADO-RS address to download it \
-             from. Then follow the <a href=\"{WALK_THROUGH}\">walk-through</a> with curl.</p>\n",
+             <code>searchset</code> Bundle; each study names an Endpoint entry of the same Bundle, whose address is \
+             where to download it from over WADO-RS. Then follow the <a href=\"{WALK_THROUGH}\">walk-through</a> with curl.</p>\n",
             href = escape(&first),
             text = escape(&first),
         ));

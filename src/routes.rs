@@ -318,7 +318,10 @@ images.lookup = "studies-by-context"
         let bundle: serde_json::Value =
             serde_json::from_slice(&body(get(app, "/demo/fhir/ImagingStudy?patient=p1"))).expect("a Bundle");
         let study = &bundle["entry"][0]["resource"];
-        let address = study["contained"][0]["address"].as_str().unwrap().trim_start_matches("http://h").to_string();
+        // The study's Endpoint is the entry whose fullUrl its reference names.
+        let reference = &study["endpoint"][0]["reference"];
+        let endpoint = bundle["entry"].as_array().unwrap().iter().find(|e| e["fullUrl"] == *reference).unwrap();
+        let address = endpoint["resource"]["address"].as_str().unwrap().trim_start_matches("http://h").to_string();
         (study["id"].as_str().unwrap().to_string(), address)
     }
 

@@ -1,9 +1,11 @@
-//! ImagingStudy resources of the SMART Imaging profile (docs/api.md), each with its contained WADO-RS Endpoint.
+//! ImagingStudy resources of the SMART Imaging profile (docs/api.md), each with its WADO-RS Endpoint: contained,
+//! or (in a search answer, by default) a response-local Bundle entry the study references by `urn:uuid:`.
 //!
-//! All of a study's resource but two values is the same for every request, so it is serialized once, on first
-//! use, and kept as text pieces; a request only fills in the two values that are its own: the Endpoint address
-//! (which carries a freshly sealed study token) and the subject (which names the patient of the grant). This
-//! keeps a search of a patient with many studies at the cost of copying text, not of building JSON trees.
+//! All of a study's resource but two values is the same for every request, so it is serialized once per form, on
+//! first use, and kept as text pieces; a request only fills in the two values that are its own: the Endpoint
+//! address (which carries a freshly sealed study token) or the reference to the entry that holds it, and the
+//! subject (which names the patient of the grant). This keeps a search of a patient with many studies at the
+//! cost of copying text, not of building JSON trees.
 //!
 //! Invariants: every byte written is serde_json output, or a JSON string serde_json escaped, spliced where
 //! serde_json put a placeholder string; a study whose own text happens to contain a placeholder is rendered
@@ -26,7 +28,8 @@ pub const STUDY_PROFILE: &str = "http://fhir.org/argonaut/smart-imaging/Structur
 const REQUIRES_TOKEN: &str = "http://fhir.org/argonaut/smart-imaging/StructureDefinition/requires-access-token";
 const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
 
-/// Placeholders, as JSON strings, for the two per-request values.
+/// Placeholders, as JSON strings, for the two per-request values: the contained Endpoint's address or the
+/// reference to the Endpoint's entry, and the subject.
 const ADDRESS: &str = "\u{1}smart-imaging:address\u{1}";
 const SUBJECT: &str = "\u{1}smart-imaging:subject\u{1}";
 
@@ -42,13 +45,31 @@ enum Piece {
     Subject,
 }
 
-/// One slot per indexed study, filled on first use.
+/// Two slots per indexed study, one for each place of its Endpoint, filled on first use.
 #[derive(Debug)]
-pub struct Studies(Vec<OnceLock<Pieces>>);
+pub struct Studies(Vec<[OnceLock<Pieces>; 2]>);
 
 impl Studies {
     pub fn new(studies: usize) -> Studies {
-        Studies((0..studies).map(|_| OnceLock::new()).collect())
+        Studies((0..studies).map(|_| [OnceLock::new(), OnceLock::new()]).collect())
+    }
+}
+
+/// Where the Endpoint of one rendered study goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Place<'a> {
+    /// Contained in the study, referenced as `#wado`.
+    Contained,
+    /// An entry of the Bundle with this `fullUrl` (`urn:uuid:…`), which the study references.
+    Entry(&'a str),
+}
+
+impl Place<'_> {
+    fn slot(self) -> usize {
+        match self {
+            Place::Contained => 0,
+            Place::Entry(_) => 1,
+        }
     }
 }
 
@@ -65,13 +86,29 @@ pub struct Render<'a> {
     pub timezone: &'a str,
 }
 
-/// Writes the ImagingStudy of `st` for this request.
-pub fn write_study(r: &Render, grant: &Grant, st: &Study, now: u64, out: &mut Vec<u8>) -> Result<(), ApiError> {
+/// The WADO-RS address of `st` for this request: `{base}/{tenant}/wado/{study token}`, the token sealed now.
+pub fn address(r: &Render, grant: &Grant, st: &Study, now: u64) -> Result<String, ApiError> {
     let token = mint(r, grant, st, now)?;
-    let address = format!("{}/{}/wado/{token}", r.base_url, r.tenant.name);
+    Ok(format!("{}/{}/wado/{token}", r.base_url, r.tenant.name))
+}
+
+/// Writes the ImagingStudy of `st` for this request, its Endpoint (holding `address`) contained, or named by
+/// reference to the entry the caller writes with `write_endpoint_entry`.
+pub fn write_study(
+    r: &Render,
+    grant: &Grant,
+    st: &Study,
+    address: &str,
+    place: Place,
+    out: &mut Vec<u8>,
+) -> Result<(), ApiError> {
+    let varying = match place {
+        Place::Contained => address,
+        Place::Entry(full_url) => full_url,
+    };
     let subject = subject(r.tenant, grant, st);
-    let slot = r.studies.0.get(st.position());
-    let pieces = slot.map(|slot| slot.get_or_init(|| split(r, st)));
+    let slot = r.studies.0.get(st.position()).map(|slots| &slots[place.slot()]);
+    let pieces = slot.map(|slot| slot.get_or_init(|| split(r, st, place)));
     let written = match pieces.and_then(|p| p.0.as_ref()) {
         Some(pieces) => {
             out.reserve(pieces.iter().map(|p| if let Piece::Text(t) = p { t.len() } else { 256 }).sum());
@@ -80,13 +117,45 @@ pub fn write_study(r: &Render, grant: &Grant, st: &Study, now: u64, out: &mut Ve
                     out.extend_from_slice(text.as_bytes());
                     Ok(())
                 }
-                Piece::Address => serde_json::to_writer(&mut *out, &address),
+                Piece::Address => serde_json::to_writer(&mut *out, varying),
                 Piece::Subject => serde_json::to_writer(&mut *out, &subject),
             })
         }
-        None => serde_json::to_writer(&mut *out, &resource(r, st, Value::String(address), subject)),
+        None => serde_json::to_writer(&mut *out, &resource(r, st, place, json!(varying), subject)),
     };
     written.map_err(|e| ApiError::Internal(format!("cannot write an ImagingStudy: {e}")))
+}
+
+/// A fresh response-local `fullUrl` for an Endpoint entry: `urn:uuid:` and a random (version 4) UUID.
+pub fn entry_url() -> Result<String, ApiError> {
+    let hex = crate::random::hex_id(16).map_err(ApiError::Internal)?;
+    // Version 4, variant 10: the 13th hex digit is 4, the 17th one of 8, 9, a, b.
+    let variant = ["8", "9", "a", "b"][usize::from_str_radix(&hex[16..17], 16).unwrap_or(0) & 3];
+    Ok(format!("urn:uuid:{}-{}-4{}-{variant}{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32]))
+}
+
+/// Writes the Bundle entry of an Endpoint with `address`, `fullUrl` `full_url`, `search.mode` `include`.
+pub fn write_endpoint_entry(full_url: &str, address: &str, out: &mut Vec<u8>) -> Result<(), ApiError> {
+    let entry = json!({"fullUrl": full_url, "resource": endpoint(json!(address)), "search": {"mode": "include"}});
+    serde_json::to_writer(out, &entry).map_err(|e| ApiError::Internal(format!("cannot write an Endpoint: {e}")))
+}
+
+/// The WADO-RS Endpoint with this address; `requires-access-token` for the clients that look for it.
+fn endpoint(address: Value) -> Value {
+    json!({
+        "resourceType": "Endpoint",
+        "extension": [{"url": REQUIRES_TOKEN, "valueBoolean": true}],
+        "status": "active",
+        "connectionType": {
+            "system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
+            "code": "dicom-wado-rs"
+        },
+        "payloadType": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/endpoint-payload-type",
+            "code": "any"
+        }]}],
+        "address": address,
+    })
 }
 
 /// Seals the study token of the Endpoint address (see `token`).
@@ -109,21 +178,26 @@ fn subject(tenant: &Tenant, grant: &Grant, st: &Study) -> Value {
         Some(p) if p.owns(st.patient_id(), st.issuer_of_patient_id()) || tenant.visibility.by_context() => {
             subject.insert("reference".into(), json!(p.reference));
         }
-        _ => {
+        // FHIR strings are never empty: a file without a PatientID has no identifier to show.
+        _ if !st.patient_id().is_empty() => {
             subject.insert("identifier".into(), json!({"value": st.patient_id()}));
         }
+        _ => {}
     }
-    if let Some(name) = person_name(st.patient_name()) {
-        subject.insert("display".into(), json!(name));
-    }
+    match person_name(st.patient_name()) {
+        Some(name) => subject.insert("display".into(), json!(name)),
+        // A Reference must say something, and `subject` is required.
+        None if subject.is_empty() => subject.insert("display".into(), json!("no PatientID or name in the files")),
+        None => None,
+    };
     Value::Object(subject)
 }
 
 /// Serializes the study with placeholders and cuts the text at them. A placeholder is a JSON string, so
 /// serde_json writes it with its quotes; DICOM text holding the same characters would be escaped the same
 /// way, which is why each must be found exactly once before the cut is trusted.
-fn split(r: &Render, st: &Study) -> Pieces {
-    let text = resource(r, st, json!(ADDRESS), json!(SUBJECT)).to_string();
+fn split(r: &Render, st: &Study, place: Place) -> Pieces {
+    let text = resource(r, st, place, json!(ADDRESS), json!(SUBJECT)).to_string();
     let (address, subject) = (json!(ADDRESS).to_string(), json!(SUBJECT).to_string());
     if text.matches(&address).count() != 1 || text.matches(&subject).count() != 1 {
         return Pieces(None);
@@ -144,10 +218,12 @@ fn split(r: &Render, st: &Study) -> Pieces {
     Pieces(Some(pieces))
 }
 
-/// One ImagingStudy with the given Endpoint address and subject.
-fn resource(r: &Render, st: &Study, address: Value, subject: Value) -> Value {
+/// One ImagingStudy with the given subject and, as `place` says, a contained Endpoint with the address
+/// `varying` or a reference `varying` to an Endpoint entry.
+fn resource(r: &Render, st: &Study, place: Place, varying: Value, subject: Value) -> Value {
     let offset = st.timezone_offset().unwrap_or(r.timezone);
-    let coding = |code: &str| json!({"system": DCM, "code": code});
+    // A series whose files name no Modality is DICOM's "OT" (other): FHIR codes are never empty.
+    let coding = |code: &str| json!({"system": DCM, "code": if code.is_empty() { "OT" } else { code }});
     let series: Vec<Value> = st
         .series()
         .map(|se| {
@@ -184,30 +260,24 @@ fn resource(r: &Render, st: &Study, address: Value, subject: Value) -> Value {
         "resourceType": "ImagingStudy",
         "id": st.uid(),
         "meta": {"lastUpdated": r.index.written(), "profile": [STUDY_PROFILE]},
-        "contained": [{
-            "resourceType": "Endpoint",
-            "id": "wado",
-            "extension": [{"url": REQUIRES_TOKEN, "valueBoolean": true}],
-            "status": "active",
-            "connectionType": {
-                "system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
-                "code": "dicom-wado-rs"
-            },
-            "payloadType": [{"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/endpoint-payload-type",
-                "code": "any"
-            }]}],
-            "address": address,
-        }],
         "identifier": [{"system": "urn:dicom:uid", "value": format!("urn:oid:{}", st.uid())}],
         "status": "available",
         "subject": subject,
-        "modality": st.modalities().map(coding).collect::<Vec<_>>(),
-        "endpoint": [{"reference": "#wado"}],
+        "endpoint": [{"reference": if let Place::Contained = place { json!("#wado") } else { varying.clone() }}],
         "numberOfSeries": st.series().len(),
         "numberOfInstances": st.instance_count(),
         "series": series,
     });
+    // FHIR has no empty arrays: a study none of whose files name a Modality has no `modality`.
+    let modalities: Vec<Value> = st.modalities().filter(|m| !m.is_empty()).map(coding).collect();
+    if !modalities.is_empty() {
+        study["modality"] = json!(modalities);
+    }
+    if let Place::Contained = place {
+        let mut endpoint = endpoint(varying);
+        endpoint["id"] = json!("wado");
+        study["contained"] = json!([endpoint]);
+    }
     if let Some(started) = dicom_to_fhir(st.date(), st.time(), offset) {
         study["started"] = json!(started);
     }
@@ -290,15 +360,27 @@ mod tests {
         let access = Access::Mock { patient: patient.clone() };
         let grant = authorize(&access, r.tenant.visibility, &req, Need::Search).unwrap();
         let st = &r.index.studies().next().unwrap();
-        for _ in 0..2 {
+        let full_url = entry_url().unwrap();
+        for place in [Place::Contained, Place::Entry(&full_url), Place::Contained, Place::Entry(&full_url)] {
+            let address = address(&r, &grant, st, 0).unwrap();
+            assert!(address.starts_with("http://h/demo/wado/"), "{address}");
             let mut out = Vec::new();
-            write_study(&r, &grant, st, 0, &mut out).unwrap();
+            write_study(&r, &grant, st, &address, place, &mut out).unwrap();
             let got: Value = serde_json::from_slice(&out).expect("valid JSON");
-            let address = got["contained"][0]["address"].clone();
-            assert!(address.as_str().unwrap().starts_with("http://h/demo/wado/"), "{address}");
-            let expected = resource(&r, st, address, subject(r.tenant, &grant, st));
+            let varying = if let Place::Entry(url) = place { url } else { &address };
+            let expected = resource(&r, st, place, json!(varying), subject(r.tenant, &grant, st));
             assert_eq!(got, expected, "{description:?}");
             assert_eq!(got["subject"]["reference"], "Patient/p1");
+            match place {
+                Place::Contained => {
+                    assert_eq!(got["endpoint"][0]["reference"], "#wado");
+                    assert_eq!(got["contained"][0]["address"], address.as_str());
+                }
+                Place::Entry(url) => {
+                    assert_eq!(got["endpoint"][0]["reference"], url);
+                    assert!(got.get("contained").is_none(), "{got}");
+                }
+            }
         }
     }
 
@@ -314,10 +396,23 @@ mod tests {
         check(SUBJECT);
         let placeholder = world(ADDRESS);
         let r = render(&placeholder);
-        assert!(split(&r, &r.index.studies().next().unwrap()).0.is_none());
+        assert!(split(&r, &r.index.studies().next().unwrap(), Place::Contained).0.is_none());
         let plain = world("plain");
         let r = render(&plain);
-        assert!(split(&r, &r.index.studies().next().unwrap()).0.is_some());
+        assert!(split(&r, &r.index.studies().next().unwrap(), Place::Contained).0.is_some());
+        assert!(split(&r, &r.index.studies().next().unwrap(), Place::Entry("urn:uuid:x")).0.is_some());
+    }
+
+    #[test]
+    fn entry_urls_are_fresh_version_4_uuids() {
+        let (a, b) = (entry_url().unwrap(), entry_url().unwrap());
+        assert_ne!(a, b);
+        let uuid = a.strip_prefix("urn:uuid:").expect("urn:uuid:");
+        let groups: Vec<&str> = uuid.split('-').collect();
+        assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{a}");
+        assert!(groups[2].starts_with('4'), "version 4: {a}");
+        assert!(groups[3].starts_with(['8', '9', 'a', 'b']), "variant 10: {a}");
+        assert!(uuid.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{a}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 
 use serde_json::json;
 
-use super::resource::{FHIR_JSON, Render, write_study};
+use super::resource::{FHIR_JSON, Place, Render, address, entry_url, write_endpoint_entry, write_study};
+use crate::config::EndpointForm;
 use crate::auth::Grant;
 use crate::auth::patient::normalise_reference;
 use crate::dicom::Uid;
@@ -53,6 +54,7 @@ fn parse_search(req: &Request) -> Result<Search, ApiError> {
                 s.last_updated.push((prefix.to_string(), start, end));
                 true
             }
+            // Each study's Endpoint is on its page whether asked for or not.
             "_include" => value == "ImagingStudy:endpoint",
             "_count" => {
                 let n = value
@@ -180,6 +182,8 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
     if !page.is_empty() {
         out.pop(); // the envelope's closing brace
         out.extend_from_slice(b",\"entry\":[");
+        // Each study's Endpoint, when it is an entry of its own, follows the page's studies.
+        let mut endpoints = Vec::new();
         for (n, st) in page.iter().enumerate() {
             if n > 0 {
                 out.push(b',');
@@ -188,8 +192,20 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
             serde_json::to_writer(&mut out, &format!("{base}/ImagingStudy/{}", st.uid()))
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             out.extend_from_slice(b",\"resource\":");
-            write_study(r, grant, st, now, &mut out)?;
+            let address = address(r, grant, st, now)?;
+            match r.tenant.endpoints {
+                EndpointForm::Contained => write_study(r, grant, st, &address, Place::Contained, &mut out)?,
+                EndpointForm::Bundle => {
+                    let full_url = entry_url()?;
+                    write_study(r, grant, st, &address, Place::Entry(&full_url), &mut out)?;
+                    endpoints.push((full_url, address));
+                }
+            }
             out.extend_from_slice(b",\"search\":{\"mode\":\"match\"}}");
+        }
+        for (full_url, address) in endpoints {
+            out.push(b',');
+            write_endpoint_entry(&full_url, &address, &mut out)?;
         }
         out.extend_from_slice(b"]}");
     }
@@ -201,7 +217,8 @@ pub fn read(r: &Render, grant: &Grant, id: &str) -> Result<Response, ApiError> {
     let uid = Uid::parse(id).ok_or_else(not_found)?;
     let study = grant.visible_studies(r.index)?.into_iter().find(|s| s.uid() == uid.as_str()).ok_or_else(not_found)?;
     let mut out = Vec::with_capacity(4096);
-    write_study(r, grant, &study, now_secs(), &mut out)?;
+    let address = address(r, grant, &study, now_secs())?;
+    write_study(r, grant, &study, &address, Place::Contained, &mut out)?;
     Ok(Response::bytes(200, FHIR_JSON, out))
 }
 

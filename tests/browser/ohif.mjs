@@ -87,7 +87,14 @@ async function sandboxToken() {
 async function studies(tenant, token) {
   const reply = await fetch(`${BASE}/${tenant}/fhir/ImagingStudy?patient=p1`, { headers: { Authorization: `Bearer ${token}` } });
   const bundle = await reply.json();
-  return (bundle.entry || []).map((e) => [e.resource.id, e.resource.contained[0].address]);
+  // Each study names its Endpoint: an entry whose fullUrl is the reference, or (`#id`) one it contains.
+  const entries = bundle.entry || [];
+  const endpoint = (study) => {
+    const reference = study.endpoint[0].reference;
+    if (reference.startsWith("#")) return study.contained.find((r) => r.id === reference.slice(1));
+    return entries.find((e) => e.fullUrl === reference).resource;
+  };
+  return entries.filter((e) => e.search.mode === "match").map((e) => [e.resource.id, endpoint(e.resource).address]);
 }
 
 /** Whether some viewport canvas holds pixels that are not all alike. */

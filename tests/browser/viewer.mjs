@@ -169,16 +169,17 @@ async function main() {
     check(true, `screenshot saved to ${SHOT}`);
 
     // A tampered study token is refused, and the viewer gets a fresh address from the search once. The search's
-    // answer is rewritten so that its Endpoint is a Bundle entry with a response-local `urn:uuid:` fullUrl that
-    // the study references, the other form the viewer reads (the TTL flow of refresh.mjs reads contained ones).
+    // answer is rewritten so that each Endpoint is contained in its study (what `images.endpoints = "contained"`
+    // answers), the other form the viewer reads (the TTL flow of refresh.mjs reads the default Bundle entries).
     await page.route(/\/ImagingStudy\?.*identifier=/, async (route) => {
       const bundle = await (await route.fetch()).json();
-      for (const [n, entry] of [...bundle.entry.entries()]) {
-        const endpoint = entry.resource.contained.find((r) => r.resourceType === "Endpoint");
-        const fullUrl = `urn:uuid:00000000-0000-4000-8000-00000000000${n}`;
-        delete entry.resource.contained;
-        entry.resource.endpoint = [{ reference: fullUrl }];
-        bundle.entry.push({ fullUrl, resource: endpoint, search: { mode: "include" } });
+      const included = bundle.entry.filter((e) => e.search.mode === "include");
+      check(included.length > 0, "the search answers its Endpoints as Bundle entries");
+      bundle.entry = bundle.entry.filter((e) => e.search.mode === "match");
+      for (const entry of bundle.entry) {
+        const endpoint = included.find((e) => e.fullUrl === entry.resource.endpoint[0].reference).resource;
+        entry.resource.contained = [{ ...endpoint, id: "wado" }];
+        entry.resource.endpoint = [{ reference: "#wado" }];
       }
       await route.fulfill({ json: bundle, headers: { "Content-Type": "application/fhir+json" } });
     });

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import queue
 import shutil
@@ -42,6 +43,7 @@ import pydicom
 import pydicom.data
 import requests
 
+import bundles
 import dictionary
 import oracle
 import sandbox
@@ -108,10 +110,10 @@ def problems_are_none(problems: list[str]) -> None:
 class Server:
     """The real binary on port 0; `listening on http://ADDR` on stdout tells where, without a sleep."""
 
-    def __init__(self, config: Path = CONFIG) -> None:
+    def __init__(self, config: Path = CONFIG, log: Path = LOG) -> None:
         binary = os.environ.get("SMART_IMAGING_BIN", str(REPO / "target" / "debug" / "smart-imaging"))
-        LOG.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(LOG, "wb")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(log, "wb")
         env = dict(os.environ, RUST_LOG="info")
         env.pop("SMART_IMAGING_KEY", None)
         command = [binary, "--config", str(config), "--listen", "127.0.0.1:0"]
@@ -134,7 +136,7 @@ class Server:
             while True:
                 line = lines.get(timeout=STARTUP_SECONDS)
                 if line is None:
-                    raise RuntimeError(f"{' '.join(command)} exited before listening; see {LOG}")
+                    raise RuntimeError(f"{' '.join(command)} exited before listening; see {log}")
                 if line.startswith("sandbox listening on "):
                     self.sandbox = line.split("(public URL ", 1)[1].split(";", 1)[0]
                 if line.startswith("listening on "):
@@ -142,7 +144,7 @@ class Server:
                     break
         except queue.Empty:
             self.stop()
-            raise RuntimeError(f"no `listening on` line within {STARTUP_SECONDS} s; see {LOG}") from None
+            raise RuntimeError(f"no `listening on` line within {STARTUP_SECONDS} s; see {log}") from None
 
     def stop(self) -> None:
         self.process.kill()
@@ -444,9 +446,8 @@ def studies_found(suite: Suite, server: Server, tenant: str, query: str, headers
         reply = requests.get(f"{server.base}/{tenant}/fhir/ImagingStudy{query}", headers=headers, timeout=20)
         check(reply.status_code == 200, f"status {reply.status_code}: {reply.text[:200]}")
         bundle = reply.json()
-        for entry in bundle.get("entry", []):
-            study = entry["resource"]
-            endpoint = next(r for r in study.get("contained", []) if r.get("resourceType") == "Endpoint")
+        bundles.validate(bundle)
+        for study, endpoint in bundles.studies(bundle):
             found.append((study["id"], endpoint["address"]))
         check(sorted(uid for uid, _ in found) == sorted(want), f"studies {sorted(u for u, _ in found)}, want {want}")
         prefix = f"{server.base}/{tenant}/wado/"
@@ -635,6 +636,62 @@ METRIC_FAMILIES = {
 }
 
 
+def exercise_endpoint_forms(suite: Suite, server: Server, p1: list[str]) -> None:
+    """Both places of an ImagingStudy's Endpoint, each validated with fhir.resources: the default response-local
+    Bundle entries (with and without `_include`, one study per page), a tenant configured to contain them
+    (`images.endpoints = "contained"`, its own server), and a read, which contains its Endpoint either way."""
+    headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+
+    def search(base: str, query: str) -> dict[str, Any]:
+        reply = requests.get(f"{base}/demo/fhir/ImagingStudy?{query}", headers=headers, timeout=20)
+        check(reply.status_code == 200, f"status {reply.status_code}: {reply.text[:200]}")
+        bundle = reply.json()
+        bundles.validate(bundle)
+        return bundle
+
+    def entries() -> None:
+        for query in ["patient=p1", "patient=p1&_include=ImagingStudy:endpoint", "patient=p1&_count=1"]:
+            bundle = search(server.base, query)
+            check(bundles.form(bundle) == "bundle", f"{query}: form {bundles.form(bundle)}")
+            included = [e for e in bundle["entry"] if e["search"]["mode"] == "include"]
+            check(len(included) == len(bundles.studies(bundle)), f"{query}: {len(included)} Endpoint entries")
+
+    def read() -> None:
+        for uid in p1:
+            reply = requests.get(f"{server.base}/demo/fhir/ImagingStudy/{uid}", headers=headers, timeout=20)
+            check(reply.status_code == 200, f"read {uid}: {reply.status_code}")
+            bundles.validate_study(reply.json())
+
+    suite.case("Endpoints as response-local Bundle entries validate as R4 (fhir.resources)", entries)
+    suite.case("a read's contained Endpoint validates as R4 (fhir.resources)", read)
+
+    config = REPO / "target" / "interop-contained.toml"
+    text = CONFIG.read_text()
+    text = text.replace('index = "data/index.toml"', f"index = {json.dumps(str(DATA / 'index.toml'))}")
+    demo = '[tenants.demo]\n'
+    check(demo in text and text.count('images.lookup = "studies-by-context"') >= 2, "the configuration's demo tenant moved")
+    head, tail = text.split(demo, 1)
+    tail = tail.replace('images.lookup = "studies-by-context"', 'images.lookup = "studies-by-context"\nimages.endpoints = "contained"', 1)
+    config.write_text(head.split("[sandbox]")[0] + demo + tail)
+    try:
+        contained = Server(config, REPO / "target" / "interop-contained.log")
+    except (RuntimeError, OSError) as e:
+        suite.fail("contained Endpoints: start", str(e))
+        return
+    try:
+        def contained_form() -> None:
+            bundle = search(contained.base, "patient=p1&_include=ImagingStudy:endpoint")
+            check(bundles.form(bundle) == "contained", f"form {bundles.form(bundle)}")
+            check(len(bundle["entry"]) == len(p1), f"{len(bundle['entry'])} entries for {len(p1)} studies")
+            for study, endpoint in bundles.studies(bundle):
+                client = dicomweb_client.DICOMwebClient(url=endpoint["address"], headers=headers)
+                check(len(client.retrieve_study_metadata(study["id"])) > 0, f"metadata of {study['id']}")
+
+        suite.case("images.endpoints = contained: contained Endpoints validate and serve dicomweb-client", contained_form)
+    finally:
+        contained.stop()
+
+
 def check_metrics(server: Server, instances: int) -> None:
     """`GET /metrics`, read by the Prometheus client's own parser of the text format."""
     reply = requests.get(f"{server.base}/metrics", timeout=20)
@@ -684,6 +741,7 @@ def main() -> int:
                 exercise_study(suite, tenant, index[uid], address, headers)
         instances = sum(len(instances_of(study)) for study in index.values())
         suite.case("GET /metrics parses as the Prometheus text format", lambda: check_metrics(server, instances))
+        exercise_endpoint_forms(suite, server, p1)
         mrn_of = {"p1": "MRN-1001", "p2": "MRN-2002"}
         studies_of = lambda mrn: [uid for uid, study in index.items() if study["patient_id"] == mrn]  # noqa: E731
         for uid, address, headers in sandbox.run(suite.case, server.base, server.sandbox, mrn_of, studies_of):

@@ -28,6 +28,8 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import ECKey
 
+import bundles
+
 REPO = Path(__file__).resolve().parents[2]
 SANDBOX_KEY = REPO / "data" / "sandbox" / "smart-tenant.private.jwk.json"
 BACKEND_CLIENT = "smart-imaging"
@@ -80,12 +82,9 @@ def search(imaging: str, access: str, patient: str) -> list[tuple[str, str]]:
     reply = requests.get(f"{imaging}/smart/fhir/ImagingStudy", params={"patient": patient},
                          headers={"Authorization": f"Bearer {access}"}, timeout=20)
     check(reply.status_code == 200, f"search: {reply.status_code} {reply.text[:200]}")
-    found = []
-    for entry in reply.json().get("entry", []):
-        study = entry["resource"]
-        endpoint = next(r for r in study["contained"] if r["resourceType"] == "Endpoint")
-        found.append((study["id"], endpoint["address"]))
-    return found
+    bundle = reply.json()
+    bundles.validate(bundle)
+    return [(study["id"], endpoint["address"]) for study, endpoint in bundles.studies(bundle)]
 
 
 def retrieve_first(found: list[tuple[str, str]], access: str) -> None:

@@ -25,7 +25,7 @@ fn a_valid_token_sees_only_its_patients_studies_and_downloads_them() {
             format!("{}/Patient/pA", s.ehr.base),
             "subject is the absolute reference to the EHR's Patient"
         );
-        let address = wado_address(study);
+        let address = wado_address(&bundle, study);
         let uid = study["id"].as_str().unwrap();
         let got = get(&format!("{address}/studies/{uid}"), &[("Authorization", &bearer("tA"))]);
         assert_eq!(got.status, 200, "download {uid}: {}", got.text());
@@ -84,7 +84,7 @@ fn a_study_token_of_patient_a_is_refused_with_patient_bs_token() {
     s.ehr.issue("tB", active("pB", SCOPES, now() + 600));
     let bundle = search(&s, "pA", "tA").json();
     let study = resources(&bundle)[0].clone();
-    let url = format!("{}/studies/{}", wado_address(&study), study["id"].as_str().unwrap());
+    let url = format!("{}/studies/{}", wado_address(&bundle, &study), study["id"].as_str().unwrap());
     let series = &study["series"][0];
     let instance =
         format!("{url}/series/{}/instances/{}", series["uid"], series["instance"][0]["uid"]).replace('"', "");
@@ -311,7 +311,7 @@ fn the_study_search_at_an_endpoint_address_needs_the_bearer_token_of_its_patient
     let bundle = search(&s, "pA", "tA").json();
     let study = resources(&bundle)[0].clone();
     let uid = study["id"].as_str().unwrap();
-    let url = format!("{}/studies?StudyInstanceUID={uid}", wado_address(&study));
+    let url = format!("{}/studies?StudyInstanceUID={uid}", wado_address(&bundle, &study));
     assert_eq!(get(&url, &[]).status, 401, "no bearer token");
     let refused = get(&url, &[("Authorization", &bearer("tB"))]);
     assert_eq!(refused.status, 403, "patient B's token on patient A's study token: {}", refused.text());

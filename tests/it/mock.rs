@@ -90,8 +90,10 @@ fn demo_search_answers_a_searchset_bundle_of_the_patients_studies() {
     assert_eq!(bundle["resourceType"], "Bundle", "resourceType");
     assert_eq!(bundle["type"], "searchset", "Bundle.type");
     assert_eq!(bundle["total"], expected.len(), "Bundle.total");
-    let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
-    assert_eq!(entries.len(), expected.len(), "number of entries");
+    let all = bundle["entry"].as_array().cloned().unwrap_or_default();
+    let (entries, included): (Vec<Value>, Vec<Value>) = all.into_iter().partition(|e| e["search"]["mode"] == "match");
+    assert_eq!(entries.len(), expected.len(), "number of matching entries");
+    assert_eq!(included.len(), expected.len(), "one Endpoint entry per study, on its page, without _include");
     let self_link = link(&bundle, "self").unwrap_or_default();
     assert!(
         self_link.starts_with(&format!("{base}/demo/fhir/ImagingStudy")) && self_link.contains("patient=p1"),
@@ -104,7 +106,14 @@ fn demo_search_answers_a_searchset_bundle_of_the_patients_studies() {
         let id = entry["resource"]["id"].as_str().unwrap_or_default();
         assert_eq!(entry["fullUrl"], format!("{base}/demo/fhir/ImagingStudy/{id}"), "fullUrl of {id}");
         assert_eq!(entry["search"]["mode"], "match", "search.mode of {id}");
-        assert_imaging_study(&entry["resource"], index.study(id), expect);
+        assert_imaging_study(&bundle, &entry["resource"], index.study(id), expect);
+    }
+    let references: Vec<&Value> = entries.iter().map(|e| &e["resource"]["endpoint"][0]["reference"]).collect();
+    for endpoint in &included {
+        let full_url = endpoint["fullUrl"].as_str().unwrap_or_default();
+        assert!(full_url.starts_with("urn:uuid:"), "an Endpoint entry's fullUrl is response-local: {full_url}");
+        assert_eq!(references.iter().filter(|r| **r == full_url).count(), 1, "{full_url} is one study's Endpoint");
+        assert_eq!(endpoint["search"]["mode"], "include");
     }
     let started = |uid: &str| {
         let study = resources(&bundle).into_iter().find(|r| r["id"] == uid);
@@ -121,10 +130,11 @@ fn base_url_flag_sets_every_link() {
     let bundle = search(&server, "/demo/fhir/ImagingStudy?patient=p1");
     let self_link = link(&bundle, "self").unwrap_or_default();
     assert!(self_link.starts_with(&format!("{public}/demo/fhir/ImagingStudy")), "self link {self_link}");
-    for entry in bundle["entry"].as_array().cloned().unwrap_or_default() {
+    let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
+    for entry in entries.iter().filter(|e| e["search"]["mode"] == "match") {
         let full_url = entry["fullUrl"].as_str().unwrap_or_default();
         assert!(full_url.starts_with(&format!("{public}/demo/fhir/ImagingStudy/")), "fullUrl {full_url}");
-        let address = wado_address(&entry["resource"]);
+        let address = wado_address(&bundle, &entry["resource"]);
         let path = address.strip_prefix(public).unwrap_or_else(|| panic!("address {address} is not under {public}"));
         // Behind a proxy that strips the public prefix, the address's path reaches this server.
         let uid = entry["resource"]["id"].as_str().unwrap_or_default();
@@ -204,6 +214,84 @@ fn an_issuer_of_patient_id_must_agree_with_the_identifiers_system_through_the_ma
     assert_eq!(sorted(ids(&bundle)), ["1.2.3.0", "1.2.3.2"], "HOSP-A maps to the identifier's system; HOSP-B does not");
 }
 
+/// The Endpoint entries of a search page, by `fullUrl`, checked to be `include` entries referenced by
+/// exactly one study of the page each, and the page's studies each naming one of them.
+fn endpoint_entries(bundle: &Value) -> Vec<String> {
+    let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
+    let studies: Vec<&Value> = entries.iter().filter(|e| e["search"]["mode"] == "match").collect();
+    let endpoints: Vec<&Value> = entries.iter().filter(|e| e["search"]["mode"] == "include").collect();
+    assert_eq!(studies.len() + endpoints.len(), entries.len(), "every entry is a match or an include: {bundle}");
+    for study in &studies {
+        let reference = study["resource"]["endpoint"][0]["reference"].as_str().unwrap_or_default();
+        assert!(reference.starts_with("urn:uuid:"), "a study names a response-local Endpoint: {reference}");
+        assert!(study["resource"].get("contained").is_none(), "no contained Endpoint besides it");
+        let named = endpoints.iter().filter(|e| e["fullUrl"] == reference).count();
+        assert_eq!(named, 1, "the Endpoint {reference} is on the study's own page, once: {bundle}");
+    }
+    for endpoint in &endpoints {
+        assert_eq!(endpoint["resource"]["resourceType"], "Endpoint");
+        assert!(endpoint["resource"]["address"].as_str().is_some_and(|a| a.contains("/demo/wado/")));
+        let full_url = &endpoint["fullUrl"];
+        assert_eq!(studies.iter().filter(|s| s["resource"]["endpoint"][0]["reference"] == *full_url).count(), 1);
+    }
+    endpoints.iter().map(|e| e["fullUrl"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[test]
+fn search_pages_carry_their_studies_endpoints_as_entries_and_reads_contain_theirs() {
+    let server = sample_server();
+    let mut seen = Vec::new();
+    for query in ["patient=p1", "patient=p1&_include=ImagingStudy:endpoint"] {
+        let bundle = search(&server, &format!("/demo/fhir/ImagingStudy?{query}"));
+        assert_eq!(endpoint_entries(&bundle).len(), 2, "{query}: one Endpoint entry per study");
+        seen.extend(endpoint_entries(&bundle));
+    }
+    // One study per page: each page brings its own study's Endpoint, never the next page's.
+    let first = search(&server, "/demo/fhir/ImagingStudy?patient=p1&_count=1");
+    assert_eq!(endpoint_entries(&first).len(), 1, "page 1");
+    let next = link(&first, "next").expect("a next page");
+    let path = next.split_once("/demo/").map(|(_, p)| format!("/demo/{p}")).unwrap();
+    let second = search(&server, &path);
+    assert_eq!(endpoint_entries(&second).len(), 1, "page 2");
+    seen.extend(endpoint_entries(&first).into_iter().chain(endpoint_entries(&second)));
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "every answer names its Endpoints afresh: {seen:?}");
+
+    // A read has no Bundle to hold an entry: its Endpoint is contained.
+    let read = server.get(&format!("/demo/fhir/ImagingStudy/{CT_CHEST}")).json();
+    assert_eq!(read["endpoint"][0]["reference"], "#wado", "{read}");
+    let address = wado_address(&Value::Null, &read);
+    assert_eq!(get(&format!("{address}/studies/{CT_CHEST}/metadata"), &[]).status, 200, "the read's address");
+}
+
+#[test]
+fn a_tenant_may_keep_its_endpoints_contained() {
+    let dir = TempDir::new("contained");
+    let tenant = DEMO_TENANT.replace(
+        "images = { lookup = \"studies-by-context\" }",
+        "images = { lookup = \"studies-by-context\", endpoints = \"contained\" }",
+    );
+    assert_ne!(tenant, DEMO_TENANT, "the tenant's images line moved");
+    let server = Launch::new(&dir.config(&tenant)).start();
+    let bundle = search(&server, "/demo/fhir/ImagingStudy?patient=p1&_include=ImagingStudy:endpoint");
+    let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 2, "two studies and no entry besides: {bundle}");
+    for entry in &entries {
+        assert_eq!(entry["search"]["mode"], "match");
+        let study = &entry["resource"];
+        assert_eq!(study["endpoint"][0]["reference"], "#wado", "{study}");
+        let address = wado_address(&bundle, study);
+        let uid = study["id"].as_str().unwrap();
+        assert_eq!(get(&format!("{address}/studies/{uid}/metadata"), &[]).status, 200, "{uid} through its address");
+    }
+    let bad = dir.write("bad.toml", config_text(&tenant.replace("\"contained\"", "\"inline\"")));
+    let refused = run_cli(&[OsString::from("check"), "--config".into(), bad.into()], dir.path());
+    assert_eq!(refused.status.code(), Some(2), "{refused}");
+    assert!(refused.stderr.contains("endpoints"), "an unknown form is refused by name: {refused}");
+}
+
 #[test]
 fn read_answers_only_studies_the_tenant_may_see() {
     let index = IndexFile::sample();
@@ -273,7 +361,7 @@ fn open_tenant_needs_no_patient_and_serves_every_study() {
 
     let study = resources(&bundle).into_iter().find(|r| r["id"] == other.uid.as_str()).cloned().unwrap_or_default();
     assert_eq!(study["started"], "2023-12-20", "started of a study without a StudyTime is its date");
-    let address = wado_address(&study);
+    let address = wado_address(&bundle, &study);
     assert!(address.starts_with(&server.url("/open/wado/")), "open's address {address} is not under /open/wado");
     let retrieved = get(&format!("{address}/studies/{}", other.uid), &[]);
     assert_dicom_parts(&retrieved, &other.instances(), "open tenant retrieving MRN-2002's study");

@@ -111,8 +111,9 @@ fn the_audit_trail_has_a_line_per_access_with_who_what_and_how_and_no_token() {
 
     let search = s.server.get_with("/ehr/fhir/ImagingStudy?patient=pA", &headers);
     assert_eq!(search.status, 200, "{}", search.text());
-    let study = resources(&search.json())[0].clone();
-    let (uid, address) = (study["id"].as_str().unwrap().to_string(), wado_address(&study));
+    let bundle = search.json();
+    let study = resources(&bundle)[0].clone();
+    let (uid, address) = (study["id"].as_str().unwrap().to_string(), wado_address(&bundle, &study));
     let study_token = study_token(&address).to_string();
     assert_eq!(get(&format!("{address}/studies/{uid}"), &headers).status, 200, "retrieve");
     let cross = s.server.get_with("/ehr/fhir/ImagingStudy?patient=pB", &headers);

@@ -106,7 +106,7 @@ fn a_study_token_is_refused_once_the_patients_identifiers_no_longer_hold_its_stu
     s.ehr.issue("tA", active("pA", SCOPES, now() + 600));
     let bundle = search(&s, "pA", "tA").json();
     let study = resources(&bundle)[0].clone();
-    let url = format!("{}/studies/{}", wado_address(&study), study["id"].as_str().unwrap());
+    let url = format!("{}/studies/{}", wado_address(&bundle, &study), study["id"].as_str().unwrap());
     assert_eq!(get(&url, &[("Authorization", &bearer("tA"))]).status, 200, "while A has MRN-1001");
     s.ehr.set_patient("pA", patient("pA", "MRN-9999", "Anna", "Müller"));
     let refused = get(&url, &[("Authorization", &bearer("tA"))]);
@@ -220,7 +220,7 @@ fn no_token_reaches_the_log_even_at_trace() {
     s.ehr.issue(APP_TOKEN, active("pA", SCOPES, now() + 600));
     let bundle = search(&s, "pA", APP_TOKEN).json();
     let study = resources(&bundle)[0].clone();
-    let (address, uid) = (wado_address(&study), study["id"].as_str().unwrap().to_string());
+    let (address, uid) = (wado_address(&bundle, &study), study["id"].as_str().unwrap().to_string());
     let token = study_token(&address).to_string();
     let auth = bearer(APP_TOKEN);
     let got = get(&format!("{address}/studies/{uid}"), &[("Authorization", &auth)]);

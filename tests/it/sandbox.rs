@@ -38,7 +38,7 @@ fn the_default_configuration_serves_the_smart_tenant_end_to_end_through_the_sand
         assert_eq!(study["subject"]["reference"], format!("{}/fhir/Patient/p1", k.sandbox));
         let read = k.server.get_with(&format!("/smart/fhir/ImagingStudy/{uid}"), &auth);
         assert_eq!(read.status, 200, "read {uid}: {}", read.text());
-        let address = wado_address(study);
+        let address = wado_address(&bundle, study);
         let indexed = index.study(uid);
         let dicom = [auth[0], ("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*")];
         let retrieved = get(&format!("{address}/studies/{uid}"), &dicom);

@@ -22,9 +22,15 @@ def search(path, token=None):
     with urllib.request.urlopen(request, timeout=30) as response:
         bundle = json.load(response)
     studies = []
+    # Each study's Endpoint: the entry whose fullUrl its reference is, or one it contains.
+    endpoints = {e["fullUrl"]: e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "include"}
     for entry in bundle.get("entry", []):
+        if entry["search"]["mode"] != "match":
+            continue
         study = entry["resource"]
-        address = study["contained"][0]["address"]
+        reference = study["endpoint"][0]["reference"]
+        contained = {f"#{r['id']}": r for r in study.get("contained", [])}
+        address = (endpoints.get(reference) or contained[reference])["address"]
         series = study["series"][0]
         studies.append({
             "uid": study["id"],

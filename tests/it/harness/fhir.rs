@@ -12,9 +12,10 @@ pub fn link(bundle: &Value, relation: &str) -> Option<String> {
     bundle["link"].as_array()?.iter().find(|l| l["relation"] == relation)?["url"].as_str().map(str::to_string)
 }
 
-/// The resources of a Bundle's entries.
+/// The resources of a Bundle's entries that match the search (not the Endpoints it includes).
 pub fn resources(bundle: &Value) -> Vec<&Value> {
-    bundle["entry"].as_array().map(|e| e.iter().map(|e| &e["resource"]).collect()).unwrap_or_default()
+    let entries = bundle["entry"].as_array().map(Vec::as_slice).unwrap_or_default();
+    entries.iter().filter(|e| e["search"]["mode"] != "include").map(|e| &e["resource"]).collect()
 }
 
 /// The ids of a Bundle's resources, in order.
@@ -22,19 +23,29 @@ pub fn ids(bundle: &Value) -> Vec<String> {
     resources(bundle).iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()).collect()
 }
 
-/// The contained resource an ImagingStudy's first `endpoint` reference (`#id`) points to.
-pub fn endpoint(study: &Value) -> &Value {
+/// The Endpoint an ImagingStudy's first `endpoint` reference points to: contained (`#id`), or the entry of
+/// `bundle` whose `fullUrl` the reference is (a response-local `urn:uuid:`, `search.mode` `include`).
+pub fn endpoint<'a>(bundle: &'a Value, study: &'a Value) -> &'a Value {
     let reference = study["endpoint"][0]["reference"].as_str().unwrap_or_default();
-    let id = reference.strip_prefix('#').unwrap_or_else(|| panic!("endpoint reference {reference:?} is not local"));
-    study["contained"]
+    if let Some(id) = reference.strip_prefix('#') {
+        return study["contained"]
+            .as_array()
+            .and_then(|c| c.iter().find(|r| r["id"] == id))
+            .unwrap_or_else(|| panic!("no contained resource {reference:?} in {study}"));
+    }
+    assert!(reference.starts_with("urn:uuid:"), "endpoint reference {reference:?} is neither #id nor urn:uuid:");
+    let entry = bundle["entry"]
         .as_array()
-        .and_then(|c| c.iter().find(|r| r["id"] == id))
-        .unwrap_or_else(|| panic!("no contained resource {reference:?} in {study}"))
+        .and_then(|e| e.iter().find(|e| e["fullUrl"] == reference))
+        .unwrap_or_else(|| panic!("no entry {reference:?} on the study's page: {bundle}"));
+    assert_eq!(entry["search"]["mode"], "include", "the Endpoint entry {reference}");
+    &entry["resource"]
 }
 
-/// The WADO-RS base address of an ImagingStudy: `{base}/{tenant}/wado/{studyToken}`.
-pub fn wado_address(study: &Value) -> String {
-    endpoint(study)["address"].as_str().unwrap_or_else(|| panic!("Endpoint without an address: {study}")).to_string()
+/// The WADO-RS base address of an ImagingStudy of `bundle`: `{base}/{tenant}/wado/{studyToken}`.
+pub fn wado_address(bundle: &Value, study: &Value) -> String {
+    let endpoint = endpoint(bundle, study);
+    endpoint["address"].as_str().unwrap_or_else(|| panic!("Endpoint without an address: {endpoint}")).to_string()
 }
 
 /// The study token in a WADO-RS address: its last path segment.
@@ -49,7 +60,7 @@ pub fn addresses(server: &Server, path: &str) -> Vec<(String, String)> {
     let bundle = reply.json();
     resources(&bundle)
         .into_iter()
-        .map(|r| (r["id"].as_str().unwrap_or_default().to_string(), wado_address(r)))
+        .map(|r| (r["id"].as_str().unwrap_or_default().to_string(), wado_address(&bundle, r)))
         .collect()
 }
 
@@ -81,7 +92,7 @@ pub fn display_name(pn: &str) -> String {
 
 /// Checks every field docs/api.md promises of an ImagingStudy against the indexed study, except `started`,
 /// which the caller checks against literal values.
-pub fn assert_imaging_study(study: &Value, indexed: &IndexStudy, expect: Expect) {
+pub fn assert_imaging_study(bundle: &Value, study: &Value, indexed: &IndexStudy, expect: Expect) {
     let uid = indexed.uid.as_str();
     let at = |field: &str| format!("ImagingStudy {uid}: {field}");
     assert_eq!(study["resourceType"], "ImagingStudy", "{}", at("resourceType"));
@@ -139,9 +150,8 @@ pub fn assert_imaging_study(study: &Value, indexed: &IndexStudy, expect: Expect)
         }
     }
 
-    assert_eq!(study["endpoint"][0]["reference"], "#wado", "{}", at("endpoint reference"));
-    let ep = endpoint(study);
-    assert_eq!(ep["resourceType"], "Endpoint", "{}", at("the contained endpoint's resourceType"));
+    let ep = endpoint(bundle, study);
+    assert_eq!(ep["resourceType"], "Endpoint", "{}", at("the Endpoint's resourceType"));
     assert_eq!(ep["status"], "active", "{}", at("Endpoint.status"));
     assert_eq!(ep["connectionType"]["code"], "dicom-wado-rs", "{}", at("Endpoint.connectionType"));
     assert!(
@@ -160,7 +170,7 @@ pub fn assert_imaging_study(study: &Value, indexed: &IndexStudy, expect: Expect)
         at("Endpoint lacks requires-access-token = true"),
         ep["extension"]
     );
-    let address = wado_address(study);
+    let address = wado_address(bundle, study);
     let prefix = format!("{}/{}/wado/", expect.base, expect.tenant);
     let token = address
         .strip_prefix(&prefix)
