@@ -27,8 +27,11 @@ pub struct Access {
     pub client_id: Option<String>,
     /// The token's subject, from the introspection answer (`sub`).
     pub subject: Option<String>,
-    /// The FHIR id of the patient in context.
+    /// The FHIR id of the patient in context (for system access, the patient the request named).
     pub patient: Option<String>,
+    /// Whether the token was a backend client's system access (`client_id` names the client) rather than an
+    /// app's in patient context.
+    pub system: bool,
     /// The study UID asked for.
     pub study: Option<String>,
 }
@@ -111,6 +114,7 @@ fn line(access: &Access, done: &Done, now: u64) -> String {
         "tenant": access.tenant,
         "client_id": access.client_id,
         "subject": access.subject,
+        "access": if access.system { "system" } else { "patient" },
         "patient": access.patient,
         "study": access.study,
         "route": done.route,
@@ -199,6 +203,7 @@ mod tests {
             client_id: Some("app".into()),
             subject: Some("u1".into()),
             patient: Some("p1".into()),
+            system: false,
             study: Some("1.2.3".into()),
         };
         let done = Done {
@@ -217,7 +222,8 @@ mod tests {
         assert_eq!(v["client_id"], "app");
         assert_eq!(v["duration_ms"], 7);
         assert_eq!(v["remote"], "127.0.0.1:5");
-        assert_eq!(v.as_object().unwrap().len(), 13);
+        assert_eq!(v["access"], "patient");
+        assert_eq!(v.as_object().unwrap().len(), 14);
     }
 
     /// A disk that takes nothing (a pipe nobody reads): recording never waits, the lines past the buffer

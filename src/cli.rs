@@ -111,6 +111,16 @@ fn run() -> Result<ExitCode, String> {
             auth::jwk::keygen(prefix.as_deref().unwrap_or("imaging-server"))?;
             Ok(ExitCode::SUCCESS)
         }
+        Some("assertion") => {
+            let key: PathBuf = args.value_from_os_str("--key", to_path).map_err(|_| "assertion needs --key FILE")?;
+            let client: String = args.value_from_str("--client").map_err(|_| "assertion needs --client ID")?;
+            let audience: String = args.value_from_str("--aud").map_err(|_| "assertion needs --aud TOKEN_URL")?;
+            finish(args)?;
+            let text = std::fs::read_to_string(&key).map_err(|e| format!("{}: cannot read: {e}", key.display()))?;
+            let key = auth::jwk::SigningKey::from_jwk(&text).map_err(|e| format!("{}: {e}", key.display()))?;
+            println!("{}", key.client_assertion(&client, &audience, crate::time::now_secs())?);
+            Ok(ExitCode::SUCCESS)
+        }
         Some(other) => Err(format!("unknown command {other:?}; `smart-imaging help` lists the commands")),
     }
 }

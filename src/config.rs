@@ -107,6 +107,14 @@ struct RawAuthorization {
     patient_cache_seconds: Option<u64>,
     cache_size: Option<usize>,
     timeout_seconds: Option<u64>,
+    backend_services: Option<RawBackendServices>,
+}
+
+/// `authorization.backendServices`: the backend clients whose `system/` scopes this tenant honours.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackendServices {
+    clients: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +236,10 @@ pub const IMAGING_ACCESS: &str = "smart-imaging-access";
 /// token got at the EHR by `authorization_code`, brought here (the IG's Discovery section).
 pub const IMAGING_APP_LAUNCH: &str = "http://fhir.org/argonaut/smart-imaging/capabilities/app-launch";
 
+/// The capability string of a SMART Imaging Access deployment that backend clients reach with SMART Backend
+/// Services: `client_credentials` tokens with `system/ImagingStudy.rs`, each request naming its patient.
+pub const IMAGING_BACKEND_SERVICES: &str = "http://fhir.org/argonaut/smart-imaging/capabilities/backend-services";
+
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub name: String,
@@ -251,9 +263,12 @@ impl Tenant {
 
     /// The SMART Imaging Access capabilities of the tenant: in its own `.well-known/smart-configuration`,
     /// and in the `associated_endpoints` of the sandbox EHR when it is the tenant's EHR, so the two agree.
-    /// A mock tenant has no authorization server, so no App Launch.
+    /// A mock tenant has no authorization server, so no App Launch; Backend Services only where configured.
     pub fn imaging_capabilities(&self) -> &'static [&'static str] {
         match &self.auth {
+            Authorization::SmartOnFhir(s) if !s.backend_clients.is_empty() => {
+                &[IMAGING_ACCESS, IMAGING_APP_LAUNCH, IMAGING_BACKEND_SERVICES]
+            }
             Authorization::SmartOnFhir(_) => &[IMAGING_ACCESS, IMAGING_APP_LAUNCH],
             Authorization::Mock { .. } => &[IMAGING_ACCESS],
         }
@@ -450,6 +465,7 @@ fn validate_tenant(
                 ("patientCacheSeconds", a.patient_cache_seconds.is_some()),
                 ("cacheSize", a.cache_size.is_some()),
                 ("timeoutSeconds", a.timeout_seconds.is_some()),
+                ("backendServices", a.backend_services.is_some()),
             ];
             if let Some((key, _)) = smart_keys.iter().find(|(_, set)| *set) {
                 return Err(format!("authorization.{key} applies only to type = \"smart-on-fhir\""));
@@ -496,6 +512,15 @@ fn validate_tenant(
                 (None, Some(secret)) if !secret.is_empty() => ClientAuth::Secret(secret),
                 _ => return Err("authorization.client needs exactly one of jwk or secret".into()),
             };
+            let backend_clients = match a.backend_services {
+                None => Vec::new(),
+                Some(b) if b.clients.is_empty() || b.clients.iter().any(String::is_empty) => {
+                    return Err("authorization.backendServices.clients must name at least one client id, \
+                                none of them empty"
+                        .into());
+                }
+                Some(b) => b.clients,
+            };
             let timeout_secs = a.timeout_seconds.unwrap_or(10);
             if timeout_secs == 0 || timeout_secs > 120 {
                 return Err("authorization.timeoutSeconds must be between 1 and 120".into());
@@ -513,6 +538,7 @@ fn validate_tenant(
                 cache_size: a.cache_size.unwrap_or(10_000).max(1),
                 timeout_secs,
                 max_in_flight: ehr_share(threads),
+                backend_clients,
             })
         }
     };

@@ -11,15 +11,17 @@ USAGE:
   smart-imaging index DIR [--out FILE] [--quiet]
   smart-imaging check [--config FILE] [--verbose]
   smart-imaging keygen [--out PREFIX]
+  smart-imaging assertion --key FILE --client ID --aud TOKEN_URL
   smart-imaging help [COMMAND]
   smart-imaging --help | --version
 
 COMMANDS:
-  serve   Serve the tenants of the configuration (the default command)
-  index   Scan a folder of DICOM files and write the static index
-  check   Validate the configuration and every file of its index, without serving
-  keygen  Write a key pair for registering this server at an EHR
-  help    Print this overview, or a command's usage, flags and an example
+  serve      Serve the tenants of the configuration (the default command)
+  index      Scan a folder of DICOM files and write the static index
+  check      Validate the configuration and every file of its index, without serving
+  keygen     Write a key pair for registering this server at an EHR
+  assertion  Print a signed client assertion, to get a backend token by hand
+  help       Print this overview, or a command's usage, flags and an example
 
 `smart-imaging help COMMAND` or `smart-imaging COMMAND --help` says more about each.
 
@@ -108,6 +110,27 @@ EXAMPLE:
   smart-imaging keygen --out keys/imaging-server
 ";
 
+const ASSERTION: &str = "\
+smart-imaging assertion: print a signed client assertion, to get a backend token by hand
+
+USAGE:
+  smart-imaging assertion --key FILE --client ID --aud TOKEN_URL
+
+Prints the JWT that a SMART Backend Services client sends as client_assertion with grant_type
+client_credentials: signed with the private JWK in FILE (as keygen writes it), iss and sub the client ID, aud
+the EHR's token endpoint, valid five minutes, a fresh jti (good for one token request).
+
+FLAGS:
+  --key FILE        The client's private key (PREFIX.private.jwk.json)
+  --client ID       The client id the EHR knows the key by
+  --aud TOKEN_URL   The token endpoint, exactly as the EHR's discovery names it
+  -h, --help        Print this help
+
+EXAMPLE:
+  smart-imaging assertion --key data/sandbox/backend-demo.private.jwk.json --client backend-demo \\
+    --aud http://127.0.0.1:8001/auth/token
+";
+
 const HELP: &str = "\
 smart-imaging help: print the overview, or a command's usage, flags and an example
 
@@ -126,6 +149,7 @@ pub fn page(command: Option<&str>) -> Option<&'static str> {
         Some("index") => Some(INDEX),
         Some("check") => Some(CHECK),
         Some("keygen") => Some(KEYGEN),
+        Some("assertion") => Some(ASSERTION),
         Some("help") => Some(HELP),
         Some(_) => None,
     }
@@ -137,7 +161,7 @@ mod tests {
 
     #[test]
     fn every_command_has_a_page_with_its_usage_and_an_example() {
-        for command in ["serve", "index", "check", "keygen", "help"] {
+        for command in ["serve", "index", "check", "keygen", "assertion", "help"] {
             let page = page(Some(command)).unwrap();
             assert!(page.starts_with(&format!("smart-imaging {command}:")), "{command}");
             assert!(page.contains("USAGE:") && page.contains("EXAMPLE:"), "{command}");

@@ -51,6 +51,7 @@ impl Facts {
             access.client_id = grant.client_id().map(str::to_string);
             access.subject = grant.subject().map(str::to_string);
             access.patient = grant.patient().map(|p| p.id.clone());
+            access.system = grant.is_system();
         }
     }
 }
@@ -166,7 +167,10 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Search)?;
             facts.granted(&grant);
-            fhir::search::search(&app.render(&snapshot, tenant), &grant, req)
+            let render = app.render(&snapshot, tenant);
+            let grant = grant.for_named_patient(&tenant.access, || fhir::search::named_patient(&render, req))?;
+            facts.granted(&grant);
+            fhir::search::search(&render, &grant, req)
         }
         [t, "fhir", "ImagingStudy", id] => {
             facts.patient_data(app, "fhir-read", t, Some(id));
@@ -203,7 +207,8 @@ fn dicomweb(
 ) -> Result<Response, ApiError> {
     let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Read)?;
     facts.granted(&grant);
-    let study = wado::check_capability(&app.sealer, &snapshot.index, &tenant.config, &grant, study_token, named)?;
+    let (study, grant) = wado::check_capability(&app.sealer, &snapshot.index, (&tenant.config, &tenant.access), grant, study_token, named)?;
+    facts.granted(&grant);
     if let Some(access) = &mut facts.audit {
         access.study = Some(study.uid().to_string());
     }

@@ -25,6 +25,9 @@ pub struct Claims {
     /// The FHIR id of the patient the token was minted for, when there was one.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub patient: Option<String>,
+    /// The backend client of system access the token was minted for; `None` for an app's token.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     /// The DICOM PatientIDs that matched at minting.
     #[serde(rename = "i", default)]
     pub patient_ids: Vec<String>,
@@ -168,6 +171,7 @@ mod tests {
             tenant: "demo".into(),
             study: "1.2.3".into(),
             patient: Some("p1".into()),
+            client: None,
             patient_ids: vec!["MRN-1001".into()],
             expires: 2_000,
         }

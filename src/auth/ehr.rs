@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::auth::flight::{Caller, Flight, Gate};
 use crate::auth::jwk::SigningKey;
 use crate::auth::patient::{IdSelector, Identifier, PatientContext, normalise_reference};
-use crate::auth::scope::{Need, grants};
+use crate::auth::scope::{Need, grants, grants_system};
 use crate::http::ApiError;
 use crate::time::now_secs;
 
@@ -49,6 +49,9 @@ pub struct Settings {
     pub timeout_secs: u64,
     /// How many requests of this tenant may wait on its EHR at once (docs/operations.md, A slow EHR).
     pub max_in_flight: usize,
+    /// The backend clients (`client_id`s) whose `system/` ImagingStudy scopes are honoured
+    /// (`authorization.backendServices`); empty: none, the default.
+    pub backend_clients: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +81,15 @@ struct Introspection {
     /// `client_id` and `sub` of the answer, for the audit trail only.
     client_id: Option<String>,
     subject: Option<String>,
+}
+
+/// What a valid access token is in context of.
+#[derive(Debug)]
+pub enum Context {
+    /// An app's token, for the patient in context.
+    Patient(Arc<PatientContext>),
+    /// A listed backend client's system access: each request names its patient.
+    System,
 }
 
 /// Who an access token speaks for, as its introspection answer says (for the audit trail only).
@@ -142,9 +154,15 @@ impl Ehr {
         Instant::now() + Duration::from_secs(self.cfg.timeout_secs)
     }
 
-    /// Validates an access token for `need` and resolves its patient: the patient in context and when the
-    /// token expires (Unix seconds). Making the grant of it is `auth::authorize`'s.
-    pub fn authorize(&self, token: &str, need: Need) -> Result<(Arc<PatientContext>, u64, Who), ApiError> {
+    /// Validates an access token for `need` and resolves its context: the patient in context of an app's
+    /// token, or a listed backend client's system access, which names its patient per request
+    /// (`system_patient`); and when the token expires (Unix seconds). Making the grant of it is
+    /// `auth::authorize`'s.
+    ///
+    /// Patient scopes with a patient claim make an app's grant, whatever else the token holds: scopes of
+    /// two contexts are never added up into more. System scopes count only for a listed client, and a
+    /// token in patient context without a patient is refused, never taken for system access.
+    pub fn authorize(&self, token: &str, need: Need) -> Result<(Context, u64, Who), ApiError> {
         let now = now_secs();
         let mut caller = Caller::new(&self.gate, self.deadline());
         let key: [u8; 32] = sha256(token.as_bytes());
@@ -162,7 +180,12 @@ impl Ehr {
             .exp
             .filter(|exp| *exp > now)
             .ok_or_else(|| ApiError::InvalidToken("the access token has expired".into()))?;
-        if !grants(&info.scope, need) {
+        let who = Who { client_id: info.client_id.clone(), subject: info.subject.clone() };
+        let in_patient_context = grants(&info.scope, need);
+        if !(in_patient_context && info.patient.is_some()) && self.system_access(&info, need) {
+            return Ok((Context::System, exp, who));
+        }
+        if !in_patient_context {
             return Err(ApiError::InsufficientScope(
                 "the access token grants no ImagingStudy access in patient context".into(),
             ));
@@ -174,14 +197,30 @@ impl Ehr {
         let id = normalise_reference(claim, &self.cfg.fhir_base_url).ok_or_else(|| {
             ApiError::InvalidToken("the access token's patient claim is not a patient of this EHR".into())
         })?;
-        let who = Who { client_id: info.client_id.clone(), subject: info.subject.clone() };
-        let patient = self.patients.get(id.to_string(), now, &mut caller, |caller| {
+        let patient = self.resolve_patient(id, now, &mut caller)?;
+        Ok((Context::Patient(patient), exp, who))
+    }
+
+    /// Whether an active token is a listed backend client's with a system scope granting `need`.
+    fn system_access(&self, info: &Introspection, need: Need) -> bool {
+        let listed = info.client_id.as_ref().is_some_and(|c| self.cfg.backend_clients.contains(c));
+        listed && grants_system(&info.scope, need)
+    }
+
+    /// The patient `id` (a FHIR id at this EHR) that a system grant's request names, resolved as an app's
+    /// patient in context is: read at the EHR with the backend token, cached for `patientCacheSeconds`.
+    pub fn system_patient(&self, id: &str) -> Result<Arc<PatientContext>, ApiError> {
+        let mut caller = Caller::new(&self.gate, self.deadline());
+        self.resolve_patient(id, now_secs(), &mut caller)
+    }
+
+    fn resolve_patient(&self, id: &str, now: u64, caller: &mut Caller<'_>) -> Result<Arc<PatientContext>, ApiError> {
+        self.patients.get(id.to_string(), now, caller, |caller| {
             let patient = Arc::new(self.patient(id, caller)?);
             // Kept from when the EHR answered; a ttl of 0 keeps nothing.
             let ttl = self.cfg.patient_cache_secs;
             Ok((patient, if ttl > 0 { now_secs() + ttl } else { now }))
-        })?;
-        Ok((patient, exp, who))
+        })
     }
 
     /// The EHR's SMART configuration for a request that proved nothing (the imaging server's own
@@ -273,15 +312,7 @@ impl Ehr {
             .header("Accept", "application/json");
         match &self.cfg.client_auth {
             ClientAuth::Jwt(key) => {
-                let claims = serde_json::json!({
-                    "iss": self.cfg.client_id,
-                    "sub": self.cfg.client_id,
-                    "aud": endpoint,
-                    "iat": now,
-                    "exp": now + 300,
-                    "jti": crate::random::hex_id(16).map_err(ApiError::Internal)?,
-                });
-                let assertion = key.sign_jwt(&claims).map_err(ApiError::Internal)?;
+                let assertion = key.client_assertion(&self.cfg.client_id, &endpoint, now).map_err(ApiError::Internal)?;
                 form.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
                 form.push(("client_assertion", assertion));
             }

@@ -90,6 +90,20 @@ impl SigningKey {
         }
     }
 
+    /// A SMART client assertion (asymmetric client authentication) of `client_id` for the token endpoint
+    /// `audience`: `iss` = `sub` = the client, `exp` five minutes from `now`, a fresh `jti`.
+    pub fn client_assertion(&self, client_id: &str, audience: &str, now: u64) -> Result<String, String> {
+        let claims = json!({
+            "iss": client_id,
+            "sub": client_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now + 300,
+            "jti": crate::random::hex_id(16)?,
+        });
+        self.sign_jwt(&claims)
+    }
+
     /// A compact JWS over `claims` (RFC 7515), with `alg`, `kid` and `typ: JWT` in the header.
     pub fn sign_jwt(&self, claims: &Value) -> Result<String, String> {
         let header = json!({"alg": self.alg(), "kid": self.kid, "typ": "JWT"});

@@ -41,9 +41,38 @@ pub struct Grant {
     who: ehr::Who,
     /// The tenant's policy of who sees which study (`visibility`).
     visibility: Visibility,
+    /// A backend client's system access (`who.client_id` is the client): its requests name their patient,
+    /// and `for_named_patient` puts that patient in context.
+    system: bool,
 }
 
 impl Grant {
+    /// Whether this is a backend client's system access rather than an app's token in patient context.
+    pub fn is_system(&self) -> bool {
+        self.system
+    }
+
+    /// The grant with the patient that the request names in context: for system access, the one `named`
+    /// finds (a FHIR id at the tenant's EHR, from the `patient` search parameter or the study token), read at
+    /// the EHR as an app's patient is; naming nobody is 400. Any other grant is returned as it is, `named`
+    /// not called: its patient comes from its token, and the policy checks what the request names against it.
+    pub fn for_named_patient(
+        self,
+        access: &Access,
+        named: impl FnOnce() -> Result<Option<String>, ApiError>,
+    ) -> Result<Grant, ApiError> {
+        if !self.system {
+            return Ok(self);
+        }
+        let id = named()?.ok_or_else(|| {
+            ApiError::BadRequest("system access names its patient: ImagingStudy?patient=ID is required".into())
+        })?;
+        let Access::Ehr(ehr) = access else {
+            return Err(ApiError::Internal("system access on a tenant without an EHR".into()));
+        };
+        Ok(Grant { patient: Some(ehr.system_patient(&id)?), ..self })
+    }
+
     pub fn patient(&self) -> Option<&Arc<PatientContext>> {
         self.patient.as_ref()
     }
@@ -90,12 +119,16 @@ pub fn authorize(access: &Access, visibility: Visibility, req: &Request, need: N
         // not needed, but a malformed Authorization header is still refused so clients learn early.
         Access::Mock { patient } => {
             bearer_token(req)?;
-            Ok(Grant { patient: patient.clone(), expires: None, who: ehr::Who::default(), visibility })
+            Ok(Grant { patient: patient.clone(), expires: None, who: ehr::Who::default(), visibility, system: false })
         }
         Access::Ehr(ehr) => {
             let token = bearer_token(req)?.ok_or(ApiError::NoToken)?;
-            let (patient, expires, who) = ehr.authorize(token, need)?;
-            Ok(Grant { patient: Some(patient), expires: Some(expires), who, visibility })
+            let (context, expires, who) = ehr.authorize(token, need)?;
+            let (patient, system) = match context {
+                ehr::Context::Patient(patient) => (Some(patient), false),
+                ehr::Context::System => (None, true),
+            };
+            Ok(Grant { patient, expires: Some(expires), who, visibility, system })
         }
     }
 }

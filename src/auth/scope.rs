@@ -1,9 +1,10 @@
 //! SMART scopes (App Launch 2.x §Scopes and Launch Context): parsed, never string-matched, and never read
 //! more broadly than written.
 //!
-//! Only `patient/` scopes count: `user/` and `system/` scopes do not authorize patient-context access here
-//! (docs/ehr.md, Connecting to an EHR), and a scope restricted by search parameters (`?category=…`) cannot be
-//! enforced on imaging, so it grants nothing rather than everything.
+//! `patient/` scopes authorize an app in patient context; `system/` scopes count only for the backend clients
+//! a tenant lists (`grants_system`, docs/ehr.md, Backend Services); `user/` scopes grant nothing here. A scope
+//! restricted by search parameters (`?category=…`) cannot be enforced on imaging, so it grants nothing rather
+//! than everything.
 
 /// What a request needs from the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,11 +17,17 @@ pub enum Need {
 
 /// Does any scope in the space-separated list grant `need` on ImagingStudy in patient context?
 pub fn grants(scopes: &str, need: Need) -> bool {
-    scopes.split_ascii_whitespace().any(|s| scope_grants(s, need))
+    scopes.split_ascii_whitespace().any(|s| scope_grants(s, "patient/", need))
 }
 
-fn scope_grants(scope: &str, need: Need) -> bool {
-    let Some(rest) = scope.strip_prefix("patient/") else {
+/// Does any scope in the space-separated list grant `need` on ImagingStudy in system context? Whether the
+/// token's client may use them is the tenant's to say.
+pub fn grants_system(scopes: &str, need: Need) -> bool {
+    scopes.split_ascii_whitespace().any(|s| scope_grants(s, "system/", need))
+}
+
+fn scope_grants(scope: &str, context: &str, need: Need) -> bool {
+    let Some(rest) = scope.strip_prefix(context) else {
         return false;
     };
     let Some((resource, permissions)) = rest.split_once('.') else {
@@ -94,6 +101,18 @@ mod tests {
             "openid fhirUser",
         ] {
             check(scope, false, false);
+        }
+    }
+
+    #[test]
+    fn system_scopes_are_read_apart() {
+        for scope in ["system/ImagingStudy.rs", "system/*.rs", "system/*.read", "system/ImagingStudy.read"] {
+            assert!(grants_system(scope, Need::Search) && grants_system(scope, Need::Read), "{scope}");
+            assert!(!grants(scope, Need::Search) && !grants(scope, Need::Read), "{scope} in patient context");
+        }
+        assert!(grants_system("system/ImagingStudy.r", Need::Read) && !grants_system("system/ImagingStudy.r", Need::Search));
+        for scope in ["patient/ImagingStudy.rs", "user/ImagingStudy.rs", "system/Patient.rs", "system/ImagingStudy.rs?x=1"] {
+            assert!(!grants_system(scope, Need::Search), "{scope}");
         }
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Invariants: a study outside `Grant::sees` is never listed nor served; where the policy checks the
 //! patient, a search names the patient in context (403 otherwise, never an empty Bundle) and a study token
-//! is honoured only for the patient it was minted for, and only while the study is still theirs.
+//! is honoured only for the patient it was minted for, and only while the study is still theirs. A backend
+//! client's system access is held to the strictest policy whatever the tenant's: the studies of the patient
+//! each request names, a study token only for its patient and its client.
 
 use super::Grant;
 use crate::http::ApiError;
@@ -50,7 +52,7 @@ impl Visibility {
 impl Grant {
     /// Whether this grant may see `study`.
     pub fn sees(&self, study: &Study) -> bool {
-        if !self.visibility.by_context() {
+        if !self.visibility.by_context() && !self.system {
             return true;
         }
         self.patient.as_ref().is_some_and(|p| p.owns(study.patient_id(), study.issuer_of_patient_id()))
@@ -59,17 +61,20 @@ impl Grant {
     /// The studies of `index` this grant sees: for a patient's own studies, those the index's PatientID
     /// table names for the patient's identifiers, no others looked at.
     pub fn visible_studies<'a>(&self, index: &'a Index) -> Result<Vec<Study<'a>>, ApiError> {
-        if !self.visibility.by_context() {
+        if !self.visibility.by_context() && !self.system {
             return Ok(index.studies().collect());
         }
-        let patient = self.patient.as_ref().ok_or_else(no_patient)?;
+        let patient = self.patient.as_ref().ok_or_else(|| match self.system {
+            true => ApiError::Forbidden("system access names its patient: search ImagingStudy?patient=ID".into()),
+            false => no_patient(),
+        })?;
         Ok(index.studies_of_patients(patient.patient_ids()).into_iter().filter(|s| self.sees(s)).collect())
     }
 
     /// A search for `asked` (a FHIR id, or `None` when the search names nobody): where the policy checks the
-    /// patient, it must name the patient in context.
+    /// patient, and always for system access, it must name the patient in context.
     pub fn may_search_for(&self, asked: Option<&str>) -> Result<(), ApiError> {
-        if !self.visibility.checks_patient() {
+        if !self.visibility.checks_patient() && !self.system {
             return Ok(());
         }
         let context = self.patient.as_ref().ok_or_else(no_patient)?;
@@ -81,11 +86,21 @@ impl Grant {
         }
     }
 
-    /// A study token minted for `minted_for` (a FHIR id): where the policy checks the patient, only the
-    /// patient in context may use it.
-    pub fn may_use_study_token(&self, minted_for: Option<&str>) -> Result<(), ApiError> {
+    /// The backend client a study token minted now is bound to: the client of system access, `None` for an
+    /// app's token.
+    pub fn study_token_client(&self) -> Option<&str> {
+        if self.system { self.client_id() } else { None }
+    }
+
+    /// A study token minted for `minted_for` (a FHIR id) and `client` (`study_token_client` at minting):
+    /// where the policy checks the patient, only the patient in context may use it; system access's tokens
+    /// only that client's system access, always, and an app's token never those.
+    pub fn may_use_study_token(&self, minted_for: Option<&str>, client: Option<&str>) -> Result<(), ApiError> {
+        if client != self.study_token_client() {
+            return Err(ApiError::Forbidden("study token is bound to another client or kind of access".into()));
+        }
         let current = self.patient.as_ref().map(|p| p.id.as_str());
-        if self.visibility.checks_patient() && (current.is_none() || current != minted_for) {
+        if (self.visibility.checks_patient() || self.system) && (current.is_none() || current != minted_for) {
             return Err(ApiError::Forbidden("study token is bound to another patient".into()));
         }
         Ok(())
@@ -94,7 +109,7 @@ impl Grant {
     /// The study a study token opened: where the policy checks the patient, it must still be one this grant
     /// sees, since the patient's identifiers at the EHR may have changed since the token was minted.
     pub fn may_retrieve(&self, study: &Study) -> Result<(), ApiError> {
-        if self.visibility.checks_patient() && !self.sees(study) {
+        if (self.visibility.checks_patient() || self.system) && !self.sees(study) {
             return Err(ApiError::Forbidden("the study is not among the studies of the patient in context".into()));
         }
         Ok(())
@@ -122,5 +137,38 @@ mod tests {
         }
         assert_eq!(Visibility::of(true, false), Visibility::OwnStudies);
         assert_eq!(Visibility::of(false, true), Visibility::Everything);
+    }
+
+    #[test]
+    fn system_access_sees_only_the_named_patients_studies_whatever_the_tenant_shows() {
+        use crate::auth::ehr::Who;
+        use crate::auth::patient::{IdSelector, Identifier, PatientContext};
+        use std::sync::Arc;
+        let study = |n: u32, mrn: &str| {
+            format!(
+                "[[study]]\nuid = \"1.2.{n}\"\npatient_id = \"{mrn}\"\n[[study.series]]\nuid = \"1.2.{n}.1\"\n\
+                 modality = \"CT\"\n[[study.series.instance]]\nuid = \"1.2.{n}.1.1\"\nsop_class = \"1.2\"\n\
+                 transfer_syntax = \"1.2.840.10008.1.2.1\"\npath = \"{n}.dcm\"\nsize = 1\n"
+            )
+        };
+        let text = format!("written = \"2026-01-01T00:00:00Z\"\n{}{}", study(1, "MRN-A"), study(2, "MRN-B"));
+        let index = Index::parse(&text, std::path::Path::new("/x/index.toml")).unwrap();
+        let mrn = Identifier { value: "MRN-A".into(), system: None, type_code: Some("MR".into()) };
+        let a = PatientContext::new("a".into(), "Patient/a".into(), None, vec![mrn], &IdSelector::default());
+        let who = Who { client_id: Some("backend".into()), subject: None };
+        for visibility in [Visibility::Everything, Visibility::AllStudies, Visibility::OwnStudiesUnchecked] {
+            let unbound = Grant { patient: None, expires: None, who: who.clone(), visibility, system: true };
+            assert!(unbound.visible_studies(&index).is_err(), "{visibility:?}: system access names its patient");
+            assert!(unbound.may_search_for(None).is_err(), "{visibility:?}");
+            let bound = Grant { patient: Some(Arc::new(a.clone())), ..unbound };
+            let seen: Vec<String> = bound.visible_studies(&index).unwrap().iter().map(|s| s.uid().to_string()).collect();
+            assert_eq!(seen, ["1.2.1"], "{visibility:?}");
+            let other = index.studies().find(|s| s.uid() == "1.2.2").unwrap();
+            assert!(bound.may_retrieve(&other).is_err(), "{visibility:?}");
+            assert!(bound.may_search_for(Some("b")).is_err(), "{visibility:?}");
+            assert!(bound.may_use_study_token(Some("b"), Some("backend")).is_err(), "{visibility:?}");
+            assert!(bound.may_use_study_token(Some("a"), None).is_err(), "{visibility:?}: an app's study token");
+            assert!(bound.may_use_study_token(Some("a"), Some("backend")).is_ok(), "{visibility:?}");
+        }
     }
 }

@@ -1,11 +1,11 @@
 //! The study-token check of every DICOMweb request: the token opens, is this tenant's, this study's, bound to
-//! the patient of the grant, and the indexed study is still that patient's: by the PatientIDs sealed in the
-//! token, and by those of the grant of this request.
+//! the patient of the grant (and to the backend client of system access), and the indexed study is still that
+//! patient's: by the PatientIDs sealed in the token, and by those of the grant of this request.
 //!
 //! Invariant: every refusal is a 403 that says what failed and nothing of what the token holds; no byte of
 //! the study is read before this check passes.
 
-use crate::auth::Grant;
+use crate::auth::{Access, Grant};
 use crate::config::Tenant;
 use crate::dicom::Uid;
 use crate::http::ApiError;
@@ -13,18 +13,19 @@ use crate::index::{Index, Study};
 use crate::time::now_secs;
 use crate::token::Sealer;
 
-/// Checks a study token against the request and returns the indexed study it opens. `named` is the study
-/// the path names, which must be the sealed one; a path that names none (the study search at the Endpoint
-/// address itself) gets the sealed study. Every failure is a 403 that says what failed but nothing of what
-/// the token holds.
+/// Checks a study token against the request and returns the indexed study it opens, and the grant with the
+/// patient of system access in context (the one the token was minted for). `named` is the study the path
+/// names, which must be the sealed one; a path that names none (the study search at the Endpoint address
+/// itself) gets the sealed study. Every failure is a 403 that says what failed but nothing of what the token
+/// holds.
 pub fn check_capability<'a>(
     sealer: &Sealer,
     index: &'a Index,
-    tenant: &Tenant,
-    grant: &Grant,
+    (tenant, access): (&Tenant, &Access),
+    grant: Grant,
     study_token: &str,
     named: Option<Uid>,
-) -> Result<Study<'a>, ApiError> {
+) -> Result<(Study<'a>, Grant), ApiError> {
     let forbid = |why: &str| ApiError::Forbidden(why.to_string());
     let claims = sealer.open(study_token, now_secs()).map_err(|r| forbid(&r.to_string()))?;
     if claims.tenant != tenant.name {
@@ -35,7 +36,8 @@ pub fn check_capability<'a>(
         Some(uid) => uid,
         None => Uid::parse(&claims.study).ok_or_else(|| forbid("study token names no study"))?,
     };
-    grant.may_use_study_token(claims.patient.as_deref())?;
+    let grant = grant.for_named_patient(access, || Ok(claims.patient.clone()))?;
+    grant.may_use_study_token(claims.patient.as_deref(), claims.client.as_deref())?;
     let study = index
         .study(study_uid)
         .ok_or_else(|| ApiError::NotFound(format!("study {} is not known", study_uid.as_str())))?;
@@ -44,5 +46,5 @@ pub fn check_capability<'a>(
     }
     // The grant of now, not only the one the token was minted under.
     grant.may_retrieve(&study)?;
-    Ok(study)
+    Ok((study, grant))
 }

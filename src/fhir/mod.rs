@@ -11,7 +11,7 @@ pub mod search;
 use serde_json::{Value, json};
 
 use crate::auth::ehr::Discovered;
-use crate::config::{Authorization, Tenant};
+use crate::config::{Authorization, IMAGING_BACKEND_SERVICES, Tenant};
 use crate::http::{ApiError, Response};
 use resource::{FHIR_JSON, STUDY_PROFILE};
 
@@ -68,8 +68,8 @@ fn security(base: &str, tenant: &Tenant) -> Value {
 
 /// The SMART capabilities of an EHR that describe the app's side of getting a token this server accepts:
 /// how it launches, what kind of client it is, how the patient comes into context. Each is advertised here
-/// only when the tenant's EHR advertises it. Left out: `client-confidential-asymmetric` (its
-/// `token_endpoint_auth_*` metadata goes with Backend Services, not supported here), `sso-openid-connect`
+/// only when the tenant's EHR advertises it. Left out: `client-confidential-asymmetric` (advertised, with its
+/// `token_endpoint_auth_*` metadata, only where Backend Services is configured), `sso-openid-connect`
 /// (this server reads no id_token), `permission-user` (`user/` scopes grant nothing here), encounter context
 /// and `permission-offline`/`-online` (nothing here depends on them).
 const APP_SIDE: [&str; 7] = [
@@ -92,6 +92,13 @@ const SERVER_SIDE: [&str; 3] = ["permission-patient", "permission-v1", "permissi
 const IMAGING_SCOPES: [&str; 4] =
     ["patient/ImagingStudy.rs", "patient/ImagingStudy.read", "patient/*.rs", "patient/*.read"];
 
+/// The system scopes a listed backend client's token reads and searches ImagingStudy with
+/// (`auth::scope::grants_system`), where Backend Services is configured.
+const SYSTEM_SCOPES: [&str; 4] = ["system/ImagingStudy.rs", "system/ImagingStudy.read", "system/*.rs", "system/*.read"];
+
+/// The client assertion signatures a backend client uses at the EHR (SMART asymmetric client authentication).
+const ASSERTION_ALGORITHMS: [&str; 2] = ["ES384", "RS384"];
+
 /// What a mock tenant says instead of an authorization server.
 pub const MOCK_AUTHORIZATION: &str = "none: a mock tenant takes any bearer token, or none";
 
@@ -108,8 +115,10 @@ pub fn smart_configuration(imaging: &[&str], ehr: Option<&Discovered>) -> Result
 /// A `smart-on-fhir` tenant describes SMART App Launch at its EHR: the EHR's authorization and token
 /// endpoints, `authorization_code` with PKCE S256, the app-side capabilities the EHR has, and the scopes
 /// this server honours. An EHR without an http(s) `authorization_endpoint` cannot launch an app, so the
-/// document would be untrue: 503, with the reason logged. A mock tenant has no authorization server and
-/// names none: no endpoints, no grant types, and a field saying why.
+/// document would be untrue: 503, with the reason logged. Where Backend Services is configured (its
+/// capability in `imaging`), it adds `client_credentials`, the system scopes and the asymmetric client
+/// authentication a backend client uses at the EHR's token endpoint. A mock tenant has no authorization
+/// server and names none: no endpoints, no grant types, and a field saying why.
 fn discovery_document(imaging: &[&str], ehr: Option<&Discovered>) -> Result<Value, ApiError> {
     let Some(ehr) = ehr else {
         return Ok(json!({"capabilities": imaging, "smart_imaging_authorization": MOCK_AUTHORIZATION}));
@@ -123,17 +132,25 @@ fn discovery_document(imaging: &[&str], ehr: Option<&Discovered>) -> Result<Valu
     let advertised: Vec<&str> =
         doc.get("capabilities").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
     let app_side = APP_SIDE.into_iter().filter(|c| advertised.contains(c));
-    let capabilities: Vec<&str> = imaging.iter().copied().chain(app_side).chain(SERVER_SIDE).collect();
-    let scopes: Vec<&str> = launch_scopes(&capabilities).into_iter().chain(IMAGING_SCOPES).collect();
-    Ok(json!({
+    let mut capabilities: Vec<&str> = imaging.iter().copied().chain(app_side).chain(SERVER_SIDE).collect();
+    let mut scopes: Vec<&str> = launch_scopes(&capabilities).into_iter().chain(IMAGING_SCOPES).collect();
+    let mut doc = json!({
         "authorization_endpoint": authorize,
         "token_endpoint": ehr.token_endpoint,
         "grant_types_supported": ["authorization_code"],
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": scopes,
-        "capabilities": capabilities,
-    }))
+    });
+    if imaging.contains(&IMAGING_BACKEND_SERVICES) {
+        doc["grant_types_supported"] = json!(["authorization_code", "client_credentials"]);
+        doc["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]);
+        doc["token_endpoint_auth_signing_alg_values_supported"] = json!(ASSERTION_ALGORITHMS);
+        capabilities.push("client-confidential-asymmetric");
+        scopes.extend(SYSTEM_SCOPES);
+    }
+    doc["scopes_supported"] = json!(scopes);
+    doc["capabilities"] = json!(capabilities);
+    Ok(doc)
 }
 
 /// The launch-context scopes an app asks for to get the patient in context that every token here needs:
@@ -241,6 +258,30 @@ mod tests {
             let answer = discovery_document(&APP_LAUNCH, Some(&ehr(doc.clone())));
             assert!(matches!(answer, Err(ApiError::Unavailable(_))), "{doc}: {answer:?}");
         }
+    }
+
+    #[test]
+    fn backend_services_adds_client_credentials_system_scopes_and_asymmetric_authentication() {
+        let found = ehr(json!({
+            "authorization_endpoint": "https://ehr.example.org/authorize",
+            "capabilities": ["launch-standalone", "client-confidential-asymmetric"],
+        }));
+        let without = discovery_document(&APP_LAUNCH, Some(&found)).unwrap();
+        assert!(!strings(&without["capabilities"]).contains(&IMAGING_BACKEND_SERVICES));
+        assert!(!strings(&without["capabilities"]).contains(&"client-confidential-asymmetric"));
+        assert!(!strings(&without["scopes_supported"]).iter().any(|s| s.starts_with("system/")));
+        assert!(without.get("token_endpoint_auth_methods_supported").is_none());
+
+        let imaging = [IMAGING_ACCESS, IMAGING_APP_LAUNCH, IMAGING_BACKEND_SERVICES];
+        let doc = discovery_document(&imaging, Some(&found)).unwrap();
+        assert_eq!(doc["grant_types_supported"], json!(["authorization_code", "client_credentials"]));
+        assert_eq!(doc["token_endpoint_auth_methods_supported"], json!(["private_key_jwt"]));
+        assert_eq!(doc["token_endpoint_auth_signing_alg_values_supported"], json!(["ES384", "RS384"]));
+        let capabilities = strings(&doc["capabilities"]);
+        for c in [IMAGING_ACCESS, IMAGING_APP_LAUNCH, IMAGING_BACKEND_SERVICES, "client-confidential-asymmetric"] {
+            assert!(capabilities.contains(&c), "{c} in {capabilities:?}");
+        }
+        assert!(strings(&doc["scopes_supported"]).contains(&"system/ImagingStudy.rs"));
     }
 
     #[test]

@@ -164,6 +164,7 @@ fn mint(r: &Render, grant: &Grant, st: &Study, now: u64) -> Result<String, ApiEr
         tenant: r.tenant.name.clone(),
         study: st.uid().to_string(),
         patient: grant.patient().map(|p| p.id.clone()),
+        client: grant.study_token_client().map(str::to_string),
         patient_ids: vec![st.patient_id().to_string()],
         expires: token::expiry(now, r.study_token_ttl, grant.expires()),
     };

@@ -120,24 +120,28 @@ fn date_matches(prefix: &str, t: i64, start: i64, end: i64) -> bool {
     }
 }
 
-/// The `patient` parameter must be a patient reference (400 otherwise; docs/api.md, Patient references): `id`,
-/// `Patient/id`, or absolute under `base`. Without `ignorePatient`, it is required and must name the patient
-/// in context (403 otherwise).
-fn check_patient(grant: &Grant, asked: Option<&str>, base: &str) -> Result<(), ApiError> {
-    let asked = match asked {
-        None => None,
-        Some(a) => Some(normalise_reference(a, base).ok_or_else(|| {
-            ApiError::BadRequest(format!("patient {a:?} is not `id`, `Patient/id` or `{base}/Patient/id`"))
-        })?),
-    };
-    grant.may_search_for(asked.as_deref())
+/// The patient a search names, as a FHIR id: the `patient` parameter must be a patient reference (400
+/// otherwise; docs/api.md, Patient references): `id`, `Patient/id`, or absolute under the tenant's EHR base.
+/// Without `ignorePatient`, it is required and must name the patient in context (`Grant::may_search_for`).
+pub fn named_patient(r: &Render, req: &Request) -> Result<Option<String>, ApiError> {
+    patient_id(r, parse_search(req)?.patient.as_deref())
+}
+
+fn patient_id(r: &Render, asked: Option<&str>) -> Result<Option<String>, ApiError> {
+    // A mock tenant has no EHR: its patients' absolute references are under its own FHIR base here.
+    let own = format!("{}/{}/fhir", r.base_url, r.tenant.name);
+    let base = r.tenant.ehr_base().unwrap_or(&own);
+    let Some(asked) = asked else { return Ok(None) };
+    let id = normalise_reference(asked, base).ok_or_else(|| {
+        ApiError::BadRequest(format!("patient {asked:?} is not `id`, `Patient/id` or `{base}/Patient/id`"))
+    })?;
+    Ok(Some(id.to_string()))
 }
 
 pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiError> {
     let s = parse_search(req)?;
-    // A mock tenant has no EHR: its patients' absolute references are under its own FHIR base here.
+    grant.may_search_for(patient_id(r, s.patient.as_deref())?.as_deref())?;
     let base = format!("{}/{}/fhir", r.base_url, r.tenant.name);
-    check_patient(grant, s.patient.as_deref(), r.tenant.ehr_base().unwrap_or(&base))?;
     let written = r.index.written_secs();
     let mut studies: Vec<Study> = grant
         .visible_studies(r.index)?

@@ -33,6 +33,10 @@ import bundles
 REPO = Path(__file__).resolve().parents[2]
 SANDBOX_KEY = REPO / "data" / "sandbox" / "smart-tenant.private.jwk.json"
 BACKEND_CLIENT = "smart-imaging"
+# The backend app that the `smart` tenant lets read images with system scopes (authorization.backendServices).
+SYSTEM_KEY = REPO / "data" / "sandbox" / "backend-demo.private.jwk.json"
+SYSTEM_CLIENT = "backend-demo"
+BACKEND_SERVICES = "http://fhir.org/argonaut/smart-imaging/capabilities/backend-services"
 CALLBACK = "http://localhost:9999/callback"
 SCOPES = "launch/patient patient/ImagingStudy.rs"
 DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
@@ -126,12 +130,12 @@ def authlib_code_flow(issuer: str, imaging: str, choose: str | None) -> dict[str
     return token
 
 
-def backend_session(token_url: str, exp: int | None) -> OAuth2Session:
-    key = ECKey.import_key(json.loads(SANDBOX_KEY.read_text()))
+def backend_session(token_url: str, exp: int | None, client: str = BACKEND_CLIENT, key_file: Path = SANDBOX_KEY) -> OAuth2Session:
+    key = ECKey.import_key(json.loads(key_file.read_text()))
     # SMART Backend Services allows an assertion five minutes of life; authlib's default is an hour, so the
     # documented `claims` set `exp` (a fresh PrivateKeyJWT per session, since authlib adds its jti to them).
     claims = None if exp is None else {"exp": exp}
-    session = OAuth2Session(BACKEND_CLIENT, key, token_endpoint_auth_method=PrivateKeyJWT(token_url, alg="ES384", claims=claims))
+    session = OAuth2Session(client, key, token_endpoint_auth_method=PrivateKeyJWT(token_url, alg="ES384", claims=claims))
     return session
 
 
@@ -210,6 +214,37 @@ def run(case: Callable[[str, Callable[[], None]], None], imaging: str, sandbox: 
 
     case("sandbox: authlib's default one-hour assertion is refused (SMART allows five minutes)",
          authlib_backend_default_exp)
+
+    def system_access() -> None:
+        # A backend app discovers Backend Services at the imaging base, gets a system token with authlib's
+        # PrivateKeyJWT, and searches any patient by id; run.py retrieves what it finds with dicomweb-client.
+        conf = requests.get(f"{imaging}/smart/fhir/.well-known/smart-configuration", timeout=20).json()
+        check(BACKEND_SERVICES in conf["capabilities"] and "client_credentials" in conf["grant_types_supported"], f"{conf}")
+        check("private_key_jwt" in conf["token_endpoint_auth_methods_supported"], f"{conf}")
+        check("ES384" in conf["token_endpoint_auth_signing_alg_values_supported"], f"{conf}")
+        session = backend_session(conf["token_endpoint"], int(time.time()) + 300, SYSTEM_CLIENT, SYSTEM_KEY)
+        token = session.fetch_token(conf["token_endpoint"], grant_type="client_credentials", scope="system/ImagingStudy.rs")
+        access = token["access_token"]
+        for patient in ("p1", "p2"):
+            studies = search(imaging, access, patient)
+            check(sorted(u for u, _ in studies) == sorted(studies_of(mrn_of[patient])), f"{patient}'s studies: {studies}")
+            found.extend((uid, address, {"Authorization": f"Bearer {access}"}) for uid, address in studies)
+        bare = requests.get(f"{imaging}/smart/fhir/ImagingStudy", headers={"Authorization": f"Bearer {access}"}, timeout=20)
+        check(bare.status_code == 400, f"a system search without patient: {bare.status_code} {bare.text[:200]}")
+
+    case("sandbox: Backend Services with authlib's PrivateKeyJWT: system/ImagingStudy.rs searches any patient", system_access)
+
+    def system_scopes_of_an_unlisted_client() -> None:
+        token_url = f"{sandbox}/auth/token"
+        session = backend_session(token_url, int(time.time()) + 300)
+        token = session.fetch_token(token_url, grant_type="client_credentials", scope="system/ImagingStudy.rs")
+        reply = requests.get(f"{imaging}/smart/fhir/ImagingStudy", params={"patient": "p1"},
+                             headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=20)
+        challenge = reply.headers.get("WWW-Authenticate", "")
+        check(reply.status_code == 403 and 'error="insufficient_scope"' in challenge, f"{reply.status_code} {challenge}")
+
+    case("sandbox: system scopes of a client not listed in backendServices are 403 insufficient_scope",
+         system_scopes_of_an_unlisted_client)
 
     def cors() -> None:
         reply = requests.options(f"{sandbox}/auth/token", headers={

@@ -2,6 +2,7 @@
 //! real HTTP to it (docs/ARCHITECTURE.md, Tests). `harness` holds what every area shares; each other module is one area.
 
 mod attack;
+mod backend;
 mod clients;
 mod dicomweb;
 mod ehr;

@@ -120,6 +120,8 @@ fn the_picker_asks_which_patient_and_the_per_patient_issuers_do_not() {
 }
 
 const APP_LAUNCH: &str = "http://fhir.org/argonaut/smart-imaging/capabilities/app-launch";
+/// The default configuration lets the sandbox's `backend-demo` client read the `smart` tenant's images.
+const BACKEND_SERVICES: &str = "http://fhir.org/argonaut/smart-imaging/capabilities/backend-services";
 
 #[test]
 fn the_smart_tenants_discovery_describes_app_launch_at_the_sandbox_and_only_what_it_accepts() {
@@ -131,20 +133,31 @@ fn the_smart_tenants_discovery_describes_app_launch_at_the_sandbox_and_only_what
     }
     let conf = k.server.get("/smart/fhir/.well-known/smart-configuration").json();
     let caps: Vec<&str> = conf["capabilities"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    for cap in ["smart-imaging-access", APP_LAUNCH, "launch-standalone", "client-public", "permission-patient"] {
+    for cap in [
+        "smart-imaging-access",
+        APP_LAUNCH,
+        BACKEND_SERVICES,
+        "launch-standalone",
+        "client-public",
+        "permission-patient",
+        "client-confidential-asymmetric",
+    ] {
         assert!(caps.contains(&cap), "{cap} in {caps:?}");
     }
-    for cap in ["client-confidential-asymmetric", "permission-user", "launch-ehr"] {
+    for cap in ["permission-user", "launch-ehr", "sso-openid-connect"] {
         assert!(!caps.contains(&cap), "{cap} is not true of this server: {caps:?}");
     }
-    assert_eq!(conf["grant_types_supported"], serde_json::json!(["authorization_code"]), "{conf}");
+    let grants = serde_json::json!(["authorization_code", "client_credentials"]);
+    assert_eq!(conf["grant_types_supported"], grants, "App Launch and Backend Services: {conf}");
     assert_eq!(conf["code_challenge_methods_supported"], serde_json::json!(["S256"]), "S256, never plain");
     assert_eq!(conf["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(conf["token_endpoint_auth_methods_supported"], serde_json::json!(["private_key_jwt"]), "{conf}");
     let scopes: Vec<&str> = conf["scopes_supported"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(scopes.contains(&"patient/ImagingStudy.rs"), "{scopes:?}");
-    assert!(!scopes.iter().any(|s| s.contains("system/") || s.contains("user/")), "{scopes:?}");
+    for scope in ["patient/ImagingStudy.rs", "system/ImagingStudy.rs"] {
+        assert!(scopes.contains(&scope), "{scope} in {scopes:?}");
+    }
+    assert!(!scopes.iter().any(|s| s.contains("user/") || *s == "system/Patient.rs"), "{scopes:?}");
     let keys: Vec<&String> = conf.as_object().unwrap().keys().collect();
-    assert!(!keys.iter().any(|k| k.starts_with("token_endpoint_auth")), "no Backend Services metadata: {keys:?}");
     for key in keys.iter().filter(|k| k.ends_with("_endpoint")) {
         let url = conf[key.as_str()].as_str().unwrap();
         assert!(url.starts_with(&format!("{}/", k.sandbox)), "{key} absolute, at the sandbox: {url}");
@@ -185,7 +198,10 @@ fn discovery_metadata_and_patient_reads() {
         }
         assert_eq!(
             conf["associated_endpoints"],
-            serde_json::json!([{"url": k.imaging_fhir(), "capabilities": ["smart-imaging-access", APP_LAUNCH]}]),
+            serde_json::json!([{
+                "url": k.imaging_fhir(),
+                "capabilities": ["smart-imaging-access", APP_LAUNCH, BACKEND_SERVICES]
+            }]),
             "the imaging tenant that uses this sandbox"
         );
         let metadata = fetch(&format!("{issuer}/metadata"), &[]);

@@ -32,6 +32,7 @@ SHELLS = {"sh", "bash", "shell", "console"}
 # (a person's own key is never touched).
 OUTPUTS = ["bundle.json", "study.multipart", "one.dcm", "refused.json",
            "smart.json", "token.json", "smart-bundle.json", "smart-study.multipart",
+           "system-token.json", "system-bundle.json",
            "keys/imaging-server.private.jwk.json", "keys/imaging-server.public.jwk.json"]
 
 passed = 0
@@ -138,6 +139,8 @@ def main():
         check("is not the patient in context" in out, "step 4 shows why another patient is refused")
         check("retrieved " in out and "bytes of multipart/related" in out,
               "the real SMART flow retrieved a study with the sandbox's token")
+        check(re.search(r"^2\.25\.\d+(\.\d+)*\n[1-9]\d*\n400\n", out, re.M) is not None,
+              "Backend Services: a system token found p2's study, retrieved its metadata, and 400 without a patient")
         check((ROOT / "keys/imaging-server.private.jwk.json").exists(), "keygen wrote the key, folder and all")
         mode = (ROOT / "keys").stat().st_mode & 0o777 if (ROOT / "keys").exists() else None
         check(mode == 0o700, f"keygen made the folder private (mode {oct(mode) if mode is not None else 'none'})")
