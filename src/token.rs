@@ -28,6 +28,9 @@ pub struct Claims {
     /// The backend client of system access the token was minted for; `None` for an app's token.
     #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The digest of the access token it was minted under; `None` on a mock tenant.
+    #[serde(rename = "b", default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     /// The DICOM PatientIDs that matched at minting.
     #[serde(rename = "i", default)]
     pub patient_ids: Vec<String>,
@@ -172,6 +175,7 @@ mod tests {
             study: "1.2.3".into(),
             patient: Some("p1".into()),
             client: None,
+            token: None,
             patient_ids: vec!["MRN-1001".into()],
             expires: 2_000,
         }

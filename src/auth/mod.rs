@@ -11,6 +11,8 @@ pub mod patient;
 pub mod scope;
 pub mod visibility;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::sync::Arc;
 
 use crate::http::{ApiError, Request};
@@ -44,6 +46,10 @@ pub struct Grant {
     /// A backend client's system access (`who.client_id` is the client): its requests name their patient,
     /// and `for_named_patient` puts that patient in context.
     system: bool,
+    /// What the study tokens minted under this grant are bound to: a digest of the access token (the first
+    /// 16 bytes of its SHA-256, base64url), so that another token cannot use them; `None` on a mock tenant,
+    /// which takes any token or none.
+    token_digest: Option<String>,
 }
 
 impl Grant {
@@ -119,7 +125,8 @@ pub fn authorize(access: &Access, visibility: Visibility, req: &Request, need: N
         // not needed, but a malformed Authorization header is still refused so clients learn early.
         Access::Mock { patient } => {
             bearer_token(req)?;
-            Ok(Grant { patient: patient.clone(), expires: None, who: ehr::Who::default(), visibility, system: false })
+            let who = ehr::Who::default();
+            Ok(Grant { patient: patient.clone(), expires: None, who, visibility, system: false, token_digest: None })
         }
         Access::Ehr(ehr) => {
             let token = bearer_token(req)?.ok_or(ApiError::NoToken)?;
@@ -128,7 +135,8 @@ pub fn authorize(access: &Access, visibility: Visibility, req: &Request, need: N
                 ehr::Context::Patient(patient) => (Some(patient), false),
                 ehr::Context::System => (None, true),
             };
-            Ok(Grant { patient, expires: Some(expires), who, visibility, system })
+            let digest = URL_SAFE_NO_PAD.encode(&ehr::sha256(token.as_bytes())[..16]);
+            Ok(Grant { patient, expires: Some(expires), who, visibility, system, token_digest: Some(digest) })
         }
     }
 }

@@ -12,6 +12,14 @@ use super::Grant;
 use crate::http::ApiError;
 use crate::index::{Index, Study};
 
+/// What a study token's claims say it was minted for (`study_token_binding` and the patient at minting).
+#[derive(Debug, Clone, Copy)]
+pub struct Minted<'a> {
+    pub patient: Option<&'a str>,
+    pub client: Option<&'a str>,
+    pub token: Option<&'a str>,
+}
+
 /// Which studies a tenant shows, and to whom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Visibility {
@@ -86,21 +94,27 @@ impl Grant {
         }
     }
 
-    /// The backend client a study token minted now is bound to: the client of system access, `None` for an
-    /// app's token.
-    pub fn study_token_client(&self) -> Option<&str> {
-        if self.system { self.client_id() } else { None }
+    /// What a study token minted now under this grant is bound to, for its claims: the access token's
+    /// digest (`None` on a mock tenant), and the client of system access (`None` for an app's token).
+    pub fn study_token_binding(&self) -> (Option<String>, Option<String>) {
+        let client = if self.system { self.client_id().map(str::to_string) } else { None };
+        (self.token_digest.clone(), client)
     }
 
-    /// A study token minted for `minted_for` (a FHIR id) and `client` (`study_token_client` at minting):
-    /// where the policy checks the patient, only the patient in context may use it; system access's tokens
-    /// only that client's system access, always, and an app's token never those.
-    pub fn may_use_study_token(&self, minted_for: Option<&str>, client: Option<&str>) -> Result<(), ApiError> {
-        if client != self.study_token_client() {
+    /// A study token minted for `minted`: only the access token it was minted under may use it (so a
+    /// refreshed or another app's token searches again); system access's tokens only that client's system
+    /// access, and an app's token never those; where the policy checks the patient, and always for system
+    /// access, only the patient it was minted for.
+    pub fn may_use_study_token(&self, minted: Minted) -> Result<(), ApiError> {
+        let (token, client) = self.study_token_binding();
+        if minted.token != token.as_deref() {
+            return Err(ApiError::Forbidden("study token is bound to another access token: search again".into()));
+        }
+        if minted.client != client.as_deref() {
             return Err(ApiError::Forbidden("study token is bound to another client or kind of access".into()));
         }
         let current = self.patient.as_ref().map(|p| p.id.as_str());
-        if (self.visibility.checks_patient() || self.system) && (current.is_none() || current != minted_for) {
+        if (self.visibility.checks_patient() || self.system) && (current.is_none() || current != minted.patient) {
             return Err(ApiError::Forbidden("study token is bound to another patient".into()));
         }
         Ok(())
@@ -156,8 +170,10 @@ mod tests {
         let mrn = Identifier { value: "MRN-A".into(), system: None, type_code: Some("MR".into()) };
         let a = PatientContext::new("a".into(), "Patient/a".into(), None, vec![mrn], &IdSelector::default());
         let who = Who { client_id: Some("backend".into()), subject: None };
+        let claims = |patient, client, token| Minted { patient: Some(patient), client, token: Some(token) };
         for visibility in [Visibility::Everything, Visibility::AllStudies, Visibility::OwnStudiesUnchecked] {
-            let unbound = Grant { patient: None, expires: None, who: who.clone(), visibility, system: true };
+            let token_digest = Some("digest".to_string());
+            let unbound = Grant { patient: None, expires: None, who: who.clone(), visibility, system: true, token_digest };
             assert!(unbound.visible_studies(&index).is_err(), "{visibility:?}: system access names its patient");
             assert!(unbound.may_search_for(None).is_err(), "{visibility:?}");
             let bound = Grant { patient: Some(Arc::new(a.clone())), ..unbound };
@@ -166,9 +182,10 @@ mod tests {
             let other = index.studies().find(|s| s.uid() == "1.2.2").unwrap();
             assert!(bound.may_retrieve(&other).is_err(), "{visibility:?}");
             assert!(bound.may_search_for(Some("b")).is_err(), "{visibility:?}");
-            assert!(bound.may_use_study_token(Some("b"), Some("backend")).is_err(), "{visibility:?}");
-            assert!(bound.may_use_study_token(Some("a"), None).is_err(), "{visibility:?}: an app's study token");
-            assert!(bound.may_use_study_token(Some("a"), Some("backend")).is_ok(), "{visibility:?}");
+            assert!(bound.may_use_study_token(claims("b", Some("backend"), "digest")).is_err(), "{visibility:?}");
+            assert!(bound.may_use_study_token(claims("a", None, "digest")).is_err(), "{visibility:?}: an app's");
+            assert!(bound.may_use_study_token(claims("a", Some("backend"), "other")).is_err(), "another token's");
+            assert!(bound.may_use_study_token(claims("a", Some("backend"), "digest")).is_ok(), "{visibility:?}");
         }
     }
 }

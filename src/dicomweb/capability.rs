@@ -5,6 +5,7 @@
 //! Invariant: every refusal is a 403 that says what failed and nothing of what the token holds; no byte of
 //! the study is read before this check passes.
 
+use crate::auth::visibility::Minted;
 use crate::auth::{Access, Grant};
 use crate::config::Tenant;
 use crate::dicom::Uid;
@@ -37,7 +38,9 @@ pub fn check_capability<'a>(
         None => Uid::parse(&claims.study).ok_or_else(|| forbid("study token names no study"))?,
     };
     let grant = grant.for_named_patient(access, || Ok(claims.patient.clone()))?;
-    grant.may_use_study_token(claims.patient.as_deref(), claims.client.as_deref())?;
+    let minted =
+        Minted { patient: claims.patient.as_deref(), client: claims.client.as_deref(), token: claims.token.as_deref() };
+    grant.may_use_study_token(minted)?;
     let study = index
         .study(study_uid)
         .ok_or_else(|| ApiError::NotFound(format!("study {} is not known", study_uid.as_str())))?;

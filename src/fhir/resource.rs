@@ -160,11 +160,13 @@ fn endpoint(address: Value) -> Value {
 
 /// Seals the study token of the Endpoint address (see `token`).
 fn mint(r: &Render, grant: &Grant, st: &Study, now: u64) -> Result<String, ApiError> {
+    let (token, client) = grant.study_token_binding();
     let claims = Claims {
         tenant: r.tenant.name.clone(),
         study: st.uid().to_string(),
         patient: grant.patient().map(|p| p.id.clone()),
-        client: grant.study_token_client().map(str::to_string),
+        client,
+        token,
         patient_ids: vec![st.patient_id().to_string()],
         expires: token::expiry(now, r.study_token_ttl, grant.expires()),
     };

@@ -99,6 +99,26 @@ fn a_study_token_of_patient_a_is_refused_with_patient_bs_token() {
 }
 
 #[test]
+fn a_study_token_serves_only_the_access_token_it_was_minted_under() {
+    let s = setup();
+    s.ehr.issue("first", active("pA", SCOPES, now() + 600));
+    // The same patient's token after a refresh, or another app's: a token of its own.
+    s.ehr.issue("refreshed", active("pA", SCOPES, now() + 600));
+    let bundle = search(&s, "pA", "first").json();
+    let study = resources(&bundle)[0].clone();
+    let uid = study["id"].as_str().unwrap();
+    let url = format!("{}/studies/{uid}/metadata", wado_address(&bundle, &study));
+    assert_eq!(get(&url, &[("Authorization", &bearer("first"))]).status, 200, "the token it was minted under");
+    let refused = get(&url, &[("Authorization", &bearer("refreshed"))]);
+    assert_eq!(refused.status, 403, "another access token of the same patient: {}", refused.text());
+    assert!(refused.text().contains("search again"), "the refusal says what to do: {}", refused.text());
+    // The IG's refresh: search again for the study with the new token, retrieve with the fresh address.
+    let again = search_with(&s, &format!("patient=pA&identifier=urn:oid:{uid}"), "refreshed").json();
+    let fresh = format!("{}/studies/{uid}/metadata", wado_address(&again, &resources(&again)[0]));
+    assert_eq!(get(&fresh, &[("Authorization", &bearer("refreshed"))]).status, 200, "the fresh address");
+}
+
+#[test]
 fn the_ehr_stopped_is_503_with_retry_after_and_never_data() {
     let mut s = setup();
     s.ehr.issue("tA", active("pA", SCOPES, now() + 600));

@@ -550,7 +550,12 @@ pub fn bearer(token: &str) -> String {
 }
 
 pub fn search(s: &Setup, patient: &str, token: &str) -> Reply {
-    s.server.get_with(&format!("/ehr/fhir/ImagingStudy?patient={patient}"), &[("Authorization", &bearer(token))])
+    search_with(s, &format!("patient={patient}"), token)
+}
+
+/// An ImagingStudy search of the `ehr` tenant with this query.
+pub fn search_with(s: &Setup, query: &str, token: &str) -> Reply {
+    s.server.get_with(&format!("/ehr/fhir/ImagingStudy?{query}"), &[("Authorization", &bearer(token))])
 }
 
 /// Sends `n` GETs of `path` at once, the `i`th with the bearer token `token(i)`, each on a connection opened
