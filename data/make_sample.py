@@ -10,9 +10,16 @@ plus counters, every date and time is written explicitly, and nothing depends
 on the clock, on random numbers or on ``uuid4``.  All data is synthetic; no
 real patient is described.
 
-The dataset is deliberately small (64x64 pixel, 16-bit MONOCHROME2 images, a
-few hundred kilobytes in all) but varied, so that a header indexer meets the
-cases it must handle in practice:
+The images are computed phantoms (``phantoms.py`` beside this script), 256x256
+16-bit MONOCHROME2 with 12 bits stored, so that every series shows something a
+person recognises at the window its files carry: the CT studies are axial
+slices of a chest and an abdomen in Hounsfield units (RescaleSlope 1,
+RescaleIntercept -1024) with a soft tissue window (40/400), or a lung window
+(-600/1500) for the lung series; the MR study is the modified Shepp-Logan head
+phantom, sliced at different heights, in T1, FLAIR and diffusion contrast (no
+window: a viewer shows the full range).  The dataset is a few megabytes in all
+but varied, so that a header indexer meets the cases it must handle in
+practice:
 
 * Patient ``MRN-1001`` (``Müller^Anna``, SpecificCharacterSet ``ISO_IR 100``,
   so the name is stored in Latin-1) has two studies.  The CT chest study
@@ -32,13 +39,15 @@ cases it must handle in practice:
 
 Every instance has a complete File Meta Information header (preamble,
 ``DICM`` prefix, MediaStorageSOPClassUID, MediaStorageSOPInstanceUID,
-TransferSyntaxUID, ImplementationClassUID) and a pixel pattern that differs
-from instance to instance (and from frame to frame).  The pixel bytes are built
-with plain ``struct`` packing, so numpy is not needed.
+TransferSyntaxUID, ImplementationClassUID) and an image of its own: single
+frame instances are slices at their own ImagePositionPatient, and each frame of
+a multi-frame instance is another slice of the abdomen.  The pixel bytes are
+built with plain ``struct`` packing, so numpy is not needed.
 
 After writing, the script reads every file back with pydicom, checks the
 important attributes, prints a table of patients, studies, series, instance
-counts and transfer syntaxes, and fails if the total size reaches 5 MB.
+counts and transfer syntaxes, and fails if the total size reaches 25 MB.
+Drawing the phantoms takes some seconds.
 
 Usage::
 
@@ -60,6 +69,8 @@ try:
     from pydicom.sequence import Sequence
 except ImportError:  # pragma: no cover - environment guard
     sys.exit("pydicom is required: pip install pydicom")
+
+import phantoms
 
 # ---------------------------------------------------------------------------
 # Constants
@@ -86,9 +97,15 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SC_MF_GRAY_WORD_STORAGE = "1.2.840.10008.5.1.4.1.1.7.3"
 
-ROWS = 64
-COLUMNS = 64
-MAX_TOTAL_BYTES = 5 * 1024 * 1024
+ROWS = phantoms.SIZE
+COLUMNS = phantoms.SIZE
+MAX_TOTAL_BYTES = 25 * 1024 * 1024
+CT_SPACING_MM = 1.5  # a 384 mm field of view: the whole body and the couch
+MR_SPACING_MM = 0.9375  # a 240 mm field of view: the head
+# Stored values of the CT images are Hounsfield units plus 1024 (RescaleIntercept -1024).
+HU_OFFSET = 1024
+# MR phantom values (0 to about 1) are stored times this.
+MR_SCALE = 2000
 
 # ---------------------------------------------------------------------------
 # Sample description
@@ -125,6 +142,8 @@ PATIENTS = [
                         "transfer_syntax": EXPLICIT_VR_LE,
                         "instances": 10,
                         "frames": 1,
+                        "phantom": ("chest", None),
+                        "window": ("40", "400"),
                     },
                     {
                         "dir": "series-2",
@@ -135,6 +154,8 @@ PATIENTS = [
                         "transfer_syntax": EXPLICIT_VR_LE,
                         "instances": 9,
                         "frames": 1,
+                        "phantom": ("chest", None),
+                        "window": ("-600", "1500"),
                         "private_tag_on_first": True,
                     },
                 ],
@@ -159,6 +180,7 @@ PATIENTS = [
                         "transfer_syntax": IMPLICIT_VR_LE,
                         "instances": 5,
                         "frames": 1,
+                        "phantom": ("head", "T1"),
                         "request_attributes": True,
                     },
                     {
@@ -170,6 +192,7 @@ PATIENTS = [
                         "transfer_syntax": EXPLICIT_VR_LE,
                         "instances": 5,
                         "frames": 1,
+                        "phantom": ("head", "FLAIR"),
                         "referenced_study": ("patient", 0, 0),
                     },
                     {
@@ -181,7 +204,7 @@ PATIENTS = [
                         "transfer_syntax": DEFLATED_EXPLICIT_VR_LE,
                         "instances": 2,
                         "frames": 1,
-                        "seed_base": 100,
+                        "phantom": ("head", "DWI"),
                     },
                 ],
             },
@@ -215,6 +238,8 @@ PATIENTS = [
                         "transfer_syntax": EXPLICIT_VR_BE,
                         "instances": 5,
                         "frames": 1,
+                        "phantom": ("abdomen", None),
+                        "window": ("40", "400"),
                     },
                     {
                         "dir": "series-2",
@@ -224,6 +249,9 @@ PATIENTS = [
                         "transfer_syntax": EXPLICIT_VR_LE,
                         "instances": 2,
                         "frames": 4,
+                        "phantom": ("abdomen", None),
+                        # Stored values: Hounsfield units plus 1024, with no rescale to undo it.
+                        "window": ("1064", "400"),
                     },
                 ],
             }
@@ -248,31 +276,41 @@ def instance_uid(p: int, s: int, se: int, i: int) -> str:
     return f"{UID_ROOT}.3.{p}.{s}.{se}.{i}"
 
 
-def frame_values(seed: int) -> list[int]:
-    """Return ROWS*COLUMNS 12-bit pixel values for one frame.
+def slice_spacing(p: int, series) -> float:
+    """Millimetres between the slices of a single-frame series."""
+    if series["Modality"] == "MR":
+        return 15.0  # five slices through the head, from above the ventricles to below them
+    return 5.0 if p == 1 else 3.0
 
-    The pattern is a diagonal gradient shifted by `seed`, with a bright 8x8
-    square whose position also depends on `seed`, so every frame differs.
+
+def frame_values(p: int, series, i: int, frame: int, seed: int) -> list[int]:
+    """Return ROWS*COLUMNS 12-bit stored values for frame `frame` of instance `i` of `series`.
+
+    A single-frame instance is the slice at its ImagePositionPatient; the frames of the multi-frame
+    instances are slices of the abdomen 15 mm apart, one after the other through both instances.
     """
-    values = []
-    square_row = (seed * 7) % (ROWS - 8)
-    square_col = (seed * 13) % (COLUMNS - 8)
-    for y in range(ROWS):
-        for x in range(COLUMNS):
-            if square_row <= y < square_row + 8 and square_col <= x < square_col + 8:
-                values.append(4095)
-            else:
-                values.append(((x + y) * 24 + seed * 53) % 4000)
-    return values
+    kind, contrast = series["phantom"]
+    if series["frames"] == 1:
+        depth = slice_spacing(p, series) * (i - 1)  # millimetres below the first slice
+    else:
+        depth = 30 + 15 * ((i - 1) * series["frames"] + frame)
+    if kind == "head":
+        unit = ROWS * MR_SPACING_MM / 2  # the phantom spans the field of view
+        values = phantoms.head((30 - depth) / unit, contrast, MR_SPACING_MM, seed)
+        return phantoms.stored_words(values, 0, MR_SCALE)
+    draw = phantoms.chest if kind == "chest" else phantoms.abdomen
+    return phantoms.stored_words(draw(depth, CT_SPACING_MM, seed), HU_OFFSET, 1)
 
 
-def pixel_bytes(seeds: list[int], little_endian: bool) -> bytes:
-    """Pack the frames for `seeds` as unsigned 16-bit words.
+def pixel_bytes(p: int, series, i: int, seed: int, little_endian: bool) -> bytes:
+    """Pack the frames of instance `i` as unsigned 16-bit words; `seed` makes each instance's noise its own.
 
     pydicom does not byte-swap OW values, so big endian data is packed here.
     """
     fmt = ("<" if little_endian else ">") + f"{ROWS * COLUMNS}H"
-    return b"".join(struct.pack(fmt, *frame_values(seed)) for seed in seeds)
+    return b"".join(
+        struct.pack(fmt, *frame_values(p, series, i, f, seed * 8 + f)) for f in range(series["frames"])
+    )
 
 
 def code_item(value: str, scheme: str, meaning: str) -> Dataset:
@@ -295,7 +333,7 @@ def undefined_length(seq_elem) -> None:
 # ---------------------------------------------------------------------------
 
 
-def build_instance(p, patient, s, study, se, series, i, seed_base):
+def build_instance(p, patient, s, study, se, series, i, seed):
     """Build one instance; returns (dataset, transfer syntax)."""
     ts = series["transfer_syntax"]
     frames = series["frames"]
@@ -364,7 +402,7 @@ def build_instance(p, patient, s, study, se, series, i, seed_base):
     elif series["Modality"] == "MR":
         ds.ScanningSequence = "SE"
         ds.SequenceVariant = "NONE"
-        ds.SliceThickness = "4"
+        ds.SliceThickness = "5"
         ds.RepetitionTime = "500" if se == 1 else "9000"
         ds.EchoTime = "12" if se == 1 else "90"
         ds.MagneticFieldStrength = "3"
@@ -378,11 +416,11 @@ def build_instance(p, patient, s, study, se, series, i, seed_base):
     ds.SeriesNumber = se
     ds.InstanceNumber = i
 
+    pixel_spacing = CT_SPACING_MM if series["Modality"] == "CT" else MR_SPACING_MM
     if frames == 1:
-        spacing = "5" if series["Modality"] == "CT" and p == 1 else (
-            "3" if series["Modality"] == "CT" else "4")
-        z = -float(spacing) * (i - 1)
-        ds.ImagePositionPatient = ["-112", "-112", f"{z:g}"]
+        z = -slice_spacing(p, series) * (i - 1)
+        corner = -ROWS * pixel_spacing / 2 + pixel_spacing / 2  # the centre of the first pixel
+        ds.ImagePositionPatient = [f"{corner:g}", f"{corner:g}", f"{z:g}"]
         ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
         ds.FrameOfReferenceUID = f"{UID_ROOT}.4.{p}.{s}"
         ds.SliceLocation = f"{z:g}"
@@ -406,14 +444,14 @@ def build_instance(p, patient, s, study, se, series, i, seed_base):
         ds.FrameIncrementPointer = 0x00181063  # Frame Time
     ds.Rows = ROWS
     ds.Columns = COLUMNS
-    ds.PixelSpacing = ["3.5", "3.5"] if series["Modality"] == "CT" else ["3.6", "3.6"]
+    ds.PixelSpacing = [f"{pixel_spacing:g}", f"{pixel_spacing:g}"]
     ds.BitsAllocated = 16
     ds.BitsStored = 12
     ds.HighBit = 11
     ds.PixelRepresentation = 0
+    if "window" in series:
+        ds.WindowCenter, ds.WindowWidth = series["window"]
     if series["Modality"] == "CT" and frames == 1:
-        ds.WindowCenter = "40"
-        ds.WindowWidth = "400"
         ds.RescaleIntercept = "-1024"
         ds.RescaleSlope = "1"
         ds.RescaleType = "HU"
@@ -427,28 +465,21 @@ def build_instance(p, patient, s, study, se, series, i, seed_base):
         block.add_new(0x01, "LO", "synthetic private value")
         block.add_new(0x02, "US", 42)
 
-    seeds = [seed_base + f for f in range(frames)]
-    ds.add_new(0x7FE00010, "OW", pixel_bytes(seeds, little_endian))
+    ds.add_new(0x7FE00010, "OW", pixel_bytes(p, series, i, seed, little_endian))
     return ds, ts
 
 
 def generate(out_dir: str) -> list[str]:
     written = []
-    seed = 0
+    seed = 0  # one per instance, for its noise
     for p, patient in enumerate(PATIENTS, start=1):
         for s, study in enumerate(patient["studies"], start=1):
             for se, series in enumerate(study["series"], start=1):
                 series_dir = os.path.join(out_dir, patient["dir"], study["dir"], series["dir"])
                 os.makedirs(series_dir, exist_ok=True)
                 for i in range(1, series["instances"] + 1):
-                    # A series added later has pixel patterns of its own, so that the files written
-                    # before it stay byte for byte as they were.
-                    own = series.get("seed_base")
-                    if own is not None:
-                        ds, ts = build_instance(p, patient, s, study, se, series, i, own + (i - 1) * series["frames"])
-                    else:
-                        ds, ts = build_instance(p, patient, s, study, se, series, i, seed)
-                        seed += series["frames"]
+                    seed += 1
+                    ds, ts = build_instance(p, patient, s, study, se, series, i, seed)
                     path = os.path.join(series_dir, f"{i:03d}.dcm")
                     little = ts != EXPLICIT_VR_BE
                     implicit = ts == IMPLICIT_VR_LE
@@ -516,10 +547,11 @@ def validate(out_dir: str, written: list[str]) -> int:
         frames = int(ds.get("NumberOfFrames", 1))
         assert len(ds.PixelData) == ds.Rows * ds.Columns * frames * 2, path
         ts = str(meta.TransferSyntaxUID)
-        # Pixel values must decode to 12-bit values in the declared byte order.
+        # Pixel values must decode to 12-bit values in the declared byte order (a soft tissue value
+        # read in the wrong order is far above 4095).
         order = ">" if ts == EXPLICIT_VR_BE else "<"
-        first = struct.unpack(order + "H", ds.PixelData[:2])[0]
-        assert first < 4096, f"{path}: pixel byte order looks wrong ({first})"
+        words = struct.unpack(f"{order}{ROWS * COLUMNS}H", ds.PixelData[:ROWS * COLUMNS * 2])
+        assert max(words) < 4096, f"{path}: pixel byte order looks wrong ({max(words)})"
 
         key_p = (str(ds.PatientID), str(ds.PatientName), ds.SpecificCharacterSet)
         key_s = (str(ds.StudyInstanceUID), ds.StudyDate, ds.get("StudyTime", ""),

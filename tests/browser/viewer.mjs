@@ -5,13 +5,14 @@
 // holds the pixels the DICOM files say: a few pixels of each first image are computed here from the file's
 // own Pixel Data (read from disk at the offset the index records) through the rescale and the window the
 // data set names (or, without one, the full range), by the linear VOI function of PS3.3 C.11.2.1.2.1. It
-// scrolls to the next instance, saves a screenshot under target/, and fails on any console error and on any
-// request to a protected path without an Authorization header when the tenant needs one. A refused address is
+// scrolls to the next instance, saves screenshots of a CT and an MR series (viewer-ct.png, viewer-mr.png) in
+// target/, or in the folder SCREENSHOTS names (docs/ for the ones the docs show), and fails on any console
+// error and on any request to a protected path without an Authorization header when the tenant needs one. A refused address is
 // replaced once from the search, and a second refusal is shown in words. Each check prints one line; the last
 // line is `N passed, N failed`.
 
 import { readFileSync, mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -20,7 +21,7 @@ import { sandboxFlow } from "./sandbox.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BASE = process.env.BASE;
-const SHOT = join(ROOT, "target", "viewer.png");
+const SHOTS = process.env.SCREENSHOTS ? resolve(process.env.SCREENSHOTS) : join(ROOT, "target");
 let passed = 0;
 let failed = 0;
 
@@ -99,7 +100,8 @@ async function openSeries(page, modality) {
   return uid;
 }
 
-const POINTS = [[0, 0], [10, 5], [31, 31], [32, 40], [63, 63]];
+// A corner (air), the middle of the image and points in the body or the head, and the opposite corner.
+const POINTS = [[0, 0], [128, 128], [80, 120], [170, 100], [128, 200], [255, 255]];
 
 async function main() {
   const browser = await chromium.launch({
@@ -132,12 +134,15 @@ async function main() {
     // A CT series: window 40/400 from the data set, rescale -1024.
     await page.locator("#studies tbody tr", { hasText: "CT" }).first().click();
     const ct = await openSeries(page, "CT");
-    const [ctPoints, ctExpected] = expectedPixels(ct, POINTS, { rows: 64, columns: 64, slope: 1, intercept: -1024, center: 40, width: 400 });
+    const [ctPoints, ctExpected] = expectedPixels(ct, POINTS, { rows: 256, columns: 256, slope: 1, intercept: -1024, center: 40, width: 400 });
     const ctShown = await shownPixels(page, ctPoints);
     check(ctExpected.some((g) => g > 0 && g < 255), "some CT pixels fall inside the window");
     check(JSON.stringify(ctShown) === JSON.stringify(ctExpected), `CT pixels after window/level ${ctShown} = ${ctExpected}`);
     const info = await page.textContent("#image-info");
     check(/window 400, level 40/.test(info), `the window of the data set is used (${info})`);
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: join(SHOTS, "viewer-ct.png"), fullPage: true });
+    check(true, `screenshot of a CT series saved to ${join(SHOTS, "viewer-ct.png")}`);
 
     // Next instance with the arrow key.
     await page.focus("#canvas");
@@ -156,7 +161,7 @@ async function main() {
     // An MR series: no window in the data set, so the full range of values.
     await page.locator("#studies tbody tr", { hasText: "MR" }).first().click();
     const mr = await openSeries(page, "MR");
-    const [mrPoints, mrExpected] = expectedPixels(mr, POINTS, { rows: 64, columns: 64, slope: 1, intercept: 0, center: NaN, width: NaN });
+    const [mrPoints, mrExpected] = expectedPixels(mr, POINTS, { rows: 256, columns: 256, slope: 1, intercept: 0, center: NaN, width: NaN });
     const mrShown = await shownPixels(page, mrPoints);
     check(JSON.stringify(mrShown) === JSON.stringify(mrExpected), `MR pixels in the full range ${mrShown} = ${mrExpected}`);
     const mrBox = await page.locator("#canvas").boundingBox();
@@ -164,9 +169,11 @@ async function main() {
     await page.mouse.wheel(0, 120);
     await page.waitForSelector('#canvas[data-instance="1"][data-ready="yes"]');
     check(true, "the wheel shows the next instance");
-    mkdirSync(dirname(SHOT), { recursive: true });
-    await page.screenshot({ path: SHOT, fullPage: true });
-    check(true, `screenshot saved to ${SHOT}`);
+    await page.focus("#canvas");
+    await page.keyboard.press("ArrowDown"); // the middle slice, through the ventricles
+    await page.waitForSelector('#canvas[data-instance="2"][data-ready="yes"]');
+    await page.screenshot({ path: join(SHOTS, "viewer-mr.png"), fullPage: true });
+    check(true, `screenshot of an MR series saved to ${join(SHOTS, "viewer-mr.png")}`);
 
     // A tampered study token is refused, and the viewer gets a fresh address from the search once. The search's
     // answer is rewritten so that each Endpoint is contained in its study (what `images.endpoints = "contained"`

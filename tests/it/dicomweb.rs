@@ -113,12 +113,12 @@ fn metadata_value_representations_have_their_json_forms() {
     number(&ct, "00200011", 1.0, "IS SeriesNumber");
     number(&ct, "00180050", 5.0, "DS SliceThickness");
     number(&ct, "00281052", -1024.0, "DS RescaleIntercept");
-    number(&ct, "00280010", 64.0, "US Rows");
+    number(&ct, "00280010", 256.0, "US Rows");
     number(&ct, "00280100", 16.0, "US BitsAllocated");
     number(&ct, "00280103", 0.0, "US PixelRepresentation");
     let spacing: Vec<f64> =
         ct["00280030"]["Value"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
-    assert_eq!(spacing, [3.5, 3.5], "DS PixelSpacing, multi-valued: {}", ct["00280030"]);
+    assert_eq!(spacing, [1.5, 1.5], "DS PixelSpacing, multi-valued: {}", ct["00280030"]);
     let position = &ct["00200032"]["Value"];
     assert_eq!(position.as_array().map(Vec::len), Some(3), "DS ImagePositionPatient has 3 values: {position}");
     assert_eq!(position[2].as_f64(), Some(-10.0), "DS ImagePositionPatient z of instance 3: {position}");
@@ -137,7 +137,7 @@ fn metadata_value_representations_have_their_json_forms() {
     // Implicit VR little endian MR: VRs come from the dictionary; nested sequences of undefined length.
     let mr = metadata(MR_BRAIN, 0, 0);
     assert_eq!(mr["00280010"]["vr"], "US", "implicit VR: Rows gets its VR from the dictionary");
-    number(&mr, "00280010", 64.0, "US Rows in implicit VR");
+    number(&mr, "00280010", 256.0, "US Rows in implicit VR");
     number(&mr, "00180080", 500.0, "DS RepetitionTime in implicit VR");
     let request = first(&mr, "00400275");
     assert_eq!(mr["00400275"]["vr"], "SQ", "RequestAttributesSequence VR");
@@ -150,9 +150,9 @@ fn metadata_value_representations_have_their_json_forms() {
     let referenced = metadata(MR_BRAIN, 1, 0);
     assert_eq!(text(first(&referenced, "00081110"), "00081155"), CT_CHEST, "ReferencedSOPInstanceUID in the item");
 
-    // Big endian: numbers are read in the file's byte order (64 is 0x0040, not 0x4000).
+    // Big endian: numbers are read in the file's byte order (256 is 0x0100, not 0x0001).
     let big = metadata(CT_ABDOMEN, 0, 0);
-    number(&big, "00280010", 64.0, "US Rows in big endian");
+    number(&big, "00280010", 256.0, "US Rows in big endian");
     number(&big, "00280101", 12.0, "US BitsStored in big endian");
     number(&big, "00180050", 3.0, "DS SliceThickness in big endian");
 
@@ -310,8 +310,8 @@ fn instance_search_lists_every_instance_of_a_series_with_image_attributes() {
                 assert_eq!(text(object, "0020000D"), uid, "{at}: StudyInstanceUID");
                 assert_eq!(text(object, "0020000E"), series.uid, "{at}: SeriesInstanceUID");
                 assert_eq!(first(object, "00200013").as_i64(), inst.number, "{at}: InstanceNumber, a number");
-                assert_eq!(first(object, "00280010").as_u64(), Some(64), "{at}: Rows, a number");
-                assert_eq!(first(object, "00280011").as_u64(), Some(64), "{at}: Columns, a number");
+                assert_eq!(first(object, "00280010").as_u64(), Some(256), "{at}: Rows, a number");
+                assert_eq!(first(object, "00280011").as_u64(), Some(256), "{at}: Columns, a number");
                 assert_eq!(first(object, "00280100").as_u64(), Some(16), "{at}: BitsAllocated, a number");
                 let retrieve = format!("{url}/{}", inst.uid);
                 assert_eq!(text(object, "00081190"), retrieve, "{at}: RetrieveURL under the same study token");
@@ -502,7 +502,7 @@ fn the_study_level_instance_search_lists_every_instance_of_the_study() {
             .collect();
         let got: Vec<(String, String)> = found.iter().map(|o| (text(o, "0020000E"), text(o, "00080018"))).collect();
         assert_eq!(got, expected, "{url}: every instance, series after series");
-        assert!(found.iter().all(|o| first(o, "00280010").as_u64() == Some(64)), "{url}: Rows, from the header");
+        assert!(found.iter().all(|o| first(o, "00280010").as_u64() == Some(256)), "{url}: Rows, from the header");
         let se = &study.series[study.series.len() - 1];
         let narrowed = dicom_json(&get(&format!("{url}?SeriesInstanceUID={}&limit=1", se.uid), &[]), &url);
         assert_eq!(text(&narrowed[0], "00080018"), se.instances[0].uid, "{url}: matched on the series, paged");

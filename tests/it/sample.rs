@@ -14,15 +14,15 @@ pub const CT_CHEST: &str = "2.25.3141592653589793238462643383279.1.1.1";
 /// length, one explicit VR little endian series, and one deflated explicit VR little endian series.
 pub const MR_BRAIN: &str = "2.25.3141592653589793238462643383279.1.1.2";
 /// MRN-2002's CT abdomen study, only on the open tenant: ISO_IR 192 (UTF-8), a series in explicit VR big
-/// endian and a series of two multi-frame instances (4 frames of 64×64×16 bits each).
+/// endian and a series of two multi-frame instances (4 frames of 256×256×16 bits each).
 pub const CT_ABDOMEN: &str = "2.25.3141592653589793238462643383279.1.2.1";
 
 pub const EXPLICIT_BIG: &str = "1.2.840.10008.1.2.2";
 pub const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 pub const OCTETS: &str = "application/octet-stream";
 pub const DICOM_JSON: &str = "application/dicom+json";
-/// One 64×64 frame of 16-bit pixels.
-pub const FRAME_BYTES: usize = 64 * 64 * 2;
+/// One 256×256 frame of 16-bit pixels.
+pub const FRAME_BYTES: usize = 256 * 256 * 2;
 
 // ---------------------------------------------------------------------------------------------------
 // The sample, and where its pixel data lies.
