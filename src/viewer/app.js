@@ -1,7 +1,7 @@
 // The viewer's page: choose a tenant, sign in (or not, for a mock tenant), list the patient's studies and a
 // study's series, and draw a series' images with window/level from the data set or the mouse.
 
-import { completeLaunch, launch } from "./smart.js";
+import { Refused, completeLaunch, launch, patientName } from "./smart.js";
 import { HttpError, getFrame, getJson } from "./dicomweb.js";
 import { defaultWindow, drawable, imageOf, modalityValues, rgba } from "./pixels.js";
 
@@ -11,9 +11,12 @@ const FRAMES = 'multipart/related; type="application/octet-stream"; transfer-syn
 
 const $ = (id) => document.getElementById(id);
 // `addresses` maps each listed study's UID to its Endpoint address, the one place the page keeps it: the
-// series and frames of a study are asked under whatever address it holds when they are asked.
+// series and frames of a study are asked under whatever address it holds when they are asked. `asked` counts
+// the frames asked for: an answer to any but the last is dropped, so that what is drawn and its label are
+// always the last request's; `answered` counts the answers the page is done with, drawn or dropped.
 const state = {
   session: null, tenants: [], addresses: new Map(), items: [], at: 0, window: null, drawn: null, ohif: null,
+  asked: 0, answered: 0,
 };
 // What the page shows now, for a person's devtools and the browser test.
 window.viewerState = state;
@@ -24,7 +27,12 @@ function say(text, isError = false) {
 }
 
 function fail(e) {
-  say(e instanceof HttpError ? e.message : `Something went wrong: ${e.message}`, true);
+  say(e instanceof HttpError || e instanceof Refused ? e.message : `Something went wrong: ${e.message}`, true);
+}
+
+/** "1 study", "2 studies". */
+function count(n, one, many = `${one}s`) {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 async function start() {
@@ -51,6 +59,7 @@ async function start() {
       $("tenant").value = back.tenant;
       showTenant();
       state.session = { token: back.accessToken, patient: back.patient, imagingBase: back.imagingBase || tenant.imagingBase };
+      state.session.patientName = back.patient && await patientName(back.issuer, back.accessToken, back.patient);
       await search();
     } else {
       showTenant();
@@ -81,7 +90,7 @@ async function signIn() {
     await launch($("issuer").value.trim(), t.name);
     return;
   }
-  state.session = { token: null, patient: t.patient, imagingBase: t.imagingBase };
+  state.session = { token: null, patient: t.patient, patientName: t.patientName, imagingBase: t.imagingBase };
   await search();
 }
 
@@ -92,7 +101,7 @@ async function search() {
   const bundle = await getJson(`${s.imagingBase}/ImagingStudy${query}`, s.token, FHIR, say);
   const studies = studiesOf(bundle);
   state.addresses = new Map(studies.map((study) => [study.id, endpointOf(study, bundle)?.address]));
-  $("who").textContent = s.patient ? `Patient in context: ${s.patient}.` : "Every study.";
+  $("who").textContent = s.patient ? `Patient in context: ${s.patientName || s.patient}.` : "Every study.";
   const body = $("studies").tBodies[0];
   body.replaceChildren();
   for (const study of studies) {
@@ -118,7 +127,7 @@ async function search() {
   $("studies-section").hidden = false;
   $("series-section").hidden = true;
   $("image-section").hidden = true;
-  say(`${studies.length} studies.`);
+  say(`${count(studies.length, "study", "studies")}.`);
 }
 
 /** The ImagingStudy resources of a searchset Bundle (not the Endpoints it may also hold as entries). */
@@ -190,7 +199,7 @@ function showSeries(study) {
   for (const series of study.series || []) {
     const item = document.createElement("li");
     item.textContent = `#${series.number ?? "?"} ${series.modality?.code || ""} ${series.description || ""} ` +
-      `(${series.numberOfInstances} instances)`;
+      `(${count(series.numberOfInstances, "instance")})`;
     item.dataset.series = series.uid;
     item.addEventListener("click", () => { choose(list, item); openSeries(study.id, series.uid).catch(fail); });
     list.append(item);
@@ -221,29 +230,43 @@ async function openSeries(study, series) {
   await draw();
 }
 
+/** Draws the frame at `state.at`, unless another is asked for before it has come. */
 async function draw() {
-  const item = state.items[state.at];
+  const at = state.at;
+  const item = state.items[at];
   if (!item) return;
+  const asked = ++state.asked;
   const canvas = $("canvas");
   canvas.dataset.ready = "no";
-  const frame = await underAddress(item.study, (address) => getFrame(`${address}${item.path}`, state.session.token, FRAMES, say));
+  let frame;
+  let bitmap = null;
+  try {
+    frame = await underAddress(item.study, (address) => getFrame(`${address}${item.path}`, state.session.token, FRAMES, say));
+    const how = drawable(frame.transferSyntax);
+    if (how && how !== "native") bitmap = await createImageBitmap(new Blob([frame.bytes], { type: how }));
+  } catch (e) {
+    if (asked === state.asked) throw e;
+    return; // a later request took its place: its failure is no news
+  } finally {
+    state.answered++;
+  }
+  if (asked !== state.asked) return; // superseded: a later request draws
   const how = drawable(frame.transferSyntax);
   if (how === "native") {
-    state.drawn = { item, frame };
+    state.drawn = { at, item, frame };
     render(state.window || windowFor(item, frame));
   } else if (how) {
-    const bitmap = await createImageBitmap(new Blob([frame.bytes], { type: how }));
     canvas.width = bitmap.width;
     canvas.height = bitmap.height;
     canvas.getContext("2d").drawImage(bitmap, 0, 0);
     state.drawn = null;
-    info(item, null);
+    info(at, item, null);
   } else {
     canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
     say(`This image is stored in transfer syntax ${frame.transferSyntax}, which the viewer cannot draw.`, true);
     return;
   }
-  canvas.dataset.instance = String(state.at);
+  canvas.dataset.instance = String(at);
   canvas.dataset.ready = "yes";
   say("");
 }
@@ -261,7 +284,7 @@ function windowFor(item, frame) {
 
 /** Draws the current frame with `window` (center, width). */
 function render(window) {
-  const { item, frame } = state.drawn;
+  const { at, item, frame } = state.drawn;
   const image = item.image;
   const canvas = $("canvas");
   canvas.width = image.columns;
@@ -270,11 +293,12 @@ function render(window) {
   canvas.getContext("2d").putImageData(new ImageData(pixels, image.columns, image.rows), 0, 0);
   canvas.dataset.center = String(window.center);
   canvas.dataset.width = String(window.width);
-  info(item, window);
+  info(at, item, window);
 }
 
-function info(item, window) {
-  const where = `Instance ${item.image.number} (${state.at + 1} of ${state.items.length})` +
+/** The label of the frame drawn: item `at` of the series. */
+function info(at, item, window) {
+  const where = `Instance ${item.image.number} (${at + 1} of ${state.items.length})` +
     (item.image.frames > 1 ? `, frame ${item.frame} of ${item.image.frames}` : "");
   const wl = window ? ` · window ${Math.round(window.width)}, level ${Math.round(window.center)}` : "";
   $("image-info").textContent = `${where} · ${item.image.columns}×${item.image.rows} ${item.image.photometric}${wl}`;

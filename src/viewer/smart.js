@@ -61,7 +61,7 @@ export async function completeLaunch() {
   history.replaceState(null, "", location.pathname);
   if (!pending) throw new Error("a sign-in came back that this page did not start; sign in again");
   if (params.get("state") !== pending.state) throw new Error("the sign-in came back with another state; sign in again");
-  if (params.has("error")) throw new Error(`the EHR refused the sign-in: ${params.get("error")}`);
+  if (params.has("error")) throw new Refused(params.get("error"), params.get("error_description"));
   const body = new URLSearchParams({
     grant_type: "authorization_code", code: params.get("code"), redirect_uri: pending.redirect,
     client_id: CLIENT_ID, code_verifier: pending.verifier,
@@ -75,4 +75,29 @@ export async function completeLaunch() {
     accessToken: token.access_token, patient: token.patient, tenant: pending.tenant,
     issuer: pending.issuer, imagingBase: pending.imagingBase,
   };
+}
+
+/** The authorize endpoint's answer `error` (RFC 6749 §4.1.2.1), worded for the person who signed in. */
+export class Refused extends Error {
+  constructor(error, description) {
+    super(error === "access_denied"
+      ? "Access was denied at the EHR: no patient was approved for this app. Sign in again to choose one."
+      : `The EHR refused the sign-in (${error}${description ? `: ${description}` : ""}). Sign in again.`);
+    this.error = error;
+  }
+}
+
+/** The patient's name from `Patient/{id}` at the FHIR server the token is for, or null when it cannot be read. */
+export async function patientName(issuer, token, id) {
+  try {
+    const url = `${issuer.replace(/\/$/, "")}/Patient/${encodeURIComponent(id)}`;
+    const response = await fetch(url, { headers: { Accept: "application/fhir+json", Authorization: `Bearer ${token}` } });
+    if (!response.ok) return null;
+    const patient = await response.json();
+    const name = (patient.name || []).find((n) => n.use === "official") || (patient.name || [])[0];
+    if (!name) return null;
+    return name.text || [...(name.given || []), name.family].filter(Boolean).join(" ") || null;
+  } catch {
+    return null; // a network failure or a body that is not JSON: the id says who it is
+  }
 }

@@ -3,9 +3,10 @@
 //
 // The viewer is a browser app the sandbox was not written for: it discovers the `smart` tenant's EHR (the
 // sandbox), leaves for its authorize endpoint with PKCE, comes back with a code, exchanges it with a
-// cross-origin fetch (CORS), and lists the studies of the patient chosen. Two launches: at the issuer with the
-// patient picker, where a person clicks "Approve for Anna Müller"; and at the per-patient issuer of p2, which
-// approves at once.
+// cross-origin fetch (CORS), reads the patient's name from the sandbox's Patient resource, and lists the
+// studies of the patient chosen. Launches: at the issuer with the patient picker, where a person clicks
+// "Approve for Anna Müller"; at the per-patient issuer of p2, which approves at once; at the picker again, where
+// the person clicks "Deny"; and at p2's issuer with the Patient read refused, where the page names the id.
 
 /** Runs the launches on a new page of `browser` against the server at `base`; `check(ok, what)` counts. */
 export async function sandboxFlow(browser, base, check) {
@@ -37,6 +38,8 @@ export async function sandboxFlow(browser, base, check) {
     await page.waitForSelector("#studies tbody tr");
     const rows = await page.locator("#studies tbody tr").count();
     check(rows === 2, `signed in at the sandbox's picker as Anna: her studies are listed (${rows})`);
+    const who = await page.textContent("#who");
+    check(who === "Patient in context: Anna Müller.", `the patient is named from the sandbox's Patient/p1 (${who})`);
     await page.locator("#studies tbody tr", { hasText: "CT" }).first().click();
     await page.locator("#series li").first().click();
     await page.waitForSelector('#canvas[data-ready="yes"]');
@@ -59,8 +62,34 @@ export async function sandboxFlow(browser, base, check) {
     await page.waitForSelector("#studies tbody tr");
     const p2 = await page.locator("#studies tbody tr").count();
     check(p2 === 1, `the per-patient issuer of p2 approves at once: p2's study is listed (${p2})`);
+    const said = { who: await page.textContent("#who"), status: await page.textContent("#status") };
+    check(said.who === "Patient in context: Yuki Tanaka." && said.status === "1 study.",
+      `p2 is named and the one study counted in the singular (${JSON.stringify(said)})`);
+
+    // A person who clicks Deny on the picker is told so, in words.
+    await page.goto(`${base}/viewer/`);
+    await page.selectOption("#tenant", "smart");
+    await page.fill("#issuer", smart.issuer);
+    await page.click("#go");
+    await page.waitForURL((url) => url.href.startsWith(`${sandbox}/auth/authorize`));
+    await page.click("button:has-text('Deny')");
+    await page.waitForURL((url) => url.href.startsWith(`${base}/viewer/`));
+    await page.waitForFunction(() => document.getElementById("status").textContent !== "");
+    const denied = await page.textContent("#status");
+    check(denied.startsWith("Access was denied at the EHR") && !/went wrong|access_denied/.test(denied),
+      `a Deny at the picker is worded as a Deny (${denied})`);
     check(errors.length === 0, `no console errors in the sandbox launches (${errors.join(" | ")})`);
     check(unauthenticated.length === 0, `no protected request without Authorization (${unauthenticated.join(", ")})`);
+
+    // Where the Patient read is refused, the page names the patient by id.
+    await page.route(/\/Patient\/p2$/, (route) => route.fulfill({ status: 403, contentType: "application/fhir+json", body: "{}" }));
+    await page.goto(`${base}/viewer/`);
+    await page.selectOption("#tenant", "smart");
+    await page.fill("#issuer", `${sandbox}/p2/fhir`);
+    await page.click("#go");
+    await page.waitForSelector("#studies tbody tr");
+    const fallback = await page.textContent("#who");
+    check(fallback === "Patient in context: p2.", `without the Patient read, the id (${fallback})`);
   } catch (e) {
     check(false, `the viewer's launch at the sandbox: ${e.stack || e}`);
   } finally {

@@ -16,12 +16,14 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
+import { burstFlow } from "./frames.mjs";
 import { refreshFlow } from "./refresh.mjs";
 import { sandboxFlow } from "./sandbox.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BASE = process.env.BASE;
-const SHOTS = process.env.SCREENSHOTS ? resolve(process.env.SCREENSHOTS) : join(ROOT, "target");
+// SCREENSHOTS, when set, is a folder relative to the repository root (or absolute).
+const SHOTS = resolve(ROOT, process.env.SCREENSHOTS || "target");
 let passed = 0;
 let failed = 0;
 
@@ -48,16 +50,19 @@ function indexedInstances() {
   return out;
 }
 
-/** What the first image of a series must show: at the points given, and at up to five more points whose value
- * falls inside the window (so that the check is not only of saturated pixels); `[points, values]`. */
-function expectedPixels(seriesUid, fixed, attributes) {
+/** What an image of a series must show (the first, or the `item`th frame counted through the instances in
+ * order): at the points given, and at up to five more points whose value falls inside the window (so that the
+ * check is not only of saturated pixels); `[points, values]`. */
+function expectedPixels(seriesUid, fixed, attributes, item = 1) {
   const instances = indexedInstances().filter((i) => i.series.uid === seriesUid).sort((a, b) => a.number - b.number);
-  const first = instances[0];
-  const bytes = readFileSync(join(ROOT, "data", first.path));
-  const big = first.transfer_syntax === "1.2.840.10008.1.2.2";
+  const frames = instances[0].frames || 1;
+  const file = instances[Math.floor((item - 1) / frames)];
+  const bytes = readFileSync(join(ROOT, "data", file.path));
+  const big = file.transfer_syntax === "1.2.840.10008.1.2.2";
   const { rows, columns, slope, intercept, center, width } = attributes;
+  const start = file.pixel_data_offset + ((item - 1) % frames) * rows * columns * 2;
   const value = (i) => {
-    const at = first.pixel_data_offset + i * 2;
+    const at = start + i * 2;
     const stored = (big ? bytes.readUInt16BE(at) : bytes.readUInt16LE(at)) & 0x0fff; // BitsStored 12
     return stored * slope + intercept;
   };
@@ -130,6 +135,9 @@ async function main() {
     await page.waitForSelector("#studies tbody tr");
     const rows = await page.locator("#studies tbody tr").count();
     check(rows === 2, `the studies of patient p1 are listed (${rows})`);
+    const said = { who: await page.textContent("#who"), status: await page.textContent("#status") };
+    check(said.who === "Patient in context: Anna Müller." && said.status === "2 studies.",
+      `the mock patient is named and the studies counted in words (${JSON.stringify(said)})`);
 
     // A CT series: window 40/400 from the data set, rescale -1024.
     await page.locator("#studies tbody tr", { hasText: "CT" }).first().click();
@@ -223,6 +231,8 @@ async function main() {
   }
   // The smart tenant: the viewer's SMART launch at the built-in sandbox EHR (sandbox.mjs).
   try {
+    // The last frame asked is the one shown (frames.mjs).
+    await burstFlow(browser, BASE, check, expectedPixels);
     await sandboxFlow(browser, BASE, check);
     // The viewer refreshing an expired address, against the second server (refresh.mjs).
     await refreshFlow(browser, process.env.TTL_BASE, Number(process.env.TTL), check);
