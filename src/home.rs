@@ -168,7 +168,10 @@ const PAGES: [Page; 8] = [
 ];
 
 /// The images the pages show (PNG), served beside them.
-const IMAGES: [(&str, &[u8]); 1] = [("docs/viewer.png", include_bytes!("../docs/viewer.png"))];
+const IMAGES: [(&str, &[u8]); 2] = [
+    ("docs/viewer-ct.png", include_bytes!("../docs/viewer-ct.png")),
+    ("docs/viewer-mr.png", include_bytes!("../docs/viewer-mr.png")),
+];
 
 impl Page {
     /// The last part of its URL: `""` for the README, `api.md` for `docs/api.md`.
@@ -360,8 +363,8 @@ mod tests {
         );
         assert_eq!(link_target("docs/api.md", "../README.md#two-commands"), "/docs/#two-commands");
         assert_eq!(link_target("docs/api.md", "./operations.md"), "/docs/operations.md");
-        assert_eq!(link_target("docs/viewer.md", "viewer.png"), "/docs/viewer.png");
-        assert_eq!(link_target("README.md", "docs/viewer.png"), "/docs/viewer.png");
+        assert_eq!(link_target("docs/viewer.md", "viewer-ct.png"), "/docs/viewer-ct.png");
+        assert_eq!(link_target("README.md", "docs/viewer-ct.png"), "/docs/viewer-ct.png");
         for kept in ["#errors", "/viewer/", "http://localhost:8000/", "mailto:a@b", "src/home.rs"] {
             assert_eq!(link_target("README.md", kept), kept);
         }
@@ -381,10 +384,10 @@ mod tests {
 
     #[test]
     fn pages_are_found_with_or_without_md() {
-        for name in ["", "api.md", "api", "index.md", "ARCHITECTURE", "viewer.png"] {
+        for name in ["", "api.md", "api", "index.md", "ARCHITECTURE", "viewer-ct.png", "viewer-mr.png"] {
             assert_eq!(docs(name).map(|r| r.status), Some(200), "{name:?}");
         }
-        for name in ["README.md", "nope", "../README.md", "viewer.jpg"] {
+        for name in ["README.md", "nope", "../README.md", "viewer.png", "viewer-ct.jpg"] {
             assert!(docs(name).is_none(), "{name:?}");
         }
     }
