@@ -6,16 +6,18 @@ The script writes a deterministic tree of DICOM Part 10 files to ``dicom/``
 next to this script (``data/dicom/`` in the repository), laid out as
 ``<patient>/<study>/<series>/<nnn>.dcm``.  Running it again produces
 byte-identical files: every UID is derived from a fixed root under ``2.25``
-plus counters, every date and time is written explicitly, and nothing depends
-on the clock, on random numbers or on ``uuid4``.  All data is synthetic; no
-real patient is described.
+plus counters, every date and time is written explicitly, the noise in the
+images comes from generators seeded per instance, and nothing depends on the
+clock or on ``uuid4``.  All data is synthetic; no real patient is described.
 
 The images are computed phantoms (``phantoms.py`` beside this script), 256x256
 16-bit MONOCHROME2 with 12 bits stored, so that every series shows something a
 person recognises at the window its files carry: the CT studies are axial
 slices of a chest and an abdomen in Hounsfield units (RescaleSlope 1,
 RescaleIntercept -1024) with a soft tissue window (40/400), or a lung window
-(-600/1500) for the lung series; the MR study is the modified Shepp-Logan head
+(-600/1500) for the lung series (the multi-frame Secondary Capture images
+store Hounsfield units plus 1024 with no rescale, and carry the soft tissue
+window in those units, 1064/400); the MR study is the modified Shepp-Logan head
 phantom, sliced at different heights, in T1, FLAIR and diffusion contrast (no
 window: a viewer shows the full range).  The dataset is a few megabytes in all
 but varied, so that a header indexer meets the cases it must handle in
