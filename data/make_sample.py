@@ -281,7 +281,7 @@ def instance_uid(p: int, s: int, se: int, i: int) -> str:
 def slice_spacing(p: int, series) -> float:
     """Millimetres between the slices of a single-frame series."""
     if series["Modality"] == "MR":
-        return 15.0  # five slices through the head, from above the ventricles to below them
+        return 15.0  # five slices through the head, from the ventricles down
     return 5.0 if p == 1 else 3.0
 
 
@@ -298,7 +298,8 @@ def frame_values(p: int, series, i: int, frame: int, seed: int) -> list[int]:
         depth = 30 + 15 * ((i - 1) * series["frames"] + frame)
     if kind == "head":
         unit = ROWS * MR_SPACING_MM / 2  # the phantom spans the field of view
-        values = phantoms.head((30 - depth) / unit, contrast, MR_SPACING_MM, seed)
+        # The first slice is 15 mm above the phantom's centre: the textbook slice, both ventricles in it.
+        values = phantoms.head((15 - depth) / unit, contrast, MR_SPACING_MM, seed)
         return phantoms.stored_words(values, 0, MR_SCALE)
     draw = phantoms.chest if kind == "chest" else phantoms.abdomen
     return phantoms.stored_words(draw(depth, CT_SPACING_MM, seed), HU_OFFSET, 1)

@@ -178,8 +178,8 @@ async function main() {
     await page.waitForSelector('#canvas[data-instance="1"][data-ready="yes"]');
     check(true, "the wheel shows the next instance");
     await page.focus("#canvas");
-    await page.keyboard.press("ArrowDown"); // the middle slice, through the ventricles
-    await page.waitForSelector('#canvas[data-instance="2"][data-ready="yes"]');
+    await page.keyboard.press("ArrowUp"); // back to the first slice, through both ventricles
+    await page.waitForSelector('#canvas[data-instance="0"][data-ready="yes"]');
     await page.screenshot({ path: join(SHOTS, "viewer-mr.png"), fullPage: true });
     check(true, `screenshot of an MR series saved to ${join(SHOTS, "viewer-mr.png")}`);
 
