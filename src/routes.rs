@@ -93,7 +93,7 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             facts.route = "options";
             return Ok(Response::new(204));
         }
-        Method::Other => return Err(ApiError::MethodNotAllowed),
+        Method::Other | Method::Post => return Err(ApiError::MethodNotAllowed),
         Method::Get | Method::Head => {}
     }
     let snapshot = app.current();

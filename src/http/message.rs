@@ -12,6 +12,8 @@ pub enum Method {
     Get,
     Head,
     Options,
+    /// Only the sandbox EHR takes it (its forms); the imaging server answers 405.
+    Post,
     Other,
 }
 

@@ -7,7 +7,8 @@
 
 use serde_json::{Value, json};
 
-use super::{Issuer, Req, Resp, Sandbox, oauth};
+use super::{Issuer, Sandbox, oauth};
+use crate::http::{Request, Response};
 use crate::config::SandboxPatient;
 
 /// The v2-0203 identifier types FHIR R4 names, by code.
@@ -117,16 +118,16 @@ pub fn patient_resource(p: &SandboxPatient) -> Value {
 }
 
 /// An OperationOutcome with one issue.
-pub fn outcome(status: u16, code: &str, why: &str) -> Resp {
+pub fn outcome(status: u16, code: &str, why: &str) -> Response {
     let body = json!({
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "error", "code": code, "diagnostics": why}]
     });
-    Resp::fhir(status, &body)
+    super::fhir(status, &body)
 }
 
 /// `GET {issuer}/Patient/{id}`.
-pub fn read_patient(sb: &Sandbox, req: &Req, id: &str) -> Resp {
+pub fn read_patient(sb: &Sandbox, req: &Request, id: &str) -> Response {
     let (client, token) = match oauth::may_read_patient(sb, req, id) {
         Ok(who) => who,
         Err((status, why)) => {
@@ -142,7 +143,7 @@ pub fn read_patient(sb: &Sandbox, req: &Req, id: &str) -> Resp {
     match sb.patient(id) {
         Some(p) => {
             log::info!(target: "sandbox", "Patient/{id} read by client {client:?} (token {token})");
-            Resp::fhir(200, &patient_resource(p))
+            super::fhir(200, &patient_resource(p))
         }
         None => {
             log::info!(target: "sandbox", "Patient/{id}: not found (asked by client {client:?})");

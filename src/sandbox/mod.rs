@@ -25,81 +25,40 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::Value;
 
 use crate::config::{self, Config, SandboxPatient};
-use crate::http::percent_decode;
+use crate::http::{Method, Request, Response, percent_decode};
 
-/// Threads that answer the sandbox's requests.
+/// Workers that answer the sandbox's requests (`server::Site::Sandbox`).
 pub const THREADS: usize = 8;
 
-/// A request, as plain values.
-#[derive(Debug, Default)]
-pub struct Req {
-    /// Upper case: `GET`, `POST`, …
-    pub method: String,
-    /// The raw path, still percent-encoded.
-    pub path: String,
-    /// The raw query after `?`, still percent-encoded.
-    pub query: String,
-    /// Names in lower case.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+/// A JSON answer.
+pub fn json(status: u16, value: &Value) -> Response {
+    Response::json(status, "application/json", value)
 }
 
-impl Req {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
+/// A FHIR JSON answer.
+pub fn fhir(status: u16, value: &Value) -> Response {
+    Response::json(status, "application/fhir+json", value)
 }
 
-/// A response, as plain values.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+pub fn text(status: u16, text: &str) -> Response {
+    Response::bytes(status, "text/plain; charset=utf-8", format!("{text}\n").into_bytes())
 }
 
-impl Resp {
-    pub fn new(status: u16, content_type: &str, body: Vec<u8>) -> Resp {
-        Resp { status, headers: vec![("Content-Type".into(), content_type.into())], body }
-    }
+/// A page: nothing from elsewhere may load in it, and no other site may frame it.
+pub fn html(status: u16, html: String) -> Response {
+    Response::bytes(status, "text/html; charset=utf-8", html.into_bytes())
+        .with_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+        .with_header("X-Frame-Options", "DENY")
+        .with_header("Cache-Control", "no-store")
+}
 
-    pub fn json(status: u16, value: &Value) -> Resp {
-        Resp::new(status, "application/json", value.to_string().into_bytes())
-    }
+pub fn redirect(location: &str) -> Response {
+    Response::new(302).with_header("Location", location).with_header("Cache-Control", "no-store")
+}
 
-    pub fn fhir(status: u16, value: &Value) -> Resp {
-        Resp::new(status, "application/fhir+json", value.to_string().into_bytes())
-    }
-
-    pub fn text(status: u16, text: &str) -> Resp {
-        Resp::new(status, "text/plain; charset=utf-8", format!("{text}\n").into_bytes())
-    }
-
-    /// A page: nothing from elsewhere may load in it, and no other site may frame it.
-    pub fn html(status: u16, html: String) -> Resp {
-        Resp::new(status, "text/html; charset=utf-8", html.into_bytes())
-            .with_header(
-                "Content-Security-Policy",
-                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-            )
-            .with_header("X-Frame-Options", "DENY")
-            .with_header("Cache-Control", "no-store")
-    }
-
-    pub fn redirect(location: &str) -> Resp {
-        Resp { status: 302, headers: vec![("Location".into(), location.into())], body: Vec::new() }
-            .with_header("Cache-Control", "no-store")
-    }
-
-    pub fn with_header(mut self, name: &str, value: &str) -> Resp {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// RFC 6749 §5.1: token answers are not cached.
-    pub fn no_store(self) -> Resp {
-        self.with_header("Cache-Control", "no-store").with_header("Pragma", "no-cache")
-    }
+/// RFC 6749 §5.1: token answers are not cached.
+pub fn no_store(resp: Response) -> Response {
+    resp.with_header("Cache-Control", "no-store").with_header("Pragma", "no-cache")
 }
 
 /// Which issuer a request came to.
@@ -175,64 +134,30 @@ impl Sandbox {
     }
 }
 
-const ALLOW_HEADERS: &str = "Authorization, Accept, Content-Type, Cache-Control, Prefer, X-Requested-With";
-
-/// Every response's CORS headers: any origin, no credentials. A preflight's `Access-Control-Request-Headers`
-/// are allowed as well, when they are a list of header names: an app's library may send its own.
-fn add_cors(resp: &mut Resp, requested: Option<&str>) {
-    let is_list = |h: &&str| h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_, ".contains(&b));
-    let allow = match requested.filter(is_list).map(str::trim).filter(|h| !h.is_empty()) {
-        Some(extra) => format!("{ALLOW_HEADERS}, {extra}"),
-        None => ALLOW_HEADERS.to_string(),
-    };
-    for (name, value) in [
-        ("Access-Control-Allow-Origin", "*"),
-        ("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS"),
-        ("Access-Control-Allow-Headers", allow.as_str()),
-        ("Access-Control-Expose-Headers", "Location, WWW-Authenticate, Content-Type"),
-        ("Access-Control-Max-Age", "600"),
-    ] {
-        resp.headers.push((name.into(), value.into()));
-    }
-}
-
-/// A response with the CORS headers added.
-pub fn with_cors(mut resp: Resp) -> Resp {
-    add_cors(&mut resp, None);
-    resp
-}
-
-/// Answers one request.
-pub fn handle(sb: &Sandbox, req: &Req) -> Resp {
-    let mut resp = route(sb, req);
-    let requested = if req.method == "OPTIONS" { req.header("access-control-request-headers") } else { None };
-    add_cors(&mut resp, requested);
-    resp
-}
-
-fn route(sb: &Sandbox, req: &Req) -> Resp {
-    if req.method == "OPTIONS" {
-        return Resp { status: 204, headers: Vec::new(), body: Vec::new() };
+/// Answers one request; `body` is its body (forms). The server adds the CORS headers.
+pub fn handle(sb: &Sandbox, req: &Request, body: &[u8]) -> Response {
+    if req.method == Method::Options {
+        return Response::new(204);
     }
     let segments: Option<Vec<String>> =
         req.path.strip_prefix('/').and_then(|p| p.split('/').map(|s| percent_decode(s, false)).collect());
     let Some(segments) = segments else {
-        return Resp::text(400, "malformed path");
+        return text(400, "malformed path");
     };
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let get = req.method == "GET" || req.method == "HEAD";
-    let post = req.method == "POST";
-    let not_allowed = |allow: &str| Resp::text(405, "method not allowed").with_header("Allow", allow);
-    let unknown = |id: &str| Resp::text(404, &format!("the sandbox has no patient {id:?}, so no issuer of that name"));
+    let get = matches!(req.method, Method::Get | Method::Head);
+    let post = req.method == Method::Post;
+    let not_allowed = |allow: &str| text(405, "method not allowed").with_header("Allow", allow);
+    let unknown = |id: &str| text(404, &format!("the sandbox has no patient {id:?}, so no issuer of that name"));
     match segs.as_slice() {
-        [""] if get => Resp::html(200, pages::home(sb)),
+        [""] if get => html(200, pages::home(sb)),
         [""] => not_allowed("GET, HEAD, OPTIONS"),
-        ["auth", "token"] if post => oauth::token(sb, req),
-        ["auth", "introspect"] if post => oauth::introspect(sb, req),
+        ["auth", "token"] if post => oauth::token(sb, req, body),
+        ["auth", "introspect"] if post => oauth::introspect(sb, req, body),
         ["auth", "token" | "introspect"] => not_allowed("POST, OPTIONS"),
-        ["auth", "authorize"] => authorize(sb, &Issuer::Picker, req),
+        ["auth", "authorize"] => authorize(sb, &Issuer::Picker, req, body),
         [id, "auth", "authorize"] => match sb.patient(id) {
-            Some(p) => authorize(sb, &Issuer::Patient(p), req),
+            Some(p) => authorize(sb, &Issuer::Patient(p), req, body),
             None => unknown(id),
         },
         ["fhir", rest @ ..] => fhir_route(sb, req, &Issuer::Picker, rest),
@@ -240,35 +165,35 @@ fn route(sb: &Sandbox, req: &Req) -> Resp {
             Some(p) => fhir_route(sb, req, &Issuer::Patient(p), rest),
             None => unknown(id),
         },
-        _ => Resp::text(404, "not a path of the sandbox: see its home page"),
+        _ => text(404, "not a path of the sandbox: see its home page"),
     }
 }
 
-fn authorize(sb: &Sandbox, issuer: &Issuer, req: &Req) -> Resp {
-    match req.method.as_str() {
+fn authorize(sb: &Sandbox, issuer: &Issuer, req: &Request, body: &[u8]) -> Response {
+    match req.method {
         // Not HEAD: an authorization request makes a code.
-        "GET" => oauth::authorize(sb, issuer, &req.query),
-        "POST" => {
+        Method::Get => oauth::authorize(sb, issuer, &req.query),
+        Method::Post => {
             let media = req.header("content-type").unwrap_or_default();
-            match std::str::from_utf8(&req.body) {
+            match std::str::from_utf8(body) {
                 Ok(form) if media.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") => {
                     oauth::authorize(sb, issuer, form)
                 }
-                _ => Resp::text(400, "a POSTed authorization request is an application/x-www-form-urlencoded form"),
+                _ => text(400, "a POSTed authorization request is an application/x-www-form-urlencoded form"),
             }
         }
-        _ => Resp::text(405, "method not allowed").with_header("Allow", "GET, POST, OPTIONS"),
+        _ => text(405, "method not allowed").with_header("Allow", "GET, POST, OPTIONS"),
     }
 }
 
-fn fhir_route(sb: &Sandbox, req: &Req, issuer: &Issuer, rest: &[&str]) -> Resp {
-    if req.method != "GET" && req.method != "HEAD" {
+fn fhir_route(sb: &Sandbox, req: &Request, issuer: &Issuer, rest: &[&str]) -> Response {
+    if !matches!(req.method, Method::Get | Method::Head) {
         return fhir::outcome(405, "not-supported", "the sandbox's FHIR server only reads")
             .with_header("Allow", "GET, HEAD, OPTIONS");
     }
     match rest {
-        [".well-known", "smart-configuration"] => Resp::json(200, &fhir::smart_configuration(sb, issuer)),
-        ["metadata"] => Resp::fhir(200, &fhir::capability_statement(sb, issuer)),
+        [".well-known", "smart-configuration"] => json(200, &fhir::smart_configuration(sb, issuer)),
+        ["metadata"] => fhir(200, &fhir::capability_statement(sb, issuer)),
         ["Patient", id] if crate::auth::patient::is_fhir_id(id) => fhir::read_patient(sb, req, id),
         ["Patient", _] => fhir::outcome(404, "not-found", "not a FHIR id"),
         _ => fhir::outcome(
@@ -325,7 +250,7 @@ impl Bound {
         &self.base_url
     }
 
-    /// The sandbox's state and its socket, ready to be served (`server::sandbox`). `imaging_base` is the
+    /// The sandbox's state and its socket, ready to be served (`server::Site::Sandbox`). `imaging_base` is the
     /// imaging server's public URL: the tenants of `config` whose EHR is this sandbox become its
     /// `associated_endpoints`.
     pub fn ready(self, config: &Config, imaging_base: &str) -> Ready {

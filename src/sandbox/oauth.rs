@@ -13,8 +13,9 @@
 use serde_json::json;
 
 use super::assertion;
-use super::store::{Code, Full, Kind, Lookup, Taken, Token, short};
-use super::{Issuer, Req, Resp, Sandbox, pages};
+use super::store::{Code, Kind, Lookup, Taken, Token, short};
+use super::{Issuer, Sandbox, no_store, pages};
+use crate::http::{Request, Response};
 use crate::http::{parse_query, percent_encode};
 use crate::time::now_secs;
 
@@ -115,7 +116,7 @@ fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
 // The authorization endpoint.
 
 /// `GET` (or `POST`) `{issuer}/auth/authorize`.
-pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Resp {
+pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Response {
     let params = match Params::parse(text) {
         Ok(p) => p,
         Err(why) => return refusal_page(&why),
@@ -137,7 +138,7 @@ pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Resp {
         if let Some(state) = state {
             pairs.push(("state", state));
         }
-        Resp::redirect(&with_query(redirect_uri, &pairs))
+        super::redirect(&with_query(redirect_uri, &pairs))
     };
     match params.get("response_type") {
         Some("code") => {}
@@ -201,7 +202,7 @@ pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Resp {
                     "authorize at {}: patient picker shown to client {client_id:?} for scopes {granted:?}",
                     issuer.fhir_base(&sb.base)
                 );
-                return Resp::html(200, pages::picker(sb, issuer, client_id, &granted, params.pairs()));
+                return super::html(200, pages::picker(sb, issuer, client_id, &granted, params.pairs()));
             }
             None => None,
             Some(id) => match sb.patient(id) {
@@ -223,9 +224,7 @@ pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Resp {
         patient: patient.clone(),
         expires: now + sb.settings.code_lifetime,
     };
-    if sb.store().add_code(&code, grant, now).is_err() {
-        return refuse("temporarily_unavailable", "the sandbox holds too many codes; try again in a minute");
-    }
+    sb.store().add_code(&code, grant, now);
     log::info!(
         target: "sandbox",
         "authorize at {}: approved {} for client {client_id:?} with scopes {granted:?}: code {} (valid {} s) sent to {redirect_uri}",
@@ -234,36 +233,36 @@ pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Resp {
         short(&code),
         sb.settings.code_lifetime,
     );
-    Resp::redirect(&with_query(redirect_uri, &[("code", &code), ("state", state.unwrap_or_default())]))
+    super::redirect(&with_query(redirect_uri, &[("code", &code), ("state", state.unwrap_or_default())]))
 }
 
-fn refusal_page(why: &str) -> Resp {
+fn refusal_page(why: &str) -> Response {
     log::info!(target: "sandbox", "authorize: refused with a page (no redirect): {why}");
-    Resp::html(400, pages::error(why))
+    super::html(400, pages::error(why))
 }
 
 // ---------------------------------------------------------------------------------------------------
 // The token endpoint.
 
 /// An OAuth error answer (RFC 6749 §5.2).
-fn oauth_error(status: u16, error: &str, why: &str) -> Resp {
-    Resp::json(status, &json!({"error": error, "error_description": why})).no_store()
+fn oauth_error(status: u16, error: &str, why: &str) -> Response {
+    no_store(super::json(status, &json!({"error": error, "error_description": why})))
 }
 
 /// The form of a POST to the token or introspection endpoint.
-fn form(req: &Req) -> Result<Params, String> {
+fn form(req: &Request, body: &[u8]) -> Result<Params, String> {
     let media = req.header("content-type").unwrap_or_default();
     let media = media.split(';').next().unwrap_or_default().trim();
     if !media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Err("send the parameters as application/x-www-form-urlencoded".into());
     }
-    let text = std::str::from_utf8(&req.body).map_err(|_| "the form is not UTF-8".to_string())?;
+    let text = std::str::from_utf8(body).map_err(|_| "the form is not UTF-8".to_string())?;
     Params::parse(text)
 }
 
 /// `POST {sandbox}/auth/token`.
-pub fn token(sb: &Sandbox, req: &Req) -> Resp {
-    let params = match form(req) {
+pub fn token(sb: &Sandbox, req: &Request, body: &[u8]) -> Response {
+    let params = match form(req, body) {
         Ok(p) => p,
         Err(why) => return oauth_error(400, "invalid_request", &why),
     };
@@ -290,11 +289,7 @@ fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, Refused> {
     params.get(name).ok_or_else(|| ("invalid_request", format!("{name} is required")))
 }
 
-fn full(_: Full) -> Refused {
-    ("temporarily_unavailable", "the sandbox holds too many tokens; try again later".into())
-}
-
-fn code_grant(sb: &Sandbox, params: &Params) -> Result<Resp, Refused> {
+fn code_grant(sb: &Sandbox, params: &Params) -> Result<Response, Refused> {
     let code = required(params, "code")?;
     let redirect_uri = required(params, "redirect_uri")?;
     let client_id = required(params, "client_id")?;
@@ -304,7 +299,7 @@ fn code_grant(sb: &Sandbox, params: &Params) -> Result<Resp, Refused> {
     }
     let now = now_secs();
     let mut store = sb.store();
-    let grant = match store.take_code(code, now, sb.settings.token_lifetime).map_err(full)? {
+    let grant = match store.take_code(code, now, sb.settings.token_lifetime) {
         Taken::Fresh(grant) => grant,
         Taken::Spent(token) => {
             let revoked = token.and_then(|t| store.revoke(&t));
@@ -345,7 +340,7 @@ fn code_grant(sb: &Sandbox, params: &Params) -> Result<Resp, Refused> {
         expires: now + sb.settings.token_lifetime,
         short: short(&token),
     };
-    store.add_token(&token, info, now).map_err(full)?;
+    store.add_token(&token, info, now);
     store.spent_for(code, &token);
     drop(store);
     log::info!(
@@ -366,10 +361,10 @@ fn code_grant(sb: &Sandbox, params: &Params) -> Result<Resp, Refused> {
     if let Some(p) = grant.patient {
         body["patient"] = json!(p);
     }
-    Ok(Resp::json(200, &body).no_store())
+    Ok(no_store(super::json(200, &body)))
 }
 
-fn backend_grant(sb: &Sandbox, params: &Params) -> Result<Resp, Refused> {
+fn backend_grant(sb: &Sandbox, params: &Params) -> Result<Response, Refused> {
     if params.get("client_assertion_type") != Some(JWT_BEARER) {
         return Err(("invalid_client", format!("client_assertion_type must be {JWT_BEARER} (private_key_jwt)")));
     }
@@ -381,7 +376,7 @@ fn backend_grant(sb: &Sandbox, params: &Params) -> Result<Resp, Refused> {
         return Err(("invalid_client", "client_id is not the assertion's iss".into()));
     }
     let mut store = sb.store();
-    if !store.use_jti(&verified.client_id, &verified.jti, verified.exp, now).map_err(full)? {
+    if !store.use_jti(&verified.client_id, &verified.jti, verified.exp, now) {
         return Err(("invalid_client", format!("jti {:?} was used before: an assertion is good once", verified.jti)));
     }
     let granted = grant_scopes(params.get("scope").unwrap_or_default(), true).join(" ");
@@ -399,7 +394,7 @@ fn backend_grant(sb: &Sandbox, params: &Params) -> Result<Resp, Refused> {
         expires: now + lifetime,
         short: short(&token),
     };
-    store.add_token(&token, info, now).map_err(full)?;
+    store.add_token(&token, info, now);
     drop(store);
     log::info!(
         target: "sandbox",
@@ -413,14 +408,14 @@ fn backend_grant(sb: &Sandbox, params: &Params) -> Result<Resp, Refused> {
         "expires_in": lifetime,
         "scope": granted,
     });
-    Ok(Resp::json(200, &body).no_store())
+    Ok(no_store(super::json(200, &body)))
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Introspection.
 
 /// The active backend token in a request's `Authorization: Bearer`, as its client id and short name.
-pub fn backend_caller(sb: &Sandbox, req: &Req) -> Option<(String, String)> {
+pub fn backend_caller(sb: &Sandbox, req: &Request) -> Option<(String, String)> {
     let token = bearer(req)?;
     match sb.store().token(token, now_secs()) {
         Lookup::Active(t) if t.kind == Kind::Backend => Some((t.client_id.clone(), t.short.clone())),
@@ -429,7 +424,7 @@ pub fn backend_caller(sb: &Sandbox, req: &Req) -> Option<(String, String)> {
 }
 
 /// The bearer token of a request, if it has exactly one well-formed one.
-pub fn bearer(req: &Req) -> Option<&str> {
+pub fn bearer(req: &Request) -> Option<&str> {
     let mut values = req.headers.iter().filter(|(n, _)| n == "authorization").map(|(_, v)| v.trim());
     let value = values.next()?;
     if values.next().is_some() {
@@ -441,14 +436,14 @@ pub fn bearer(req: &Req) -> Option<&str> {
 }
 
 /// `POST {sandbox}/auth/introspect` (RFC 7662).
-pub fn introspect(sb: &Sandbox, req: &Req) -> Resp {
+pub fn introspect(sb: &Sandbox, req: &Request, body: &[u8]) -> Response {
     let Some((caller, _)) = backend_caller(sb, req) else {
         log::info!(target: "sandbox", "introspection: refused: no active backend bearer token");
         let why = "introspection needs the bearer token of a backend client (client_credentials)";
         return oauth_error(401, "invalid_token", why)
             .with_header("WWW-Authenticate", "Bearer realm=\"sandbox\", error=\"invalid_token\"");
     };
-    let params = match form(req) {
+    let params = match form(req, body) {
         Ok(p) => p,
         Err(why) => return oauth_error(400, "invalid_request", &why),
     };
@@ -487,12 +482,12 @@ pub fn introspect(sb: &Sandbox, req: &Req) -> Resp {
             json!({"active": false})
         }
     };
-    Resp::json(200, &answer).no_store()
+    no_store(super::json(200, &answer))
 }
 
 /// Does an active token allow reading `Patient/{id}`? A backend token with a `system/` Patient read scope,
 /// or an app's token with a `patient/` one for that very patient, or a `user/` one.
-pub fn may_read_patient(sb: &Sandbox, req: &Req, id: &str) -> Result<(String, String), (u16, &'static str)> {
+pub fn may_read_patient(sb: &Sandbox, req: &Request, id: &str) -> Result<(String, String), (u16, &'static str)> {
     let token = bearer(req).ok_or((401, "a bearer token is required"))?;
     let store = sb.store();
     let Lookup::Active(t) = store.token(token, now_secs()) else {

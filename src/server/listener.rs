@@ -15,13 +15,15 @@
 //! second with a count; past `MAX_GENERATIONS` the listener is reported lost and the process exits non-zero
 //! for its supervisor to restart it.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::body::{Arrival, Content, arrival};
 use super::conns::Watch;
-use super::queue::{Job, Pushed, Queue};
+use super::pool::Pool;
+use super::queue::{Job, Peer, Pushed, Queue};
 use crate::sys::limits::open_descriptors;
 use crate::sys::sockets::accept_queue;
 
@@ -37,8 +39,14 @@ const LOOKS: u32 = 10;
 /// Descriptors kept free before a new generation starts: it needs a few for itself and its first clients.
 const HEADROOM: usize = 32;
 
+/// A request as the queue holds it: tiny_http's, with its body when the site takes bodies.
+pub struct Incoming {
+    pub raw: tiny_http::Request,
+    pub content: Content,
+}
+
 /// Serves one request claimed by a pump.
-pub type Serve = Box<dyn Fn(Job<tiny_http::Request>) + Send + Sync>;
+pub type Serve = Box<dyn Fn(Job<Incoming>) + Send + Sync>;
 
 /// One generation: its tiny_http server and how many of its pumps are still running.
 struct Generation {
@@ -57,8 +65,10 @@ struct Generation {
 pub struct Listener {
     socket: TcpListener,
     soft_limit: u64,
-    queue: Arc<Queue<tiny_http::Request>>,
+    queue: Arc<Queue<Incoming>>,
     watch: Arc<Watch>,
+    /// Where bodies still on their way are read, for a site that takes bodies; `None`: bodies are not read.
+    bodies: Option<Arc<Pool>>,
     servers: Mutex<Vec<Arc<Generation>>>,
     /// Pumps per generation.
     pumps: usize,
@@ -76,19 +86,21 @@ pub struct Listener {
 
 impl Listener {
     /// Starts the first generation on `socket`, whose duplicates every generation accepts on, with `pumps`
-    /// pumps.
+    /// pumps; request bodies are read (on `bodies` when still on their way) when `bodies` is given.
     pub fn start(
         socket: TcpListener,
         soft_limit: u64,
-        queue: Arc<Queue<tiny_http::Request>>,
+        queue: Arc<Queue<Incoming>>,
         watch: Arc<Watch>,
         pumps: usize,
+        bodies: Option<Arc<Pool>>,
     ) -> Result<Arc<Listener>, String> {
         let listener = Arc::new(Listener {
             socket,
             soft_limit,
             queue,
             watch,
+            bodies,
             servers: Mutex::new(Vec::new()),
             pumps: pumps.max(1),
             serve: std::sync::OnceLock::new(),
@@ -151,7 +163,7 @@ impl Listener {
 
     /// Takes the requests of one generation's connections, serving or queueing each, for as long as the
     /// process serves (or, once the generation's accept loop ended, until its other pumps have gone).
-    fn pump(&self, generation: &Generation) {
+    fn pump(self: &Arc<Self>, generation: &Generation) {
         let server = &generation.server;
         loop {
             generation.receiving.fetch_add(1, Ordering::SeqCst);
@@ -161,26 +173,25 @@ impl Listener {
             // that requests keep being taken (and refused when too many wait) while pumps serve.
             let others = generation.receiving.fetch_sub(1, Ordering::SeqCst) - 1;
             match received {
-                Ok(request) => {
-                    let peer: Option<SocketAddr> = request.remote_addr().copied();
-                    self.watch.started(peer.as_ref());
-                    let pushed = self.queue.push(peer, request, others > 0 && self.serve.get().is_some());
-                    drop(turn);
-                    match pushed {
-                        Pushed::Queued => {}
-                        Pushed::Claimed(job) => {
-                            if let Some(serve) = self.serve.get() {
-                                serve(job);
+                Ok(mut request) => {
+                    let peer: Peer = request.remote_addr().copied();
+                    let content = match &self.bodies {
+                        None => Content::Read(Vec::new()),
+                        Some(pool) => match arrival(&mut request) {
+                            Arrival::Now(content) => content,
+                            Arrival::Later => {
+                                drop(turn);
+                                self.read_body(pool, peer, request);
+                                continue;
                             }
-                        }
-                        Pushed::Overflow(request) => {
-                            // A pipelined burst past its share: close the connection. The request is disposed
-                            // of without tiny_http's blocking 500: its writer is taken and dropped unused.
-                            log::warn!(
-                                "closing a connection from {peer:?} that queued more than its share of requests"
-                            );
-                            self.watch.finished(peer.as_ref(), false);
-                            drop(request.into_writer());
+                        },
+                    };
+                    let claim = others > 0 && self.serve.get().is_some();
+                    let pushed = self.enqueue(peer, Incoming { raw: request, content }, claim);
+                    drop(turn);
+                    if let Some(job) = pushed {
+                        if let Some(serve) = self.serve.get() {
+                            serve(job);
                         }
                     }
                 }
@@ -204,6 +215,40 @@ impl Listener {
                     }
                 }
             }
+        }
+    }
+
+    /// A request has arrived whole: the watch counts it in flight, and it is queued, or claimed when
+    /// `claim` and nothing waits (then the caller serves it). A connection past its share of the queue is
+    /// closed.
+    fn enqueue(&self, peer: Peer, incoming: Incoming, claim: bool) -> Option<Job<Incoming>> {
+        self.watch.started(peer.as_ref());
+        match self.queue.push(peer, incoming, claim) {
+            Pushed::Queued => None,
+            Pushed::Claimed(job) => Some(job),
+            Pushed::Overflow(incoming) => {
+                // A pipelined burst past its share: close the connection. The request is disposed of without
+                // tiny_http's blocking 500: its writer is taken and dropped unused.
+                log::warn!("closing a connection from {peer:?} that queued more than its share of requests");
+                self.watch.finished(peer.as_ref(), false);
+                drop(incoming.raw.into_writer());
+                None
+            }
+        }
+    }
+
+    /// Reads a body still on its way on a pool thread, then queues its request. Until then the request is
+    /// not in flight, so the watch closes a connection that does not send its body within the read timeout,
+    /// and the read ends.
+    fn read_body(self: &Arc<Self>, pool: &Arc<Pool>, peer: Peer, mut request: tiny_http::Request) {
+        let me = Arc::clone(self);
+        let task = Box::new(move || {
+            let content = super::body::read(&mut request);
+            me.enqueue(peer, Incoming { raw: request, content }, false);
+        });
+        if let Err((_, e)) = pool.run(task) {
+            // The task, and the request in it, are dropped: the connection gets tiny_http's 500.
+            log::warn!("cannot start a thread to read a request body from {peer:?}: {e}");
         }
     }
 

@@ -2,8 +2,9 @@
 //! (`listener` keeps its accept loop alive); pumps take each request from it and serve it themselves when
 //! nobody waits before it, or put it in the fair `queue` for a fixed pool of workers; responses are written
 //! by `writer`, on the pump or worker while the client keeps up and on a writer thread of `pool` when it does
-//! not; `conns` closes the connections that idle, dribble, flood, fail half-way or pass the cap; `sandbox`
-//! serves the sandbox EHR on threads of its own.
+//! not; `conns` closes the connections that idle, dribble, flood, fail half-way or pass the cap. The sandbox EHR
+//! is served the same way on a listener, workers and writer threads of its own (`Site`); only it takes
+//! request bodies (`body`).
 //!
 //! Invariants: at most `server.threads` requests are handled at once; no worker waits on a client (a write
 //! that would wait moves to a writer thread); a panic in a handler becomes a 500 and the worker goes on;
@@ -14,12 +15,12 @@
 //! tiny_http has no limits of its own on the request line or header block: the limits below are checked once
 //! tiny_http has parsed a request, and `conns` closes a connection whose unfinished request grows past them.
 
+pub mod body;
 pub mod conns;
 pub mod listener;
 pub mod pool;
 pub mod queue;
 pub mod redact;
-pub mod sandbox;
 pub mod start;
 pub mod wire;
 pub mod writer;
@@ -34,8 +35,10 @@ use std::time::{Duration, Instant};
 use crate::app::App;
 use crate::http::{ApiError, Method, Request, Response};
 use crate::routes::{Facts, handle_noted};
+use crate::sandbox::Sandbox;
+use body::Content;
 use conns::Watch;
-use listener::Listener;
+use listener::{Incoming, Listener};
 use queue::{Job, Peer, Queue, Refusal};
 use redact::redact;
 use writer::{HANDOFF_BYTES, Outgoing, Pace, Progress};
@@ -52,6 +55,11 @@ pub const MAX_HEADER_FIELDS: usize = 100;
 /// for it. The error is the system's reason alone: the caller names the listener and how to move it.
 pub fn bind(listen: &str) -> Result<TcpListener, String> {
     let listener = TcpListener::bind(listen).map_err(|e| e.to_string())?;
+    with_options(listener)
+}
+
+/// `listener` with the send timeout and `TCP_NODELAY` set, for its connections to inherit (see `bind`).
+pub fn with_options(listener: TcpListener) -> Result<TcpListener, String> {
     // Socket options are set through a TcpStream view of the same descriptor (std has no setters on a
     // listener); the conversions only move ownership of the descriptor.
     let socket = TcpStream::from(OwnedFd::from(listener));
@@ -60,10 +68,36 @@ pub fn bind(listen: &str) -> Result<TcpListener, String> {
     Ok(TcpListener::from(OwnedFd::from(socket)))
 }
 
+/// What a listener serves. Each has its own listener, connection watch, queue, workers and writer threads,
+/// so that an imaging worker waiting on the sandbox never waits on another imaging worker.
+pub enum Site {
+    /// The imaging server: its route table, with metrics and the audit trail.
+    Imaging(Arc<App>),
+    /// The sandbox EHR, which takes form bodies.
+    Sandbox(Arc<Sandbox>),
+}
+
+impl Site {
+    fn name(&self) -> &'static str {
+        match self {
+            Site::Imaging(_) => "imaging",
+            Site::Sandbox(_) => "sandbox",
+        }
+    }
+
+    /// What its threads' names start with (the system keeps 15 bytes of a name).
+    fn threads(&self) -> &'static str {
+        match self {
+            Site::Imaging(_) => "",
+            Site::Sandbox(_) => "sb-",
+        }
+    }
+}
+
 /// What the workers and writer threads share.
 struct Shared {
-    app: Arc<App>,
-    queue: Arc<Queue<tiny_http::Request>>,
+    site: Site,
+    queue: Arc<Queue<Incoming>>,
     watch: Arc<Watch>,
     pace: Pace,
     listener: Arc<Listener>,
@@ -81,53 +115,108 @@ pub enum Ended {
     ListenerLost(String),
 }
 
-/// Serves on `socket` until SIGTERM/SIGINT asks to stop (then lets in-flight requests finish within
-/// `server.shutdown_timeout`) or the listener is lost. `soft_limit` is the open-file limit the connection
-/// cap was derived from.
-pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
-    let config = &app.config;
-    let threads = config.threads;
+/// A site being served: its shared state, its listener, and where its watchdog reports the listener lost.
+pub struct Serving {
+    shared: Arc<Shared>,
+    listener: Arc<Listener>,
+    lost: std::sync::mpsc::Receiver<String>,
+}
+
+/// How a site is served: its workers, the connection watch's limits, and the pace clients must keep.
+pub struct Plan {
+    pub threads: usize,
+    pub limits: conns::Limits,
+    pub pace: Pace,
+    /// The open-file limit the connection cap was derived from.
+    pub soft_limit: u64,
+}
+
+impl Plan {
+    /// The configuration's plan, with `threads` workers and the connection cap derived from `soft_limit`.
+    pub fn of(config: &crate::config::Config, threads: usize, soft_limit: u64) -> Plan {
+        Plan {
+            threads,
+            limits: conns::Limits::of(config, config.connection_cap(soft_limit)),
+            pace: Pace {
+                min_rate: config.min_send_rate,
+                window: Duration::from_secs(10),
+                stall: Duration::from_secs(config.write_timeout),
+            },
+            soft_limit,
+        }
+    }
+}
+
+/// Starts serving `site` on `socket`: the connection watch, the listener and its pumps, the workers, and
+/// the accept watchdog. Returns once they run.
+pub fn start(site: Site, socket: TcpListener, plan: &Plan) -> Result<Serving, String> {
+    let (name, prefix) = (site.name(), site.threads());
+    let threads = plan.threads;
     let queue = Arc::new(Queue::new(threads, threads));
     let local = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let cap = config.connection_cap(soft_limit);
-    let watch = Arc::new(Watch::new(local, conns::Limits::of(config, cap)));
+    let watch = Arc::new(Watch::new(local, plan.limits));
     let sweeper = Arc::clone(&watch);
-    let spawned = std::thread::Builder::new().name("conns".into()).spawn(move || sweeper.run());
-    if let Err(e) = spawned {
-        return Ended::ListenerLost(format!("cannot start the connection watch: {e}"));
-    }
-    let pace = Pace {
-        min_rate: config.min_send_rate,
-        window: Duration::from_secs(10),
-        stall: Duration::from_secs(config.write_timeout),
-    };
-    let listener = match Listener::start(socket, soft_limit, Arc::clone(&queue), Arc::clone(&watch), threads + 1) {
-        Ok(listener) => listener,
-        Err(e) => return Ended::ListenerLost(e),
-    };
+    std::thread::Builder::new()
+        .name(format!("{prefix}conns"))
+        .spawn(move || sweeper.run())
+        .map_err(|e| format!("cannot start the {name} connection watch: {e}"))?;
+    let pool = pool::Pool::new(threads.min(pool::KEEP_IDLE));
+    let bodies = matches!(site, Site::Sandbox(_)).then(|| Arc::clone(&pool));
+    let listener =
+        Listener::start(socket, plan.soft_limit, Arc::clone(&queue), Arc::clone(&watch), threads + 1, bodies)?;
     let shared = Arc::new(Shared {
-        app: Arc::clone(&app),
+        site,
         queue,
         watch,
-        pace,
+        pace: plan.pace,
         listener: Arc::clone(&listener),
         writers: AtomicUsize::new(0),
-        pool: pool::Pool::new(threads.min(pool::KEEP_IDLE)),
+        pool,
         wires: wire::Wires::new(local),
     });
     let serving = Arc::clone(&shared);
     listener.serve_with(Box::new(move |job| serve_one(&serving, job)));
-    let mut workers = Vec::with_capacity(threads);
+    let mut workers = 0;
     for n in 0..threads {
         let shared = Arc::clone(&shared);
-        match std::thread::Builder::new().name(format!("worker-{n}")).spawn(move || worker(&shared)) {
-            Ok(handle) => workers.push(handle),
-            Err(e) => log::error!("cannot start worker thread {n}: {e}"),
+        match std::thread::Builder::new().name(format!("{prefix}worker-{n}")).spawn(move || worker(&shared)) {
+            Ok(_) => workers += 1,
+            Err(e) => log::error!("cannot start {name} worker thread {n}: {e}"),
         }
     }
-    if workers.is_empty() {
-        return Ended::ListenerLost("no worker thread could be started".into());
+    if workers == 0 {
+        return Err(format!("no {name} worker thread could be started"));
     }
+    let dog = Arc::clone(&listener);
+    let (lost_tx, lost) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("{prefix}watchdog"))
+        .spawn(move || {
+            let _ = lost_tx.send(dog.watchdog());
+        })
+        .map_err(|e| format!("cannot start the {name} accept watchdog: {e}"))?;
+    Ok(Serving { shared, listener, lost })
+}
+
+impl Serving {
+    /// Why the listener was lost, if it was.
+    fn lost(&self) -> Option<String> {
+        self.lost.try_recv().ok()
+    }
+}
+
+/// Serves the imaging server on `socket` until SIGTERM/SIGINT asks to stop (then lets in-flight requests
+/// finish within `server.shutdown_timeout`) or a listener is lost, the sandbox's (`sandbox`, already
+/// serving) included. `soft_limit` is the open-file limit the connection cap was derived from.
+pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64, sandbox: Option<Serving>) -> Ended {
+    let config = &app.config;
+    let threads = config.threads;
+    let plan = Plan::of(config, threads, soft_limit);
+    let serving = match start(Site::Imaging(Arc::clone(&app)), socket, &plan) {
+        Ok(serving) => serving,
+        Err(e) => return Ended::ListenerLost(e),
+    };
+    let Serving { shared, listener, lost: lost_rx } = serving;
     let gauges = Arc::clone(&shared);
     crate::metrics::set_server(Arc::new(move || {
         let depth = gauges.queue.depth();
@@ -142,14 +231,6 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
     // Every SIGHUP since the handlers were installed counts, one that came while starting included.
     let mut hangups = 0;
     let reloads = Arc::new(Reloads::default());
-    let dog = Arc::clone(&listener);
-    let (lost_tx, lost_rx) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new().name("watchdog".into()).spawn(move || {
-        let _ = lost_tx.send(dog.watchdog());
-    });
-    if let Err(e) = spawned {
-        return Ended::ListenerLost(format!("cannot start the accept watchdog: {e}"));
-    }
     loop {
         if crate::sys::signals::shutdown_requested() {
             break;
@@ -164,6 +245,11 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
                 "the listener is lost: {lost}; exiting for a supervisor to restart the server"
             ));
         }
+        if let Some(lost) = sandbox.as_ref().and_then(Serving::lost) {
+            return Ended::ListenerLost(format!(
+                "the sandbox's listener is lost: {lost}; exiting for a supervisor to restart the server"
+            ));
+        }
     }
     log::info!("shutdown requested: no longer taking requests");
     // Requests that still arrive get a clear 503 and a close, in their turn.
@@ -172,6 +258,10 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64) -> Ended {
     let drained = shared.queue.drained(deadline);
     shared.queue.close();
     listener.stop();
+    if let Some(sandbox) = &sandbox {
+        sandbox.shared.queue.close();
+        sandbox.listener.stop();
+    }
     if drained {
         log::info!("stopped");
     } else {
@@ -276,8 +366,16 @@ impl Finish {
         shared.watch.finished(self.peer.as_ref(), complete);
         let Finish { peer, method, url, status, len, started, note, facts } = self;
         let took = started.elapsed();
+        let app = match &shared.site {
+            Site::Imaging(app) => app,
+            Site::Sandbox(_) => {
+                // The sandbox logs each step of its own; this line is for following the connections.
+                log::debug!(target: "sandbox", "{method} {url} {status} {len}{cut} {}ms", took.as_millis());
+                return;
+            }
+        };
         crate::metrics::request(facts.route, status, sent, took);
-        if let (Some(audit), Some(access)) = (&shared.app.audit, &facts.audit) {
+        if let (Some(audit), Some(access)) = (&app.audit, &facts.audit) {
             let done = crate::audit::Done {
                 route: facts.route,
                 path: &url,
@@ -295,51 +393,67 @@ impl Finish {
 
 /// Handles one request and sees its response written: here while the client keeps up, else by a writer
 /// thread, so that this worker is free again at once.
-fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
+fn serve_one(shared: &Arc<Shared>, job: Job<Incoming>) {
     // However this ends (written, handed over, or a panic), the place among the requests being handled is
     // free again.
-    struct Handled<'a>(&'a Queue<tiny_http::Request>);
+    struct Handled<'a>(&'a Queue<Incoming>);
     impl Drop for Handled<'_> {
         fn drop(&mut self) {
             self.0.handled();
         }
     }
     let _handled = Handled(&shared.queue);
-    let Job { peer, request: mut raw, refusal, .. } = job;
+    let Job { peer, request: Incoming { mut raw, content }, refusal, .. } = job;
     let started = Instant::now();
-    let app = &shared.app;
     let mut close = false;
     let mut facts = Facts { route: "refused", audit: None };
     let resp = if let Some(refusal) = refusal {
         close = refusal == Refusal::Stopping;
         if refusal == Refusal::Busy {
-            log::warn!("saturated: {} {} answered 503", raw.method(), redact(raw.url()));
+            log::warn!("{} saturated: {} {} answered 503", shared.site.name(), raw.method(), redact(raw.url()));
         }
         saturated()
     } else if shared.watch.over_cap() {
         close = true;
         ApiError::Saturated.text_response("")
+    } else if let Some(refusal) = limits(&raw) {
+        refusal
     } else {
-        match limits(&raw) {
-            Some(refusal) => refusal,
-            None => {
-                let req = convert(&mut raw);
-                match catch_unwind(AssertUnwindSafe(|| handle_noted(app, &req))) {
-                    Ok((resp, noted)) => {
-                        facts = noted;
-                        resp
-                    }
-                    Err(_) => {
-                        facts.route = "panic";
-                        log::error!("handler panicked on {:?} {}", req.method, redact(raw.url()));
-                        Response::bytes(500, "text/plain; charset=utf-8", b"internal server error\n".to_vec())
-                    }
-                }
+        let req = convert(&mut raw);
+        let text = |status: u16, message: &str| {
+            Response::bytes(status, "text/plain; charset=utf-8", format!("{message}\n").into_bytes())
+        };
+        let answered = match content {
+            // tiny_http reads the next request from where this body ends: after a body left unread, the
+            // connection is closed.
+            Content::TooLarge => {
+                close = true;
+                Ok((text(413, "the request body is too large"), Facts { route: "refused", audit: None }))
+            }
+            Content::Unreadable => {
+                close = true;
+                Ok((text(400, "the request body could not be read"), Facts { route: "refused", audit: None }))
+            }
+            Content::Read(body) => catch_unwind(AssertUnwindSafe(|| match &shared.site {
+                Site::Imaging(app) => handle_noted(app, &req),
+                Site::Sandbox(sb) => (crate::sandbox::handle(sb, &req, &body), Facts { route: "sandbox", audit: None }),
+            })),
+        };
+        match answered {
+            Ok((resp, noted)) => {
+                facts = noted;
+                resp
+            }
+            Err(_) => {
+                facts.route = "panic";
+                log::error!("{} handler panicked on {:?} {}", shared.site.name(), req.method, redact(raw.url()));
+                text(500, "internal server error")
             }
         }
     };
     let url = redact(raw.url());
-    let note = if url == "/healthz" { health_note(shared) } else { String::new() };
+    let note =
+        if url == "/healthz" && matches!(shared.site, Site::Imaging(_)) { health_note(shared) } else { String::new() };
     let finish = Finish {
         peer,
         method: raw.method().to_string(),
@@ -350,7 +464,11 @@ fn serve_one(shared: &Arc<Shared>, job: Job<tiny_http::Request>) {
         note,
         facts,
     };
-    let mut out = writer::prepare(raw, resp, shared.pace, close, &shared.wires);
+    let cors = match shared.site {
+        Site::Imaging(_) => writer::Cors::Imaging,
+        Site::Sandbox(_) => writer::Cors::Sandbox,
+    };
+    let mut out = writer::prepare(raw, resp, shared.pace, close, &shared.wires, cors);
     // A large body goes to a writer thread at once, unless all of it fits in the connection's send buffer.
     if out.body_len() <= HANDOFF_BYTES || out.fits() {
         match out.pump(true) {
@@ -419,6 +537,7 @@ fn convert(raw: &mut tiny_http::Request) -> Request {
         tiny_http::Method::Get => Method::Get,
         tiny_http::Method::Head => Method::Head,
         tiny_http::Method::Options => Method::Options,
+        tiny_http::Method::Post => Method::Post,
         _ => Method::Other,
     };
     let url = raw.url();

@@ -106,22 +106,28 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
              travel in clear. Put a TLS proxy in front and listen on 127.0.0.1 (see docs/operations.md, TLS) !!!"
         );
     }
-    if let Some(sandbox) = sandbox {
-        let ready = sandbox.ready(&config, &base_url);
-        let public = ready.sandbox.base.clone();
-        super::sandbox::serve(ready.socket, ready.sandbox, super::conns::Limits::of(&config, cap))?;
-        println!(
-            "sandbox listening on http://{} (public URL {public}; a sandbox EHR for teaching and tests)",
-            ready.addr
-        );
-    }
+    let sandbox = match sandbox {
+        Some(sandbox) => {
+            let ready = sandbox.ready(&config, &base_url);
+            let public = ready.sandbox.base.clone();
+            let socket = super::with_options(ready.socket).map_err(|e| format!("the sandbox cannot serve: {e}"))?;
+            let plan = super::Plan::of(&config, crate::sandbox::THREADS, limits.soft);
+            let serving = super::start(super::Site::Sandbox(Arc::new(ready.sandbox)), socket, &plan)?;
+            println!(
+                "sandbox listening on http://{} (public URL {public}; a sandbox EHR for teaching and tests)",
+                ready.addr
+            );
+            Some(serving)
+        }
+        None => None,
+    };
     let audit = config.audit_file.as_deref().map(crate::audit::Audit::start).transpose()?;
     let mut app = App::new(config, index, sealer, base_url);
     app.audit = audit;
     let app = Arc::new(app);
     println!("listening on http://{bound}");
     let _ = std::io::stdout().flush();
-    match super::run(app, socket, limits.soft) {
+    match super::run(app, socket, limits.soft, sandbox) {
         super::Ended::Stopped => Ok(ExitCode::SUCCESS),
         // Not a start-up error: the supervisor should restart the server, so the status is not 0.
         super::Ended::ListenerLost(why) => {

@@ -20,6 +20,17 @@ use crate::http::{Body, Response, Source};
 
 const ALLOW_HEADERS: &str = "Authorization, Accept, Content-Type, Range, Prefer, Cache-Control, If-None-Match";
 const EXPOSE_HEADERS: &str = "Retry-After, WWW-Authenticate, Content-Location, ETag, Content-Length, Content-Type";
+const SANDBOX_ALLOW_HEADERS: &str = "Authorization, Accept, Content-Type, Cache-Control, Prefer, X-Requested-With";
+const SANDBOX_EXPOSE_HEADERS: &str = "Location, WWW-Authenticate, Content-Type";
+
+/// Whose CORS headers a response gets: any origin and no credentials for both; the sandbox EHR also takes
+/// POST (its forms) and allows the headers a preflight names, when they are a list of header names, since an
+/// app's SMART library may send its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cors {
+    Imaging,
+    Sandbox,
+}
 
 /// The send timeout of every connection: how long one write may wait for a client before the writer looks
 /// at its pace again.
@@ -69,20 +80,32 @@ pub struct Outgoing {
     last_progress: Instant,
 }
 
-/// Adds the headers every response carries.
-fn add_common_headers(resp: &mut Response) {
-    resp.headers.extend(
-        [
-            ("Access-Control-Allow-Origin", "*"),
-            ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
-            ("Access-Control-Allow-Headers", ALLOW_HEADERS),
-            ("Access-Control-Expose-Headers", EXPOSE_HEADERS),
-            ("Access-Control-Max-Age", "600"),
-            ("Cache-Control", "private"),
-            ("Vary", "Authorization, Accept"),
-        ]
-        .map(|(n, v)| (n.to_string(), v.to_string())),
-    );
+/// Adds the headers every response carries; `requested` is a preflight's `Access-Control-Request-Headers`.
+fn add_common_headers(resp: &mut Response, cors: Cors, requested: Option<&str>) {
+    let (methods, allow, expose) = match cors {
+        Cors::Imaging => ("GET, HEAD, OPTIONS", ALLOW_HEADERS.to_string(), EXPOSE_HEADERS),
+        Cors::Sandbox => {
+            let is_list = |h: &&str| h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_, ".contains(&b));
+            let allow = match requested.filter(is_list).map(str::trim).filter(|h| !h.is_empty()) {
+                Some(extra) => format!("{SANDBOX_ALLOW_HEADERS}, {extra}"),
+                None => SANDBOX_ALLOW_HEADERS.to_string(),
+            };
+            ("GET, HEAD, POST, OPTIONS", allow, SANDBOX_EXPOSE_HEADERS)
+        }
+    };
+    let cached = resp.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Cache-Control"));
+    let common = [
+        ("Access-Control-Allow-Origin", "*"),
+        ("Access-Control-Allow-Methods", methods),
+        ("Access-Control-Allow-Headers", allow.as_str()),
+        ("Access-Control-Expose-Headers", expose),
+        ("Access-Control-Max-Age", "600"),
+        ("Vary", "Authorization, Accept"),
+    ];
+    resp.headers.extend(common.map(|(n, v)| (n.to_string(), v.to_string())));
+    if !cached {
+        resp.headers.push(("Cache-Control".into(), "private".into()));
+    }
 }
 
 /// Takes the connection's writer from tiny_http and makes the head of `resp`. The connection stays
@@ -90,8 +113,19 @@ fn add_common_headers(resp: &mut Response) {
 /// own writer would copy every body through an 8 KiB buffer and give a 204 a `Content-Length: 0`, which
 /// RFC 9110 §8.6 forbids; this one writes a small body with its head in one write, and a body streamed
 /// from files straight to the socket (`wire`).
-pub fn prepare(raw: tiny_http::Request, mut resp: Response, pace: Pace, close: bool, wires: &Wires) -> Outgoing {
-    add_common_headers(&mut resp);
+pub fn prepare(
+    raw: tiny_http::Request,
+    mut resp: Response,
+    pace: Pace,
+    close: bool,
+    wires: &Wires,
+    cors: Cors,
+) -> Outgoing {
+    let requested = (raw.method() == &tiny_http::Method::Options)
+        .then(|| raw.headers().iter().find(|h| h.field.equiv("Access-Control-Request-Headers")))
+        .flatten()
+        .map(|h| h.value.as_str().to_string());
+    add_common_headers(&mut resp, cors, requested.as_deref());
     let body_len = resp.body_len();
     // RFC 9110 §6.4.1: no content in a response to HEAD, nor in a 204 or a 304.
     let send_body = raw.method() != &tiny_http::Method::Head && resp.status != 204 && resp.status != 304;

@@ -18,7 +18,7 @@ use crate::harness::*;
 use crate::sample::{OCTETS, parts_of};
 
 /// Raises this test process's own open-file limit, so that it can hold the connections it attacks with.
-fn allow_open_files(n: u64) {
+pub fn allow_open_files(n: u64) {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit and setrlimit read and write a struct on this stack frame.
     unsafe {
@@ -31,7 +31,7 @@ fn allow_open_files(n: u64) {
 }
 
 /// `n` connections that send nothing.
-fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+pub fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     (0..n).filter_map(|_| TcpStream::connect(addr).ok()).collect()
 }
 

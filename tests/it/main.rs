@@ -19,6 +19,7 @@ mod rendered;
 mod resilience;
 mod sample;
 mod sandbox;
+mod sandbox_attack;
 mod sandbox_kit;
 mod sandbox_oauth;
 mod tokens;

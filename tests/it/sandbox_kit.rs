@@ -72,6 +72,11 @@ pub fn start_with(sandbox_lines: &str) -> Sandboxed {
 
 /// As `start_with`, with `server_lines` in `[server]`.
 pub fn start_opts(server_lines: &str, sandbox_lines: &str) -> Sandboxed {
+    start_launched(server_lines, sandbox_lines, |launch| launch)
+}
+
+/// As `start_opts`, with the launch changed by `edit` (an open-file limit, say).
+pub fn start_launched(server_lines: &str, sandbox_lines: &str, edit: impl FnOnce(Launch) -> Launch) -> Sandboxed {
     let dir = TempDir::new("sandbox");
     let prefix = dir.path().join("client");
     let run = run_cli(&["keygen", "--out", prefix.to_str().unwrap()], dir.path());
@@ -83,7 +88,7 @@ pub fn start_opts(server_lines: &str, sandbox_lines: &str) -> Sandboxed {
          authorization.client = {{ id = \"{BACKEND}\", jwk = \"client.private.jwk.json\" }}\n\
          images.lookup = \"studies-by-context\"\n"
     ));
-    let server = Launch::new(config).env(KEY_VAR, "sandbox-tests-key-0123456789").start();
+    let server = edit(Launch::new(config).env(KEY_VAR, "sandbox-tests-key-0123456789")).start();
     let sandbox = sandbox_of(&server);
     let key = read_json(&dir.path().join("client.private.jwk.json"));
     Sandboxed { server, sandbox, key, _dir: Some(dir) }
