@@ -16,7 +16,9 @@ use crate::auth::patient::{IdSelector, Identifier, PatientContext};
 use crate::auth::visibility::Visibility;
 
 mod sandbox;
-pub use sandbox::{DEFAULT_SANDBOX_LISTEN, Sandbox, SandboxClient, SandboxPatient, not_loopback};
+pub use sandbox::{
+    CHART_TYPES, DEFAULT_SANDBOX_LISTEN, IMAGING_PLACEHOLDER, Sandbox, SandboxClient, SandboxPatient, not_loopback,
+};
 
 // ---------------------------------------------------------------------------------------------------
 // Raw form, as written in the TOML file.

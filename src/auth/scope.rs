@@ -1,10 +1,12 @@
 //! SMART scopes (App Launch 2.x §Scopes and Launch Context): parsed, never string-matched, and never read
-//! more broadly than written.
+//! more broadly than written: `{context}/{resource}.{permissions}`, v1 (`read`, `write`, `*`) and v2 (a
+//! subsequence of `cruds`), the resource a type or `*`.
 //!
-//! `patient/` scopes authorize an app in patient context; `system/` scopes count only for the backend clients
-//! a tenant lists (`grants_system`, docs/ehr.md, Backend Services); `user/` scopes grant nothing here. A scope
-//! restricted by search parameters (`?category=…`) cannot be enforced on imaging, so it grants nothing rather
-//! than everything.
+//! For imaging, `patient/` scopes authorize an app in patient context (`grants`); `system/` scopes count only
+//! for the backend clients a tenant lists (`grants_system`, docs/ehr.md, Backend Services); `user/` scopes
+//! grant nothing here. A scope restricted by search parameters
+//! (`?category=…`) is not enforced anywhere here, so it grants nothing rather than everything. The sandbox
+//! EHR asks `allows` for each resource type it serves, in each context.
 
 /// What a request needs from the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,25 +17,51 @@ pub enum Need {
     Search,
 }
 
+/// Whose data a scope is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// `patient/`: the patient in context.
+    Patient,
+    /// `user/`: what the user may see.
+    User,
+    /// `system/`: a backend client.
+    System,
+}
+
+impl Context {
+    fn prefix(self) -> &'static str {
+        match self {
+            Context::Patient => "patient/",
+            Context::User => "user/",
+            Context::System => "system/",
+        }
+    }
+}
+
 /// Does any scope in the space-separated list grant `need` on ImagingStudy in patient context?
 pub fn grants(scopes: &str, need: Need) -> bool {
-    scopes.split_ascii_whitespace().any(|s| scope_grants(s, "patient/", need))
+    allows(scopes, Context::Patient, "ImagingStudy", need)
 }
 
 /// Does any scope in the space-separated list grant `need` on ImagingStudy in system context? Whether the
 /// token's client may use them is the tenant's to say.
 pub fn grants_system(scopes: &str, need: Need) -> bool {
-    scopes.split_ascii_whitespace().any(|s| scope_grants(s, "system/", need))
+    allows(scopes, Context::System, "ImagingStudy", need)
 }
 
-fn scope_grants(scope: &str, context: &str, need: Need) -> bool {
-    let Some(rest) = scope.strip_prefix(context) else {
+/// Does any scope in the space-separated list grant `need` on `resource` in `context`?
+pub fn allows(scopes: &str, context: Context, resource: &str, need: Need) -> bool {
+    scopes.split_ascii_whitespace().any(|s| scope_grants(s, context, resource, need))
+}
+
+fn scope_grants(scope: &str, context: Context, wanted_resource: &str, need: Need) -> bool {
+    let Some(rest) = scope.strip_prefix(context.prefix()) else {
         return false;
     };
     let Some((resource, permissions)) = rest.split_once('.') else {
         return false;
     };
-    if resource != "ImagingStudy" && resource != "*" {
+    if resource != wanted_resource && resource != "*" {
         return false;
     }
     let wanted = match need {
@@ -80,6 +108,20 @@ mod tests {
     }
 
     #[test]
+    fn other_resources_and_contexts() {
+        let (p, u, sys) = (Context::Patient, Context::User, Context::System);
+        assert!(allows("patient/Condition.rs", p, "Condition", Need::Search));
+        assert!(allows("patient/Condition.read", p, "Condition", Need::Read), "v1");
+        assert!(allows("patient/*.read", p, "AllergyIntolerance", Need::Search), "v1 wildcard");
+        assert!(allows("user/*.rs", u, "Observation", Need::Read));
+        assert!(allows("system/Patient.rs", sys, "Patient", Need::Read));
+        assert!(!allows("patient/Condition.rs", p, "Observation", Need::Read), "another resource");
+        assert!(!allows("patient/Condition.rs", u, "Condition", Need::Read), "another context");
+        assert!(!allows("patient/Observation.rs?category=vital-signs", p, "Observation", Need::Search));
+        assert!(!allows("patient/Condition.r", p, "Condition", Need::Search));
+    }
+
+    #[test]
     fn refused_and_never_broadened() {
         for scope in [
             "patient/Observation.rs",
@@ -110,7 +152,8 @@ mod tests {
             assert!(grants_system(scope, Need::Search) && grants_system(scope, Need::Read), "{scope}");
             assert!(!grants(scope, Need::Search) && !grants(scope, Need::Read), "{scope} in patient context");
         }
-        assert!(grants_system("system/ImagingStudy.r", Need::Read) && !grants_system("system/ImagingStudy.r", Need::Search));
+        let read_only = "system/ImagingStudy.r";
+        assert!(grants_system(read_only, Need::Read) && !grants_system(read_only, Need::Search));
         for scope in ["patient/ImagingStudy.rs", "user/ImagingStudy.rs", "system/Patient.rs", "system/ImagingStudy.rs?x=1"] {
             assert!(!grants_system(scope, Need::Search), "{scope}");
         }

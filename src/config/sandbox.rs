@@ -36,6 +36,16 @@ pub(super) struct RawSandbox {
     clients: Vec<RawSandboxClient>,
     #[serde(default)]
     patient: Vec<RawSandboxPatient>,
+    #[serde(default)]
+    app: Vec<RawSandboxApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSandboxApp {
+    name: String,
+    launch_url: String,
+    client_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +64,7 @@ struct RawSandboxPatient {
     gender: Option<String>,
     #[serde(default)]
     identifier: Vec<RawIdentifier>,
+    chart: Option<String>,
 }
 
 /// The validated `[sandbox]`.
@@ -69,6 +80,17 @@ pub struct Sandbox {
     pub code_lifetime: u64,
     pub clients: Vec<SandboxClient>,
     pub patients: Vec<SandboxPatient>,
+    /// The apps its patient pages launch (EHR launch).
+    pub apps: Vec<SandboxApp>,
+}
+
+/// An app the sandbox's page for a patient launches: `launch_url?iss=…&launch=…`.
+#[derive(Debug, Clone)]
+pub struct SandboxApp {
+    pub name: String,
+    /// Absolute, or starting with `{imaging}`: the imaging server's public URL, filled in at start.
+    pub launch_url: String,
+    pub client_id: String,
 }
 
 /// A confidential backend client (`private_key_jwt`): its id and its public keys.
@@ -87,7 +109,22 @@ pub struct SandboxPatient {
     pub birth_date: Option<String>,
     pub gender: Option<String>,
     pub identifiers: Vec<Identifier>,
+    /// The patient's chart: FHIR resources (`CHART_TYPES`), each with its `resourceType`, `id`, and the
+    /// reference to this patient (`patient` or `subject`).
+    pub chart: Vec<Value>,
 }
+
+/// The resource types a chart may hold, and the element each names its patient in.
+pub const CHART_TYPES: [(&str, &str); 5] = [
+    ("AllergyIntolerance", "patient"),
+    ("Condition", "subject"),
+    ("MedicationRequest", "subject"),
+    ("Observation", "subject"),
+    ("DiagnosticReport", "subject"),
+];
+
+/// What an imaging server's public URL is written as in a `launch_url`, filled in at start.
+pub const IMAGING_PLACEHOLDER: &str = "{imaging}";
 
 pub(super) fn validate(raw: RawSandbox, resolve: &dyn Fn(&str) -> PathBuf) -> Result<Sandbox, String> {
     let listen = raw.listen.unwrap_or_else(|| DEFAULT_SANDBOX_LISTEN.to_string());
@@ -152,13 +189,51 @@ pub(super) fn validate(raw: RawSandbox, resolve: &dyn Fn(&str) -> PathBuf) -> Re
             .into_iter()
             .map(|i| Identifier { system: i.system, value: i.value, type_code: i.type_code })
             .collect();
+        let chart = match &p.chart {
+            Some(file) => {
+                let path = resolve(file);
+                chart_of(&path, &p.id).map_err(|m| format!("{at}.chart: {}: {m}", path.display()))?
+            }
+            None => Vec::new(),
+        };
+        for resource in &chart {
+            let same = |q: &&SandboxPatient| {
+                q.chart.iter().any(|r| r["resourceType"] == resource["resourceType"] && r["id"] == resource["id"])
+            };
+            if let Some(other) = patients.iter().find(same) {
+                return Err(format!(
+                    "{at}.chart: {}/{} is in patient {}'s chart too",
+                    resource["resourceType"].as_str().unwrap_or_default(),
+                    resource["id"].as_str().unwrap_or_default(),
+                    other.id
+                ));
+            }
+        }
         patients.push(SandboxPatient {
             id: p.id,
             name: p.name.filter(|n| !n.trim().is_empty()),
             birth_date: p.birth_date,
             gender: p.gender,
             identifiers,
+            chart,
         });
+    }
+    let mut apps: Vec<SandboxApp> = Vec::new();
+    for (n, a) in raw.app.into_iter().enumerate() {
+        let at = format!("app[{n}]");
+        if a.name.trim().is_empty() || a.client_id.is_empty() || a.client_id.chars().any(|c| c.is_control()) {
+            return Err(format!("{at}: name and client_id must be non-empty"));
+        }
+        let rest = a.launch_url.strip_prefix(IMAGING_PLACEHOLDER).map(|r| format!("http://imaging{r}"));
+        let url = rest.as_deref().unwrap_or(&a.launch_url);
+        let absolute = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+        if !absolute.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) || url.contains(['#', ' ']) {
+            return Err(format!(
+                "{at}.launch_url {:?}: an absolute http(s) URL without a fragment, or {IMAGING_PLACEHOLDER}/path",
+                a.launch_url
+            ));
+        }
+        apps.push(SandboxApp { name: a.name, launch_url: a.launch_url, client_id: a.client_id });
     }
     Ok(Sandbox {
         listen,
@@ -168,7 +243,61 @@ pub(super) fn validate(raw: RawSandbox, resolve: &dyn Fn(&str) -> PathBuf) -> Re
         code_lifetime,
         clients,
         patients,
+        apps,
     })
+}
+
+/// The resources of patient `id` in the chart file at `path`: its table `[id]`, whose keys are resource
+/// types holding arrays of resources (`[[p1.Condition]]`). Each resource needs a FHIR `id`, unique within its
+/// type, and must not name its type or patient, which the sandbox fills in. An attachment of `presentedForm`
+/// may give `text`, served as base64 `data`.
+fn chart_of(path: &Path, id: &str) -> Result<Vec<Value>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| format!("not TOML: {e}"))?;
+    let Some(table) = doc.get(id) else {
+        return Ok(Vec::new());
+    };
+    let table = table.as_table().ok_or_else(|| format!("{id} is not a table of resource types"))?;
+    let mut out: Vec<Value> = Vec::new();
+    for (kind, entries) in table {
+        let Some((kind, reference)) = CHART_TYPES.iter().find(|(k, _)| k == kind) else {
+            let known: Vec<&str> = CHART_TYPES.iter().map(|(k, _)| *k).collect();
+            return Err(format!("{id}.{kind}: not a resource type a chart holds ({})", known.join(", ")));
+        };
+        let entries = entries.as_array().ok_or_else(|| format!("{id}.{kind} is not an array ([[{id}.{kind}]])"))?;
+        for (n, entry) in entries.iter().enumerate() {
+            let at = format!("{id}.{kind}[{n}]");
+            let mut resource = serde_json::to_value(entry).map_err(|e| format!("{at}: {e}"))?;
+            let Some(fields) = resource.as_object_mut() else {
+                return Err(format!("{at} is not a table"));
+            };
+            let rid = fields.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            if !is_fhir_id(&rid) {
+                return Err(format!("{at}.id {rid:?} must be a FHIR id"));
+            }
+            if out.iter().any(|r| r["resourceType"] == *kind && r["id"] == rid.as_str()) {
+                return Err(format!("{at}.id {rid:?} is listed twice"));
+            }
+            for taken in ["resourceType", reference] {
+                if fields.contains_key(taken) {
+                    return Err(format!("{at}.{taken}: the sandbox fills it in"));
+                }
+            }
+            if let Some(Value::Array(forms)) = fields.get_mut("presentedForm") {
+                for form in forms.iter_mut().filter_map(Value::as_object_mut) {
+                    if let Some(Value::String(text)) = form.remove("text") {
+                        use base64::Engine as _;
+                        let data = base64::engine::general_purpose::STANDARD.encode(text.trim_start());
+                        form.insert("data".into(), Value::from(data));
+                    }
+                }
+            }
+            fields.insert("resourceType".into(), Value::from(*kind));
+            fields.insert((*reference).into(), serde_json::json!({"reference": format!("Patient/{id}")}));
+            out.push(resource);
+        }
+    }
+    Ok(out)
 }
 
 /// The refusal of a listen address other machines could reach.

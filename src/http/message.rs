@@ -168,6 +168,11 @@ impl Response {
         self
     }
 
+    pub fn with_status(mut self, status: u16) -> Response {
+        self.status = status;
+        self
+    }
+
     pub fn with_body(mut self, body: Body) -> Response {
         self.body = body;
         self

@@ -1,5 +1,5 @@
-//! What each issuer of the sandbox serves as a FHIR base: `.well-known/smart-configuration`, `metadata`, and
-//! `Patient/{id}` from the configured patients.
+//! What each issuer of the sandbox serves as a FHIR base: `.well-known/smart-configuration`, `metadata` (the
+//! Patient and chart resources it serves), and `Patient/{id}` from the configured patients.
 //!
 //! Invariants: the discovery documents name only absolute URLs of this sandbox (and, as
 //! `associated_endpoints`, the imaging tenants that use it); a Patient is read only with an active token
@@ -28,19 +28,24 @@ pub fn smart_configuration(sb: &Sandbox, issuer: &Issuer) -> Value {
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": [
-            "launch/patient", "patient/*.rs", "patient/Patient.rs", "patient/ImagingStudy.rs",
-            "patient/ImagingStudy.read", "user/*.rs", "system/Patient.rs", "system/*.rs"
+            "launch", "launch/patient", "patient/*.rs", "patient/Patient.rs", "patient/ImagingStudy.rs",
+            "patient/ImagingStudy.read", "patient/AllergyIntolerance.rs", "patient/Condition.rs",
+            "patient/MedicationRequest.rs", "patient/Observation.rs", "patient/DiagnosticReport.rs", "user/*.rs",
+            "system/Patient.rs", "system/*.rs"
         ],
         "capabilities": [
-            "launch-standalone", "context-standalone-patient", "client-public", "client-confidential-asymmetric",
-            "permission-patient", "permission-user", "permission-v1", "permission-v2"
+            "launch-ehr", "launch-standalone", "context-ehr-patient", "context-standalone-patient", "client-public",
+            "client-confidential-asymmetric", "permission-patient", "permission-user", "permission-v1", "permission-v2"
         ],
         "associated_endpoints": associated,
     })
 }
 
 /// `{issuer}/metadata`: a CapabilityStatement with the OAuth URIs as the SMART security extension.
-pub fn capability_statement(sb: &Sandbox, issuer: &Issuer) -> Value {
+/// `chart` is what the chart serves (`chart::capabilities`).
+pub fn capability_statement(sb: &Sandbox, issuer: &Issuer, chart: Vec<Value>) -> Value {
+    let mut resources = vec![json!({"type": "Patient", "interaction": [{"code": "read"}]})];
+    resources.extend(chart);
     let uri = |name: &str, url: String| json!({"url": name, "valueUri": url});
     json!({
         "resourceType": "CapabilityStatement",
@@ -71,7 +76,7 @@ pub fn capability_statement(sb: &Sandbox, issuer: &Issuer) -> Value {
                     ]
                 }]
             },
-            "resource": [{"type": "Patient", "interaction": [{"code": "read"}]}]
+            "resource": resources,
         }]
     })
 }
@@ -169,6 +174,7 @@ mod tests {
                 value: "MRN-1001".into(),
                 type_code: Some("MR".into()),
             }],
+            chart: Vec::new(),
         };
         let r = patient_resource(&p);
         assert_eq!(r["identifier"][0]["type"]["coding"][0]["code"], "MR");

@@ -4,8 +4,9 @@
 //!
 //! Paths, under the sandbox's public URL: `/` (a page), `/fhir/…` (the issuer with a patient picker),
 //! `/{patientId}/fhir/…` (an issuer per patient, approving that patient at once), each with
-//! `.well-known/smart-configuration`, `metadata` and `Patient/{id}`; `/auth/authorize` and
-//! `/{patientId}/auth/authorize`; `/auth/token` and `/auth/introspect`.
+//! `.well-known/smart-configuration`, `metadata`, `Patient/{id}` and the chart (`chart`); `/auth/authorize` and
+//! `/{patientId}/auth/authorize`; `/auth/token` and `/auth/introspect`; `/{patientId}/`, the patient's page,
+//! whose "Launch app" buttons POST to `/launch` (EHR launch).
 //!
 //! Invariants: the sandbox has its own threads (`listener`), so an imaging worker waiting on it never
 //! waits for another imaging worker; it never calls the imaging server; every response carries the CORS
@@ -13,6 +14,7 @@
 //! unless `sandbox.allow_remote`; it logs one line per step and never a code or token in full.
 
 pub mod assertion;
+mod chart;
 mod fhir;
 mod oauth;
 mod pages;
@@ -24,6 +26,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 
+use crate::auth::patient::is_fhir_id;
 use crate::config::{self, Config, SandboxPatient};
 use crate::http::{Method, Request, Response, percent_decode};
 
@@ -156,6 +159,12 @@ pub fn handle(sb: &Sandbox, req: &Request, body: &[u8]) -> Response {
         ["auth", "introspect"] if post => oauth::introspect(sb, req, body),
         ["auth", "token" | "introspect"] => not_allowed("POST, OPTIONS"),
         ["auth", "authorize"] => authorize(sb, &Issuer::Picker, req, body),
+        ["launch"] if post => oauth::launch(sb, req, body),
+        ["launch"] => not_allowed("POST, OPTIONS"),
+        [id, ""] if get => match sb.patient(id) {
+            Some(p) => html(200, pages::patient(sb, p)),
+            None => unknown(id),
+        },
         [id, "auth", "authorize"] => match sb.patient(id) {
             Some(p) => authorize(sb, &Issuer::Patient(p), req, body),
             None => unknown(id),
@@ -186,6 +195,10 @@ fn authorize(sb: &Sandbox, issuer: &Issuer, req: &Request, body: &[u8]) -> Respo
     }
 }
 
+fn is_chart_type(kind: &str) -> bool {
+    config::CHART_TYPES.iter().any(|(k, _)| *k == kind)
+}
+
 fn fhir_route(sb: &Sandbox, req: &Request, issuer: &Issuer, rest: &[&str]) -> Response {
     if !matches!(req.method, Method::Get | Method::Head) {
         return fhir::outcome(405, "not-supported", "the sandbox's FHIR server only reads")
@@ -193,13 +206,16 @@ fn fhir_route(sb: &Sandbox, req: &Request, issuer: &Issuer, rest: &[&str]) -> Re
     }
     match rest {
         [".well-known", "smart-configuration"] => json(200, &fhir::smart_configuration(sb, issuer)),
-        ["metadata"] => fhir(200, &fhir::capability_statement(sb, issuer)),
-        ["Patient", id] if crate::auth::patient::is_fhir_id(id) => fhir::read_patient(sb, req, id),
-        ["Patient", _] => fhir::outcome(404, "not-found", "not a FHIR id"),
+        ["metadata"] => fhir(200, &fhir::capability_statement(sb, issuer, chart::capabilities())),
+        ["Patient", id] if is_fhir_id(id) => fhir::read_patient(sb, req, id),
+        [kind] if is_chart_type(kind) => chart::search(sb, req, issuer, kind),
+        [kind, id] if is_chart_type(kind) && is_fhir_id(id) => chart::read(sb, req, kind, id),
+        ["Patient", _] | [_, _] => fhir::outcome(404, "not-found", "not a FHIR id"),
         _ => fhir::outcome(
             404,
             "not-found",
-            "the sandbox serves metadata, .well-known/smart-configuration and Patient/{id}",
+            "the sandbox serves metadata, .well-known/smart-configuration, Patient/{id}, and the chart: \
+             AllergyIntolerance, Condition, MedicationRequest, Observation and DiagnosticReport",
         ),
     }
 }
@@ -267,7 +283,13 @@ impl Bound {
                 capabilities: t.imaging_capabilities(),
             })
             .collect();
-        let sb = Sandbox::new(base.clone(), self.settings, imaging);
+        let mut settings = self.settings;
+        for app in &mut settings.apps {
+            if let Some(rest) = app.launch_url.strip_prefix(config::IMAGING_PLACEHOLDER) {
+                app.launch_url = format!("{imaging_base}{rest}");
+            }
+        }
+        let sb = Sandbox::new(base.clone(), settings, imaging);
         if !self.addr.ip().is_loopback() {
             log::warn!(
                 target: "sandbox",

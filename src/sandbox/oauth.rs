@@ -13,8 +13,9 @@
 use serde_json::json;
 
 use super::assertion;
-use super::store::{Code, Kind, Lookup, Taken, Token, short};
+use super::store::{Code, Kind, Launch, Lookup, Taken, Token, short};
 use super::{Issuer, Sandbox, no_store, pages};
+use crate::auth::scope::{Context, Need, allows};
 use crate::http::{Request, Response};
 use crate::http::{parse_query, percent_encode};
 use crate::time::now_secs;
@@ -25,9 +26,12 @@ pub const BACKEND_MIN_LIFETIME: u64 = 300;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// Scopes the sandbox never grants to an app: it issues no id_token and no refresh token, and EHR launch
-/// is not supported.
-const NOT_GRANTED: [&str; 6] = ["openid", "fhirUser", "profile", "offline_access", "online_access", "launch"];
+/// Scopes the sandbox never grants to an app: it issues no id_token and no refresh token. (`launch` is
+/// granted only with a valid `launch` parameter.)
+const NOT_GRANTED: [&str; 5] = ["openid", "fhirUser", "profile", "offline_access", "online_access"];
+
+/// Seconds a launch waits for its app's authorization request.
+pub const LAUNCH_LIFETIME: u64 = 300;
 
 /// A request's parameters, each named at most once (RFC 6749 §3.1).
 #[derive(Debug)]
@@ -163,9 +167,6 @@ pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Response {
             "code_challenge is required: base64url(SHA-256(code_verifier)), 43 characters",
         );
     };
-    if params.get("launch").is_some() {
-        return refuse("invalid_request", "EHR launch is not supported: launch standalone (no launch parameter)");
-    }
     let asked = params.get("scope").unwrap_or_default();
     if asked.is_empty() || !asked.split(' ').filter(|s| !s.is_empty()).all(is_scope_token) {
         return refuse("invalid_scope", "scope is required: space-separated scopes such as launch/patient");
@@ -179,15 +180,37 @@ pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Response {
         }
         None => return refuse("invalid_request", "aud is required: the FHIR base URL the app will call"),
     }
-    let granted = grant_scopes(asked, false).join(" ");
+    // EHR launch: the launch value the sandbox's page gave the app, good once, for the app it was made for.
+    let launched = match params.get("launch") {
+        None => None,
+        Some(value) => match sb.store().take_launch(value, now_secs()) {
+            Some(l) if l.client_id == client_id => Some(l),
+            Some(l) => {
+                let why = format!("this launch was made for client {:?}", l.client_id);
+                return refuse("invalid_request", &why);
+            }
+            None => return refuse("invalid_request", "launch is unknown, expired or used already"),
+        },
+    };
+    let mut granted: Vec<&str> = grant_scopes(asked, false);
+    if launched.is_none() {
+        granted.retain(|s| *s != "launch");
+    }
+    let granted = granted.join(" ");
     if granted.is_empty() {
         return refuse("invalid_scope", "none of the scopes asked for can be granted to an app");
     }
     if params.get("deny").is_some() {
         return refuse("access_denied", "the person at the sandbox's page denied access");
     }
-    let wants_patient = granted.split(' ').any(|s| s == "launch/patient");
-    let chosen = params.get("patient");
+    let wants_patient = granted.split(' ').any(|s| s == "launch/patient" || s == "launch");
+    let chosen = match (&launched, params.get("patient")) {
+        (Some(l), Some(other)) if other != l.patient => {
+            return refuse("invalid_request", "patient is not the launch's patient");
+        }
+        (Some(l), _) => Some(l.patient.as_str()),
+        (None, chosen) => chosen,
+    };
     let patient = match issuer {
         Issuer::Patient(p) => match chosen {
             Some(other) if other != p.id => {
@@ -223,17 +246,49 @@ pub fn authorize(sb: &Sandbox, issuer: &Issuer, text: &str) -> Response {
         scope: granted.clone(),
         patient: patient.clone(),
         expires: now + sb.settings.code_lifetime,
+        launched: launched.is_some(),
     };
     sb.store().add_code(&code, grant, now);
     log::info!(
         target: "sandbox",
-        "authorize at {}: approved {} for client {client_id:?} with scopes {granted:?}: code {} (valid {} s) sent to {redirect_uri}",
+        "authorize at {}: approved {} for client {client_id:?}{} with scopes {granted:?}: code {} (valid {} s) sent to {redirect_uri}",
         issuer.fhir_base(&sb.base),
         patient.as_deref().map_or_else(|| "no patient (launch/patient not asked)".to_string(), |p| format!("patient {p}")),
+        params.get("launch").map_or_else(String::new, |l| format!(" (EHR launch {})", short(l))),
         short(&code),
         sb.settings.code_lifetime,
     );
     super::redirect(&with_query(redirect_uri, &[("code", &code), ("state", state.unwrap_or_default())]))
+}
+
+/// `POST {sandbox}/launch` (`app`, `patient`): the "Launch app" button of a patient's page. Makes a launch
+/// value for that app and patient and sends the browser to the app's `launch_url` with `iss` and `launch`.
+pub fn launch(sb: &Sandbox, req: &Request, body: &[u8]) -> Response {
+    let params = match form(req, body) {
+        Ok(p) => p,
+        Err(why) => return super::text(400, &why),
+    };
+    let app = params.get("app").and_then(|n| n.parse::<usize>().ok()).and_then(|n| sb.settings.apps.get(n));
+    let (Some(app), Some(patient)) = (app, params.get("patient").and_then(|id| sb.patient(id))) else {
+        return super::text(400, "app (a configured app's number) and patient (a patient's id) are required");
+    };
+    let Ok(value) = crate::random::hex_id(32) else {
+        return super::text(500, "the random generator failed");
+    };
+    let now = now_secs();
+    let info = Launch { client_id: app.client_id.clone(), patient: patient.id.clone(), expires: now + LAUNCH_LIFETIME };
+    sb.store().add_launch(&value, info, now);
+    let iss = Issuer::Picker.fhir_base(&sb.base);
+    log::info!(
+        target: "sandbox",
+        "EHR launch of {:?} (client {:?}) for patient {}: launch {} (good once, for {LAUNCH_LIFETIME} s), iss {iss}",
+        app.name,
+        app.client_id,
+        patient.id,
+        short(&value),
+    );
+    let location = with_query(&app.launch_url, &[("iss", &iss), ("launch", &value)]);
+    super::redirect(&location).with_status(303)
 }
 
 fn refusal_page(why: &str) -> Response {
@@ -345,8 +400,9 @@ fn code_grant(sb: &Sandbox, params: &Params) -> Result<Response, Refused> {
     drop(store);
     log::info!(
         target: "sandbox",
-        "token: code {} exchanged by client {client_id:?}: access token {} for {} with scopes {:?}, expires in {} s",
+        "token: code {}{} exchanged by client {client_id:?}: access token {} for {} with scopes {:?}, expires in {} s",
         short(code),
+        if grant.launched { " (EHR launch)" } else { "" },
         short(&token),
         grant.patient.as_deref().map_or_else(|| "no patient".to_string(), |p| format!("patient {p}")),
         grant.scope,
@@ -359,7 +415,9 @@ fn code_grant(sb: &Sandbox, params: &Params) -> Result<Response, Refused> {
         "scope": grant.scope,
     });
     if let Some(p) = grant.patient {
+        // The app shows who the patient is: the sandbox opens it in a window of its own, without the EHR's banner.
         body["patient"] = json!(p);
+        body["need_patient_banner"] = json!(true);
     }
     Ok(no_store(super::json(200, &body)))
 }
@@ -493,18 +551,10 @@ pub fn may_read_patient(sb: &Sandbox, req: &Request, id: &str) -> Result<(String
     let Lookup::Active(t) = store.token(token, now_secs()) else {
         return Err((401, "the bearer token is not active"));
     };
-    let reads = |prefix: &str| {
-        t.scope.split(' ').any(|s| {
-            s.strip_prefix(prefix)
-                .and_then(|r| r.strip_prefix("Patient.").or_else(|| r.strip_prefix("*.")))
-                .is_some_and(|p| {
-                    p == "read" || p == "*" || (p.contains('r') && p.bytes().all(|b| b"cruds".contains(&b)))
-                })
-        })
-    };
+    let reads = |context| allows(&t.scope, context, "Patient", Need::Read);
     let allowed = match t.kind {
-        Kind::Backend => reads("system/"),
-        Kind::App => reads("user/") || (reads("patient/") && t.patient.as_deref() == Some(id)),
+        Kind::Backend => reads(Context::System),
+        Kind::App => reads(Context::User) || (reads(Context::Patient) && t.patient.as_deref() == Some(id)),
     };
     if allowed {
         Ok((t.client_id.clone(), t.short.clone()))

@@ -54,8 +54,10 @@ pub fn home(sb: &Sandbox) -> String {
         let iss = format!("{base}/{}/fhir", p.id);
         body.push_str(&format!(
             "<li><code>{iss}</code>: approves {who} at once \
-             (<a href=\"{iss}/.well-known/smart-configuration\">smart-configuration</a>)</li>\n",
+             (<a href=\"{iss}/.well-known/smart-configuration\">smart-configuration</a>; \
+             <a href=\"{page}\">the patient's page</a>, to launch an app)</li>\n",
             iss = escape(&iss),
+            page = escape(&format!("{base}/{}/", p.id)),
             who = describe(p),
         ));
     }
@@ -94,6 +96,47 @@ fn describe(p: &crate::config::SandboxPatient) -> String {
     }
     out.push_str(&format!(" <span class=note>({})</span>", facts.join(", ")));
     out
+}
+
+/// `GET {sandbox}/{id}/`: the patient's page in the EHR, with its chart and a "Launch app" button for each
+/// configured app (EHR launch).
+pub fn patient(sb: &Sandbox, p: &crate::config::SandboxPatient) -> String {
+    let mut body = format!("<p>{}</p>\n<h2>Apps</h2>\n", describe(p));
+    if sb.settings.apps.is_empty() {
+        body.push_str("<p class=note>No app is configured (<code>[[sandbox.app]]</code>).</p>\n");
+    }
+    for (n, app) in sb.settings.apps.iter().enumerate() {
+        body.push_str(&format!(
+            "<form method=post action=\"{action}\"><input type=hidden name=app value=\"{n}\">\
+             <input type=hidden name=patient value=\"{id}\"><button type=submit>Launch app: {name}</button> \
+             <span class=note>(client <code>{client}</code>, opens <code>{url}?iss=…&amp;launch=…</code>)</span></form>\n",
+            action = escape(&format!("{}/launch", sb.base)),
+            id = escape(&p.id),
+            name = escape(&app.name),
+            client = escape(&app.client_id),
+            url = escape(&app.launch_url),
+        ));
+    }
+    body.push_str(
+        "<p class=note>A button opens the app with <code>iss</code> (this EHR's FHIR base) and <code>launch</code> \
+         (an opaque value, good once, for a few minutes, bound to this patient and the app's client id). The app \
+         asks for the <code>launch</code> scope with that value, and its token answer names the patient.</p>\n\
+         <h2>Chart</h2>\n<ul>\n",
+    );
+    for r in &p.chart {
+        let text = r["code"]["text"].as_str().or_else(|| r["medicationCodeableConcept"]["text"].as_str());
+        body.push_str(&format!(
+            "<li>{kind}: {text} <span class=note>({id})</span></li>\n",
+            kind = escape(r["resourceType"].as_str().unwrap_or_default()),
+            text = escape(text.unwrap_or_default()),
+            id = escape(r["id"].as_str().unwrap_or_default()),
+        ));
+    }
+    if p.chart.is_empty() {
+        body.push_str("<li class=note>empty (<code>chart</code> in its <code>[[sandbox.patient]]</code>)</li>\n");
+    }
+    body.push_str("</ul>\n");
+    page(&format!("Patient {}", p.name.as_deref().unwrap_or(&p.id)), &body)
 }
 
 /// The patient picker: one button per patient, each sending the same authorization request with

@@ -129,6 +129,8 @@ pub struct Code {
     pub scope: String,
     pub patient: Option<String>,
     pub expires: u64,
+    /// Whether it came from an EHR launch.
+    pub launched: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +262,7 @@ mod tests {
             scope: "launch/patient".into(),
             patient: Some("p1".into()),
             expires,
+            launched: false,
         }
     }
 

@@ -26,7 +26,9 @@ fn sandbox() -> (Sandbox, SigningKey) {
             birth_date: Some("1970-04-12".into()),
             gender: Some("female".into()),
             identifiers: vec![Identifier { system: None, value: "MRN-1001".into(), type_code: Some("MR".into()) }],
+            chart: Vec::new(),
         }],
+        apps: Vec::new(),
     };
     let imaging =
         vec![Associated { url: "http://imaging.test/smart/fhir".into(), capabilities: &["smart-imaging-access"] }];

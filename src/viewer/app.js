@@ -1,7 +1,7 @@
 // The viewer's page: choose a tenant, sign in (or not, for a mock tenant), list the patient's studies and a
 // study's series, and draw a series' images with window/level from the data set or the mouse.
 
-import { Refused, completeLaunch, launch, patientName } from "./smart.js";
+import { Refused, completeLaunch, ehrLaunch, launch, patientName } from "./smart.js";
 import { HttpError, getFrame, getJson } from "./dicomweb.js";
 import { defaultWindow, drawable, imageOf, modalityValues, rgba } from "./pixels.js";
 
@@ -53,6 +53,14 @@ async function start() {
     }
     $("tenant").addEventListener("change", showTenant);
     $("launch-form").addEventListener("submit", (event) => { event.preventDefault(); signIn().catch(fail); });
+    const fromEhr = ehrLaunch();
+    if (fromEhr) {
+      // Opened by an EHR: sign in at its issuer, for the tenant that uses it (else the first SMART one).
+      const t = state.tenants.find((t) => t.issuer === fromEhr.iss) || state.tenants.find((t) => t.kind === "smart-on-fhir");
+      say("Launched from the EHR: signing in…");
+      await launch(fromEhr.iss, t ? t.name : "", fromEhr.launch);
+      return;
+    }
     const back = await completeLaunch();
     if (back) {
       const tenant = state.tenants.find((t) => t.name === back.tenant) || {};

@@ -1,11 +1,14 @@
-// A SMART App Launch standalone launch (authorization code with PKCE S256), written for this page: discovery
-// at the issuer, the redirect to its authorize endpoint, and the code exchanged for a token on the way back.
+// A SMART App Launch standalone or EHR launch (authorization code with PKCE S256), written for this page:
+// discovery at the issuer, the redirect to its authorize endpoint, and the code exchanged for a token on the
+// way back. An EHR launch (the EHR opened this page with `iss` and `launch`) asks for the `launch` scope and
+// sends the `launch` value back; the patient then comes from the EHR, in the token answer.
 // The PKCE verifier and the state live in sessionStorage across the redirect; the token is returned to the
 // caller and never stored.
 
 const PENDING = "smart-imaging-viewer.launch";
 const CLIENT_ID = "smart-imaging-viewer";
 const SCOPE = "launch/patient openid fhirUser patient/ImagingStudy.rs patient/Patient.rs";
+const EHR_SCOPE = "launch openid fhirUser patient/ImagingStudy.rs patient/Patient.rs";
 
 function base64url(bytes) {
   let text = "";
@@ -33,8 +36,17 @@ export function imagingBaseOf(configuration) {
   return null;
 }
 
-/** Starts a launch: remembers what the return needs, then leaves for the authorize endpoint. */
-export async function launch(issuer, tenant) {
+/** The EHR launch this page was opened with (`?iss=…&launch=…`), or null. */
+export function ehrLaunch() {
+  const params = new URLSearchParams(location.search);
+  const iss = params.get("iss");
+  const value = params.get("launch");
+  return iss && value ? { iss, launch: value } : null;
+}
+
+/** Starts a launch: remembers what the return needs, then leaves for the authorize endpoint. With
+ * `launchValue`, an EHR launch. */
+export async function launch(issuer, tenant, launchValue = null) {
   if (!crypto.subtle) throw new Error("this page needs a secure context (https, or http on localhost) for PKCE");
   const configuration = await discover(issuer);
   const verifier = randomText(32);
@@ -46,9 +58,10 @@ export async function launch(issuer, tenant) {
     imagingBase: imagingBaseOf(configuration),
   }));
   const query = new URLSearchParams({
-    response_type: "code", client_id: CLIENT_ID, redirect_uri: redirect, scope: SCOPE, state, aud: issuer,
-    code_challenge: base64url(new Uint8Array(digest)), code_challenge_method: "S256",
+    response_type: "code", client_id: CLIENT_ID, redirect_uri: redirect, scope: launchValue ? EHR_SCOPE : SCOPE,
+    state, aud: issuer, code_challenge: base64url(new Uint8Array(digest)), code_challenge_method: "S256",
   });
+  if (launchValue) query.set("launch", launchValue);
   location.assign(`${configuration.authorization_endpoint}?${query}`);
 }
 

@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 import { burstFlow } from "./frames.mjs";
+import { ehrLaunchFlow } from "./launch.mjs";
 import { refreshFlow } from "./refresh.mjs";
 import { sandboxFlow } from "./sandbox.mjs";
 
@@ -234,6 +235,7 @@ async function main() {
     // The last frame asked is the one shown (frames.mjs).
     await burstFlow(browser, BASE, check, expectedPixels);
     await sandboxFlow(browser, BASE, check);
+    await ehrLaunchFlow(browser, BASE, check);
     // The viewer refreshing an expired address, against the second server (refresh.mjs).
     await refreshFlow(browser, process.env.TTL_BASE, Number(process.env.TTL), check);
   } finally {

@@ -20,6 +20,8 @@ mod resilience;
 mod sample;
 mod sandbox;
 mod sandbox_attack;
+mod sandbox_chart;
+mod sandbox_launch;
 mod sandbox_kit;
 mod sandbox_oauth;
 mod tokens;

@@ -133,18 +133,15 @@ fn the_smart_tenants_discovery_describes_app_launch_at_the_sandbox_and_only_what
     }
     let conf = k.server.get("/smart/fhir/.well-known/smart-configuration").json();
     let caps: Vec<&str> = conf["capabilities"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    for cap in [
-        "smart-imaging-access",
-        APP_LAUNCH,
-        BACKEND_SERVICES,
-        "launch-standalone",
-        "client-public",
-        "permission-patient",
-        "client-confidential-asymmetric",
-    ] {
-        assert!(caps.contains(&cap), "{cap} in {caps:?}");
+    // The sandbox's EHR launch gives tokens this server accepts, so launch-ehr is said here too; and the default
+    // configuration's Backend Services client, so asymmetric client authentication.
+    let launches = ["launch-standalone", "launch-ehr", "context-ehr-patient"];
+    let backend = [BACKEND_SERVICES, "client-confidential-asymmetric"];
+    let others = ["smart-imaging-access", APP_LAUNCH, "client-public", "permission-patient"];
+    for cap in others.iter().chain(&launches).chain(&backend) {
+        assert!(caps.contains(cap), "{cap} in {caps:?}");
     }
-    for cap in ["permission-user", "launch-ehr", "sso-openid-connect"] {
+    for cap in ["permission-user", "sso-openid-connect"] {
         assert!(!caps.contains(&cap), "{cap} is not true of this server: {caps:?}");
     }
     let grants = serde_json::json!(["authorization_code", "client_credentials"]);
