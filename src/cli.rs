@@ -94,10 +94,11 @@ fn run() -> Result<ExitCode, String> {
         Some("index") => {
             let out: Option<PathBuf> = args.opt_value_from_os_str("--out", to_path).map_err(|e| e.to_string())?;
             let quiet = args.contains(["-q", "--quiet"]);
+            let update = args.contains("--update");
             let dir: PathBuf =
                 args.free_from_os_str(to_path).map_err(|_| "index needs a folder: smart-imaging index DIR")?;
             finish(args)?;
-            index(&dir, out, quiet)
+            index(&dir, out, quiet, update)
         }
         Some("check") => {
             let config = config_flag(&mut args)?;
@@ -155,7 +156,9 @@ fn load(path: &Path) -> Result<(Config, Index), String> {
 }
 
 /// `--quiet` leaves only what needs attention: the files skipped, and the failure when none was indexed.
-fn index(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<ExitCode, String> {
+/// `--update` reads only the files that are new or changed since the index was written; an index with no
+/// study is then no failure (the folder of a receiver may be empty still).
+fn index(dir: &Path, out: Option<PathBuf>, quiet: bool, update: bool) -> Result<ExitCode, String> {
     use std::io::IsTerminal;
     let out = out.unwrap_or_else(|| match dir.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.join("index.toml"),
@@ -163,16 +166,23 @@ fn index(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<ExitCode, Stri
     });
     let mut stderr = std::io::stderr();
     let progress = !quiet && stderr.is_terminal();
-    let summary = index::indexer::index_dir(dir, &out, &mut stderr, progress)?;
+    let summary = if update {
+        index::update::update_dir(dir, &out, &mut stderr, progress)?
+    } else {
+        index::indexer::index_dir(dir, &out, &mut stderr, progress)?
+    };
     if !quiet {
         eprintln!("{summary}");
     }
-    if summary.indexed == 0 {
+    if summary.indexed == 0 && !update {
         eprintln!("smart-imaging: no DICOM file found under {}; no index written", dir.display());
         return Ok(ExitCode::from(1));
     }
     if !quiet {
-        eprintln!("wrote {}", out.display());
+        match summary.update {
+            Some(u) if !u.written => eprintln!("{} is up to date: not written", out.display()),
+            _ => eprintln!("wrote {}", out.display()),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

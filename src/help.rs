@@ -8,7 +8,7 @@ smart-imaging: SMART Imaging Access server (FHIR ImagingStudy + DICOMweb WADO-RS
 
 USAGE:
   smart-imaging [serve] [--config FILE] [--listen HOST:PORT] [--base-url URL] [--sandbox-listen HOST:PORT]
-  smart-imaging index DIR [--out FILE] [--quiet]
+  smart-imaging index DIR [--out FILE] [--update] [--quiet]
   smart-imaging check [--config FILE] [--verbose]
   smart-imaging keygen [--out PREFIX]
   smart-imaging assertion --key FILE --client ID --aud TOKEN_URL
@@ -58,18 +58,23 @@ const INDEX: &str = "\
 smart-imaging index: scan a folder of DICOM files and write the static index
 
 USAGE:
-  smart-imaging index DIR [--out FILE] [--quiet]
+  smart-imaging index DIR [--out FILE] [--update] [--quiet]
 
 Reads every regular file under DIR, only as far as its header. Files that are not DICOM or cannot be read
-are reported one line each and skipped. Exits 0 when at least one file was indexed, else 1.
+are reported one line each and skipped. Exits 0 when at least one file was indexed, else 1. A run holds
+FILE.lock: a second run on the same index while one runs is refused (exit 2).
 
 FLAGS:
   --out FILE    Where to write the index, in DIR or a folder above it [default: DIR/../index.toml]
+  --update      Bring FILE up to date: keep the entries of files whose size and modification time are
+                unchanged without reading them, read new and changed files, drop removed ones. A missing
+                FILE is an empty index; an empty DIR is no failure. Writes nothing when nothing changed.
   -q, --quiet   Print only the files skipped: no progress, no summary
   -h, --help    Print this help
 
 EXAMPLE:
   SOURCE_DATE_EPOCH=1764288000 smart-imaging index data/dicom
+  smart-imaging index lab/dicom --out lab/index.toml --update
 ";
 
 const CHECK: &str = "\

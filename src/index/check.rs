@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::indexer::{mtime_secs, read_file};
-use super::{Index, Instance, Series, Study};
+use super::{Index, Instance, Series, Study, file};
 use crate::dicom::Header;
 use crate::time::format_rfc3339;
 
@@ -107,35 +107,75 @@ pub fn differences_now(
     (study, series, inst): (&Study, &Series, &Instance),
 ) -> Result<Vec<Difference>, String> {
     let (header, _, _) = read_file(path)?;
-    Ok(header_differences(&header, study, series, inst))
+    Ok(differences(&header, &Recorded::of_views(study, series, inst)))
 }
 
-/// What the header now says differently from the index: the attributes that name the instance, its study,
-/// series and patient, and those that decide how it is served.
-fn header_differences(header: &Header, study: &Study, series: &Series, inst: &Instance) -> Vec<Difference> {
+/// What the index recorded of an instance that a header must still say: the attributes that name the
+/// instance, its study, series and patient, and those that decide how it is served.
+pub(super) struct Recorded<'a> {
+    sop_instance_uid: &'a str,
+    study_instance_uid: &'a str,
+    series_instance_uid: &'a str,
+    patient_id: &'a str,
+    issuer_of_patient_id: &'a str,
+    sop_class: &'a str,
+    transfer_syntax: &'a str,
+    frames: Option<u32>,
+    pixel_data_offset: Option<u64>,
+}
+
+impl<'a> Recorded<'a> {
+    fn of_views(study: &Study<'a>, series: &Series<'a>, inst: &Instance<'a>) -> Recorded<'a> {
+        Recorded {
+            sop_instance_uid: inst.uid(),
+            study_instance_uid: study.uid(),
+            series_instance_uid: series.uid(),
+            patient_id: study.patient_id(),
+            issuer_of_patient_id: study.issuer_of_patient_id(),
+            sop_class: inst.sop_class(),
+            transfer_syntax: inst.transfer_syntax(),
+            frames: inst.frames(),
+            pixel_data_offset: inst.pixel_data_offset(),
+        }
+    }
+
+    /// The same, from the layout as read by `update`.
+    pub fn of_file(study: &'a file::Study, series: &'a file::Series, inst: &'a file::Instance) -> Recorded<'a> {
+        Recorded {
+            sop_instance_uid: &inst.uid,
+            study_instance_uid: &study.uid,
+            series_instance_uid: &series.uid,
+            patient_id: &study.patient_id,
+            issuer_of_patient_id: &study.issuer_of_patient_id,
+            sop_class: &inst.sop_class,
+            transfer_syntax: &inst.transfer_syntax,
+            frames: inst.frames,
+            pixel_data_offset: inst.pixel_data_offset,
+        }
+    }
+}
+
+/// What `header` now says differently from what the index recorded.
+pub(super) fn differences(header: &Header, r: &Recorded) -> Vec<Difference> {
     let shown = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+    let text = |now: &str, indexed: &str| (Some(now.to_string()), Some(indexed.to_string()));
     let fields = [
-        ("SOP Instance UID", Some(header.sop_instance_uid.clone()), Some(inst.uid().to_string())),
-        ("Study Instance UID", Some(header.study_instance_uid.clone()), Some(study.uid().to_string())),
-        ("Series Instance UID", Some(header.series_instance_uid.clone()), Some(series.uid().to_string())),
-        ("Patient ID", Some(header.patient_id.clone()), Some(study.patient_id().to_string())),
-        (
-            "Issuer of Patient ID",
-            Some(header.issuer_of_patient_id.clone()),
-            Some(study.issuer_of_patient_id().to_string()),
-        ),
-        ("SOP Class UID", Some(header.sop_class_uid.clone()), Some(inst.sop_class().to_string())),
-        ("Transfer Syntax UID", Some(header.transfer_syntax.clone()), Some(inst.transfer_syntax().to_string())),
-        ("Number of Frames", header.number_of_frames.map(|n| n.to_string()), inst.frames().map(|n| n.to_string())),
+        ("SOP Instance UID", text(&header.sop_instance_uid, r.sop_instance_uid)),
+        ("Study Instance UID", text(&header.study_instance_uid, r.study_instance_uid)),
+        ("Series Instance UID", text(&header.series_instance_uid, r.series_instance_uid)),
+        ("Patient ID", text(&header.patient_id, r.patient_id)),
+        ("Issuer of Patient ID", text(&header.issuer_of_patient_id, r.issuer_of_patient_id)),
+        ("SOP Class UID", text(&header.sop_class_uid, r.sop_class)),
+        ("Transfer Syntax UID", text(&header.transfer_syntax, r.transfer_syntax)),
+        ("Number of Frames", (header.number_of_frames.map(|n| n.to_string()), r.frames.map(|n| n.to_string()))),
         (
             "Pixel Data offset",
-            header.pixel_data_offset.map(|n| n.to_string()),
-            inst.pixel_data_offset().map(|n| n.to_string()),
+            (header.pixel_data_offset.map(|n| n.to_string()), r.pixel_data_offset.map(|n| n.to_string())),
         ),
     ];
     fields
         .into_iter()
-        .filter(|(_, now, indexed)| now != indexed)
-        .map(|(name, now, indexed)| Difference { name, now: shown(now), indexed: shown(indexed) })
+        .filter(|(_, (now, indexed))| now != indexed)
+        .map(|(name, (now, indexed))| Difference { name, now: shown(now), indexed: shown(indexed) })
         .collect()
 }

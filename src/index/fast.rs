@@ -1,9 +1,9 @@
 //! A fast reader for the TOML that `smart-imaging index` writes: one `[[study]]`, `[[study.series]]` or
 //! `[[study.series.instance]]` header or one `key = value` per line, values being basic or literal strings,
 //! integers and arrays of strings. It reads the file a chunk at a time and hands each table to the index's
-//! `Builder` as soon as it is complete, so that neither the file's text nor a document of it is ever held
-//! whole: a 1,000,000-instance index is read in well under a second, in little more memory than the index
-//! itself takes, which start-up time and memory on small devices need.
+//! `Builder` (or to `update`, which keeps the tables) as soon as it is complete, so that neither the file's
+//! text nor a document of it is ever held whole: a 1,000,000-instance index is read in well under a second,
+//! in little more memory than the index itself takes, which start-up time and memory on small devices need.
 //!
 //! Invariant: it either hands over exactly the tables the `toml` crate would deserialize, in their order, or
 //! returns `None`, and then the caller discards what was handed over and uses the `toml` crate, which reads
@@ -11,19 +11,18 @@
 
 use std::io::Read;
 
-use super::file::{Instance, Series, Study};
-use super::store::Builder;
+use super::file::{Instance, Series, Study, Tables};
 
 /// How much of the file is read at a time; a longer line grows the buffer.
 const CHUNK: usize = 1 << 20;
 
 /// Reads the index from `source` a chunk at a time into `out`: `Ok(Some(written))` when the whole text
 /// keeps to the layout above, `Ok(None)` as soon as anything is outside it (then `out` holds a part only).
-pub fn read(source: &mut impl Read, out: &mut Builder) -> std::io::Result<Option<String>> {
+pub fn read(source: &mut impl Read, out: &mut impl Tables) -> std::io::Result<Option<String>> {
     read_chunks(source, out, CHUNK)
 }
 
-fn read_chunks(source: &mut impl Read, out: &mut Builder, chunk: usize) -> std::io::Result<Option<String>> {
+fn read_chunks(source: &mut impl Read, out: &mut impl Tables, chunk: usize) -> std::io::Result<Option<String>> {
     let mut reader = Reader::default();
     let mut buf = vec![0u8; chunk];
     let mut filled = 0;
@@ -53,7 +52,7 @@ fn read_chunks(source: &mut impl Read, out: &mut Builder, chunk: usize) -> std::
 
 /// `read` over text already in memory.
 #[cfg(test)]
-pub fn parse(text: &str, out: &mut Builder) -> Option<String> {
+pub fn parse(text: &str, out: &mut impl Tables) -> Option<String> {
     let mut reader = Reader::default();
     reader.lines(text, out)?;
     reader.finish(out)
@@ -74,7 +73,7 @@ struct Reader {
 impl Reader {
     /// Every line of `text`, in one pass over its bytes: a key's value is read where it starts, and only
     /// what follows it is looked at for the line's end.
-    fn lines(&mut self, text: &str, out: &mut Builder) -> Option<()> {
+    fn lines(&mut self, text: &str, out: &mut impl Tables) -> Option<()> {
         let mut rest = text;
         loop {
             // Blank lines and indentation. (TOML's whitespace is spaces and tabs; anything else around a
@@ -93,7 +92,7 @@ impl Reader {
         }
     }
 
-    fn header(&mut self, line: &str, out: &mut Builder) -> Option<()> {
+    fn header(&mut self, line: &str, out: &mut impl Tables) -> Option<()> {
         let (next, ok) = match line {
             "[[study]]" => (1, true),
             "[[study.series]]" => (2, self.level >= 1),
@@ -142,7 +141,7 @@ impl Reader {
 
     /// The table just finished must have been given every key without a default (else the general reader
     /// must report the error); it is handed to `out`.
-    fn end_table(&mut self, out: &mut Builder) -> Option<()> {
+    fn end_table(&mut self, out: &mut impl Tables) -> Option<()> {
         let required = match self.level {
             1 => STUDY_UID | PATIENT_ID,
             2 => SERIES_UID,
@@ -161,7 +160,7 @@ impl Reader {
         Some(())
     }
 
-    fn finish(&mut self, out: &mut Builder) -> Option<String> {
+    fn finish(&mut self, out: &mut impl Tables) -> Option<String> {
         self.end_table(out)?;
         self.written.take()
     }
@@ -410,6 +409,7 @@ fn string_prefix<'v>(v: &'v str, out: &mut String) -> Option<&'v str> {
 mod tests {
     use super::*;
     use crate::index::Index;
+    use crate::index::store::Builder;
     use crate::index::file::IndexFile;
     use std::path::Path;
 

@@ -83,3 +83,30 @@ pub struct Instance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pixel_data_offset: Option<u64>,
 }
+
+/// What takes the tables of an index as they are read, in file order: each instance belongs to the series and
+/// study handed over last.
+pub trait Tables {
+    fn study(&mut self, study: &Study);
+    fn series(&mut self, series: &Series);
+    fn instance(&mut self, instance: &Instance);
+}
+
+/// The whole layout, kept as read: what `update` works on.
+impl Tables for IndexFile {
+    fn study(&mut self, study: &Study) {
+        self.studies.push(Study { series: Vec::new(), ..study.clone() });
+    }
+
+    fn series(&mut self, series: &Series) {
+        if let Some(study) = self.studies.last_mut() {
+            study.series.push(Series { instances: Vec::new(), ..series.clone() });
+        }
+    }
+
+    fn instance(&mut self, instance: &Instance) {
+        if let Some(series) = self.studies.last_mut().and_then(|s| s.series.last_mut()) {
+            series.instances.push(instance.clone());
+        }
+    }
+}

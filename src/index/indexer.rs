@@ -28,12 +28,37 @@ pub struct Summary {
     pub files: usize,
     pub bytes: u64,
     pub elapsed: Duration,
+    /// What an update (`--update`) did with the index it found; `None` for a whole run.
+    pub update: Option<Updated>,
+}
+
+/// What an update did with the entries of the index it found.
+#[derive(Debug, Default)]
+pub struct Updated {
+    /// Entries whose file has the indexed size and time: kept without reading the file.
+    pub kept: usize,
+    /// Entries whose file's time alone moved and whose header still says what the index recorded: kept,
+    /// with the new time.
+    pub touched: usize,
+    /// Entries whose file changed (its size, or its header): dropped, and the file read again.
+    pub changed: usize,
+    /// Entries whose file is gone: dropped.
+    pub removed: usize,
+    /// Whether the index was written: not when nothing changed.
+    pub written: bool,
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let seconds = self.elapsed.as_secs_f64().max(1e-6);
         let megabytes = self.bytes as f64 / 1e6;
+        if let Some(u) = &self.update {
+            write!(
+                f,
+                "updated: kept {} unchanged and {} touched, dropped {} changed and {} removed; ",
+                u.kept, u.touched, u.changed, u.removed
+            )?;
+        }
         write!(
             f,
             "indexed {} files in {} studies; skipped {} unreadable, {} duplicates; \
@@ -51,9 +76,9 @@ impl fmt::Display for Summary {
 
 /// The progress line of a long run, kept on a terminal's stderr: redrawn in place with `\r` at most every
 /// [`Progress::EVERY`], and erased before any other line is written so that lines never mix.
-struct Progress {
+pub(super) struct Progress {
     enabled: bool,
-    started: Instant,
+    pub started: Instant,
     drawn: Option<Instant>,
     /// Whether a progress line is on the screen now.
     shown: bool,
@@ -62,7 +87,7 @@ struct Progress {
 impl Progress {
     const EVERY: Duration = Duration::from_millis(250);
 
-    fn new(enabled: bool) -> Progress {
+    pub fn new(enabled: bool) -> Progress {
         Progress { enabled, started: Instant::now(), drawn: None, shown: false }
     }
 
@@ -79,12 +104,12 @@ impl Progress {
     }
 
     /// Writes one line of its own, first erasing the progress line.
-    fn line(&mut self, out: &mut dyn Write, line: fmt::Arguments<'_>) {
+    pub fn line(&mut self, out: &mut dyn Write, line: fmt::Arguments<'_>) {
         self.clear(out);
         let _ = writeln!(out, "{line}");
     }
 
-    fn clear(&mut self, out: &mut dyn Write) {
+    pub fn clear(&mut self, out: &mut dyn Write) {
         if self.shown {
             let _ = write!(out, "\r\x1b[K");
             let _ = out.flush();
@@ -103,55 +128,180 @@ fn progress_text(done: usize, total: usize, bytes: u64, elapsed: Duration) -> St
     )
 }
 
+/// Where an indexing run reads and writes: the folder, and the index file in it or in a folder above it.
+pub(super) struct Target {
+    pub dir: PathBuf,
+    /// The index file's folder, which the paths in it are relative to.
+    pub out_dir: PathBuf,
+    pub out_file: PathBuf,
+}
+
+impl Target {
+    pub fn of(dir: &Path, out: &Path) -> Result<Target, String> {
+        let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !dir.is_dir() {
+            return Err(format!("{} is not a folder", dir.display()));
+        }
+        let out_dir = out
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."))
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+        if !dir.starts_with(&out_dir) {
+            return Err(format!(
+                "the index {} must be written in {} or a folder above it, so its paths stay inside its folder",
+                out.display(),
+                dir.display()
+            ));
+        }
+        let out_file = out_dir.join(out.file_name().unwrap_or_default());
+        Ok(Target { dir, out_dir, out_file })
+    }
+
+    /// The file written beside the index and renamed over it.
+    fn partial(&self) -> PathBuf {
+        self.out_file.with_extension("toml.partial")
+    }
+
+    /// The file whose lock an indexing run holds while it reads and writes the index.
+    fn lock_file(&self) -> PathBuf {
+        let mut name = self.out_file.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        self.out_file.with_file_name(name)
+    }
+
+    /// Takes the index's lock, or says who holds it: two runs writing one index would each drop what the
+    /// other added. The lock is the kernel's (`flock`), so a run that dies leaves none behind; the file stays.
+    pub fn lock(&self) -> Result<std::fs::File, String> {
+        let path = self.lock_file();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        match crate::sys::lock::try_lock(&file) {
+            Ok(true) => Ok(file),
+            Ok(false) => Err(format!(
+                "another `smart-imaging index` is writing {} (it holds {}); not run, as the two would each drop \
+                 what the other added: run again when it is done",
+                self.out_file.display(),
+                path.display()
+            )),
+            Err(e) => Err(format!("{}: cannot lock: {e}", path.display())),
+        }
+    }
+
+    /// Every regular file under the folder but the index's own, with its size and time when they can be read.
+    pub fn files(&self, report: &mut dyn Write, progress: &mut Progress) -> Vec<Found> {
+        let mut files = Vec::new();
+        walk(&self.dir, &mut files, report, progress);
+        let own = [self.out_file.clone(), self.partial(), self.lock_file()];
+        files.retain(|f| !own.contains(&f.path));
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        files
+    }
+
+    /// Writes `file` beside the index and renames it over, so that a reader never meets half an index.
+    pub fn write(&self, file: &mut IndexFile) -> Result<(), String> {
+        for study in &mut file.studies {
+            finish_study(study);
+        }
+        let partial = self.partial();
+        std::fs::write(&partial, super::write::text(file)).map_err(|e| format!("{}: {e}", partial.display()))?;
+        std::fs::rename(&partial, &self.out_file).map_err(|e| format!("{}: {e}", self.out_file.display()))
+    }
+}
+
+/// A file found under the folder: its path, and its size and modification time from the folder's listing.
+pub(super) struct Found {
+    pub path: PathBuf,
+    pub stat: Option<(u64, u64)>,
+}
+
 /// Indexes every file under `dir` into `out`. Problems with single files go to `report`, one line each; with
 /// `progress` (for a terminal) a progress line is kept there too. The error is for the run as a whole (the
-/// folder or the output cannot be used).
+/// folder or the output cannot be used, or another run holds the index).
 pub fn index_dir(dir: &Path, out: &Path, report: &mut dyn Write, progress: bool) -> Result<Summary, String> {
-    let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
-    if !dir.is_dir() {
-        return Err(format!("{} is not a folder", dir.display()));
-    }
-    let out_dir = out
-        .parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
-        .unwrap_or(Path::new("."))
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", out.display()))?;
-    if !dir.starts_with(&out_dir) {
-        return Err(format!(
-            "the index {} must be written in {} or a folder above it, so its paths stay inside its folder",
-            out.display(),
-            dir.display()
-        ));
-    }
-    let out_file = out_dir.join(out.file_name().unwrap_or_default());
-
+    let target = Target::of(dir, out)?;
+    let _lock = target.lock()?;
     let mut progress = Progress::new(progress);
-    let mut files = Vec::new();
-    walk(&dir, &mut files, report, &mut progress);
-    files.retain(|path| *path != out_file);
-    files.sort();
-
+    let files = target.files(report, &mut progress);
     let mut summary = Summary::default();
-    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut studies: BTreeMap<String, Study> = BTreeMap::new();
-    for path in &files {
-        summary.files += 1;
+    let mut reader = Reader::new(&target.out_dir, files.len());
+    for found in &files {
+        if let Some((header, rel, size, mtime)) = reader.read(&found.path, &mut summary, report, &mut progress) {
+            add(&mut studies, header, rel, size, mtime);
+        }
+    }
+    progress.clear(report);
+    summary.elapsed = progress.started.elapsed();
+    let mut file = IndexFile { written: written_time(), studies: studies.into_values().collect() };
+    summary.studies = file.studies.len();
+    if summary.indexed > 0 {
+        target.write(&mut file)?;
+    }
+    Ok(summary)
+}
+
+/// Reads files' headers in path order for a run, counting and reporting as it goes, and skipping a file
+/// whose SOP Instance UID an earlier one holds.
+pub(super) struct Reader<'a> {
+    out_dir: &'a Path,
+    total: usize,
+    seen: BTreeMap<String, PathBuf>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(out_dir: &'a Path, total: usize) -> Reader<'a> {
+        Reader { out_dir, total, seen: BTreeMap::new() }
+    }
+
+    /// Says that an instance is already held, by the file at `path`.
+    pub fn held(&mut self, uid: String, path: PathBuf) {
+        self.seen.insert(uid, path);
+    }
+
+    /// The header of the file at `path`, its path relative to the index, size and time; `None` (reported)
+    /// when it cannot be read or holds an instance already held.
+    pub fn read(
+        &mut self,
+        path: &Path,
+        summary: &mut Summary,
+        report: &mut dyn Write,
+        progress: &mut Progress,
+    ) -> Option<(Header, String, u64, u64)> {
         let read = read_file(path);
+        self.admit(path, read, summary, report, progress)
+    }
+
+    /// As `read`, for a header read already.
+    pub fn admit(
+        &mut self,
+        path: &Path,
+        read: Result<(Header, u64, u64), String>,
+        summary: &mut Summary,
+        report: &mut dyn Write,
+        progress: &mut Progress,
+    ) -> Option<(Header, String, u64, u64)> {
+        summary.files += 1;
         summary.bytes += match &read {
             Ok((_, size, _)) => *size,
             Err(_) => std::fs::symlink_metadata(path).map_or(0, |m| m.len()),
         };
-        progress.tick(report, |elapsed| progress_text(summary.files, files.len(), summary.bytes, elapsed));
+        let total = self.total;
+        progress.tick(report, |elapsed| progress_text(summary.files, total, summary.bytes, elapsed));
         let (header, size, mtime) = match read {
             Ok(v) => v,
             Err(why) => {
                 progress.line(report, format_args!("{}: {why}", path.display()));
                 summary.skipped += 1;
-                continue;
+                return None;
             }
         };
-        if let Some(first) = seen.get(&header.sop_instance_uid) {
+        if let Some(first) = self.seen.get(&header.sop_instance_uid) {
             progress.line(
                 report,
                 format_args!(
@@ -162,33 +312,15 @@ pub fn index_dir(dir: &Path, out: &Path, report: &mut dyn Write, progress: bool)
                 ),
             );
             summary.duplicates += 1;
-            continue;
+            return None;
         }
-        seen.insert(header.sop_instance_uid.clone(), path.clone());
-        let rel = relative(&out_dir, path);
-        add(&mut studies, header, rel, size, mtime);
+        self.seen.insert(header.sop_instance_uid.clone(), path.to_path_buf());
         summary.indexed += 1;
+        Some((header, relative(self.out_dir, path), size, mtime))
     }
-    progress.clear(report);
-    summary.elapsed = progress.started.elapsed();
-
-    let mut file = IndexFile { written: written_time(), studies: studies.into_values().collect() };
-    for study in &mut file.studies {
-        finish_study(study);
-    }
-    summary.studies = file.studies.len();
-    if summary.indexed > 0 {
-        let text = toml::to_string(&file).map_err(|e| format!("cannot encode the index: {e}"))?;
-        let heading = "# Written by `smart-imaging index`; docs/index.md describes the layout.\n";
-        // Written beside and renamed over, so that a reader never meets half an index.
-        let partial = out_file.with_extension("toml.partial");
-        std::fs::write(&partial, format!("{heading}{text}")).map_err(|e| format!("{}: {e}", partial.display()))?;
-        std::fs::rename(&partial, &out_file).map_err(|e| format!("{}: {e}", out_file.display()))?;
-    }
-    Ok(summary)
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, report: &mut dyn Write, progress: &mut Progress) {
+fn walk(dir: &Path, files: &mut Vec<Found>, report: &mut dyn Write, progress: &mut Progress) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -203,7 +335,9 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, report: &mut dyn Write, progress: 
         match entry.file_type() {
             Ok(t) if t.is_dir() => walk(&path, files, report, progress),
             Ok(t) if t.is_file() => {
-                files.push(path);
+                // Looked up beside the folder's listing (`fstatat` on the folder), not by the whole path.
+                let stat = entry.metadata().ok().map(|m| (m.len(), mtime_secs(&m)));
+                files.push(Found { path, stat });
                 progress.tick(report, |_| format!("finding files: {}", files.len()));
             }
             _ => {}
@@ -227,13 +361,37 @@ pub fn mtime_secs(meta: &std::fs::Metadata) -> u64 {
     meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
 }
 
-fn relative(base: &Path, path: &Path) -> String {
+pub(super) fn relative(base: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(base).unwrap_or(path);
     rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
 }
 
-fn add(studies: &mut BTreeMap<String, Study>, h: Header, path: String, size: u64, mtime: u64) {
-    let study = studies.entry(h.study_instance_uid.clone()).or_insert_with(|| Study {
+/// Adds the instance of `h` at `path` to its study and series, which the first file of each makes.
+pub(super) fn add(studies: &mut BTreeMap<String, Study>, h: Header, path: String, size: u64, mtime: u64) {
+    let study = studies.entry(h.study_instance_uid.clone()).or_insert_with(|| study_of(&h));
+    let series = match study.series.iter().position(|s| s.uid == h.series_instance_uid) {
+        Some(i) => i,
+        None => {
+            study.series.push(series_of(&h));
+            study.series.len() - 1
+        }
+    };
+    study.series[series].instances.push(Instance {
+        uid: h.sop_instance_uid,
+        sop_class: h.sop_class_uid,
+        number: h.instance_number,
+        transfer_syntax: h.transfer_syntax,
+        frames: h.number_of_frames,
+        path,
+        size,
+        mtime,
+        pixel_data_offset: h.pixel_data_offset,
+    });
+}
+
+/// The study attributes of a header, without series.
+pub(super) fn study_of(h: &Header) -> Study {
+    Study {
         uid: h.study_instance_uid.clone(),
         patient_id: h.patient_id.clone(),
         issuer_of_patient_id: h.issuer_of_patient_id.clone(),
@@ -248,32 +406,18 @@ fn add(studies: &mut BTreeMap<String, Study>, h: Header, path: String, size: u64
         description: h.study_description.clone(),
         referring_physician_name: h.referring_physician_name.clone(),
         ..Default::default()
-    });
-    let series = match study.series.iter_mut().position(|s| s.uid == h.series_instance_uid) {
-        Some(i) => &mut study.series[i],
-        None => {
-            study.series.push(Series {
-                uid: h.series_instance_uid.clone(),
-                number: h.series_number,
-                modality: h.modality.clone(),
-                description: h.series_description.clone(),
-                instances: Vec::new(),
-            });
-            let last = study.series.len() - 1;
-            &mut study.series[last]
-        }
-    };
-    series.instances.push(Instance {
-        uid: h.sop_instance_uid,
-        sop_class: h.sop_class_uid,
-        number: h.instance_number,
-        transfer_syntax: h.transfer_syntax,
-        frames: h.number_of_frames,
-        path,
-        size,
-        mtime,
-        pixel_data_offset: h.pixel_data_offset,
-    });
+    }
+}
+
+/// The series attributes of a header, without instances.
+pub(super) fn series_of(h: &Header) -> Series {
+    Series {
+        uid: h.series_instance_uid.clone(),
+        number: h.series_number,
+        modality: h.modality.clone(),
+        description: h.series_description.clone(),
+        instances: Vec::new(),
+    }
 }
 
 /// Orders series and instances by number then UID, and lists the study's modalities.
@@ -290,7 +434,7 @@ fn finish_study(study: &mut Study) {
 }
 
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org) when set, else now.
-fn written_time() -> String {
+pub(super) fn written_time() -> String {
     let secs = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()).unwrap_or_else(now_secs);
     format_rfc3339(secs)
 }

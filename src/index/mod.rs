@@ -14,7 +14,9 @@ mod file;
 pub mod indexer;
 pub mod learnt;
 mod store;
+pub mod update;
 mod view;
+mod write;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -187,6 +187,20 @@ pub struct Builder {
     error: Option<String>,
 }
 
+impl file::Tables for Builder {
+    fn study(&mut self, s: &file::Study) {
+        Builder::study(self, s);
+    }
+
+    fn series(&mut self, se: &file::Series) {
+        Builder::series(self, se);
+    }
+
+    fn instance(&mut self, i: &file::Instance) {
+        Builder::instance(self, i);
+    }
+}
+
 impl Builder {
     pub fn study(&mut self, s: &file::Study) {
         if self.error.is_some() {

@@ -1,8 +1,10 @@
 //! The only folder allowed `unsafe`: memory maps and their fault guard (`map`), signals (`signals`),
-//! sockets that tiny_http holds (`sockets`) and writing to them directly (`sendfile`), process limits (`limits`) and allocator tuning (`malloc`). Every `unsafe` block carries a
+//! sockets that tiny_http holds (`sockets`) and writing to them directly (`sendfile`), process limits (`limits`),
+//! allocator tuning (`malloc`) and file locks (`lock`). Every `unsafe` block carries a
 //! `// SAFETY:` comment; everything outside this folder is `#![deny(unsafe_code)]`.
 
 pub mod limits;
+pub mod lock;
 pub mod malloc;
 pub mod map;
 pub mod sendfile;

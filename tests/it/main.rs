@@ -9,6 +9,7 @@ mod ehr;
 mod fake_ehr;
 mod frames;
 mod harness;
+mod incremental;
 mod indexer;
 mod layout;
 mod mock;
