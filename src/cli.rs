@@ -106,6 +106,13 @@ fn run() -> Result<ExitCode, String> {
             finish(args)?;
             check(&config, verbose)
         }
+        Some("init") => {
+            let dir: PathBuf =
+                args.free_from_os_str(to_path).map_err(|_| "init needs a folder: smart-imaging init DIR")?;
+            finish(args)?;
+            crate::init::init(&dir, &mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some("keygen") => {
             let prefix: Option<String> = opt_string(&mut args, "--out")?;
             finish(args)?;
@@ -132,7 +139,43 @@ fn to_path(s: &std::ffi::OsStr) -> Result<PathBuf, &'static str> {
 
 fn config_flag(args: &mut pico_args::Arguments) -> Result<PathBuf, String> {
     let path: Option<PathBuf> = args.opt_value_from_os_str("--config", to_path).map_err(|e| e.to_string())?;
-    Ok(path.unwrap_or_else(|| PathBuf::from("smart-imaging.toml")))
+    locate_config(path, std::env::var_os(CONFIG_VAR), |p| p.exists())
+}
+
+/// The environment variable naming the configuration when `--config` does not.
+const CONFIG_VAR: &str = "SMART_IMAGING_CONFIG";
+
+/// Where the configuration is looked for last, in order: the working folder, then the system's.
+const CONFIG_PLACES: [&str; 2] = [crate::init::CONFIG_FILE, "/etc/smart-imaging/smart-imaging.toml"];
+
+/// The configuration to run on: `--config`, else `$SMART_IMAGING_CONFIG`, else the first of `CONFIG_PLACES`
+/// that `exists`; when there is none, the message names the four places and `init`.
+fn locate_config(
+    flag: Option<PathBuf>,
+    var: Option<std::ffi::OsString>,
+    exists: impl Fn(&Path) -> bool,
+) -> Result<PathBuf, String> {
+    // A `--config` that names no file is reported when it is read, naming it.
+    if let Some(path) = flag {
+        return Ok(path);
+    }
+    if let Some(var) = var.filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(var);
+        if !exists(&path) {
+            return Err(format!("${CONFIG_VAR} names {}, which does not exist", path.display()));
+        }
+        return Ok(path);
+    }
+    if let Some(place) = CONFIG_PLACES.iter().find(|p| exists(Path::new(p))) {
+        return Ok(PathBuf::from(place));
+    }
+    Err(format!(
+        "no configuration found: no --config FILE, no ${CONFIG_VAR}, no ./{} and no {}; \
+         `smart-imaging init DIR` writes one to start from (then --config DIR/{})",
+        CONFIG_PLACES[0],
+        CONFIG_PLACES[1],
+        crate::init::CONFIG_FILE
+    ))
 }
 
 fn opt_string(args: &mut pico_args::Arguments, flag: &'static str) -> Result<Option<String>, String> {
@@ -222,4 +265,30 @@ fn check(path: &Path, verbose: bool) -> Result<ExitCode, String> {
         report.touched.len()
     );
     Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_is_looked_for_in_four_places_in_order() {
+        let etc = Path::new(CONFIG_PLACES[1]);
+        let here = Path::new("smart-imaging.toml");
+        let env = || Some(std::ffi::OsString::from("/srv/lab/smart-imaging.toml"));
+        let everywhere = |_: &Path| true;
+        let flag = Some(PathBuf::from("given.toml"));
+        assert_eq!(locate_config(flag.clone(), env(), everywhere).unwrap(), Path::new("given.toml"));
+        assert_eq!(locate_config(flag, None, |_| false).unwrap(), Path::new("given.toml"), "read, and reported then");
+        assert_eq!(locate_config(None, env(), everywhere).unwrap(), Path::new("/srv/lab/smart-imaging.toml"));
+        let e = locate_config(None, env(), |p| p != Path::new("/srv/lab/smart-imaging.toml")).unwrap_err();
+        assert!(e.contains("$SMART_IMAGING_CONFIG names /srv/lab/smart-imaging.toml"), "{e}");
+        assert_eq!(locate_config(None, Some("".into()), everywhere).unwrap(), here, "an empty variable is unset");
+        assert_eq!(locate_config(None, None, everywhere).unwrap(), here);
+        assert_eq!(locate_config(None, None, |p| p == etc).unwrap(), etc);
+        let e = locate_config(None, None, |_| false).unwrap_err();
+        for place in ["--config FILE", "$SMART_IMAGING_CONFIG", "./smart-imaging.toml", CONFIG_PLACES[1], "init DIR"] {
+            assert!(e.contains(place), "{place}: {e}");
+        }
+    }
 }

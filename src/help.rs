@@ -10,6 +10,7 @@ USAGE:
   smart-imaging [serve] [--config FILE] [--listen HOST:PORT] [--base-url URL] [--sandbox-listen HOST:PORT]
   smart-imaging index DIR [--out FILE] [--update] [--quiet]
   smart-imaging check [--config FILE] [--verbose]
+  smart-imaging init DIR
   smart-imaging keygen [--out PREFIX]
   smart-imaging assertion --key FILE --client ID --aud TOKEN_URL
   smart-imaging help [COMMAND]
@@ -19,16 +20,21 @@ COMMANDS:
   serve      Serve the tenants of the configuration (the default command)
   index      Scan a folder of DICOM files and write the static index
   check      Validate the configuration and every file of its index, without serving
+  init       Write a folder to serve one's own images from: configuration, dicom/, key, index
   keygen     Write a key pair for registering this server at an EHR
   assertion  Print a signed client assertion, to get a backend token by hand
   help       Print this overview, or a command's usage, flags and an example
 
 `smart-imaging help COMMAND` or `smart-imaging COMMAND --help` says more about each.
 
+The configuration is --config FILE, else $SMART_IMAGING_CONFIG, else ./smart-imaging.toml, else
+/etc/smart-imaging/smart-imaging.toml.
+
 ENVIRONMENT:
-  SMART_IMAGING_KEY   Secret for study tokens when server.key_file is not set
-  RUST_LOG            Log filter (default: info; the HTTP client's logs stop at info)
-  SOURCE_DATE_EPOCH   Fixed time for `index` to record as written
+  SMART_IMAGING_CONFIG  The configuration file when --config is not given
+  SMART_IMAGING_KEY     Secret for study tokens when server.key_file is not set
+  RUST_LOG              Log filter (default: info; the HTTP client's logs stop at info)
+  SOURCE_DATE_EPOCH     Fixed time for `index` to record as written
 ";
 
 const SERVE: &str = "\
@@ -42,7 +48,8 @@ SIGINT (in-flight requests get server.shutdown_timeout seconds to finish). With 
 starts the built-in sandbox EHR (for teaching and tests) and prints `sandbox listening on http://ADDR …`.
 
 FLAGS:
-  --config FILE              Configuration file [default: ./smart-imaging.toml]
+  --config FILE              Configuration file [default: $SMART_IMAGING_CONFIG, else
+                             ./smart-imaging.toml, else /etc/smart-imaging/smart-imaging.toml]
   --listen HOST:PORT         Address to listen on, overriding server.listen; port 0 picks a free port
   --base-url URL             Public URL for Endpoint addresses and links, overriding server.base_url.
                              With --listen and no --base-url, links follow the bound address.
@@ -89,7 +96,8 @@ line and do not fail the check. Exits 0 when the configuration and every file ar
 missing or changed, 2 when the configuration or the index does not load.
 
 FLAGS:
-  --config FILE   Configuration file [default: ./smart-imaging.toml]
+  --config FILE   Configuration file [default: $SMART_IMAGING_CONFIG, else ./smart-imaging.toml,
+                  else /etc/smart-imaging/smart-imaging.toml]
   -v, --verbose   Also list each file whose modification time alone changed
   -h, --help      Print this help
 
@@ -136,6 +144,26 @@ EXAMPLE:
     --aud http://127.0.0.1:8001/auth/token
 ";
 
+const INIT: &str = "\
+smart-imaging init: write a folder to serve one's own images from
+
+USAGE:
+  smart-imaging init DIR
+
+Writes DIR/smart-imaging.toml (a mock tenant `lab` that sees every study, and a smart-on-fhir tenant to fill
+in, commented; its paths are relative to DIR), DIR/study-token.key (mode 0600), DIR/dicom/ for the images,
+and DIR/index.toml, the index of what DIR/dicom holds (nothing yet, or what was there). Makes DIR when it is
+missing; never overwrites a file: when one of them exists, nothing is written.
+
+FLAGS:
+  -h, --help   Print this help
+
+EXAMPLE:
+  smart-imaging init ~/lab && cp -r /media/cd/DICOM ~/lab/dicom/cd-1 &&
+  smart-imaging index ~/lab/dicom --out ~/lab/index.toml --update &&
+  smart-imaging serve --config ~/lab/smart-imaging.toml
+";
+
 const HELP: &str = "\
 smart-imaging help: print the overview, or a command's usage, flags and an example
 
@@ -153,6 +181,7 @@ pub fn page(command: Option<&str>) -> Option<&'static str> {
         Some("serve") => Some(SERVE),
         Some("index") => Some(INDEX),
         Some("check") => Some(CHECK),
+        Some("init") => Some(INIT),
         Some("keygen") => Some(KEYGEN),
         Some("assertion") => Some(ASSERTION),
         Some("help") => Some(HELP),
@@ -166,7 +195,7 @@ mod tests {
 
     #[test]
     fn every_command_has_a_page_with_its_usage_and_an_example() {
-        for command in ["serve", "index", "check", "keygen", "assertion", "help"] {
+        for command in ["serve", "index", "check", "init", "keygen", "assertion", "help"] {
             let page = page(Some(command)).unwrap();
             assert!(page.starts_with(&format!("smart-imaging {command}:")), "{command}");
             assert!(page.contains("USAGE:") && page.contains("EXAMPLE:"), "{command}");

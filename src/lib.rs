@@ -21,6 +21,7 @@ mod help;
 mod home;
 mod http;
 mod index;
+mod init;
 mod metrics;
 mod random;
 mod routes;

@@ -409,8 +409,8 @@ fn string_prefix<'v>(v: &'v str, out: &mut String) -> Option<&'v str> {
 mod tests {
     use super::*;
     use crate::index::Index;
-    use crate::index::store::Builder;
     use crate::index::file::IndexFile;
+    use crate::index::store::Builder;
     use std::path::Path;
 
     const PATH: &str = "/data/index.toml";

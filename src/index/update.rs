@@ -90,7 +90,8 @@ pub fn update_dir(dir: &Path, out: &Path, report: &mut dyn Write, progress: bool
     // An instance a kept file holds keeps its place; a new file holding it too is its duplicate.
     let mut summary = Summary::default();
     let mut reader = Reader::new(&target.out_dir, reads.len());
-    let new_uids: HashSet<&str> = reads.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|(h, _, _)| h.sop_instance_uid.as_str()).collect();
+    let new_uids: HashSet<&str> =
+        reads.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|(h, _, _)| h.sop_instance_uid.as_str()).collect();
     for inst in studies.values().flat_map(|s| &s.series).flat_map(|s| &s.instances) {
         if new_uids.contains(inst.uid.as_str()) {
             reader.held(inst.uid.clone(), target.out_dir.join(&inst.path));
@@ -98,7 +99,9 @@ pub fn update_dir(dir: &Path, out: &Path, report: &mut dyn Write, progress: bool
     }
     let mut firsts = Firsts::default();
     for (at, read) in reads {
-        if let Some((header, rel, size, mtime)) = reader.admit(&files[at].path, read, &mut summary, report, &mut progress) {
+        if let Some((header, rel, size, mtime)) =
+            reader.admit(&files[at].path, read, &mut summary, report, &mut progress)
+        {
             firsts.take_attributes(&mut studies, &header, &rel);
             add(&mut studies, header, rel, size, mtime);
         }
@@ -186,9 +189,10 @@ struct Firsts {
 impl Firsts {
     fn take_attributes(&mut self, studies: &mut BTreeMap<String, Study>, h: &Header, rel: &str) {
         let Some(study) = studies.get_mut(&h.study_instance_uid) else { return };
-        let first = self.studies.entry(study.uid.clone()).or_insert_with(|| {
-            first_path(study.series.iter().flat_map(|s| &s.instances).map(|i| i.path.as_str()))
-        });
+        let first = self
+            .studies
+            .entry(study.uid.clone())
+            .or_insert_with(|| first_path(study.series.iter().flat_map(|s| &s.instances).map(|i| i.path.as_str())));
         if Path::new(rel) < Path::new(first.as_str()) {
             *first = rel.to_string();
             let series = std::mem::take(&mut study.series);

@@ -49,9 +49,11 @@ fn update_reads_only_new_and_changed_files_and_writes_what_a_whole_run_writes() 
     set_mtime(touched, Duration::from_secs(3600));
     // Another instance of the same size in the place of one: its time moved, its header says another UID.
     let sample = IndexFile::sample();
-    let other = sample.studies[0].series[0].instances.iter().skip(6).find(|i| {
-        i.size == std::fs::metadata(replaced).unwrap().len()
-    });
+    let other = sample.studies[0].series[0]
+        .instances
+        .iter()
+        .skip(6)
+        .find(|i| i.size == std::fs::metadata(replaced).unwrap().len());
     let other = other.expect("a sample CT instance of the same size");
     std::fs::write(replaced, other.file_bytes()).unwrap();
     set_mtime(replaced, Duration::from_secs(7200));
@@ -68,7 +70,9 @@ fn update_reads_only_new_and_changed_files_and_writes_what_a_whole_run_writes() 
     let run = index(dir.path(), true);
     assert_eq!(run.code(), Some(0), "{run}");
     assert!(
-        run.stderr.contains("updated: kept 2 unchanged and 1 touched, dropped 2 changed and 1 removed; indexed 8 files in 2 studies"),
+        run.stderr.contains(
+            "updated: kept 2 unchanged and 1 touched, dropped 2 changed and 1 removed; indexed 8 files in 2 studies"
+        ),
         "{run}"
     );
     assert!(run.stderr.contains("read 6 files"), "the touched, the two changed and the three new files\n{run}");

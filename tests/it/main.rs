@@ -11,6 +11,7 @@ mod frames;
 mod harness;
 mod incremental;
 mod indexer;
+mod lab;
 mod layout;
 mod mock;
 mod newcomer;

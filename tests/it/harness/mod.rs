@@ -23,3 +23,5 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 /// The name of the environment variable that holds the study-token key.
 pub const KEY_VAR: &str = "SMART_IMAGING_KEY";
+/// The variable naming the configuration when `--config` does not; never inherited by the binary under test.
+pub const CONFIG_VAR: &str = "SMART_IMAGING_CONFIG";

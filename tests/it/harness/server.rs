@@ -130,7 +130,7 @@ impl Server {
     fn start(launch: Launch) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_smart-imaging"));
         cmd.arg("--config").arg(&launch.config).args(["--listen", launch.listen.as_str()]).args(&launch.args);
-        cmd.env_remove(KEY_VAR).env("RUST_LOG", "info");
+        cmd.env_remove(KEY_VAR).env_remove(CONFIG_VAR).env("RUST_LOG", "info");
         for (name, value) in &launch.env {
             cmd.env(name, value);
         }
@@ -339,11 +339,17 @@ impl fmt::Display for Run {
     }
 }
 
-/// Runs the binary with `args` in `cwd`, without `SMART_IMAGING_KEY` and with `RUST_LOG=info`, and waits
+/// Runs the binary with `args` in `cwd`, without `SMART_IMAGING_KEY` and `SMART_IMAGING_CONFIG`, and with `RUST_LOG=info`, and waits
 /// for it to finish; a run that outlives the deadline is killed and fails the test.
 pub fn run_cli<S: AsRef<OsStr>>(args: &[S], cwd: &Path) -> Run {
+    run_cli_env(args, cwd, &[])
+}
+
+/// `run_cli` with variables of the environment set.
+pub fn run_cli_env<S: AsRef<OsStr>>(args: &[S], cwd: &Path, env: &[(&str, &OsStr)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_smart-imaging"));
-    cmd.args(args).current_dir(cwd).env_remove(KEY_VAR).env("RUST_LOG", "info");
+    cmd.args(args).current_dir(cwd).env_remove(KEY_VAR).env_remove(CONFIG_VAR).env("RUST_LOG", "info");
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let command = describe(&cmd);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
