@@ -87,6 +87,7 @@ fn run() -> Result<ExitCode, String> {
                 listen: opt_string(&mut args, "--listen")?,
                 base_url: opt_string(&mut args, "--base-url")?,
                 sandbox_listen: opt_string(&mut args, "--sandbox-listen")?,
+                pid_file: args.opt_value_from_os_str("--pid-file", to_path).map_err(|e| e.to_string())?,
             };
             finish(args)?;
             server::start::serve(opts, load)
@@ -105,6 +106,12 @@ fn run() -> Result<ExitCode, String> {
             let verbose = args.contains(["-v", "--verbose"]);
             finish(args)?;
             check(&config, verbose)
+        }
+        Some("reload") => {
+            let path: Option<PathBuf> = args.opt_value_from_os_str("--pid-file", to_path).map_err(|e| e.to_string())?;
+            finish(args)?;
+            println!("{}", crate::pidfile::reload(&path.unwrap_or_else(|| PathBuf::from(crate::pidfile::DEFAULT)))?);
+            Ok(ExitCode::SUCCESS)
         }
         Some("init") => {
             let dir: PathBuf =

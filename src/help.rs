@@ -8,6 +8,8 @@ smart-imaging: SMART Imaging Access server (FHIR ImagingStudy + DICOMweb WADO-RS
 
 USAGE:
   smart-imaging [serve] [--config FILE] [--listen HOST:PORT] [--base-url URL] [--sandbox-listen HOST:PORT]
+                [--pid-file FILE]
+  smart-imaging reload [--pid-file FILE]
   smart-imaging index DIR [--out FILE] [--update] [--quiet]
   smart-imaging check [--config FILE] [--verbose]
   smart-imaging init DIR
@@ -18,6 +20,7 @@ USAGE:
 
 COMMANDS:
   serve      Serve the tenants of the configuration (the default command)
+  reload     Have the running server read its configuration and index again (SIGHUP)
   index      Scan a folder of DICOM files and write the static index
   check      Validate the configuration and every file of its index, without serving
   init       Write a folder to serve one's own images from: configuration, dicom/, key, index
@@ -42,6 +45,7 @@ smart-imaging serve: serve the tenants of the configuration (the default command
 
 USAGE:
   smart-imaging [serve] [--config FILE] [--listen HOST:PORT] [--base-url URL] [--sandbox-listen HOST:PORT]
+                [--pid-file FILE]
 
 Prints `listening on http://ADDR` once bound, logs one line per request, and stops gracefully on SIGTERM or
 SIGINT (in-flight requests get server.shutdown_timeout seconds to finish). With a [sandbox] section it first
@@ -55,6 +59,8 @@ FLAGS:
                              With --listen and no --base-url, links follow the bound address.
   --sandbox-listen HOST:PORT Where the sandbox EHR listens, overriding sandbox.listen; port 0 picks a
                              free port, and its URL (and tenants' {sandbox}) follows the bound address
+  --pid-file FILE            Write the process id to FILE once bound (removed at exit), for
+                             `smart-imaging reload --pid-file FILE`
   -h, --help                 Print this help
 
 EXAMPLE:
@@ -144,6 +150,25 @@ EXAMPLE:
     --aud http://127.0.0.1:8001/auth/token
 ";
 
+const RELOAD: &str = "\
+smart-imaging reload: have the running server read its configuration and index again
+
+USAGE:
+  smart-imaging reload [--pid-file FILE]
+
+Sends SIGHUP to the server whose process id FILE holds (written by `serve --pid-file FILE`), after checking
+that the process runs and is smart-imaging. The server reads the configuration and the index again, serves
+them if they are sound and logs what it did; a broken one is refused and the old one keeps serving. Under
+systemd, `systemctl reload smart-imaging` does the same. Exits 2 when FILE is missing or stale.
+
+FLAGS:
+  --pid-file FILE   The server's pid file [default: ./smart-imaging.pid]
+  -h, --help        Print this help
+
+EXAMPLE:
+  smart-imaging index lab/dicom --out lab/index.toml --update && smart-imaging reload --pid-file lab/smart-imaging.pid
+";
+
 const INIT: &str = "\
 smart-imaging init: write a folder to serve one's own images from
 
@@ -182,6 +207,7 @@ pub fn page(command: Option<&str>) -> Option<&'static str> {
         Some("index") => Some(INDEX),
         Some("check") => Some(CHECK),
         Some("init") => Some(INIT),
+        Some("reload") => Some(RELOAD),
         Some("keygen") => Some(KEYGEN),
         Some("assertion") => Some(ASSERTION),
         Some("help") => Some(HELP),
@@ -195,7 +221,7 @@ mod tests {
 
     #[test]
     fn every_command_has_a_page_with_its_usage_and_an_example() {
-        for command in ["serve", "index", "check", "init", "keygen", "assertion", "help"] {
+        for command in ["serve", "reload", "index", "check", "init", "keygen", "assertion", "help"] {
             let page = page(Some(command)).unwrap();
             assert!(page.starts_with(&format!("smart-imaging {command}:")), "{command}");
             assert!(page.contains("USAGE:") && page.contains("EXAMPLE:"), "{command}");

@@ -23,6 +23,7 @@ mod http;
 mod index;
 mod init;
 mod metrics;
+mod pidfile;
 mod random;
 mod routes;
 mod sandbox;

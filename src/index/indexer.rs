@@ -196,10 +196,9 @@ impl Target {
     /// Every regular file under the folder but the index's own, with its size and time when they can be read.
     pub fn files(&self, report: &mut dyn Write, progress: &mut Progress) -> Vec<Found> {
         let mut files = Vec::new();
-        walk(&self.dir, &mut files, report, progress);
+        walk(&self.dir, &relative(&self.out_dir, &self.dir), &mut files, report, progress);
         let own = [self.out_file.clone(), self.partial(), self.lock_file()];
         files.retain(|f| !own.contains(&f.path));
-        files.sort_by(|a, b| a.path.cmp(&b.path));
         files
     }
 
@@ -217,6 +216,8 @@ impl Target {
 /// A file found under the folder: its path, and its size and modification time from the folder's listing.
 pub(super) struct Found {
     pub path: PathBuf,
+    /// The path relative to the index's folder, with `/` separators, as the index names it.
+    pub rel: String,
     pub stat: Option<(u64, u64)>,
 }
 
@@ -320,7 +321,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn walk(dir: &Path, files: &mut Vec<Found>, report: &mut dyn Write, progress: &mut Progress) {
+/// Lists `dir` into `files` in path order: each folder's entries sorted by name and taken in turn, a
+/// subfolder's files before the next entry, which is the order of the paths themselves. `rel` is the folder's
+/// path relative to the index's folder ("" for that folder).
+fn walk(dir: &Path, rel: &str, files: &mut Vec<Found>, report: &mut dyn Write, progress: &mut Progress) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -328,16 +332,20 @@ fn walk(dir: &Path, files: &mut Vec<Found>, report: &mut dyn Write, progress: &m
             return;
         }
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
+    let mut entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let rel = if rel.is_empty() { name.into_owned() } else { format!("{rel}/{name}") };
         // Symbolic links are not followed, so a link cannot take the index outside the folder or into a loop;
         // nor are FIFOs, sockets and devices, which could block a read forever.
         match entry.file_type() {
-            Ok(t) if t.is_dir() => walk(&path, files, report, progress),
+            Ok(t) if t.is_dir() => walk(&entry.path(), &rel, files, report, progress),
             Ok(t) if t.is_file() => {
                 // Looked up beside the folder's listing (`fstatat` on the folder), not by the whole path.
                 let stat = entry.metadata().ok().map(|m| (m.len(), mtime_secs(&m)));
-                files.push(Found { path, stat });
+                files.push(Found { path: entry.path(), rel, stat });
                 progress.tick(report, |_| format!("finding files: {}", files.len()));
             }
             _ => {}

@@ -17,7 +17,7 @@ use std::path::Path;
 use super::check::{Recorded, differences};
 use super::file::{IndexFile, Study};
 use super::indexer::{
-    Found, Progress, Reader, Summary, Target, Updated, add, read_file, relative, series_of, study_of, written_time,
+    Found, Progress, Reader, Summary, Target, Updated, add, read_file, series_of, study_of, written_time,
 };
 use crate::dicom::Header;
 
@@ -40,8 +40,7 @@ pub fn update_dir(dir: &Path, out: &Path, report: &mut dyn Write, progress: bool
         let _ = report.write_all(&lines);
         old.map(|old| (files, old))
     })?;
-    let rels: Vec<String> = files.iter().map(|f| relative(&target.out_dir, &f.path)).collect();
-    let on_disk: HashMap<&str, usize> = rels.iter().enumerate().map(|(at, rel)| (rel.as_str(), at)).collect();
+    let on_disk: HashMap<&str, usize> = files.iter().enumerate().map(|(at, f)| (f.rel.as_str(), at)).collect();
 
     let mut sorted = Sorted::new(files.len());
     let mut studies: BTreeMap<String, Study> = BTreeMap::new();

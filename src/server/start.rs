@@ -21,6 +21,8 @@ pub struct Options {
     pub base_url: Option<String>,
     /// `--sandbox-listen`: where the built-in sandbox EHR listens, overriding `sandbox.listen`.
     pub sandbox_listen: Option<String>,
+    /// `--pid-file`: where to write the process id once bound, for `smart-imaging reload`.
+    pub pid_file: Option<PathBuf>,
 }
 
 /// `smart-imaging serve`: loads the configuration and index with `load`, binds, and serves until told to
@@ -125,6 +127,7 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
     let mut app = App::new(config, index, sealer, base_url);
     app.audit = audit;
     let app = Arc::new(app);
+    let _pid_file = opts.pid_file.as_deref().map(crate::pidfile::PidFile::write).transpose()?;
     println!("listening on http://{bound}");
     let _ = std::io::stdout().flush();
     match super::run(app, socket, limits.soft, sandbox) {

@@ -1,5 +1,6 @@
 //! Signals: SIGTERM and SIGINT ask for a graceful shutdown, by a flag the server polls; SIGHUP asks for the
-//! index to be reloaded and the audit file reopened, by a count the server polls.
+//! index to be reloaded and the audit file reopened, by a count the server polls; `send_hangup` asks another
+//! process for a reload (`smart-imaging reload`).
 
 #![allow(unsafe_code)]
 
@@ -17,6 +18,21 @@ pub fn hangups() -> u64 {
 extern "C" fn on_hangup(_signal: libc::c_int) {
     // Only an atomic add: async-signal-safe.
     HANGUPS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Sends SIGHUP to the process `pid`: `ErrorKind::NotFound` when no such process runs.
+pub fn send_hangup(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not a pid"))?;
+    if pid <= 0 {
+        // 0 and negative numbers name process groups, never one process.
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a process id"));
+    }
+    // SAFETY: `kill` takes a process id and a signal number, both plain integers; it touches no memory.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ESRCH) { Err(io::Error::new(io::ErrorKind::NotFound, e)) } else { Err(e) }
 }
 
 /// Whether SIGTERM or SIGINT has arrived.

@@ -4,7 +4,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::harness::*;
 
@@ -58,7 +58,7 @@ fn init_writes_a_folder_that_serves_its_own_images_and_never_overwrites() {
     let server = Launch::new(lab.join("smart-imaging.toml")).start();
     let bundle = server.get("/lab/fhir/ImagingStudy").json();
     assert_eq!(bundle["total"], 1, "{bundle}");
-    assert_eq!(bundle["entry"][0]["resource"]["numberOfInstances"], n, "{bundle}");
+    assert_eq!(resources(&bundle)[0]["numberOfInstances"], n, "{bundle}");
     assert!(!server.log().contains("random key"), "the key file is used\n{}", server.log());
     drop(server);
 
@@ -116,4 +116,174 @@ fn without_a_configuration_the_message_names_the_four_places_and_init() {
         &[(CONFIG_VAR, OsStr::new("/nowhere.toml"))],
     );
     assert_eq!(elsewhere.code(), Some(0), "{elsewhere}");
+}
+
+/// `smart-imaging reload --pid-file FILE`.
+fn reload(pid_file: &Path, cwd: &Path) -> Run {
+    run_cli(&[OsString::from("reload"), "--pid-file".into(), pid_file.into()], cwd)
+}
+
+#[test]
+fn reload_by_pid_file_serves_a_new_index() {
+    let tmp = TempDir::new("reload-pid");
+    let lab = tmp.path().join("lab");
+    assert_eq!(init(&lab, tmp.path()).code(), Some(0));
+    let pid_file = lab.join("smart-imaging.pid");
+    let server = Launch::new(lab.join("smart-imaging.toml")).arg("--pid-file").arg(pid_file.to_str().unwrap()).start();
+    let written = std::fs::read_to_string(&pid_file).expect("the pid file is written once bound");
+    assert_eq!(written.trim(), server.pid().to_string());
+    assert_eq!(server.get("/lab/fhir/ImagingStudy").json()["total"], 0);
+
+    let n = copy_series(&lab);
+    assert_eq!(update(&lab, tmp.path()).code(), Some(0));
+    let run = reload(&pid_file, tmp.path());
+    assert_eq!(run.code(), Some(0), "{run}");
+    assert!(run.stdout.contains(&format!("sent SIGHUP to smart-imaging (process {},", server.pid())), "{run}");
+    server.wait_for_log("the reload", |l| l.contains("index reloaded from"));
+    let bundle = server.get("/lab/fhir/ImagingStudy").json();
+    assert_eq!(bundle["total"], 1, "{bundle}");
+    assert_eq!(resources(&bundle)[0]["numberOfInstances"], n);
+
+    // A pid file that is missing, holds no number, names a process that is not running, or names another
+    // program (this test's own process) is refused, naming the file, and nothing is signalled.
+    let missing = reload(&tmp.path().join("none.pid"), tmp.path());
+    assert_eq!(missing.code(), Some(2), "{missing}");
+    assert!(missing.stderr.contains("none.pid: no such pid file; is the server running with --pid-file"), "{missing}");
+    let garbage = tmp.path().join("garbage.pid");
+    std::fs::write(&garbage, "twelve\n").unwrap();
+    let run = reload(&garbage, tmp.path());
+    assert!(run.code() == Some(2) && run.stderr.contains("not a process id"), "{run}");
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let stale = tmp.path().join("stale.pid");
+    std::fs::write(&stale, format!("{}\n", gone.id())).unwrap();
+    let run = reload(&stale, tmp.path());
+    assert_eq!(run.code(), Some(2), "{run}");
+    assert!(
+        run.stderr.contains(&format!("names process {}, which is not running: a stale pid file", gone.id())),
+        "{run}"
+    );
+    let other = tmp.path().join("other.pid");
+    std::fs::write(&other, format!("{}\n", std::process::id())).unwrap();
+    let run = reload(&other, tmp.path());
+    assert_eq!(run.code(), Some(2), "{run}");
+    assert!(run.stderr.contains("which is not smart-imaging"), "{run}");
+
+    // Stopped, the server removes its pid file.
+    let mut server = server;
+    // SAFETY: `kill` with a plain process id and signal number.
+    unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGTERM) };
+    assert!(server.wait_exit(std::time::Duration::from_secs(30)).is_some_and(|s| s.success()), "{}", server.dump());
+    assert!(!pid_file.exists(), "the pid file is removed at exit");
+}
+
+/// Whether `program` runs (dcmtk's tools print their version and exit 0).
+fn have(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A child process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_study_sent_with_storescu_is_searchable_once_received() {
+    if !have("storescp") || !have("storescu") {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "dcmtk's storescp and storescu are missing, and in CI this test must run: .ci/run installs dcmtk"
+        );
+        eprintln!(
+            "\n!!!!! SKIPPED a_study_sent_with_storescu_is_searchable_once_received: dcmtk's storescp/storescu are \
+             not installed (apt-get install dcmtk); in CI (CI=true) this fails instead !!!!!\n"
+        );
+        return;
+    }
+    let tmp = TempDir::new("storescp");
+    let lab = tmp.path().join("lab");
+    assert_eq!(init(&lab, tmp.path()).code(), Some(0));
+    std::fs::create_dir_all(lab.join("dicom/incoming")).unwrap();
+    let pid_file = lab.join("smart-imaging.pid");
+    let server = Launch::new(lab.join("smart-imaging.toml")).arg("--pid-file").arg(pid_file.to_str().unwrap()).start();
+    assert_eq!(server.get("/lab/fhir/ImagingStudy").json()["total"], 0);
+
+    // A free port for the receiver: taken from the system, then let go (storescp binds it itself).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // The receiver of docs/index.md (From a modality), with the binary under test first on its PATH.
+    let bin = Path::new(env!("CARGO_BIN_EXE_smart-imaging")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let on_study = format!(
+        "smart-imaging index '{lab}/dicom' --out '{lab}/index.toml' --update --quiet && \
+         smart-imaging reload --pid-file '{lab}/smart-imaging.pid'",
+        lab = lab.display()
+    );
+    let log = std::fs::File::create(tmp.path().join("storescp.log")).unwrap();
+    let storescp = std::process::Command::new("storescp")
+        .args(["--aetitle", "SMART-IMAGING", "--output-directory"])
+        .arg(lab.join("dicom/incoming"))
+        .args(["--sort-on-study-uid", "study", "--eostudy-timeout", "1", "--exec-on-eostudy", &on_study, "+xa"])
+        .arg(port.to_string())
+        .env("PATH", &path)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("storescp starts");
+    let _storescp = Killed(storescp);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "storescp never listened on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    // The modality: the sample's first CT series, sent in one association.
+    let sample = IndexFile::sample();
+    let series = &sample.studies[0].series[0];
+    let files: Vec<PathBuf> = series.instances.iter().map(|i| data_dir().join(&i.path)).collect();
+    let sent = std::process::Command::new("storescu")
+        .args(["--aetitle", "MODALITY", "--call", "SMART-IMAGING", "127.0.0.1"])
+        .arg(port.to_string())
+        .args(&files)
+        .output()
+        .expect("storescu runs");
+    let ended = std::time::Instant::now();
+    assert!(sent.status.success(), "storescu: {}", String::from_utf8_lossy(&sent.stderr));
+
+    // Searchable once received: indexed and reloaded when storescp sees the study end (1 s without more).
+    let deadline = ended + std::time::Duration::from_secs(5);
+    loop {
+        let bundle = server.get("/lab/fhir/ImagingStudy").json();
+        if bundle["total"] == 1 {
+            assert_eq!(resources(&bundle)[0]["numberOfInstances"], series.instances.len(), "{bundle}");
+            assert_eq!(
+                resources(&bundle)[0]["identifier"][0]["value"],
+                format!("urn:oid:{}", sample.studies[0].uid)
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the study was not searchable 5 s after the association ended\n--- storescp:\n{}\n{}",
+            std::fs::read_to_string(tmp.path().join("storescp.log")).unwrap_or_default(),
+            server.dump()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The retrieve works too, from the received files.
+    let bundle = server.get("/lab/fhir/ImagingStudy").json();
+    let address = wado_address(&bundle, resources(&bundle)[0]);
+    let study = format!("{address}/studies/{}", sample.studies[0].uid);
+    let reply = get(&study, &[("Accept", "multipart/related; type=\"application/dicom\"")]);
+    assert_eq!(reply.status, 200, "{}", server.dump());
 }
