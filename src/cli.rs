@@ -237,8 +237,8 @@ fn index(dir: &Path, out: Option<PathBuf>, quiet: bool, update: bool) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// `check`: one line per problem, one line for the files merely touched (each of them with `verbose`), and a
-/// summary.
+/// `check`: one line per problem, one line for the files merely touched (each of them with `verbose`), one
+/// line per warning (why studies would match nobody; they do not fail the check), and a summary.
 fn check(path: &Path, verbose: bool) -> Result<ExitCode, String> {
     let (config, index) = load(path)?;
     // A configured study-token key must be readable and long enough; that none is configured concerns
@@ -249,6 +249,10 @@ fn check(path: &Path, verbose: bool) -> Result<ExitCode, String> {
     let report = index::check::check_index(&index);
     for line in &report.problems {
         println!("{line}");
+    }
+    let warnings = crate::matching::warnings(&config, &index);
+    for line in &warnings {
+        println!("warning: {line}");
     }
     if verbose {
         for line in &report.touched {
@@ -263,13 +267,14 @@ fn check(path: &Path, verbose: bool) -> Result<ExitCode, String> {
         );
     }
     println!(
-        "{}: {} tenants, {} studies, {} instances, {} problems, {} touched",
+        "{}: {} tenants, {} studies, {} instances, {} problems, {} touched, {} warnings",
         path.display(),
         config.tenants.len(),
         index.studies().len(),
         index.instance_count(),
         report.problems.len(),
-        report.touched.len()
+        report.touched.len(),
+        warnings.len()
     );
     Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

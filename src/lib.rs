@@ -22,6 +22,7 @@ mod home;
 mod http;
 mod index;
 mod init;
+mod matching;
 mod metrics;
 mod pidfile;
 mod random;

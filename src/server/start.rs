@@ -101,6 +101,9 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
         log::warn!("{warning}");
     }
     log::info!("{}", startup_line(&config, &index, bound, &base_url));
+    for warning in crate::matching::warnings(&config, &index) {
+        log::warn!("{warning}");
+    }
     let smart_on_fhir = config.tenants.values().any(|t| matches!(t.auth, Authorization::SmartOnFhir(_)));
     if smart_on_fhir && !bound.ip().is_loopback() {
         log::warn!(

@@ -287,3 +287,33 @@ fn a_study_sent_with_storescu_is_searchable_once_received() {
     let reply = get(&study, &[("Accept", "multipart/related; type=\"application/dicom\"")]);
     assert_eq!(reply.status, 200, "{}", server.dump());
 }
+
+#[test]
+fn check_and_the_start_up_log_warn_when_a_tenant_can_see_no_study() {
+    let tmp = TempDir::new("warnings");
+    let lab = tmp.path().join("lab");
+    assert_eq!(init(&lab, tmp.path()).code(), Some(0));
+    copy_series(&lab);
+    assert_eq!(update(&lab, tmp.path()).code(), Some(0));
+    let config = lab.join("other.toml");
+    std::fs::write(
+        &config,
+        "[images]\nindex = \"index.toml\"\n[tenants.ward]\nauthorization.type = \"mock\"\n\
+         authorization.patient = { id = \"p9\", identifier = [{ value = \"MRN-9999\", type = \"MR\" }] }\n\
+         images.lookup = \"studies-by-context\"\n",
+    )
+    .unwrap();
+    let run = run_cli(&[OsString::from("check"), "--config".into(), config.clone().into()], tmp.path());
+    assert_eq!(run.code(), Some(0), "warnings do not fail check\n{run}");
+    let warning = "tenant ward: can see no study: its mock patient p9 owns none (DICOM PatientIDs [\"MRN-9999\"]";
+    assert!(run.stdout.contains(&format!("warning: {warning}")), "{run}");
+    assert!(run.stdout.contains("0 problems, 0 touched, 1 warnings"), "{run}");
+    let sound =
+        run_cli(&[OsString::from("check"), "--config".into(), lab.join("smart-imaging.toml").into()], tmp.path());
+    assert!(sound.stdout.contains("0 problems, 0 touched, 0 warnings"), "{sound}");
+
+    let server = Launch::new(&config).start();
+    let log = server.log();
+    assert_eq!(log.matches(warning).count(), 1, "once in the start-up log\n{log}");
+    assert!(log.contains(" WARN "), "{log}");
+}
