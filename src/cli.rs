@@ -82,14 +82,19 @@ fn run() -> Result<ExitCode, String> {
     }
     match command.as_deref() {
         None | Some("serve") => {
+            let config = config_flag(&mut args)?;
             let opts = server::start::Options {
-                config: config_flag(&mut args)?,
+                config: PathBuf::new(),
                 listen: opt_string(&mut args, "--listen")?,
                 base_url: opt_string(&mut args, "--base-url")?,
                 sandbox_listen: opt_string(&mut args, "--sandbox-listen")?,
                 pid_file: args.opt_value_from_os_str("--pid-file", to_path).map_err(|e| e.to_string())?,
             };
             finish(args)?;
+            let opts = server::start::Options {
+                config: locate_config(config, std::env::var_os(CONFIG_VAR), |p| p.exists())?,
+                ..opts
+            };
             server::start::serve(opts, load)
         }
         Some("index") => {
@@ -105,7 +110,7 @@ fn run() -> Result<ExitCode, String> {
             let config = config_flag(&mut args)?;
             let verbose = args.contains(["-v", "--verbose"]);
             finish(args)?;
-            check(&config, verbose)
+            check(&locate_config(config, std::env::var_os(CONFIG_VAR), |p| p.exists())?, verbose)
         }
         Some("reload") => {
             let path: Option<PathBuf> = args.opt_value_from_os_str("--pid-file", to_path).map_err(|e| e.to_string())?;
@@ -144,9 +149,10 @@ fn to_path(s: &std::ffi::OsStr) -> Result<PathBuf, &'static str> {
     Ok(PathBuf::from(s))
 }
 
-fn config_flag(args: &mut pico_args::Arguments) -> Result<PathBuf, String> {
-    let path: Option<PathBuf> = args.opt_value_from_os_str("--config", to_path).map_err(|e| e.to_string())?;
-    locate_config(path, std::env::var_os(CONFIG_VAR), |p| p.exists())
+/// `--config FILE`, when given; `locate_config` looks further once every other argument was accepted, so that
+/// a stray flag is named before a missing configuration.
+fn config_flag(args: &mut pico_args::Arguments) -> Result<Option<PathBuf>, String> {
+    args.opt_value_from_os_str("--config", to_path).map_err(|e| e.to_string())
 }
 
 /// The environment variable naming the configuration when `--config` does not.

@@ -266,10 +266,7 @@ fn a_study_sent_with_storescu_is_searchable_once_received() {
         let bundle = server.get("/lab/fhir/ImagingStudy").json();
         if bundle["total"] == 1 {
             assert_eq!(resources(&bundle)[0]["numberOfInstances"], series.instances.len(), "{bundle}");
-            assert_eq!(
-                resources(&bundle)[0]["identifier"][0]["value"],
-                format!("urn:oid:{}", sample.studies[0].uid)
-            );
+            assert_eq!(resources(&bundle)[0]["identifier"][0]["value"], format!("urn:oid:{}", sample.studies[0].uid));
             break;
         }
         assert!(
