@@ -111,6 +111,14 @@ fn system_scopes_grant_nothing_but_to_a_listed_client_and_never_stand_in_for_a_m
     }
     assert_outcome(&search(&s, "pA", "patient-scope-no-patient"), 403, "a patient scope without a patient");
 
+    // Scopes of two contexts are never added up: a listed client's token in patient context for pA that also
+    // holds a system scope is an app's token for pA, and another patient is 403.
+    let mut both = active("pA", "patient/ImagingStudy.rs system/ImagingStudy.rs", now() + 600);
+    both["client_id"] = json!("backend-app");
+    s.ehr.issue("both", both);
+    assert_eq!(search(&s, "pA", "both").status, 200, "its own patient");
+    assert_outcome(&search(&s, "pB", "both"), 403, "a patient-context token's system scope does not widen it");
+
     // A tenant that lists no backend client honours no system scope at all.
     let plain = setup();
     plain.ehr.issue("sys", system("backend-app", "system/ImagingStudy.rs"));

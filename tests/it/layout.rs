@@ -212,3 +212,36 @@ fn the_repository_cites_only_what_it_holds() {
     }
     assert!(cited.is_empty(), "these cite documents that are not in the repository: {cited:?}");
 }
+
+#[test]
+fn every_test_the_conformance_table_names_exists() {
+    let api = read(Path::new("docs/api.md"));
+    let section = api
+        .split("\n## SMART Imaging Access conformance\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/api.md has its conformance table");
+    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| IG requirement")).collect();
+    let rows: Vec<&str> = rows.into_iter().filter(|l| !l.starts_with("| ---")).collect();
+    assert!(rows.len() >= 15, "the table has a row per SHALL: {}", rows.len());
+    let interop: String = files("tests/interop", &[".py"]).iter().map(|p| read(p)).collect();
+    for row in rows {
+        let test = row.trim_end_matches('|').rsplit(" | ").next().unwrap_or_default();
+        let mut named = 0;
+        for quoted in test.split('`').skip(1).step_by(2) {
+            named += 1;
+            match quoted.split_once("::") {
+                Some((file, name)) => {
+                    let text = read(Path::new(file));
+                    assert!(text.contains(&format!("fn {name}(")), "{file} has no test {name}: {row}");
+                }
+                None => assert!(repo().join(quoted).is_file(), "no file {quoted}: {row}"),
+            }
+        }
+        for case in test.split('"').skip(1).step_by(2) {
+            named += 1;
+            assert!(interop.contains(case), "no interop case {case:?}: {row}");
+        }
+        assert!(named > 0, "a row names no test: {row}");
+    }
+}
