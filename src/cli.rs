@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::index::Index;
-use crate::{auth, help, index, server, token};
+use crate::{auth, help, index, probe, server, token};
 
 /// Runs the command the process was started with.
 pub fn main() -> ExitCode {
@@ -140,6 +140,25 @@ fn run() -> Result<ExitCode, String> {
             let key = auth::jwk::SigningKey::from_jwk(&text).map_err(|e| format!("{}: {e}", key.display()))?;
             println!("{}", key.client_assertion(&client, &audience, crate::time::now_secs())?);
             Ok(ExitCode::SUCCESS)
+        }
+        Some("probe") => {
+            let options = probe::Options {
+                token: opt_string(&mut args, "--token")?,
+                other_patient_token: opt_string(&mut args, "--other-patient-token")?,
+                patient: opt_string(&mut args, "--patient")?,
+                sandbox_launch: opt_string(&mut args, "--sandbox-launch")?,
+                json: args.contains("--json"),
+                base: args
+                    .free_from_str()
+                    .map_err(|_| "probe needs an imaging FHIR base: smart-imaging probe BASE (see --help)")?,
+            };
+            finish(args)?;
+            for (flag, url) in [("BASE", Some(&options.base)), ("--sandbox-launch", options.sandbox_launch.as_ref())] {
+                if let Some(url) = url.filter(|u| !u.starts_with("http://") && !u.starts_with("https://")) {
+                    return Err(format!("probe: {flag} {url:?} is not an http(s) URL"));
+                }
+            }
+            Ok(probe::main(&options))
         }
         Some(other) => Err(format!("unknown command {other:?}; `smart-imaging help` lists the commands")),
     }

@@ -15,6 +15,7 @@ USAGE:
   smart-imaging init DIR
   smart-imaging keygen [--out PREFIX]
   smart-imaging assertion --key FILE --client ID --aud TOKEN_URL
+  smart-imaging probe BASE [--token T] [--other-patient-token T2] [--patient ID] [--sandbox-launch ISS] [--json]
   smart-imaging help [COMMAND]
   smart-imaging --help | --version
 
@@ -26,6 +27,7 @@ COMMANDS:
   init       Write a folder to serve one's own images from: configuration, dicom/, key, index
   keygen     Write a key pair for registering this server at an EHR
   assertion  Print a signed client assertion, to get a backend token by hand
+  probe      Check a SMART Imaging Access server, this one or another, against the rules it must keep
   help       Print this overview, or a command's usage, flags and an example
 
 `smart-imaging help COMMAND` or `smart-imaging COMMAND --help` says more about each.
@@ -189,6 +191,37 @@ EXAMPLE:
   smart-imaging serve --config ~/lab/smart-imaging.toml
 ";
 
+const PROBE: &str = "\
+smart-imaging probe: check a SMART Imaging Access server, this one or another, against the rules it must keep
+
+USAGE:
+  smart-imaging probe BASE [--token T] [--other-patient-token T2] [--patient ID] [--sandbox-launch ISS] [--json]
+
+BASE is an imaging FHIR base, such as http://localhost:8000/smart/fhir. The probe runs every check that
+applies to what it was given and prints one line per check: PASS, FAIL (what it saw) or SKIP (why), each
+with its name and the rule it comes from (SMART Imaging Access, SMART App Launch, FHIR R4, DICOM PS3.18 and
+PS3.10, RFC 6750, the Fetch CORS protocol), then `N passed, N failed, N skipped`. It checks discovery and
+metadata (no token needed); how tokens are refused; the ImagingStudy search (Bundle, profile, each study's
+WADO-RS Endpoint, contained, response-local or included, _include, identifier, another patient refused); and
+under each Endpoint address (first 5 studies) retrieval, Accept negotiation, metadata and what must be
+refused. A server whose discovery says it takes any bearer token (a mock tenant) gets the token checks as
+SKIP. No token is ever printed. Exits 1 when a check failed, 0 otherwise, 2 for a bad command line.
+
+FLAGS:
+  --token T                  An access token for the patient (the search and retrieval checks need one)
+  --other-patient-token T2   A token of another patient: retrieval with it must be refused (403)
+  --patient ID               The patient in context of the token [default: the launch's patient]
+  --sandbox-launch ISS       Get the token by a SMART standalone launch (authorization code, PKCE S256)
+                             at issuer ISS, which must approve without a person, as the sandbox EHR's
+                             per-patient issuers {sandbox}/{patientId}/fhir do
+  --json                     Print the same as one JSON document (checks with name, outcome, rule,
+                             detail; and the summary)
+  -h, --help                 Print this help
+
+EXAMPLE:
+  smart-imaging probe http://localhost:8000/smart/fhir --sandbox-launch http://localhost:8001/p1/fhir
+";
+
 const HELP: &str = "\
 smart-imaging help: print the overview, or a command's usage, flags and an example
 
@@ -210,6 +243,7 @@ pub fn page(command: Option<&str>) -> Option<&'static str> {
         Some("reload") => Some(RELOAD),
         Some("keygen") => Some(KEYGEN),
         Some("assertion") => Some(ASSERTION),
+        Some("probe") => Some(PROBE),
         Some("help") => Some(HELP),
         Some(_) => None,
     }
@@ -221,7 +255,7 @@ mod tests {
 
     #[test]
     fn every_command_has_a_page_with_its_usage_and_an_example() {
-        for command in ["serve", "reload", "index", "check", "init", "keygen", "assertion", "help"] {
+        for command in ["serve", "reload", "index", "check", "init", "keygen", "assertion", "probe", "help"] {
             let page = page(Some(command)).unwrap();
             assert!(page.starts_with(&format!("smart-imaging {command}:")), "{command}");
             assert!(page.contains("USAGE:") && page.contains("EXAMPLE:"), "{command}");
@@ -230,6 +264,9 @@ mod tests {
         assert!(page(Some("serve")).unwrap().contains("--listen HOST:PORT"));
         assert!(page(Some("serve")).unwrap().contains("--sandbox-listen HOST:PORT"));
         assert!(page(Some("check")).unwrap().contains("--verbose"));
+        for flag in ["--token T", "--other-patient-token T2", "--patient ID", "--sandbox-launch ISS", "--json"] {
+            assert!(page(Some("probe")).unwrap().contains(flag), "{flag}");
+        }
         assert!(page(Some("frobnicate")).is_none());
     }
 }

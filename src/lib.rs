@@ -25,6 +25,7 @@ mod init;
 mod matching;
 mod metrics;
 mod pidfile;
+mod probe;
 mod random;
 mod routes;
 mod sandbox;

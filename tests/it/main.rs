@@ -16,6 +16,8 @@ mod layout;
 mod mock;
 mod newcomer;
 mod operations;
+mod probe;
+mod probe_target;
 mod redteam;
 mod rendered;
 mod resilience;
