@@ -156,7 +156,7 @@ struct Page {
 }
 
 /// Every page, in the order the navigation names them: the README first.
-const PAGES: [Page; 9] = [
+const PAGES: [Page; 10] = [
     Page { path: "README.md", text: include_str!("../README.md") },
     Page { path: "docs/api.md", text: include_str!("../docs/api.md") },
     Page { path: "docs/operations.md", text: include_str!("../docs/operations.md") },
@@ -165,6 +165,7 @@ const PAGES: [Page; 9] = [
     Page { path: "docs/performance.md", text: include_str!("../docs/performance.md") },
     Page { path: "docs/viewer.md", text: include_str!("../docs/viewer.md") },
     Page { path: "docs/teach.md", text: include_str!("../docs/teach.md") },
+    Page { path: "docs/probe.md", text: include_str!("../docs/probe.md") },
     Page { path: "docs/ARCHITECTURE.md", text: include_str!("../docs/ARCHITECTURE.md") },
 ];
 

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # The pages, in the order their walk-through blocks run: the README first, then the reference.
 PAGES = ["README.md", "docs/api.md", "docs/operations.md", "docs/ehr.md", "docs/index.md",
-         "docs/performance.md", "docs/viewer.md", "docs/teach.md", "docs/ARCHITECTURE.md"]
+         "docs/performance.md", "docs/viewer.md", "docs/teach.md", "docs/probe.md", "docs/ARCHITECTURE.md"]
 SHELLS = {"sh", "bash", "shell", "console"}
 # What the walk-through writes in the repository's folder; removed afterwards, and refused if already there
 # (a person's own key is never touched).
