@@ -545,7 +545,13 @@ fn validate_tenant(
         }
     };
     let visibility = Visibility::of(t.images.lookup == Lookup::StudiesByContext, ignore_patient);
-    Ok(Tenant { name: name.to_string(), auth, visibility, id_selector, endpoints: t.images.endpoints.unwrap_or_default() })
+    Ok(Tenant {
+        name: name.to_string(),
+        auth,
+        visibility,
+        id_selector,
+        endpoints: t.images.endpoints.unwrap_or_default(),
+    })
 }
 
 /// How many workers one `smart-on-fhir` tenant may hold waiting on its EHR: half of `server.threads`, but

@@ -207,7 +207,14 @@ fn dicomweb(
 ) -> Result<Response, ApiError> {
     let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Read)?;
     facts.granted(&grant);
-    let (study, grant) = wado::check_capability(&app.sealer, &snapshot.index, (&tenant.config, &tenant.access), grant, study_token, named)?;
+    let (study, grant) = wado::check_capability(
+        &app.sealer,
+        &snapshot.index,
+        (&tenant.config, &tenant.access),
+        grant,
+        study_token,
+        named,
+    )?;
     facts.granted(&grant);
     if let Some(access) = &mut facts.audit {
         access.study = Some(study.uid().to_string());

@@ -312,7 +312,8 @@ impl Ehr {
             .header("Accept", "application/json");
         match &self.cfg.client_auth {
             ClientAuth::Jwt(key) => {
-                let assertion = key.client_assertion(&self.cfg.client_id, &endpoint, now).map_err(ApiError::Internal)?;
+                let assertion =
+                    key.client_assertion(&self.cfg.client_id, &endpoint, now).map_err(ApiError::Internal)?;
                 form.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
                 form.push(("client_assertion", assertion));
             }

@@ -154,7 +154,9 @@ mod tests {
         }
         let read_only = "system/ImagingStudy.r";
         assert!(grants_system(read_only, Need::Read) && !grants_system(read_only, Need::Search));
-        for scope in ["patient/ImagingStudy.rs", "user/ImagingStudy.rs", "system/Patient.rs", "system/ImagingStudy.rs?x=1"] {
+        for scope in
+            ["patient/ImagingStudy.rs", "user/ImagingStudy.rs", "system/Patient.rs", "system/ImagingStudy.rs?x=1"]
+        {
             assert!(!grants_system(scope, Need::Search), "{scope}");
         }
     }

@@ -173,11 +173,13 @@ mod tests {
         let claims = |patient, client, token| Minted { patient: Some(patient), client, token: Some(token) };
         for visibility in [Visibility::Everything, Visibility::AllStudies, Visibility::OwnStudiesUnchecked] {
             let token_digest = Some("digest".to_string());
-            let unbound = Grant { patient: None, expires: None, who: who.clone(), visibility, system: true, token_digest };
+            let unbound =
+                Grant { patient: None, expires: None, who: who.clone(), visibility, system: true, token_digest };
             assert!(unbound.visible_studies(&index).is_err(), "{visibility:?}: system access names its patient");
             assert!(unbound.may_search_for(None).is_err(), "{visibility:?}");
             let bound = Grant { patient: Some(Arc::new(a.clone())), ..unbound };
-            let seen: Vec<String> = bound.visible_studies(&index).unwrap().iter().map(|s| s.uid().to_string()).collect();
+            let seen: Vec<String> =
+                bound.visible_studies(&index).unwrap().iter().map(|s| s.uid().to_string()).collect();
             assert_eq!(seen, ["1.2.1"], "{visibility:?}");
             let other = index.studies().find(|s| s.uid() == "1.2.2").unwrap();
             assert!(bound.may_retrieve(&other).is_err(), "{visibility:?}");

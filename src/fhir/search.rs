@@ -8,9 +8,9 @@
 use serde_json::json;
 
 use super::resource::{FHIR_JSON, Place, Render, address, entry_url, write_endpoint_entry, write_study};
-use crate::config::EndpointForm;
 use crate::auth::Grant;
 use crate::auth::patient::normalise_reference;
+use crate::config::EndpointForm;
 use crate::dicom::Uid;
 use crate::http::{ApiError, Request, Response, parse_query, percent_encode};
 use crate::index::Study;

@@ -94,7 +94,10 @@ pub fn read(sb: &Sandbox, req: &Request, kind: &str, id: &str) -> Response {
 
 /// A search parameter's token list: each `code` or `system|code`.
 fn tokens(value: &str) -> Vec<(Option<&str>, &str)> {
-    value.split(',').map(|t| t.split_once('|').map_or((None, t), |(s, c)| (Some(s).filter(|s| !s.is_empty()), c))).collect()
+    value
+        .split(',')
+        .map(|t| t.split_once('|').map_or((None, t), |(s, c)| (Some(s).filter(|s| !s.is_empty()), c)))
+        .collect()
 }
 
 /// The codings of a CodeableConcept (or of each in an array of them), as `(system, code)`.
@@ -200,8 +203,10 @@ pub fn search(sb: &Sandbox, req: &Request, issuer: &Issuer, kind: &str) -> Respo
         if let Some(n) = offset {
             pairs.push(("_offset".into(), n.to_string()));
         }
-        let query: Vec<String> =
-            pairs.iter().map(|(n, v)| format!("{}={}", crate::http::percent_encode(n), crate::http::percent_encode(v))).collect();
+        let query: Vec<String> = pairs
+            .iter()
+            .map(|(n, v)| format!("{}={}", crate::http::percent_encode(n), crate::http::percent_encode(v)))
+            .collect();
         if query.is_empty() { format!("{base}/{kind}") } else { format!("{base}/{kind}?{}", query.join("&")) }
     };
     let mut links = vec![json!({"relation": "self", "url": link((offset > 0).then_some(offset))})];
@@ -226,7 +231,10 @@ pub fn search(sb: &Sandbox, req: &Request, issuer: &Issuer, kind: &str) -> Respo
         patient.map_or_else(|| "every patient".to_string(), |p| format!("patient {p}")),
         entries.len(),
     );
-    super::fhir(200, &json!({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries}))
+    super::fhir(
+        200,
+        &json!({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries}),
+    )
 }
 
 /// The chart's part of the CapabilityStatement: each type with read and search, and its search parameters.
@@ -263,7 +271,11 @@ mod tests {
         });
         assert!(matches(&condition, "clinicalStatus", &tokens("active")));
         assert!(matches(&condition, "clinicalStatus", &tokens("resolved,active")));
-        assert!(matches(&condition, "clinicalStatus", &tokens("http://terminology.hl7.org/CodeSystem/condition-clinical|active")));
+        assert!(matches(
+            &condition,
+            "clinicalStatus",
+            &tokens("http://terminology.hl7.org/CodeSystem/condition-clinical|active")
+        ));
         assert!(!matches(&condition, "clinicalStatus", &tokens("other|active")));
         assert!(!matches(&condition, "clinicalStatus", &tokens("resolved")));
         assert!(matches(&condition, "category", &tokens("problem-list-item")));

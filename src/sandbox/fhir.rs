@@ -8,8 +8,8 @@
 use serde_json::{Value, json};
 
 use super::{Issuer, Sandbox, oauth};
-use crate::http::{Request, Response};
 use crate::config::SandboxPatient;
+use crate::http::{Request, Response};
 
 /// The v2-0203 identifier types FHIR R4 names, by code.
 const V2_0203: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";

@@ -114,8 +114,7 @@ fn the_picker_then_a_code_then_a_token_then_introspection() {
     let backend = json_of(&ask(&sb, "POST", "/auth/token", &[FORM], &form));
     let backend = format!("Bearer {}", backend["access_token"].as_str().unwrap());
     let auth = ("Authorization", backend.as_str());
-    let answer =
-        json_of(&ask(&sb, "POST", "/auth/introspect", &[FORM, auth], &format!("token={app_token}")));
+    let answer = json_of(&ask(&sb, "POST", "/auth/introspect", &[FORM, auth], &format!("token={app_token}")));
     assert_eq!(answer["active"], true);
     assert_eq!(answer["patient"], "p1");
     assert_eq!(answer["client_id"], "app");

@@ -38,9 +38,8 @@ pub enum Arrival {
 
 /// Where `raw`'s body is, reading it when tiny_http holds it already.
 pub fn arrival(raw: &mut tiny_http::Request) -> Arrival {
-    let header = |name: &'static str| {
-        raw.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str().to_string())
-    };
+    let header =
+        |name: &'static str| raw.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str().to_string());
     if header("Connection").is_some_and(|c| c.to_ascii_lowercase().contains("upgrade")) {
         return Arrival::Now(Content::Unreadable);
     }

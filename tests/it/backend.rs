@@ -54,9 +54,15 @@ fn a_listed_clients_system_token_searches_the_patient_it_names_retrieves_and_is_
     let headers = [("Authorization", auth.as_str())];
 
     let a = found(&search(&s, "pA", "sys"));
-    assert_eq!(sorted(a.iter().map(|(u, _)| u.clone())), sorted(index.studies_of(MRN_A).iter().map(|st| st.uid.clone())));
+    assert_eq!(
+        sorted(a.iter().map(|(u, _)| u.clone())),
+        sorted(index.studies_of(MRN_A).iter().map(|st| st.uid.clone()))
+    );
     let b = found(&search(&s, "Patient/pB", "sys"));
-    assert_eq!(sorted(b.iter().map(|(u, _)| u.clone())), sorted(index.studies_of(MRN_B).iter().map(|st| st.uid.clone())));
+    assert_eq!(
+        sorted(b.iter().map(|(u, _)| u.clone())),
+        sorted(index.studies_of(MRN_B).iter().map(|st| st.uid.clone()))
+    );
     let (uid, address) = &a[0];
     let got = get(&format!("{address}/studies/{uid}"), &headers);
     assert_eq!(got.status, 200, "retrieve under system access: {}", got.text());

@@ -221,7 +221,8 @@ fn every_test_the_conformance_table_names_exists() {
         .nth(1)
         .and_then(|rest| rest.split("\n## ").next())
         .expect("docs/api.md has its conformance table");
-    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| IG requirement")).collect();
+    let rows: Vec<&str> =
+        section.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| IG requirement")).collect();
     let rows: Vec<&str> = rows.into_iter().filter(|l| !l.starts_with("| ---")).collect();
     assert!(rows.len() >= 15, "the table has a row per SHALL: {}", rows.len());
     let interop: String = files("tests/interop", &[".py"]).iter().map(|p| read(p)).collect();

@@ -116,6 +116,7 @@ fn the_mock_tenants_pass_every_check_or_skip_the_token_checks_saying_why() {
         for name in [
             "search.bundle",
             "search.endpoint",
+            "search.endpoint-same-page",
             "search.include",
             "search.identifier",
             "wado.retrieve",
@@ -142,16 +143,28 @@ fn the_smart_tenant_passes_end_to_end_with_a_sandbox_launch() {
     assert_eq!(probed.run.code(), Some(0), "{}", probed.run);
     assert_eq!(probed.names(), [LAUNCH.as_slice(), CHECKS.as_slice()].concat());
     assert!(probed.with("fail").is_empty(), "{}", probed.run);
-    // Backend Services is not enabled; the Endpoints are contained or response-local, as configured.
-    for skipped in probed.with("skip") {
-        assert!(
-            ["discovery.backend-auth", "search.endpoint-same-page"].contains(&skipped),
-            "{skipped}: {}",
-            probed.run
-        );
-    }
+    // The default configuration enables Backend Services for the sandbox's backend client and gives
+    // response-local Endpoints, so nothing is left out.
+    assert!(probed.with("skip").is_empty(), "{}", probed.run);
+    assert!(probed.detail("search.endpoint-same-page").contains("urn:uuid"), "{}", probed.run);
     assert!(probed.detail("launch.token").contains("patient p1"), "{}", probed.run);
     assert!(!probed.run.stdout.contains(&other), "the probe printed a token");
+}
+
+#[test]
+fn a_tenant_with_contained_endpoints_passes_too() {
+    let dir = TempDir::new("probe-contained");
+    let server = Launch::new(dir.config(
+        "[tenants.demo]\nauthorization.type = \"mock\"\n\
+         authorization.patient = { id = \"p1\", identifier = [{ value = \"MRN-1001\", type = \"MR\" }] }\n\
+         images = { lookup = \"studies-by-context\", endpoints = \"contained\" }\n",
+    ))
+    .start();
+    let probed = probe(&server.url("/demo/fhir"), &["--patient", "p1"]);
+    assert_eq!(probed.run.code(), Some(0), "{}", probed.run);
+    assert_eq!(probed.outcome("search.endpoint"), "pass", "{}", probed.run);
+    assert_eq!(probed.outcome("search.endpoint-same-page"), "skip", "{}", probed.run);
+    assert_eq!(probed.outcome("wado.retrieve"), "pass", "{}", probed.run);
 }
 
 #[test]

@@ -50,8 +50,7 @@ fn bundle_ids(bundle: &Value) -> Vec<String> {
 /// An app's token at patient `patient`'s issuer with `scope`, its `aud` that issuer.
 fn app_token(s: &Sandboxed, patient: &str, scope: &str) -> String {
     let iss = format!("{}/{patient}/fhir", s.sandbox);
-    let flow = Flow::new(&format!("{}/{patient}/auth/authorize", s.sandbox), &s.token_url(), &iss)
-        .set("scope", scope);
+    let flow = Flow::new(&format!("{}/{patient}/auth/authorize", s.sandbox), &s.token_url(), &iss).set("scope", scope);
     flow.token()["access_token"].as_str().unwrap().to_string()
 }
 
@@ -71,12 +70,32 @@ fn the_reference_viewers_requests_find_the_chart() {
     assert_eq!(patient.json()["name"][0]["text"], "Anna Müller");
     let active = |kind: &str, element: &str, code: &str| ids_in_file("p1", kind, |r| code_at(r, element) == code);
     for (query, kind, expected) in [
-        ("AllergyIntolerance?clinical-status=active&patient=Patient%2Fp1", "AllergyIntolerance", active("AllergyIntolerance", "clinicalStatus", "active")),
-        ("Condition?clinical-status=active&patient=Patient%2Fp1", "Condition", active("Condition", "clinicalStatus", "active")),
-        ("MedicationRequest?status=active&patient=Patient%2Fp1", "MedicationRequest", active("MedicationRequest", "status", "active")),
-        ("AllergyIntolerance?patient=Patient%2Fp1", "AllergyIntolerance", ids_in_file("p1", "AllergyIntolerance", |_| true)),
+        (
+            "AllergyIntolerance?clinical-status=active&patient=Patient%2Fp1",
+            "AllergyIntolerance",
+            active("AllergyIntolerance", "clinicalStatus", "active"),
+        ),
+        (
+            "Condition?clinical-status=active&patient=Patient%2Fp1",
+            "Condition",
+            active("Condition", "clinicalStatus", "active"),
+        ),
+        (
+            "MedicationRequest?status=active&patient=Patient%2Fp1",
+            "MedicationRequest",
+            active("MedicationRequest", "status", "active"),
+        ),
+        (
+            "AllergyIntolerance?patient=Patient%2Fp1",
+            "AllergyIntolerance",
+            ids_in_file("p1", "AllergyIntolerance", |_| true),
+        ),
         ("Condition?patient=Patient%2Fp1", "Condition", ids_in_file("p1", "Condition", |_| true)),
-        ("MedicationRequest?patient=Patient%2Fp1", "MedicationRequest", ids_in_file("p1", "MedicationRequest", |_| true)),
+        (
+            "MedicationRequest?patient=Patient%2Fp1",
+            "MedicationRequest",
+            ids_in_file("p1", "MedicationRequest", |_| true),
+        ),
     ] {
         let reply = get_fhir(&format!("{iss}/{query}"), &token);
         assert_eq!(reply.status, 200, "{query}: {}", reply.text());
@@ -92,7 +111,11 @@ fn the_reference_viewers_requests_find_the_chart() {
             assert!(entry["fullUrl"].as_str().unwrap().starts_with(&format!("{iss}/{kind}/")));
         }
     }
-    assert!(active("AllergyIntolerance", "clinicalStatus", "active").len() < ids_in_file("p1", "AllergyIntolerance", |_| true).len(), "the status filters");
+    assert!(
+        active("AllergyIntolerance", "clinicalStatus", "active").len()
+            < ids_in_file("p1", "AllergyIntolerance", |_| true).len(),
+        "the status filters"
+    );
 }
 
 #[test]
@@ -107,7 +130,10 @@ fn every_type_is_searched_by_category_status_and_count_and_read_by_id() {
         for id in &all {
             let read = get_fhir(&format!("{iss}/{kind}/{id}"), &token);
             assert_eq!(read.status, 200, "{kind}/{id}: {}", read.text());
-            assert_eq!((read.json()["resourceType"].as_str(), read.json()["id"].as_str()), (Some(kind), Some(id.as_str())));
+            assert_eq!(
+                (read.json()["resourceType"].as_str(), read.json()["id"].as_str()),
+                (Some(kind), Some(id.as_str()))
+            );
         }
     }
     let vitals = ids_in_file("p1", "Observation", |r| code_at(r, "category") == "vital-signs");
@@ -137,7 +163,8 @@ fn every_type_is_searched_by_category_status_and_count_and_read_by_id() {
     seen.sort();
     assert_eq!(seen, all, "the next links bring every entry once");
     let metadata = fetch(&format!("{iss}/metadata"), &[]).json();
-    let served: Vec<&str> = metadata["rest"][0]["resource"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
+    let served: Vec<&str> =
+        metadata["rest"][0]["resource"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
     for kind in TYPES.iter().chain(&["Patient"]) {
         assert!(served.contains(kind), "metadata lists {kind}: {served:?}");
     }

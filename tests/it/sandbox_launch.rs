@@ -46,7 +46,9 @@ fn a_patients_page_launches_the_viewer_and_its_token_names_the_patient() {
         assert!(discovery["capabilities"].as_array().unwrap().iter().any(|c| c == capability), "{capability}");
     }
     let log = s.server.log();
-    for step in ["EHR launch of \"smart-imaging viewer\"", "(EHR launch #", "exchanged by client \"smart-imaging-viewer\""] {
+    for step in
+        ["EHR launch of \"smart-imaging viewer\"", "(EHR launch #", "exchanged by client \"smart-imaging-viewer\""]
+    {
         assert!(log.contains(step), "the log shows {step:?}\n{log}");
     }
     assert!(!log.contains(&launch), "no launch value in the log");
@@ -79,7 +81,11 @@ fn a_launch_tampered_unknown_reused_or_for_another_app_is_refused() {
     let at_p2 = ehr_flow(&s, &p1s).authorize_url.replace("/auth/authorize", "/p2/auth/authorize");
     let mut wrong_issuer = ehr_flow(&s, &p1s);
     wrong_issuer.authorize_url = at_p2;
-    assert_eq!(redirected_error(&wrong_issuer, &wrong_issuer.authorize()), "invalid_request", "p1's launch at p2's issuer");
+    assert_eq!(
+        redirected_error(&wrong_issuer, &wrong_issuer.authorize()),
+        "invalid_request",
+        "p1's launch at p2's issuer"
+    );
 
     let chosen = query_param(&launched(&s, "p1"), "launch").unwrap();
     let other_patient = ehr_flow(&s, &chosen).set("patient", "p2");
