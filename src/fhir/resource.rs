@@ -126,18 +126,53 @@ pub fn write_study(
     written.map_err(|e| ApiError::Internal(format!("cannot write an ImagingStudy: {e}")))
 }
 
-/// A fresh response-local `fullUrl` for an Endpoint entry: `urn:uuid:` and a random (version 4) UUID.
-pub fn entry_url() -> Result<String, ApiError> {
-    let hex = crate::random::hex_id(16).map_err(ApiError::Internal)?;
-    // Version 4, variant 10: the 13th hex digit is 4, the 17th one of 8, 9, a, b.
-    let variant = ["8", "9", "a", "b"][usize::from_str_radix(&hex[16..17], 16).unwrap_or(0) & 3];
-    Ok(format!("urn:uuid:{}-{}-4{}-{variant}{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32]))
+/// The response-local `fullUrl`s of one answer's Endpoint entries: `urn:uuid:` and version-4 UUIDs that
+/// share one random draw per answer and count up in their last 48 bits, so each is unique within the answer
+/// (all the IG asks of them: they name an entry, they are not an address) at the cost of one draw per answer.
+pub struct EntryUrls {
+    /// `xxxxxxxx-xxxx-4xxx-Vxxx-` of the draw.
+    head: String,
+    next: u64,
 }
 
-/// Writes the Bundle entry of an Endpoint with `address`, `fullUrl` `full_url`, `search.mode` `include`.
+impl EntryUrls {
+    pub fn new() -> Result<EntryUrls, ApiError> {
+        let hex = crate::random::hex_id(16).map_err(ApiError::Internal)?;
+        // Version 4, variant 10: the 13th hex digit is 4, the 17th one of 8, 9, a, b.
+        let variant = ["8", "9", "a", "b"][usize::from_str_radix(&hex[16..17], 16).unwrap_or(0) & 3];
+        let head = format!("{}-{}-4{}-{variant}{}-", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20]);
+        let next = u64::from_str_radix(&hex[20..32], 16).unwrap_or(0);
+        Ok(EntryUrls { head, next })
+    }
+
+    pub fn next_url(&mut self) -> String {
+        let tail = self.next & 0xffff_ffff_ffff;
+        self.next = self.next.wrapping_add(1);
+        format!("urn:uuid:{}{tail:012x}", self.head)
+    }
+}
+
+/// Writes the Bundle entry of an Endpoint with `address`, `fullUrl` `full_url`, `search.mode` `include`:
+/// text serialized once, around the two values.
 pub fn write_endpoint_entry(full_url: &str, address: &str, out: &mut Vec<u8>) -> Result<(), ApiError> {
-    let entry = json!({"fullUrl": full_url, "resource": endpoint(json!(address)), "search": {"mode": "include"}});
-    serde_json::to_writer(out, &entry).map_err(|e| ApiError::Internal(format!("cannot write an Endpoint: {e}")))
+    static PIECES: OnceLock<[String; 3]> = OnceLock::new();
+    let [before, between, after] = PIECES.get_or_init(|| {
+        let entry = json!({"fullUrl": SUBJECT, "resource": endpoint(json!(ADDRESS)), "search": {"mode": "include"}});
+        let text = entry.to_string();
+        // `fullUrl` sorts before `resource`, so the URL's placeholder comes first.
+        let (before, rest) = text.split_once(&json!(SUBJECT).to_string()).expect("the fullUrl placeholder");
+        let (between, after) = rest.split_once(&json!(ADDRESS).to_string()).expect("the address placeholder");
+        [before.to_string(), between.to_string(), after.to_string()]
+    });
+    let written = (|| {
+        out.extend_from_slice(before.as_bytes());
+        serde_json::to_writer(&mut *out, full_url)?;
+        out.extend_from_slice(between.as_bytes());
+        serde_json::to_writer(&mut *out, address)?;
+        out.extend_from_slice(after.as_bytes());
+        Ok::<(), serde_json::Error>(())
+    })();
+    written.map_err(|e| ApiError::Internal(format!("cannot write an Endpoint: {e}")))
 }
 
 /// The WADO-RS Endpoint with this address; `requires-access-token` for the clients that look for it.
@@ -363,7 +398,7 @@ mod tests {
         let access = Access::Mock { patient: patient.clone() };
         let grant = authorize(&access, r.tenant.visibility, &req, Need::Search).unwrap();
         let st = &r.index.studies().next().unwrap();
-        let full_url = entry_url().unwrap();
+        let full_url = EntryUrls::new().unwrap().next_url();
         for place in [Place::Contained, Place::Entry(&full_url), Place::Contained, Place::Entry(&full_url)] {
             let address = address(&r, &grant, st, 0).unwrap();
             assert!(address.starts_with("http://h/demo/wado/"), "{address}");
@@ -407,15 +442,29 @@ mod tests {
     }
 
     #[test]
-    fn entry_urls_are_fresh_version_4_uuids() {
-        let (a, b) = (entry_url().unwrap(), entry_url().unwrap());
+    fn entry_urls_are_version_4_uuids_unique_in_an_answer_and_fresh_in_the_next() {
+        let mut urls = EntryUrls::new().unwrap();
+        let (a, b) = (urls.next_url(), urls.next_url());
         assert_ne!(a, b);
+        assert_ne!(a[..33], EntryUrls::new().unwrap().next_url()[..33], "another answer draws again");
         let uuid = a.strip_prefix("urn:uuid:").expect("urn:uuid:");
         let groups: Vec<&str> = uuid.split('-').collect();
         assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{a}");
         assert!(groups[2].starts_with('4'), "version 4: {a}");
         assert!(groups[3].starts_with(['8', '9', 'a', 'b']), "variant 10: {a}");
         assert!(uuid.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{a}");
+    }
+
+    #[test]
+    fn a_spliced_endpoint_entry_equals_a_built_one() {
+        for address in ["http://h/demo/wado/abc", "quote \" and \\ backslash"] {
+            let mut out = Vec::new();
+            write_endpoint_entry("urn:uuid:x", address, &mut out).unwrap();
+            let got: Value = serde_json::from_slice(&out).unwrap();
+            let built =
+                json!({"fullUrl": "urn:uuid:x", "resource": endpoint(json!(address)), "search": {"mode": "include"}});
+            assert_eq!(got, built);
+        }
     }
 
     #[test]

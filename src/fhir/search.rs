@@ -7,7 +7,7 @@
 
 use serde_json::json;
 
-use super::resource::{FHIR_JSON, Place, Render, address, entry_url, write_endpoint_entry, write_study};
+use super::resource::{EntryUrls, FHIR_JSON, Place, Render, address, write_endpoint_entry, write_study};
 use crate::auth::Grant;
 use crate::auth::patient::normalise_reference;
 use crate::config::EndpointForm;
@@ -188,6 +188,7 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
         out.extend_from_slice(b",\"entry\":[");
         // Each study's Endpoint, when it is an entry of its own, follows the page's studies.
         let mut endpoints = Vec::new();
+        let mut entry_urls = None;
         for (n, st) in page.iter().enumerate() {
             if n > 0 {
                 out.push(b',');
@@ -200,7 +201,11 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
             match r.tenant.endpoints {
                 EndpointForm::Contained => write_study(r, grant, st, &address, Place::Contained, &mut out)?,
                 EndpointForm::Bundle => {
-                    let full_url = entry_url()?;
+                    let urls = match &mut entry_urls {
+                        Some(urls) => urls,
+                        None => entry_urls.insert(EntryUrls::new()?),
+                    };
+                    let full_url = urls.next_url();
                     write_study(r, grant, st, &address, Place::Entry(&full_url), &mut out)?;
                     endpoints.push((full_url, address));
                 }
