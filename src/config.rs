@@ -15,6 +15,7 @@ use crate::auth::jwk::SigningKey;
 use crate::auth::patient::{IdSelector, Identifier, PatientContext};
 use crate::auth::visibility::Visibility;
 
+pub mod restart;
 mod sandbox;
 pub use sandbox::{
     CHART_TYPES, DEFAULT_SANDBOX_LISTEN, IMAGING_PLACEHOLDER, Sandbox, SandboxClient, SandboxPatient, not_loopback,
@@ -229,6 +230,10 @@ pub struct Config {
     /// The sandbox's per-patient issuers, `(patient's name or id, issuer URL)`, once it is bound: what the
     /// viewer offers to sign in at. Filled in at start, not read from the file.
     pub sandbox_issuers: Vec<(String, String)>,
+    /// The sandbox's public URL, once bound: what `{sandbox}` was filled in with (`use_sandbox_url`).
+    pub sandbox_url: Option<String>,
+    /// The `[sandbox]` table as written, to tell whether a reload changed it.
+    pub sandbox_table: Option<toml::Value>,
 }
 
 /// The capability string of a server of SMART Imaging Access (the IG's Discovery section).
@@ -251,6 +256,17 @@ pub struct Tenant {
     pub id_selector: IdSelector,
     /// Where search answers put the Endpoints (`images.endpoints`); a read always contains its Endpoint.
     pub endpoints: EndpointForm,
+    /// What the tenant was made from, to tell whether a reload changed it.
+    pub source: Source,
+}
+
+/// What a tenant is made from: its `[tenants.NAME]` table as written and the files it names (its client's
+/// key). Two tenants of equal sources are the same tenant, so a reload keeps the one serving (and its EHR
+/// client's caches) when its source is unchanged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Source {
+    table: Option<toml::Value>,
+    files: Vec<String>,
 }
 
 impl Tenant {
@@ -334,6 +350,12 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let err = |message: String| ConfigError { file: path.to_path_buf(), message };
         let raw: RawConfig = toml::from_str(text).map_err(|e| err(one_line(&e.to_string())))?;
+        // The tables as written, beside their typed form, for a reload to compare.
+        let mut tables: toml::Table = toml::from_str(text).map_err(|e| err(one_line(&e.to_string())))?;
+        let mut tenant_tables = match tables.remove("tenants") {
+            Some(toml::Value::Table(t)) => t,
+            _ => toml::Table::new(),
+        };
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &str| if p.is_empty() { dir.clone() } else { dir.join(p) };
 
@@ -393,7 +415,8 @@ impl Config {
             raw.sandbox.map(|s| sandbox::validate(s, &resolve)).transpose().map_err(|m| err(format!("sandbox.{m}")))?;
         let mut tenants = BTreeMap::new();
         for (name, t) in raw.tenants {
-            let tenant = validate_tenant(&name, t, threads, &resolve, sandbox.is_some())
+            let source = Source { table: tenant_tables.remove(&name), files: Vec::new() };
+            let tenant = validate_tenant(&name, t, source, threads, &resolve, sandbox.is_some())
                 .map_err(|m| err(format!("tenants.{name}.{m}")))?;
             tenants.insert(name, tenant);
         }
@@ -421,6 +444,8 @@ impl Config {
             },
             sandbox,
             sandbox_issuers: Vec::new(),
+            sandbox_url: None,
+            sandbox_table: tables.remove("sandbox"),
             ohif_url: raw.viewer.ohif.map(|u| u.trim_end_matches('/').to_string()),
         })
     }
@@ -429,6 +454,7 @@ impl Config {
 fn validate_tenant(
     name: &str,
     t: RawTenant,
+    mut source: Source,
     threads: usize,
     resolve: &dyn Fn(&str) -> PathBuf,
     have_sandbox: bool,
@@ -509,6 +535,7 @@ fn validate_tenant(
                         .map_err(|e| format!("authorization.client.jwk: cannot read {}: {e}", path.display()))?;
                     let key = SigningKey::from_jwk(&text)
                         .map_err(|e| format!("authorization.client.jwk: {}: {e}", path.display()))?;
+                    source.files.push(text);
                     ClientAuth::Jwt(Arc::new(key))
                 }
                 (None, Some(secret)) if !secret.is_empty() => ClientAuth::Secret(secret),
@@ -545,13 +572,8 @@ fn validate_tenant(
         }
     };
     let visibility = Visibility::of(t.images.lookup == Lookup::StudiesByContext, ignore_patient);
-    Ok(Tenant {
-        name: name.to_string(),
-        auth,
-        visibility,
-        id_selector,
-        endpoints: t.images.endpoints.unwrap_or_default(),
-    })
+    let endpoints = t.images.endpoints.unwrap_or_default();
+    Ok(Tenant { name: name.to_string(), auth, visibility, id_selector, endpoints, source })
 }
 
 /// How many workers one `smart-on-fhir` tenant may hold waiting on its EHR: half of `server.threads`, but
@@ -696,6 +718,21 @@ images = { lookup = "all-studies" }
         assert!(e.contains("images.issuers"), "{e}");
         let e = demo("images.issuer = {}").unwrap_err();
         assert!(e.contains("issuer"), "{e}");
+    }
+
+    #[test]
+    fn a_tenant_is_the_same_when_its_table_is_however_written() {
+        let source = |text: &str| check(text).unwrap().tenants["open"].source.clone();
+        let spaced =
+            MINIMAL.replace("{ type = \"mock\", ignorePatient = true }", "{ ignorePatient = true,  type = \"mock\" }");
+        assert_eq!(source(MINIMAL), source(&spaced), "the order and spacing of keys do not matter");
+        let dotted = MINIMAL.replace(
+            "authorization = { type = \"mock\", ignorePatient = true }",
+            "authorization.type = \"mock\"\nauthorization.ignorePatient = true",
+        );
+        assert_eq!(source(MINIMAL), source(&dotted), "nor dotted keys against an inline table");
+        let contained = MINIMAL.replace("all-studies\" }", "all-studies\", endpoints = \"contained\" }");
+        assert_ne!(source(MINIMAL), source(&contained), "a changed setting makes another tenant");
     }
 
     #[test]

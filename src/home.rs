@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
-use crate::app::App;
+use crate::app::{App, Snapshot};
 use crate::config::{Authorization, Tenant};
 use crate::http::Response;
 
@@ -31,8 +31,7 @@ const READ_MORE: &str = "<h2>Read more</h2>\n<ul>\n\
      <li><a href=\"/docs/\">The README</a>, which links every page of the reference</li>\n</ul>\n";
 
 /// `GET /`.
-pub fn page(app: &App) -> Response {
-    let snapshot = app.current();
+pub fn page(app: &App, snapshot: &Snapshot) -> Response {
     let mut html = format!(
         "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
          <title>smart-imaging</title><style>{STYLE}</style>\n<h1>smart-imaging</h1>\n\
@@ -43,11 +42,11 @@ pub fn page(app: &App) -> Response {
         snapshot.index.studies().len(),
         snapshot.index.instance_count()
     );
-    for tenant in app.config.tenants.values() {
+    for tenant in snapshot.config.tenants.values() {
         html.push_str(&tenant_item(app, tenant));
     }
     html.push_str("</ul>\n");
-    if let Some(first) = first_request(app) {
+    if let Some(first) = first_request(app, snapshot) {
         html.push_str(&format!(
             "<h2>Try it</h2>\n<p>The walk-through's first request: <a href=\"{href}\">{text}</a> answers a FHIR \
              <code>searchset</code> Bundle; each study names an Endpoint entry of the same Bundle, whose address is \
@@ -115,8 +114,8 @@ fn tenant_item(app: &App, tenant: &Tenant) -> String {
 
 /// The walk-through's first request: a search on the first mock tenant with a patient (`demo` in the
 /// default configuration), else on any mock tenant.
-fn first_request(app: &App) -> Option<String> {
-    let tenants = app.config.tenants.values();
+fn first_request(app: &App, snapshot: &Snapshot) -> Option<String> {
+    let tenants = snapshot.config.tenants.values();
     let with_patient = tenants.clone().find_map(|t| match &t.auth {
         Authorization::Mock { patient: Some(p) } => Some(format!("{}/ImagingStudy?patient={}", app.fhir_base(t), p.id)),
         _ => None,

@@ -123,7 +123,7 @@ pub fn connections_kicked(n: usize) {
     KICKS.fetch_add(n as u64, Ordering::Relaxed);
 }
 
-/// One index reload: `ok` or `refused`.
+/// One reload of the configuration and index: `ok` or `refused`.
 pub fn reload(outcome: &'static str) {
     bump(&RELOADS, outcome);
 }
@@ -242,7 +242,8 @@ pub fn render(index: IndexGauges, inflate: BudgetGauges) -> String {
         "When the index now serving was written (Unix time).",
     );
     let _ = writeln!(text, "smart_imaging_index_written_seconds {}", index.written);
-    head(&mut text, "smart_imaging_index_reloads_total", "counter", "Index reloads on SIGHUP, by outcome.");
+    let help = "Reloads of the configuration and index on SIGHUP, by outcome.";
+    head(&mut text, "smart_imaging_index_reloads_total", "counter", help);
     let reloads = snapshot(&RELOADS);
     for outcome in ["ok", "refused"] {
         let n = reloads.iter().find(|(o, _)| *o == outcome).map_or(0, |(_, n)| *n);

@@ -4,9 +4,9 @@
 //!
 //! Invariants: the raw path is split on `/` before each segment is percent-decoded, so an encoded slash
 //! never makes a new segment; UIDs are parsed into `Uid` here; errors become responses only here; a request
-//! works on one index from start to end (`App::current`, taken once); every request on a patient-data route
-//! (search, read, DICOMweb) leaves the facts of its audit line, whether it was served or refused, and those
-//! facts never hold a token or a study token.
+//! works on one configuration and index from start to end (a `Snapshot`, taken once by the caller); every
+//! request on a patient-data route (search, read, DICOMweb) leaves the facts of its audit line, whether it
+//! was served or refused, and those facts never hold a token or a study token.
 
 use crate::app::{App, Snapshot, Tenant};
 use crate::audit;
@@ -38,9 +38,9 @@ pub struct Facts {
 impl Facts {
     /// A patient-data route of tenant `t`. Only a configured tenant's name and a well-formed UID are kept:
     /// any other text of the path could be a token.
-    fn patient_data(&mut self, app: &App, route: &'static str, t: &str, study: Option<&str>) {
+    fn patient_data(&mut self, snapshot: &Snapshot, route: &'static str, t: &str, study: Option<&str>) {
         self.route = route;
-        let tenant = app.tenants.contains_key(t).then(|| t.to_string());
+        let tenant = snapshot.tenants.contains_key(t).then(|| t.to_string());
         let study = study.filter(|s| Uid::parse(s).is_some()).map(str::to_string);
         self.audit = Some(audit::Access { tenant, study, ..audit::Access::default() });
     }
@@ -59,17 +59,18 @@ impl Facts {
 /// The response alone (the route table's unit tests).
 #[cfg(test)]
 pub fn handle(app: &App, req: &Request) -> Response {
-    handle_noted(app, req).0
+    handle_noted(app, &app.current(), req).0
 }
 
-/// `handle`, with the facts the server records.
-pub fn handle_noted(app: &App, req: &Request) -> (Response, Facts) {
+/// `handle`, with the facts the server records: `req` answered from `snapshot`, the configuration and index
+/// the request took at its start.
+pub fn handle_noted(app: &App, snapshot: &Snapshot, req: &Request) -> (Response, Facts) {
     let mut facts = Facts { route: "other", audit: None };
-    let resp = answer(app, req, &mut facts);
+    let resp = answer(app, snapshot, req, &mut facts);
     (resp, facts)
 }
 
-fn answer(app: &App, req: &Request, facts: &mut Facts) -> Response {
+fn answer(app: &App, snapshot: &Snapshot, req: &Request, facts: &mut Facts) -> Response {
     let segments: Option<Vec<String>> = req
         .path
         .strip_prefix('/')
@@ -81,13 +82,19 @@ fn answer(app: &App, req: &Request, facts: &mut Facts) -> Response {
     };
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let area = if segs.get(1) == Some(&"fhir") { Area::Fhir } else { Area::Other };
-    match route(app, req, &segs, facts) {
+    match route(app, snapshot, req, &segs, facts) {
         Ok(resp) => resp,
         Err(e) => error_response(app, area, &e),
     }
 }
 
-fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<Response, ApiError> {
+fn route(
+    app: &App,
+    snapshot: &Snapshot,
+    req: &Request,
+    segs: &[&str],
+    facts: &mut Facts,
+) -> Result<Response, ApiError> {
     match req.method {
         Method::Options => {
             facts.route = "options";
@@ -96,14 +103,13 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
         Method::Other | Method::Post => return Err(ApiError::MethodNotAllowed),
         Method::Get | Method::Head => {}
     }
-    let snapshot = app.current();
     let tenant = |name: &str| -> Result<&Tenant, ApiError> {
-        app.tenants.get(name).ok_or_else(|| ApiError::NotFound(format!("no tenant named {name:?}")))
+        snapshot.tenant(name).ok_or_else(|| ApiError::NotFound(format!("no tenant named {name:?}")))
     };
     match segs {
         [""] => {
             facts.route = "home";
-            Ok(home::page(app))
+            Ok(home::page(app, snapshot))
         }
         // `/readme` was the README's address before the pages of `docs/` were served beside it.
         ["docs"] | ["readme"] => {
@@ -120,11 +126,11 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
         }
         ["viewer", "config.json"] => {
             facts.route = "viewer";
-            Ok(viewer::config(app))
+            Ok(viewer::config(app, snapshot))
         }
         ["viewer", "ohif.json"] => {
             facts.route = "viewer";
-            viewer::ohif_source(app, req)
+            viewer::ohif_source(app, snapshot, req)
         }
         ["viewer", file] => {
             facts.route = "viewer";
@@ -134,7 +140,7 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             facts.route = "health";
             Ok(Response::bytes(200, "text/plain; charset=utf-8", b"ok".to_vec()))
         }
-        ["metrics"] if app.config.metrics => {
+        ["metrics"] if snapshot.config.metrics => {
             facts.route = "metrics";
             let gauges = crate::metrics::IndexGauges {
                 studies: snapshot.index.studies().len(),
@@ -163,32 +169,32 @@ fn route(app: &App, req: &Request, segs: &[&str], facts: &mut Facts) -> Result<R
             }
         }
         [t, "fhir", "ImagingStudy"] => {
-            facts.patient_data(app, "fhir-search", t, None);
+            facts.patient_data(snapshot, "fhir-search", t, None);
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Search)?;
             facts.granted(&grant);
-            let render = app.render(&snapshot, tenant);
+            let render = app.render(snapshot, tenant);
             let grant = grant.for_named_patient(&tenant.access, || fhir::search::named_patient(&render, req))?;
             facts.granted(&grant);
             fhir::search::search(&render, &grant, req)
         }
         [t, "fhir", "ImagingStudy", id] => {
-            facts.patient_data(app, "fhir-read", t, Some(id));
+            facts.patient_data(snapshot, "fhir-read", t, Some(id));
             let tenant = tenant(t)?;
             let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Read)?;
             facts.granted(&grant);
-            fhir::search::read(&app.render(&snapshot, tenant), &grant, id)
+            fhir::search::read(&app.render(snapshot, tenant), &grant, id)
         }
         // The study search at the Endpoint address: the study is the one its token seals.
         [t, "wado", study_token, "studies"] => {
-            facts.patient_data(app, "wado", t, None);
-            dicomweb(app, &snapshot, req, facts, (tenant(t)?, study_token), None, Target::StudySearch)
+            facts.patient_data(snapshot, "wado", t, None);
+            dicomweb(app, snapshot, req, facts, (tenant(t)?, study_token), None, Target::StudySearch)
         }
         [t, "wado", study_token, "studies", st, rest @ ..] => {
-            facts.patient_data(app, "wado", t, Some(st));
+            facts.patient_data(snapshot, "wado", t, Some(st));
             let tenant = tenant(t)?;
             let target = wado_target(rest)?;
-            dicomweb(app, &snapshot, req, facts, (tenant, study_token), Some(uid(st)?), target)
+            dicomweb(app, snapshot, req, facts, (tenant, study_token), Some(uid(st)?), target)
         }
         _ => Err(ApiError::NotFound("no such resource".into())),
     }
@@ -208,7 +214,7 @@ fn dicomweb(
     let grant = authorize(&tenant.access, tenant.config.visibility, req, Need::Read)?;
     facts.granted(&grant);
     let (study, grant) = wado::check_capability(
-        &app.sealer,
+        &snapshot.sealer,
         &snapshot.index,
         (&tenant.config, &tenant.access),
         grant,
@@ -300,7 +306,8 @@ images.lookup = "studies-by-context"
         let text = std::fs::read_to_string(&path).unwrap() + UNREACHABLE_EHR;
         let config = Config::parse(&text, &path).unwrap();
         let index = Index::load(&config.index_path).unwrap();
-        App::new(config, index, Sealer::from_secret(b"route table tests"), "http://h".into())
+        let sealer = std::sync::Arc::new(Sealer::from_secret(b"route table tests"));
+        App::new(Snapshot::new(config, index, sealer, None, None), "http://h".into())
     }
 
     fn request(method: Method, target: &str, headers: &[(&str, &str)]) -> Request {
@@ -343,7 +350,7 @@ images.lookup = "studies-by-context"
     fn patient_data_routes_leave_audit_facts_with_no_text_of_the_path_but_tenant_and_uid() {
         let app = app();
         let (uid, address) = first_study(&app);
-        let (resp, facts) = handle_noted(&app, &request(Get, &format!("{address}/studies/{uid}"), &[]));
+        let (resp, facts) = handle_noted(&app, &app.current(), &request(Get, &format!("{address}/studies/{uid}"), &[]));
         assert_eq!((resp.status, facts.route), (200, "wado"));
         let access = facts.audit.expect("a WADO request is audited");
         assert_eq!(access.tenant.as_deref(), Some("demo"));
@@ -351,17 +358,21 @@ images.lookup = "studies-by-context"
         assert_eq!(access.study.as_deref(), Some(uid.as_str()));
         assert_eq!((access.client_id, access.subject), (None, None), "a mock tenant has no client");
 
-        let refused = handle_noted(&app, &request(Get, &format!("/demo/wado/not-a-token/studies/{uid}"), &[]));
+        let refused =
+            handle_noted(&app, &app.current(), &request(Get, &format!("/demo/wado/not-a-token/studies/{uid}"), &[]));
         assert_eq!((refused.0.status, refused.1.route), (403, "wado"));
         assert_eq!(refused.1.audit.and_then(|a| a.study), Some(uid.clone()), "refused, and audited");
 
         let token_like = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln";
-        let (_, facts) =
-            handle_noted(&app, &request(Get, &format!("/{token_like}/fhir/ImagingStudy/{token_like}"), &[]));
+        let (_, facts) = handle_noted(
+            &app,
+            &app.current(),
+            &request(Get, &format!("/{token_like}/fhir/ImagingStudy/{token_like}"), &[]),
+        );
         let access = facts.audit.expect("audited though refused");
         assert_eq!((access.tenant, access.study), (None, None), "no text of the path but a tenant and a UID");
 
-        let (_, facts) = handle_noted(&app, &request(Get, "/healthz", &[]));
+        let (_, facts) = handle_noted(&app, &app.current(), &request(Get, "/healthz", &[]));
         assert!(facts.audit.is_none() && facts.route == "health", "not patient data");
     }
 

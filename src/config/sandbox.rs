@@ -361,6 +361,7 @@ impl Config {
     /// Puts the sandbox's public URL, once bound, where a tenant wrote `{sandbox}`: in `fhirBaseUrl`,
     /// `tokenEndpoint` and `introspectionEndpoint`.
     pub fn use_sandbox_url(&mut self, url: &str) {
+        self.sandbox_url = Some(url.to_string());
         let fill = |s: &mut String| {
             if let Some(rest) = s.strip_prefix(SANDBOX_PLACEHOLDER) {
                 *s = format!("{url}{rest}");

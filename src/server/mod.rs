@@ -10,7 +10,7 @@
 //! that would wait moves to a writer thread); a panic in a handler becomes a 500 and the worker goes on;
 //! every response gets the CORS and cache headers; one log line per request, with study tokens and
 //! credentials redacted, and, when it is done, its metrics and (on a patient-data route) its audit line;
-//! SIGHUP reloads the index on a thread of its own while the old one serves, and reopens the audit file.
+//! SIGHUP reloads the configuration and the index (`reload`) while the old ones serve.
 //!
 //! tiny_http has no limits of its own on the request line or header block: the limits below are checked once
 //! tiny_http has parsed a request, and `conns` closes a connection whose unfinished request grows past them.
@@ -21,6 +21,7 @@ pub mod listener;
 pub mod pool;
 pub mod queue;
 pub mod redact;
+pub mod reload;
 pub mod start;
 pub mod wire;
 pub mod writer;
@@ -29,7 +30,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::app::App;
@@ -207,11 +208,17 @@ impl Serving {
 
 /// Serves the imaging server on `socket` until SIGTERM/SIGINT asks to stop (then lets in-flight requests
 /// finish within `server.shutdown_timeout`) or a listener is lost, the sandbox's (`sandbox`, already
-/// serving) included. `soft_limit` is the open-file limit the connection cap was derived from.
-pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64, sandbox: Option<Serving>) -> Ended {
-    let config = &app.config;
-    let threads = config.threads;
-    let plan = Plan::of(config, threads, soft_limit);
+/// serving) included. `soft_limit` is the open-file limit the connection cap was derived from; `reloader`
+/// reads the configuration and index again on SIGHUP.
+pub fn run(
+    app: Arc<App>,
+    socket: TcpListener,
+    soft_limit: u64,
+    sandbox: Option<Serving>,
+    reloader: reload::Reloader,
+) -> Ended {
+    let threads = app.current().config.threads;
+    let plan = Plan::of(&app.current().config, threads, soft_limit);
     let serving = match start(Site::Imaging(Arc::clone(&app)), socket, &plan) {
         Ok(serving) => serving,
         Err(e) => return Ended::ListenerLost(e),
@@ -230,7 +237,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64, sandbox: Option<
     }));
     // Every SIGHUP since the handlers were installed counts, one that came while starting included.
     let mut hangups = 0;
-    let reloads = Arc::new(Reloads::default());
+    let reloader = Arc::new(reloader);
     loop {
         if crate::sys::signals::shutdown_requested() {
             break;
@@ -238,7 +245,7 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64, sandbox: Option<
         let now = crate::sys::signals::hangups();
         if now != hangups {
             hangups = now;
-            hang_up(&app, &reloads);
+            reload::hang_up(&app, &reloader);
         }
         if let Ok(lost) = lost_rx.recv_timeout(Duration::from_millis(50)) {
             return Ended::ListenerLost(format!(
@@ -254,7 +261,8 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64, sandbox: Option<
     log::info!("shutdown requested: no longer taking requests");
     // Requests that still arrive get a clear 503 and a close, in their turn.
     shared.queue.stop_taking();
-    let deadline = Instant::now() + Duration::from_secs(config.shutdown_timeout);
+    let shutdown_timeout = app.current().config.shutdown_timeout;
+    let deadline = Instant::now() + Duration::from_secs(shutdown_timeout);
     let drained = shared.queue.drained(deadline);
     shared.queue.close();
     listener.stop();
@@ -266,72 +274,9 @@ pub fn run(app: Arc<App>, socket: TcpListener, soft_limit: u64, sandbox: Option<
         log::info!("stopped");
     } else {
         let depth = shared.queue.depth();
-        log::warn!(
-            "stopping with {} requests still in flight after {}s",
-            depth.busy + depth.waiting,
-            config.shutdown_timeout
-        );
+        log::warn!("stopping with {} requests still in flight after {}s", depth.busy + depth.waiting, shutdown_timeout);
     }
     Ended::Stopped
-}
-
-/// Index reloads, one at a time: a SIGHUP that comes while one runs asks for one more after it, so the file
-/// as it is after the last SIGHUP is always read (any number of them during one reload make one more).
-#[derive(Default)]
-struct Reloads {
-    running: AtomicBool,
-    asked: AtomicBool,
-}
-
-/// SIGHUP: reopens the audit file, and reloads the index on a thread of its own while the old index serves.
-fn hang_up(app: &Arc<App>, reloads: &Arc<Reloads>) {
-    if let Some(audit) = &app.audit {
-        audit.reopen();
-    }
-    reloads.asked.store(true, Ordering::SeqCst);
-    if reloads.running.swap(true, Ordering::SeqCst) {
-        log::info!("SIGHUP during a reload: the index is read once more when it is done");
-        return;
-    }
-    let (app, mine) = (Arc::clone(app), Arc::clone(reloads));
-    let spawned = std::thread::Builder::new().name("reload".into()).spawn(move || {
-        loop {
-            while mine.asked.swap(false, Ordering::SeqCst) {
-                reload(&app);
-            }
-            mine.running.store(false, Ordering::SeqCst);
-            // A SIGHUP between the last look and now found the reload running and left the work to it.
-            if !mine.asked.load(Ordering::SeqCst) || mine.running.swap(true, Ordering::SeqCst) {
-                return;
-            }
-        }
-    });
-    if let Err(e) = spawned {
-        reloads.running.store(false, Ordering::SeqCst);
-        log::error!("SIGHUP: cannot start the reload ({e}); the old index keeps serving");
-    }
-}
-
-/// Reads and checks the index file again and serves it if it is sound; else the old one keeps serving.
-fn reload(app: &App) {
-    let path = &app.config.index_path;
-    log::info!("SIGHUP: reading the index again from {}", path.display());
-    match crate::index::Index::load(path) {
-        Ok(index) => {
-            let (studies, instances, written) =
-                (index.studies().len(), index.instance_count(), index.written().to_string());
-            app.swap(index);
-            crate::metrics::reload("ok");
-            log::info!(
-                "index reloaded from {}: {studies} studies ({instances} instances), written {written}",
-                path.display()
-            );
-        }
-        Err(e) => {
-            crate::metrics::reload("refused");
-            log::error!("index reload refused, the old index keeps serving: {}: {e}", path.display());
-        }
-    }
 }
 
 fn worker(shared: &Arc<Shared>) {
@@ -350,6 +295,8 @@ struct Finish {
     started: Instant,
     note: String,
     facts: Facts,
+    /// The audit trail of the configuration the request started on.
+    audit: Option<Arc<crate::audit::Audit>>,
 }
 
 impl Finish {
@@ -364,10 +311,10 @@ impl Finish {
         let complete = matches!(progress, Progress::Done);
         shared.queue.done(self.peer);
         shared.watch.finished(self.peer.as_ref(), complete);
-        let Finish { peer, method, url, status, len, started, note, facts } = self;
+        let Finish { peer, method, url, status, len, started, note, facts, audit } = self;
         let took = started.elapsed();
-        let app = match &shared.site {
-            Site::Imaging(app) => app,
+        match &shared.site {
+            Site::Imaging(_) => {}
             Site::Sandbox(_) => {
                 // The sandbox logs each step of its own; this line is for following the connections.
                 log::debug!(target: "sandbox", "{method} {url} {status} {len}{cut} {}ms", took.as_millis());
@@ -375,7 +322,7 @@ impl Finish {
             }
         };
         crate::metrics::request(facts.route, status, sent, took);
-        if let (Some(audit), Some(access)) = (&app.audit, &facts.audit) {
+        if let (Some(audit), Some(access)) = (&audit, &facts.audit) {
             let done = crate::audit::Done {
                 route: facts.route,
                 path: &url,
@@ -407,6 +354,8 @@ fn serve_one(shared: &Arc<Shared>, job: Job<Incoming>) {
     let started = Instant::now();
     let mut close = false;
     let mut facts = Facts { route: "refused", audit: None };
+    // The audit trail of the configuration the request works on, for its line once the response is done.
+    let mut audit = None;
     let resp = if let Some(refusal) = refusal {
         close = refusal == Refusal::Stopping;
         if refusal == Refusal::Busy {
@@ -435,7 +384,12 @@ fn serve_one(shared: &Arc<Shared>, job: Job<Incoming>) {
                 Ok((text(400, "the request body could not be read"), Facts { route: "refused", audit: None }))
             }
             Content::Read(body) => catch_unwind(AssertUnwindSafe(|| match &shared.site {
-                Site::Imaging(app) => handle_noted(app, &req),
+                Site::Imaging(app) => {
+                    // The configuration and index this request works on, taken once.
+                    let snapshot = app.current();
+                    audit = snapshot.audit.clone();
+                    handle_noted(app, &snapshot, &req)
+                }
                 Site::Sandbox(sb) => (crate::sandbox::handle(sb, &req, &body), Facts { route: "sandbox", audit: None }),
             })),
         };
@@ -463,6 +417,7 @@ fn serve_one(shared: &Arc<Shared>, job: Job<Incoming>) {
         started,
         note,
         facts,
+        audit,
     };
     let cors = match shared.site {
         Site::Imaging(_) => writer::Cors::Imaging,

@@ -5,11 +5,11 @@
 //! so that `--listen 127.0.0.1:0` works for tests.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::app::App;
+use crate::app::{App, Snapshot};
 use crate::config::{Authorization, Config};
 use crate::index::Index;
 use crate::sys;
@@ -26,9 +26,11 @@ pub struct Options {
 }
 
 /// `smart-imaging serve`: loads the configuration and index with `load`, binds, and serves until told to
-/// stop.
-pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) -> Result<ExitCode, String> {
+/// stop; a SIGHUP reads the configuration and its index again with the same `load`.
+pub fn serve(opts: Options, load: super::reload::Load) -> Result<ExitCode, String> {
     let (mut config, index) = load(&opts.config)?;
+    // The file as read, before the command line and the sandbox change it: what a reload compares with.
+    let at_start = config.clone();
     if let Some(url) = &opts.base_url {
         crate::config::check_base_url(url).map_err(|m| format!("--base-url: {m}"))?;
     }
@@ -126,14 +128,13 @@ pub fn serve(opts: Options, load: fn(&Path) -> Result<(Config, Index), String>) 
         }
         None => None,
     };
-    let audit = config.audit_file.as_deref().map(crate::audit::Audit::start).transpose()?;
-    let mut app = App::new(config, index, sealer, base_url);
-    app.audit = audit;
-    let app = Arc::new(app);
+    let audit = config.audit_file.as_deref().map(crate::audit::Audit::start).transpose()?.map(Arc::new);
+    let app = Arc::new(App::new(Snapshot::new(config, index, Arc::new(sealer), audit, None), base_url));
     let _pid_file = opts.pid_file.as_deref().map(crate::pidfile::PidFile::write).transpose()?;
     println!("listening on http://{bound}");
     let _ = std::io::stdout().flush();
-    match super::run(app, socket, limits.soft, sandbox) {
+    let reloader = super::reload::Reloader::new(load, at_start);
+    match super::run(app, socket, limits.soft, sandbox, reloader) {
         super::Ended::Stopped => Ok(ExitCode::SUCCESS),
         // Not a start-up error: the supervisor should restart the server, so the status is not 0.
         super::Ended::ListenerLost(why) => {

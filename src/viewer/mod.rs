@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::app::App;
+use crate::app::{App, Snapshot};
 use crate::config::Authorization;
 use crate::http::{ApiError, Request, Response, parse_query};
 
@@ -39,8 +39,8 @@ pub fn asset(name: &str) -> Option<Response> {
 }
 
 /// `GET /viewer/config.json`: each tenant, how a person gets a token for it, and its imaging FHIR base.
-pub fn config(app: &App) -> Response {
-    let tenants: Vec<Value> = app
+pub fn config(app: &App, snapshot: &Snapshot) -> Response {
+    let tenants: Vec<Value> = snapshot
         .config
         .tenants
         .values()
@@ -64,8 +64,8 @@ pub fn config(app: &App) -> Response {
         })
         .collect();
     let issuers: Vec<Value> =
-        app.config.sandbox_issuers.iter().map(|(label, url)| json!({ "label": label, "url": url })).collect();
-    let ohif = app.config.ohif_url.as_deref();
+        snapshot.config.sandbox_issuers.iter().map(|(label, url)| json!({ "label": label, "url": url })).collect();
+    let ohif = snapshot.config.ohif_url.as_deref();
     Response::json(200, "application/json", &json!({ "tenants": tenants, "issuers": issuers, "ohif": ohif }))
 }
 
@@ -73,14 +73,14 @@ pub fn config(app: &App) -> Response {
 /// source reads, whose roots are that address. It holds nothing the asker did not send, and only an Endpoint
 /// address of this server is taken (400 otherwise); the bearer token never comes here, OHIF sends it with
 /// each DICOMweb request instead.
-pub fn ohif_source(app: &App, req: &Request) -> Result<Response, ApiError> {
+pub fn ohif_source(app: &App, snapshot: &Snapshot, req: &Request) -> Result<Response, ApiError> {
     let refuse = || ApiError::BadRequest("address must be an Endpoint address of this server".into());
     let address = parse_query(&req.query)?.into_iter().find(|(n, _)| n == "address").map(|(_, v)| v);
     let address = address.ok_or_else(refuse)?;
     let rest = address.strip_prefix(&app.base_url).and_then(|r| r.strip_prefix('/')).ok_or_else(refuse)?;
     let segments: Vec<&str> = rest.split('/').collect();
     let ours = matches!(segments.as_slice(), [tenant, "wado", token]
-        if app.tenants.contains_key(*tenant) && !token.is_empty());
+        if snapshot.tenants.contains_key(*tenant) && !token.is_empty());
     if !ours {
         return Err(refuse());
     }

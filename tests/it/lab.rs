@@ -139,7 +139,7 @@ fn reload_by_pid_file_serves_a_new_index() {
     let run = reload(&pid_file, tmp.path());
     assert_eq!(run.code(), Some(0), "{run}");
     assert!(run.stdout.contains(&format!("sent SIGHUP to smart-imaging (process {},", server.pid())), "{run}");
-    server.wait_for_log("the reload", |l| l.contains("index reloaded from"));
+    server.wait_for_log("the reload", |l| l.contains("reload: configuration and index read"));
     let bundle = server.get("/lab/fhir/ImagingStudy").json();
     assert_eq!(bundle["total"], 1, "{bundle}");
     assert_eq!(resources(&bundle)[0]["numberOfInstances"], n);

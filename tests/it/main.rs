@@ -19,6 +19,7 @@ mod operations;
 mod probe;
 mod probe_target;
 mod redteam;
+mod reload;
 mod rendered;
 mod resilience;
 mod sample;

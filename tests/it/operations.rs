@@ -251,8 +251,8 @@ fn sighup_reloads_the_index_under_traffic_without_a_failed_request() {
     // A broken index is refused and the old one keeps serving.
     replace(&dir, "written = \"not a time\"\n");
     signal(&server, libc::SIGHUP);
-    server.wait_for_log("the refused reload", |l| l.contains("index reload refused"));
-    let refused = server.log().lines().filter(|l| l.contains("index reload refused")).count();
+    server.wait_for_log("the refused reload", |l| l.contains("reload refused"));
+    let refused = server.log().lines().filter(|l| l.contains("reload refused")).count();
     assert_eq!(refused, 1, "one log line for a refused index");
     let mid = done.load(Ordering::SeqCst);
     wait_done(mid + 10);
@@ -261,7 +261,7 @@ fn sighup_reloads_the_index_under_traffic_without_a_failed_request() {
     // A sound one replaces it.
     replace(&dir, &index_of(&[KEPT, ADDED]));
     signal(&server, libc::SIGHUP);
-    server.wait_for_log("the reload", |l| l.contains("index reloaded from"));
+    server.wait_for_log("the reload", |l| l.contains("reload: configuration and index read"));
     let mid = done.load(Ordering::SeqCst);
     wait_done(mid + 10);
     stop.store(true, Ordering::SeqCst);
@@ -312,7 +312,7 @@ fn a_sighup_during_a_reload_reads_the_index_once_more_after_it() {
     assert_eq!(unsafe { libc::mkfifo(c_pipe.as_ptr(), 0o600) }, 0, "mkfifo");
     std::fs::rename(&pipe, &path).unwrap();
     signal(&server, libc::SIGHUP);
-    server.wait_for_log("the reload's start", |l| l.contains("reading the index again"));
+    server.wait_for_log("the reload's start", |l| l.contains("and its index again"));
     signal(&server, libc::SIGHUP);
     server.wait_for_log("the second SIGHUP", |l| l.contains("SIGHUP during a reload"));
     // Opening the pipe for writing lets the first reload's open return; the file is then replaced for the
@@ -321,7 +321,7 @@ fn a_sighup_during_a_reload_reads_the_index_once_more_after_it() {
     replace(&dir, &index_of(&[LAST]));
     std::io::Write::write_all(&mut writer, index_of(&[MIDDLE]).as_bytes()).unwrap();
     drop(writer);
-    server.wait_for_log("two reloads", |l| l.matches("index reloaded from").count() == 2);
+    server.wait_for_log("two reloads", |l| l.matches("reload: configuration and index read").count() == 2);
     let ids = sorted(addresses(&server, "/open/fhir/ImagingStudy").into_iter().map(|(u, _)| u));
     assert_eq!(ids, vec![LAST.to_string()], "the index as the last SIGHUP found it serves");
     let metrics = server.get("/metrics").text();
