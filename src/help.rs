@@ -159,9 +159,11 @@ USAGE:
   smart-imaging reload [--pid-file FILE]
 
 Sends SIGHUP to the server whose process id FILE holds (written by `serve --pid-file FILE`), after checking
-that the process runs and is smart-imaging. The server reads the configuration and the index again, serves
-them if they are sound and logs what it did; a broken one is refused and the old one keeps serving. Under
-systemd, `systemctl reload smart-imaging` does the same. Exits 2 when FILE is missing or stale.
+that the process runs and is smart-imaging. The server reads the configuration file it was started with and
+the index it names again, serves them together if both are sound and logs what changed; a broken one is
+refused in one log line naming the key, and the old ones keep serving. Settings that need a restart (listen
+addresses, threads, limits, [sandbox]) are named in the log and keep their running values. Under systemd,
+`systemctl reload smart-imaging` does the same. Exits 2 when FILE is missing or stale.
 
 FLAGS:
   --pid-file FILE   The server's pid file [default: ./smart-imaging.pid]
