@@ -310,7 +310,8 @@ fn check_and_the_start_up_log_warn_when_a_tenant_can_see_no_study() {
     assert!(sound.stdout.contains("0 problems, 0 touched, 0 warnings"), "{sound}");
 
     let server = Launch::new(&config).start();
-    let log = server.log();
+    // The log (stderr) may lag behind the `listening on` line (stdout) the harness waited for.
+    let log = server.wait_for_log("the start-up warning", |log| log.contains(warning));
     assert_eq!(log.matches(warning).count(), 1, "once in the start-up log\n{log}");
     assert!(log.contains(" WARN "), "{log}");
 }
