@@ -217,8 +217,13 @@ pub fn run(
     sandbox: Option<Serving>,
     reloader: reload::Reloader,
 ) -> Ended {
-    let threads = app.current().config.threads;
-    let plan = Plan::of(&app.current().config, threads, soft_limit);
+    // The workers and limits are the configuration's at start; the snapshot is not held, so that a reload
+    // frees it once its last request is done.
+    let plan = {
+        let first = app.current();
+        Plan::of(&first.config, first.config.threads, soft_limit)
+    };
+    let threads = plan.threads;
     let serving = match start(Site::Imaging(Arc::clone(&app)), socket, &plan) {
         Ok(serving) => serving,
         Err(e) => return Ended::ListenerLost(e),
