@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::file::{IndexFile, Instance, Series, Study};
+pub(super) use super::walk::Found;
 use crate::dicom::{Header, read_header};
 use crate::time::{format_rfc3339, now_secs};
 
@@ -193,12 +194,17 @@ impl Target {
         }
     }
 
-    /// Every regular file under the folder but the index's own, with its size and time when they can be read.
+    /// Every regular file under the folder but the index's own, with its size and time when they can be read,
+    /// in path order.
     pub fn files(&self, report: &mut dyn Write, progress: &mut Progress) -> Vec<Found> {
-        let mut files = Vec::new();
-        walk(&self.dir, &relative(&self.out_dir, &self.dir), &mut files, report, progress);
-        let own = [self.out_file.clone(), self.partial(), self.lock_file()];
-        files.retain(|f| !own.contains(&f.path));
+        let rel = relative(&self.out_dir, &self.dir);
+        let (mut files, problems) =
+            super::walk::files(&self.dir, &rel, |n| progress.tick(report, |_| format!("finding files: {n}")));
+        for line in problems {
+            progress.line(report, format_args!("{line}"));
+        }
+        let own = [&self.out_file, &self.partial(), &self.lock_file()].map(|p| relative(&self.out_dir, p));
+        files.retain(|f| !own.contains(&f.rel));
         files
     }
 
@@ -208,17 +214,10 @@ impl Target {
             finish_study(study);
         }
         let partial = self.partial();
-        std::fs::write(&partial, super::write::text(file)).map_err(|e| format!("{}: {e}", partial.display()))?;
+        let written = std::fs::File::create(&partial).and_then(|mut out| super::write::write(file, &mut out));
+        written.map_err(|e| format!("{}: {e}", partial.display()))?;
         std::fs::rename(&partial, &self.out_file).map_err(|e| format!("{}: {e}", self.out_file.display()))
     }
-}
-
-/// A file found under the folder: its path, and its size and modification time from the folder's listing.
-pub(super) struct Found {
-    pub path: PathBuf,
-    /// The path relative to the index's folder, with `/` separators, as the index names it.
-    pub rel: String,
-    pub stat: Option<(u64, u64)>,
 }
 
 /// Indexes every file under `dir` into `out`. Problems with single files go to `report`, one line each; with
@@ -233,7 +232,8 @@ pub fn index_dir(dir: &Path, out: &Path, report: &mut dyn Write, progress: bool)
     let mut studies: BTreeMap<String, Study> = BTreeMap::new();
     let mut reader = Reader::new(&target.out_dir, files.len());
     for found in &files {
-        if let Some((header, rel, size, mtime)) = reader.read(&found.path, &mut summary, report, &mut progress) {
+        let path = found.path(&target.out_dir);
+        if let Some((header, rel, size, mtime)) = reader.read(&path, &mut summary, report, &mut progress) {
             add(&mut studies, header, rel, size, mtime);
         }
     }
@@ -318,38 +318,6 @@ impl<'a> Reader<'a> {
         self.seen.insert(header.sop_instance_uid.clone(), path.to_path_buf());
         summary.indexed += 1;
         Some((header, relative(self.out_dir, path), size, mtime))
-    }
-}
-
-/// Lists `dir` into `files` in path order: each folder's entries sorted by name and taken in turn, a
-/// subfolder's files before the next entry, which is the order of the paths themselves. `rel` is the folder's
-/// path relative to the index's folder ("" for that folder).
-fn walk(dir: &Path, rel: &str, files: &mut Vec<Found>, report: &mut dyn Write, progress: &mut Progress) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            progress.line(report, format_args!("{}: cannot list folder: {e}", dir.display()));
-            return;
-        }
-    };
-    let mut entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let rel = if rel.is_empty() { name.into_owned() } else { format!("{rel}/{name}") };
-        // Symbolic links are not followed, so a link cannot take the index outside the folder or into a loop;
-        // nor are FIFOs, sockets and devices, which could block a read forever.
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => walk(&entry.path(), &rel, files, report, progress),
-            Ok(t) if t.is_file() => {
-                // Looked up beside the folder's listing (`fstatat` on the folder), not by the whole path.
-                let stat = entry.metadata().ok().map(|m| (m.len(), mtime_secs(&m)));
-                files.push(Found { path: entry.path(), rel, stat });
-                progress.tick(report, |_| format!("finding files: {}", files.len()));
-            }
-            _ => {}
-        }
     }
 }
 

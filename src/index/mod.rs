@@ -16,6 +16,7 @@ pub mod learnt;
 mod store;
 pub mod update;
 mod view;
+mod walk;
 mod write;
 
 use std::fmt;

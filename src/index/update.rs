@@ -11,6 +11,7 @@
 //! changed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::path::Path;
 
@@ -27,34 +28,48 @@ pub fn update_dir(dir: &Path, out: &Path, report: &mut dyn Write, progress: bool
     let target = Target::of(dir, out)?;
     let _lock = target.lock()?;
     let mut progress = Progress::new(progress);
-    // The folder is listed (a `stat` a file) on a thread of its own while the index is read: for a large
-    // index each takes about as long as the other.
-    let (files, old) = std::thread::scope(|scope| {
+    let mut phases = Phases::from_env();
+    // The folder is listed (a `stat` a file) on threads of their own while the index is read and its
+    // entries looked up by path: for a large index each takes about as long as the other.
+    let (files, (old, mut by_path)) = std::thread::scope(|scope| {
         let listing = scope.spawn(|| {
             let mut lines = Vec::new();
             let files = target.files(&mut lines, &mut Progress::new(false));
-            (files, lines)
+            (files, lines, progress.started.elapsed())
         });
-        let old = read_index(&target.out_file);
-        let (files, lines) = listing.join().map_err(|_| "listing the folder failed".to_string())?;
+        let old = read_index(&target.out_file).map(|mut old| {
+            let by_path = ByPath::of(&mut old);
+            (old, by_path)
+        });
+        let read = progress.started.elapsed();
+        let (files, lines, listed) = listing.join().map_err(|_| "listing the folder failed".to_string())?;
         let _ = report.write_all(&lines);
+        phases.say(report, format_args!("listed {} files in {listed:.2?}, read the index in {read:.2?}", files.len()));
         old.map(|old| (files, old))
     })?;
-    let on_disk: HashMap<&str, usize> = files.iter().enumerate().map(|(at, f)| (f.rel.as_str(), at)).collect();
+    // Which entry each file is (the first entry naming its path); which file each entry's is.
+    let owners = by_path.owners(&files);
 
     let mut sorted = Sorted::new(files.len());
     let mut studies: BTreeMap<String, Study> = BTreeMap::new();
+    let mut entry = 0;
     for mut study in old.studies {
         for mut series in std::mem::take(&mut study.series) {
-            for mut inst in std::mem::take(&mut series.instances) {
-                let Some(&at) = on_disk.get(inst.path.as_str()).filter(|&&at| !sorted.claimed(at)) else {
+            let instances = std::mem::take(&mut series.instances);
+            series.instances.reserve_exact(instances.len());
+            for mut inst in instances {
+                let owner = owners[entry];
+                inst.path = std::mem::take(&mut by_path.paths[entry]);
+                entry += 1;
+                let Some(at) = owner.checked_sub(1).map(|at| at as usize) else {
                     sorted.updated.removed += 1;
                     continue;
                 };
+                sorted.claimed[at] = true;
                 match files[at].stat {
                     Some((size, mtime)) if (size, mtime) == (inst.size, inst.mtime) => sorted.updated.kept += 1,
                     Some((size, _)) if size == inst.size => {
-                        let read = read_file(&files[at].path);
+                        let read = read_file(&files[at].path(&target.out_dir));
                         match &read {
                             Ok((header, _, mtime))
                                 if differences(header, &Recorded::of_file(&study, &series, &inst)).is_empty() =>
@@ -83,41 +98,192 @@ pub fn update_dir(dir: &Path, out: &Path, report: &mut dyn Write, progress: bool
             studies.insert(study.uid.clone(), study);
         }
     }
+    phases.mark(report, "compared the index with the files");
     let unchanged = sorted.updated.changed == 0 && sorted.updated.removed == 0 && sorted.claimed.iter().all(|&c| c);
-    let reads = sorted.read_all(&files);
+    let reads = sorted.read_all(&files, &target.out_dir);
 
     // An instance a kept file holds keeps its place; a new file holding it too is its duplicate.
     let mut summary = Summary::default();
     let mut reader = Reader::new(&target.out_dir, reads.len());
-    let new_uids: HashSet<&str> =
-        reads.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|(h, _, _)| h.sop_instance_uid.as_str()).collect();
-    for inst in studies.values().flat_map(|s| &s.series).flat_map(|s| &s.instances) {
-        if new_uids.contains(inst.uid.as_str()) {
-            reader.held(inst.uid.clone(), target.out_dir.join(&inst.path));
+    let mut new_uids: HashSet<&str, Quick> = HashSet::with_hasher(Quick);
+    new_uids.extend(reads.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|(h, _, _)| h.sop_instance_uid.as_str()));
+    if !new_uids.is_empty() {
+        for inst in studies.values().flat_map(|s| &s.series).flat_map(|s| &s.instances) {
+            if new_uids.contains(inst.uid.as_str()) {
+                reader.held(inst.uid.clone(), target.out_dir.join(&inst.path));
+            }
         }
     }
     let mut firsts = Firsts::default();
     for (at, read) in reads {
         if let Some((header, rel, size, mtime)) =
-            reader.admit(&files[at].path, read, &mut summary, report, &mut progress)
+            reader.admit(&files[at].path(&target.out_dir), read, &mut summary, report, &mut progress)
         {
             firsts.take_attributes(&mut studies, &header, &rel);
             add(&mut studies, header, rel, size, mtime);
         }
     }
     progress.clear(report);
+    phases.mark(report, "read the new and changed files");
     let mut file = IndexFile { written: written_time(), studies: studies.into_values().collect() };
     summary.studies = file.studies.len();
     summary.indexed = file.studies.iter().flat_map(|s| &s.series).map(|s| s.instances.len()).sum();
     if !(unchanged && target.out_file.exists()) {
         target.write(&mut file)?;
         sorted.updated.written = true;
+        phases.mark(report, "wrote the index");
     }
     // The headers read of touched files count among the files read.
     summary.files += sorted.updated.touched;
     summary.update = Some(sorted.updated);
     summary.elapsed = progress.started.elapsed();
+    // A million entries take about a tenth of a second to free, which the command's answer need not wait
+    // for: they are freed on a thread of their own (which the process, when it ends, may cut short).
+    std::thread::spawn(move || drop((file, files, owners, by_path)));
     Ok(summary)
+}
+
+/// The entries of the index found by their path, in a table of its own (a part of a hash and the entry's
+/// number in index order, eight bytes an entry): made on the thread that reads the index while the folder is
+/// listed, and asked on two threads, as a million lookups take memory's time more than the processor's. The
+/// paths are taken out of the entries into a list of their own, in index order, so that a lookup goes
+/// from its slot straight to the path; `update_dir` gives each entry it keeps its path back.
+struct ByPath {
+    /// Open addressing, probed one slot after another: the hash's top 32 bits, and the entry's number + 1
+    /// (0 for an empty slot).
+    slots: Vec<(u32, u32)>,
+    /// Each entry's path, by its number.
+    paths: Vec<String>,
+}
+
+impl ByPath {
+    fn of(file: &mut IndexFile) -> ByPath {
+        let instances = file.studies.iter_mut().flat_map(|s| &mut s.series).flat_map(|s| &mut s.instances);
+        let paths: Vec<String> = instances.map(|i| std::mem::take(&mut i.path)).collect();
+        let size = (paths.len() + paths.len() / 4 + 1).next_power_of_two().max(16);
+        let mut table = ByPath { slots: vec![(0, 0); size], paths };
+        for entry in 0..table.paths.len() {
+            // A second entry of one path is not found: the first takes the file, the second is dropped.
+            if let Err(slot) = table.find(&table.paths[entry]) {
+                table.slots[slot] = (tag(&table.paths[entry]), entry as u32 + 1);
+            }
+        }
+        table
+    }
+
+    /// The number of the entry naming `path`, or the empty slot where it would go.
+    fn find(&self, path: &str) -> Result<usize, usize> {
+        let hash = Quick.hash_one(path);
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        loop {
+            match self.slots[slot] {
+                (_, 0) => return Err(slot),
+                (t, entry) if t == (hash >> 32) as u32 && self.paths[entry as usize - 1] == path => {
+                    return Ok(entry as usize - 1);
+                }
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// For each entry in index order, the position in `files` + 1 of the file it names, or 0 when none does.
+    /// Two files of one path (names that are not UTF-8, told apart by their bytes only) go to the later one.
+    fn owners(&self, files: &[Found]) -> Vec<u32> {
+        let mut named = vec![0u32; files.len()];
+        let half = files.len().div_ceil(2).max(1);
+        std::thread::scope(|scope| {
+            for (part, found) in named.chunks_mut(half).zip(files.chunks(half)) {
+                scope.spawn(move || {
+                    for (named, f) in part.iter_mut().zip(found) {
+                        *named = self.find(&f.rel).map_or(0, |entry| entry as u32 + 1);
+                    }
+                });
+            }
+        });
+        let mut owners = vec![0u32; self.paths.len()];
+        for (at, &entry) in named.iter().enumerate() {
+            if let Some(entry) = entry.checked_sub(1) {
+                owners[entry as usize] = at as u32 + 1;
+            }
+        }
+        owners
+    }
+}
+
+/// The part of a path's hash kept in its slot.
+fn tag(path: &str) -> u32 {
+    (Quick.hash_one(path) >> 32) as u32
+}
+
+/// With `SMART_IMAGING_TIMING=1` in the environment, a line on how long each phase of an update took, for
+/// benches/index/update.sh and whoever looks into a slow update; nothing otherwise.
+struct Phases {
+    last: Option<std::time::Instant>,
+}
+
+impl Phases {
+    fn from_env() -> Phases {
+        let on = std::env::var_os("SMART_IMAGING_TIMING").is_some_and(|v| v == "1");
+        Phases { last: on.then(std::time::Instant::now) }
+    }
+
+    fn say(&mut self, report: &mut dyn Write, what: std::fmt::Arguments<'_>) {
+        if self.last.is_some() {
+            let _ = writeln!(report, "timing: {what}");
+            self.last = Some(std::time::Instant::now());
+        }
+    }
+
+    fn mark(&mut self, report: &mut dyn Write, what: &str) {
+        if let Some(last) = self.last {
+            self.say(report, format_args!("{what} in {:.2?}", last.elapsed()));
+        }
+    }
+}
+
+/// The hashing of paths and UIDs for the lookups of an update, a million of them: a multiply and a rotation
+/// a word (as rustc's FxHash does), where std's SipHash, made to withstand keys chosen to collide, takes
+/// several times as long. The keys are the names of the index's own folder and the UIDs of its files.
+#[derive(Clone, Copy, Default)]
+struct Quick;
+
+impl BuildHasher for Quick {
+    type Hasher = QuickHasher;
+    fn build_hasher(&self) -> QuickHasher {
+        QuickHasher(0)
+    }
+}
+
+struct QuickHasher(u64);
+
+impl QuickHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for QuickHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.add(u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(byte.into());
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The index as written, or an empty one when there is none yet.
@@ -142,7 +308,7 @@ fn read_index(path: &Path) -> Result<IndexFile, String> {
 /// The files found, sorted by what becomes of them: claimed by an entry of the index (kept, or changed and
 /// to be read), or new.
 struct Sorted {
-    /// By the position of the file in `files`.
+    /// By the position of the file in `files`: whether an entry of the index names it.
     claimed: Vec<bool>,
     /// Changed files, with their header when it was read already.
     changed: Vec<(usize, Option<Result<(Header, u64, u64), String>>)>,
@@ -150,13 +316,8 @@ struct Sorted {
 }
 
 impl Sorted {
-    /// Whether the file at `at` belongs to an entry already; the first entry naming it takes it.
     fn new(files: usize) -> Sorted {
         Sorted { claimed: vec![false; files], changed: Vec::new(), updated: Updated::default() }
-    }
-
-    fn claimed(&mut self, at: usize) -> bool {
-        std::mem::replace(&mut self.claimed[at], true)
     }
 
     fn changed(&mut self, at: usize, read: Option<Result<(Header, u64, u64), String>>) {
@@ -165,13 +326,13 @@ impl Sorted {
     }
 
     /// The headers of the changed and the new files, in path order (the order of `files`).
-    fn read_all(&mut self, files: &[Found]) -> Vec<(usize, Result<(Header, u64, u64), String>)> {
+    fn read_all(&mut self, files: &[Found], out_dir: &Path) -> Vec<(usize, Result<(Header, u64, u64), String>)> {
         let mut reads: Vec<_> = std::mem::take(&mut self.changed)
             .into_iter()
-            .map(|(at, read)| (at, read.unwrap_or_else(|| read_file(&files[at].path))))
+            .map(|(at, read)| (at, read.unwrap_or_else(|| read_file(&files[at].path(out_dir)))))
             .collect();
         let new = (0..files.len()).filter(|&at| !self.claimed[at]);
-        reads.extend(new.map(|at| (at, read_file(&files[at].path))).collect::<Vec<_>>());
+        reads.extend(new.map(|at| (at, read_file(&files[at].path(out_dir)))).collect::<Vec<_>>());
         reads.sort_by_key(|(at, _)| *at);
         reads
     }

@@ -3,6 +3,7 @@
 //! allocator tuning (`malloc`) and file locks (`lock`). Every `unsafe` block carries a
 //! `// SAFETY:` comment; everything outside this folder is `#![deny(unsafe_code)]`.
 
+pub mod dir;
 pub mod limits;
 pub mod lock;
 pub mod malloc;
