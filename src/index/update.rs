@@ -55,6 +55,24 @@ pub fn update_dir(dir: &Path, out: &Path, report: &mut dyn Write, progress: bool
     let mut entry = 0;
     for mut study in old.studies {
         for mut series in std::mem::take(&mut study.series) {
+            // The common case, every file of the series unchanged: the series is kept as it is.
+            let first = entry;
+            let unchanged = series.instances.iter().enumerate().all(|(k, inst)| {
+                let at = owners[first + k].checked_sub(1);
+                at.is_some_and(|at| files[at as usize].stat == Some((inst.size, inst.mtime)))
+            });
+            if unchanged {
+                for inst in &mut series.instances {
+                    sorted.claimed[owners[entry] as usize - 1] = true;
+                    inst.path = std::mem::take(&mut by_path.paths[entry]);
+                    entry += 1;
+                }
+                sorted.updated.kept += series.instances.len();
+                if !series.instances.is_empty() {
+                    study.series.push(series);
+                }
+                continue;
+            }
             let instances = std::mem::take(&mut series.instances);
             series.instances.reserve_exact(instances.len());
             for mut inst in instances {
