@@ -426,8 +426,9 @@ fn unfinished_heads_past_the_input_budget_are_closed_biggest_first() {
 }
 
 /// Opens 100 keep-alive connections to `addr` back to back, each sending `GET target`; every one is answered
-/// (200, or 503 from workers that are all busy) within 10 s. The slowest answer, and how many were 503.
-fn a_burst_is_answered(addr: SocketAddr, target: &str) -> (Duration, usize) {
+/// (200, or 503 from workers that are all busy) within 10 s, and fewer than `most_busy` with 503. The slowest
+/// answer, and how many were 503.
+fn a_burst_is_answered(addr: SocketAddr, target: &str, most_busy: usize) -> (Duration, usize) {
     let started = Instant::now();
     let mut opened = Vec::new();
     for _ in 0..100 {
@@ -451,7 +452,7 @@ fn a_burst_is_answered(addr: SocketAddr, target: &str) -> (Duration, usize) {
         }
         slowest = slowest.max(started.elapsed());
     }
-    assert!(busy < 50, "{busy} of 100 answered 503");
+    assert!(busy < most_busy, "{busy} of 100 answered 503");
     (slowest, busy)
 }
 
@@ -463,15 +464,17 @@ fn every_connection_of_a_burst_is_read_and_answered() {
     // A read timeout far longer than the test waits: a connection left unread would show.
     let config = dir.config(&format!("[server]\nread_timeout = 120\n\n{OPEN}"));
     let server = Launch::new(config).start();
-    let (slowest, busy) = a_burst_is_answered(server.addr(), "/healthz");
+    let (slowest, busy) = a_burst_is_answered(server.addr(), "/healthz", 50);
     eprintln!("100 keep-alive connections opened back to back: all answered within {slowest:?} ({busy} of them 503)");
 }
 
-/// Broke: the same with the sandbox EHR, whose slowest connection of the burst waited 99 s.
+/// Broke: the same with the sandbox EHR, whose slowest connection of the burst waited 99 s. Its 8 workers
+/// take 8 requests waiting before they answer 503 with Retry-After, so most of a burst of 100 may be 503s:
+/// answered all the same, and at least one served.
 #[test]
 fn every_connection_of_a_burst_to_the_sandbox_is_read_and_answered() {
     let s = crate::sandbox_kit::start_opts("read_timeout = 120", "");
-    let (slowest, _) = a_burst_is_answered(s.addr(), "/fhir/metadata");
+    let (slowest, _) = a_burst_is_answered(s.addr(), "/fhir/metadata", 100);
     eprintln!("100 keep-alive connections to the sandbox opened back to back: all answered within {slowest:?}");
 }
 
