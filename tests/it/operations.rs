@@ -2,8 +2,7 @@
 //! /metrics`, the audit trail and its reopening, the index reloaded on SIGHUP under traffic, the unit file.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -214,39 +213,7 @@ fn sighup_reloads_the_index_under_traffic_without_a_failed_request() {
     let expected = IndexFile::sample().study(KEPT).instances().len();
 
     // A stream of downloads (with a token minted before the reload) and searches, until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
-    let clients: Vec<_> = (0..3)
-        .map(|n| {
-            let (server, stop, done, failed, kept) =
-                (Arc::clone(&server), Arc::clone(&stop), Arc::clone(&done), Arc::clone(&failed), kept.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    let (what, reply) = if n == 0 {
-                        ("search", server.get("/open/fhir/ImagingStudy"))
-                    } else {
-                        ("download", get(&format!("{kept}/studies/{KEPT}"), &[]))
-                    };
-                    let whole = reply.status == 200
-                        && (what == "search"
-                            || parse_multipart(reply.header_or_empty("content-type"), &reply.body)
-                                .is_ok_and(|parts| parts.len() == expected));
-                    if !whole {
-                        failed.lock().unwrap().push(format!("{what}: {} {}", reply.status, reply.text()));
-                    }
-                    done.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-        })
-        .collect();
-    let wait_done = |n: usize| {
-        let deadline = Instant::now() + WAIT;
-        while done.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "the clients made no progress");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
-    wait_done(10);
+    let traffic = Traffic::start(&server, "/open/fhir/ImagingStudy", (&kept, KEPT), expected);
 
     // A broken index is refused and the old one keeps serving.
     replace(&dir, "written = \"not a time\"\n");
@@ -254,28 +221,15 @@ fn sighup_reloads_the_index_under_traffic_without_a_failed_request() {
     server.wait_for_log("the refused reload", |l| l.contains("reload refused"));
     let refused = server.log().lines().filter(|l| l.contains("reload refused")).count();
     assert_eq!(refused, 1, "one log line for a refused index");
-    let mid = done.load(Ordering::SeqCst);
-    wait_done(mid + 10);
+    traffic.more(10);
     assert_eq!(server.get(&format!("/open/fhir/ImagingStudy/{REMOVED}")).status, 200, "the old index serves on");
 
     // A sound one replaces it.
     replace(&dir, &index_of(&[KEPT, ADDED]));
     signal(&server, libc::SIGHUP);
     server.wait_for_log("the reload", |l| l.contains("reload: configuration and index read"));
-    let mid = done.load(Ordering::SeqCst);
-    wait_done(mid + 10);
-    stop.store(true, Ordering::SeqCst);
-    for client in clients {
-        client.join().unwrap();
-    }
-    let failed = failed.lock().unwrap();
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {:?}",
-        failed.len(),
-        done.load(Ordering::SeqCst),
-        &failed[..]
-    );
+    traffic.more(10);
+    traffic.stop_and_check();
 
     let after = sorted(addresses(&server, "/open/fhir/ImagingStudy").into_iter().map(|(u, _)| u));
     assert_eq!(after, sorted([KEPT.to_string(), ADDED.to_string()]), "the new study appears");

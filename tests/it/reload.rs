@@ -4,16 +4,11 @@
 //! its EHR client's caches, and no failed request while the configuration is reloaded under traffic.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use crate::clients::signal;
 use crate::fake_ehr::{Options, SCOPES, active, now, search, setup_opts};
 use crate::harness::*;
-
-/// How long the tests wait for the server to do something it was asked to.
-const WAIT: Duration = Duration::from_secs(20);
 
 /// The line a successful reload ends with.
 const RELOADED: &str = "reload: configuration and index read";
@@ -258,60 +253,15 @@ fn sighup_reloads_the_configuration_under_traffic_without_a_failed_request() {
     let expected = IndexFile::sample().study(&uid).instances().len();
 
     // A stream of downloads (with a token minted before the reloads) and searches, until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
-    let clients: Vec<_> = (0..3)
-        .map(|n| {
-            let (server, stop, done, failed) =
-                (Arc::clone(&server), Arc::clone(&stop), Arc::clone(&done), Arc::clone(&failed));
-            let (address, uid) = (address.clone(), uid.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    let (what, reply) = if n == 0 {
-                        ("search", server.get("/open/fhir/ImagingStudy"))
-                    } else {
-                        ("download", get(&format!("{address}/studies/{uid}"), &[]))
-                    };
-                    let whole = reply.status == 200
-                        && (what == "search"
-                            || parse_multipart(reply.header_or_empty("content-type"), &reply.body)
-                                .is_ok_and(|parts| parts.len() == expected));
-                    if !whole {
-                        failed.lock().unwrap().push(format!("{what}: {} {}", reply.status, reply.text()));
-                    }
-                    done.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-        })
-        .collect();
-    let wait_done = |n: usize| {
-        let deadline = Instant::now() + WAIT;
-        while done.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "the clients made no progress");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
-    wait_done(10);
+    let traffic = Traffic::start(&server, "/open/fhir/ImagingStudy", (&address, &uid), expected);
     for round in 1..=ROUNDS {
         rewrite(&dir, &tables(round));
         reload_and_wait(&server, &format!("reload {round}"), round);
-        let mid = done.load(Ordering::SeqCst);
-        wait_done(mid + 5);
+        traffic.more(5);
         let extra = server.get(&format!("/extra{round}/fhir/ImagingStudy"));
         assert_eq!(extra.status, 200, "round {round}: {}", extra.text());
     }
-    stop.store(true, Ordering::SeqCst);
-    for client in clients {
-        client.join().unwrap();
-    }
-    let failed = failed.lock().unwrap();
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {:?}",
-        failed.len(),
-        done.load(Ordering::SeqCst),
-        &failed[..]
-    );
+    traffic.stop_and_check();
     let log = server.log();
     assert_eq!(lines_with(&log, RELOADED).len(), ROUNDS, "{log}");
     assert_eq!(lines_with(&log, "server.threads changed (4 → 5) and needs a restart; keeping 4").len(), ROUNDS / 2);

@@ -10,11 +10,13 @@ mod fhir;
 mod http;
 mod repo;
 mod server;
+mod traffic;
 
 pub use fhir::*;
 pub use http::*;
 pub use repo::*;
 pub use server::*;
+pub use traffic::*;
 
 use std::time::Duration;
 
