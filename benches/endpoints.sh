@@ -44,13 +44,15 @@ config() { # FILE WITH_FORMS
     } > "$1"
 }
 
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+# `start` runs in a command substitution, a subshell: the servers' process ids go to a file the trap reads.
+PIDS="$BENCH_DIR/pids"
+: > "$PIDS"
+trap 'while read -r p; do kill "$p" 2>/dev/null || true; done < "$PIDS"' EXIT
 
 start() { # BINARY CONFIG -> prints the base URL
     local log="$BENCH_DIR/server.$RANDOM.log"
     "$1" serve --config "$2" --listen 127.0.0.1:0 > "$log.out" 2> "$log" &
-    PIDS+=($!)
+    echo $! >> "$PIDS"
     for _ in $(seq 1 200); do
         if grep -q '^listening on ' "$log.out" 2>/dev/null; then
             sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$log.out" | head -n 1
