@@ -145,6 +145,7 @@ fn run() -> Result<ExitCode, String> {
             let options = probe::Options {
                 token: opt_string(&mut args, "--token")?,
                 other_patient_token: opt_string(&mut args, "--other-patient-token")?,
+                same_patient_token: opt_string(&mut args, "--same-patient-token")?,
                 patient: opt_string(&mut args, "--patient")?,
                 sandbox_launch: opt_string(&mut args, "--sandbox-launch")?,
                 json: args.contains("--json"),

@@ -15,7 +15,8 @@ USAGE:
   smart-imaging init DIR
   smart-imaging keygen [--out PREFIX]
   smart-imaging assertion --key FILE --client ID --aud TOKEN_URL
-  smart-imaging probe BASE [--token T] [--other-patient-token T2] [--patient ID] [--sandbox-launch ISS] [--json]
+  smart-imaging probe BASE [--token T] [--other-patient-token T2] [--same-patient-token T3] [--patient ID]
+                      [--sandbox-launch ISS] [--json]
   smart-imaging help [COMMAND]
   smart-imaging --help | --version
 
@@ -197,7 +198,8 @@ const PROBE: &str = "\
 smart-imaging probe: check a SMART Imaging Access server, this one or another, against the rules it must keep
 
 USAGE:
-  smart-imaging probe BASE [--token T] [--other-patient-token T2] [--patient ID] [--sandbox-launch ISS] [--json]
+  smart-imaging probe BASE [--token T] [--other-patient-token T2] [--same-patient-token T3] [--patient ID]
+                      [--sandbox-launch ISS] [--json]
 
 BASE is an imaging FHIR base, such as http://localhost:8000/smart/fhir. The probe runs every check that
 applies to what it was given and prints one line per check: PASS, FAIL (what it saw) or SKIP (why), each
@@ -212,6 +214,8 @@ SKIP. No token is ever printed. Exits 1 when a check failed, 0 otherwise, 2 for 
 FLAGS:
   --token T                  An access token for the patient (the search and retrieval checks need one)
   --other-patient-token T2   A token of another patient: retrieval with it must be refused (403)
+  --same-patient-token T3    Another token of the same patient: the first token's Endpoint addresses must
+                             refuse it (401/403); --sandbox-launch gets one by a second launch
   --patient ID               The patient in context of the token [default: the launch's patient]
   --sandbox-launch ISS       Get the token by a SMART standalone launch (authorization code, PKCE S256)
                              at issuer ISS, which must approve without a person, as the sandbox EHR's

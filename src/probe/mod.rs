@@ -30,6 +30,8 @@ pub struct Options {
     pub base: String,
     pub token: Option<String>,
     pub other_patient_token: Option<String>,
+    /// Another token of the same patient: the Endpoint addresses of the first must not serve it.
+    pub same_patient_token: Option<String>,
     pub patient: Option<String>,
     /// An issuer that approves a standalone launch without a person.
     pub sandbox_launch: Option<String>,
@@ -43,6 +45,8 @@ pub struct Context<'a> {
     /// The token sent with requests for data, when there is one.
     pub token: Option<&'a str>,
     pub other_token: Option<&'a str>,
+    /// A second token of the same patient, when there is one.
+    pub same_token: Option<&'a str>,
     pub patient: Option<&'a str>,
     /// What discovery says when the server takes any bearer token.
     pub any_token: Option<&'a str>,
@@ -82,6 +86,7 @@ fn run(options: &Options) -> Report {
     let base = options.base.trim_end_matches('/');
     let mut report = Report { base: base.to_string(), ..Report::default() };
     let (mut token, mut patient) = (options.token.clone(), options.patient.clone());
+    let mut same_token = options.same_patient_token.clone();
     if let Some(iss) = &options.sandbox_launch {
         let (checks, launched) = launch::standalone(&client, iss, base);
         report.checks.extend(checks);
@@ -89,9 +94,20 @@ fn run(options: &Options) -> Report {
             if token.is_none() {
                 token = Some(launched.token);
                 report.given.push(format!("token: from a standalone launch at {iss}"));
+                // A second launch at the same issuer: another token of the same patient.
+                if same_token.is_none() {
+                    let (_, again) = launch::standalone(&client, iss, base);
+                    if let Some(again) = again.filter(|a| a.patient == launched.patient) {
+                        same_token = Some(again.token);
+                        report.given.push(format!("a second token of the patient: from another launch at {iss}"));
+                    }
+                }
             }
             patient = patient.or(launched.patient);
         }
+    }
+    if options.same_patient_token.is_some() {
+        report.given.push("a second token of the patient: from --same-patient-token".into());
     }
     if options.token.is_some() {
         report.given.push("token: from --token".into());
@@ -110,6 +126,7 @@ fn run(options: &Options) -> Report {
         base,
         token: token.as_deref(),
         other_token: options.other_patient_token.as_deref(),
+        same_token: same_token.as_deref(),
         patient: patient.as_deref(),
         any_token: discovered.any_token.as_deref(),
     };

@@ -157,6 +157,10 @@ pub const WADO_OTHER_PATIENT_TOKEN: Rule = rule(
     "wado.other-patient-token",
     "SMART Imaging Access, Retrieving images: another patient's token → 403, no DICOM bytes",
 );
+pub const WADO_TOKEN_BINDING: Rule = rule(
+    "wado.token-binding",
+    "SMART Imaging Access, Authorization: a capability is bound to the SMART token of the request that returned it (another token of the same patient → 401/403, no DICOM bytes)",
+);
 pub const WADO_OTHER_STUDY: Rule = rule(
     "wado.other-study",
     "SMART Imaging Access, Endpoint address: another study's UID under it → 403/404, no DICOM bytes",
@@ -167,7 +171,7 @@ mod tests {
     use super::*;
 
     /// Every rule, in the order the probe reports them.
-    const ALL: [Rule; 34] = [
+    const ALL: [Rule; 35] = [
         LAUNCH_DISCOVERY,
         LAUNCH_AUTHORIZE,
         LAUNCH_TOKEN,
@@ -201,6 +205,7 @@ mod tests {
         WADO_METADATA,
         WADO_TAMPERED_ADDRESS,
         WADO_OTHER_PATIENT_TOKEN,
+        WADO_TOKEN_BINDING,
         WADO_OTHER_STUDY,
     ];
 

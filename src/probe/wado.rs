@@ -74,6 +74,7 @@ pub fn checks(ctx: &Context, studies: Result<&[Study], &str>) -> Vec<Check> {
         WADO_METADATA,
         WADO_TAMPERED_ADDRESS,
         WADO_OTHER_PATIENT_TOKEN,
+        WADO_TOKEN_BINDING,
         WADO_OTHER_STUDY,
     ];
     let studies = match studies {
@@ -98,6 +99,7 @@ pub fn checks(ctx: &Context, studies: Result<&[Study], &str>) -> Vec<Check> {
         "refused, no DICOM bytes",
         "403, no DICOM bytes",
         "refused, no DICOM bytes",
+        "refused, no DICOM bytes",
     ];
     tallies.into_iter().zip(all).zip(ok).map(|((t, rule), ok)| t.check(rule, ok)).collect()
 }
@@ -105,7 +107,7 @@ pub fn checks(ctx: &Context, studies: Result<&[Study], &str>) -> Vec<Check> {
 /// One outcome per check of `checks`, in its order: `Ok(None)` passed, `Ok(Some(why))` not run, `Err` failed.
 type Outcome = Result<Option<String>, String>;
 
-fn one_study(ctx: &Context, study: &Study, all: &[Study]) -> [Outcome; 10] {
+fn one_study(ctx: &Context, study: &Study, all: &[Study]) -> [Outcome; 11] {
     let address = study.wado.address.as_str();
     let url = format!("{address}/studies/{}", study.uid);
     // An Endpoint that says it takes no token (an older draft's bearer capability URL) is sent none.
@@ -153,6 +155,13 @@ fn one_study(ctx: &Context, study: &Study, all: &[Study]) -> [Outcome; 10] {
         (None, Some(other)) => get(&url, Some(other), &accept_dicom("*")).and_then(|a| refused(&a, &[403])),
     };
 
+    let same_patient = match (ctx.tokens_moot(), ctx.same_token) {
+        (Some(why), _) => Ok(Some(why)),
+        (None, None) => Ok(Some("no second token of the patient (--same-patient-token, or --sandbox-launch)".into())),
+        (None, Some(_)) if bearer_url => Ok(Some("its Endpoint says requires-access-token false".into())),
+        (None, Some(same)) => get(&url, Some(same), &accept_dicom("*")).and_then(|a| refused(&a, &[401, 403])),
+    };
+
     let other_uid = match all.iter().find(|s| s.uid != study.uid) {
         Some(other) => Ok(other.uid.clone()),
         None => crate::random::hex_id(8).map(|h| format!("2.25.{}", u64::from_str_radix(&h, 16).unwrap_or(7))),
@@ -161,7 +170,19 @@ fn one_study(ctx: &Context, study: &Study, all: &[Study]) -> [Outcome; 10] {
         get(&format!("{address}/studies/{uid}"), token, &accept_dicom("*")).and_then(|a| refused(&a, &[403, 404]))
     });
 
-    [no_token, retrieve, parts_dicom, study_uid, explicit, unsupported, metadata, tampered, other_token, other_study]
+    [
+        no_token,
+        retrieve,
+        parts_dicom,
+        study_uid,
+        explicit,
+        unsupported,
+        metadata,
+        tampered,
+        other_token,
+        same_patient,
+        other_study,
+    ]
 }
 
 fn not_run() -> Outcome {

@@ -5,12 +5,12 @@
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::probe_target::{Fault, Form, OTHER_TOKEN, PATIENT, TOKEN, Target};
+use crate::probe_target::{Fault, Form, OTHER_TOKEN, PATIENT, SAME_PATIENT_TOKEN, TOKEN, Target};
 use crate::sandbox_kit::{Flow, start_sample};
 
 /// Every check, in the order the probe reports them (the launch's only with `--sandbox-launch`).
 const LAUNCH: [&str; 3] = ["launch.discovery", "launch.authorize", "launch.token"];
-const CHECKS: [&str; 31] = [
+const CHECKS: [&str; 32] = [
     "discovery.served",
     "discovery.content-type",
     "discovery.absolute-urls",
@@ -41,6 +41,7 @@ const CHECKS: [&str; 31] = [
     "wado.metadata",
     "wado.tampered-address",
     "wado.other-patient-token",
+    "wado.token-binding",
     "wado.other-study",
 ];
 
@@ -104,9 +105,14 @@ fn the_mock_tenants_pass_every_check_or_skip_the_token_checks_saying_why() {
         let summary = &probed.doc["summary"];
         assert_eq!(summary["failed"], 0);
         assert_eq!(summary["passed"].as_u64().unwrap() + summary["skipped"].as_u64().unwrap(), CHECKS.len() as u64);
-        for name in
-            ["auth.no-token", "auth.invalid-token", "search.other-patient", "wado.no-token", "wado.other-patient-token"]
-        {
+        for name in [
+            "auth.no-token",
+            "auth.invalid-token",
+            "search.other-patient",
+            "wado.no-token",
+            "wado.other-patient-token",
+            "wado.token-binding",
+        ] {
             assert_eq!(probed.outcome(name), "skip", "{tenant} {name}");
             assert!(probed.detail(name).contains("takes any bearer token"), "{tenant} {name}: {}", probed.detail(name));
         }
@@ -209,7 +215,8 @@ fn a_bad_command_line_exits_2() {
 
 fn probe_target(form: Form, fault: Fault) -> Probed {
     let target = Target::start(form, fault);
-    let probed = probe(&target.base, &["--token", TOKEN, "--other-patient-token", OTHER_TOKEN, "--patient", PATIENT]);
+    let args = ["--token", TOKEN, "--other-patient-token", OTHER_TOKEN, "--same-patient-token", SAME_PATIENT_TOKEN];
+    let probed = probe(&target.base, &[args.as_slice(), &["--patient", PATIENT]].concat());
     assert_eq!(probed.names(), CHECKS, "{fault:?}: every check runs\n{}", probed.run);
     probed
 }
@@ -229,8 +236,14 @@ fn each_endpoint_form_passes_when_the_target_keeps_every_rule() {
         assert!(probed.with("fail").is_empty(), "{form:?}\n{}", probed.run);
         let same_page = if form == Form::ResponseLocal { "pass" } else { "skip" };
         assert_eq!(probed.outcome("search.endpoint-same-page"), same_page, "{form:?}");
-        for name in ["search.endpoint", "search.include", "wado.retrieve", "wado.study-uid", "wado.other-patient-token"]
-        {
+        for name in [
+            "search.endpoint",
+            "search.include",
+            "wado.retrieve",
+            "wado.study-uid",
+            "wado.other-patient-token",
+            "wado.token-binding",
+        ] {
             assert_eq!(probed.outcome(name), "pass", "{form:?} {name}: {}", probed.detail(name));
         }
     }
@@ -385,6 +398,11 @@ fn a_tampered_address_that_still_works() {
 #[test]
 fn another_patients_token_that_retrieves() {
     breaks(Fault::OtherPatientTokenServed, &["wado.other-patient-token"]);
+}
+
+#[test]
+fn an_address_that_serves_any_token_of_its_patient() {
+    breaks(Fault::CapabilityNotBoundToToken, &["wado.token-binding"]);
 }
 
 #[test]

@@ -13,6 +13,9 @@ use crate::harness::*;
 pub const PATIENT: &str = "pat-1";
 pub const TOKEN: &str = "token-of-pat-1";
 pub const OTHER_TOKEN: &str = "token-of-pat-2";
+/// Another token of patient 1, whose search would give addresses of its own: the addresses given to `TOKEN`
+/// refuse it.
+pub const SAME_PATIENT_TOKEN: &str = "another-token-of-pat-1";
 const CAPABILITY: &str = "cap-0123456789abcdef0123456789abcdef";
 const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 const APP_LAUNCH: &str = "http://fhir.org/argonaut/smart-imaging/capabilities/app-launch";
@@ -88,6 +91,8 @@ pub enum Fault {
     AnyCapability,
     /// Another patient's token retrieves.
     OtherPatientTokenServed,
+    /// The address serves any token of its patient, not only the one it was given to.
+    CapabilityNotBoundToToken,
     /// Another study's UID under the address answers the study.
     OtherStudyServed,
 }
@@ -291,7 +296,7 @@ fn unauthorized(fault: Fault) -> Out {
 fn patient_of(token: Option<&str>, fault: Fault) -> Result<&'static str, Out> {
     match token {
         None => Err(unauthorized(fault)),
-        Some(TOKEN) => Ok(PATIENT),
+        Some(TOKEN) | Some(SAME_PATIENT_TOKEN) => Ok(PATIENT),
         Some(OTHER_TOKEN) => Ok("pat-2"),
         Some(_) => {
             let challenge = if fault == Fault::InvalidTokenNotNamed {
@@ -389,6 +394,10 @@ fn wado(
         match patient_of(token, fault) {
             Err(out) => return out,
             Ok(p) if p != PATIENT && fault != Fault::OtherPatientTokenServed => return refused(403),
+            // The capability in the address was given to `TOKEN`'s search.
+            Ok(p) if p == PATIENT && token != Some(TOKEN) && fault != Fault::CapabilityNotBoundToToken => {
+                return refused(403);
+            }
             Ok(_) => {}
         }
     }
