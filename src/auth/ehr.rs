@@ -92,6 +92,17 @@ pub enum Context {
     System,
 }
 
+/// What `Ehr::authorize` proved of a token.
+#[derive(Debug)]
+pub struct Proven {
+    pub context: Context,
+    /// When the token expires (Unix seconds).
+    pub expires: u64,
+    pub who: Who,
+    /// The SHA-256 of the token: the key of its cached introspection, and what study tokens are bound to.
+    pub token_hash: [u8; 32],
+}
+
 /// Who an access token speaks for, as its introspection answer says (for the audit trail only).
 #[derive(Debug, Clone, Default)]
 pub struct Who {
@@ -162,7 +173,7 @@ impl Ehr {
     /// Patient scopes with a patient claim make an app's grant, whatever else the token holds: scopes of
     /// two contexts are never added up into more. System scopes count only for a listed client, and a
     /// token in patient context without a patient is refused, never taken for system access.
-    pub fn authorize(&self, token: &str, need: Need) -> Result<(Context, u64, Who), ApiError> {
+    pub fn authorize(&self, token: &str, need: Need) -> Result<Proven, ApiError> {
         let now = now_secs();
         let mut caller = Caller::new(&self.gate, self.deadline());
         let key: [u8; 32] = sha256(token.as_bytes());
@@ -183,7 +194,7 @@ impl Ehr {
         let who = Who { client_id: info.client_id.clone(), subject: info.subject.clone() };
         let in_patient_context = grants(&info.scope, need);
         if !(in_patient_context && info.patient.is_some()) && self.system_access(&info, need) {
-            return Ok((Context::System, exp, who));
+            return Ok(Proven { context: Context::System, expires: exp, who, token_hash: key });
         }
         if !in_patient_context {
             return Err(ApiError::InsufficientScope(
@@ -198,7 +209,7 @@ impl Ehr {
             ApiError::InvalidToken("the access token's patient claim is not a patient of this EHR".into())
         })?;
         let patient = self.resolve_patient(id, now, &mut caller)?;
-        Ok((Context::Patient(patient), exp, who))
+        Ok(Proven { context: Context::Patient(patient), expires: exp, who, token_hash: key })
     }
 
     /// Whether an active token is a listed backend client's with a system scope granting `need`.
@@ -460,7 +471,7 @@ fn display_name(patient: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+fn sha256(bytes: &[u8]) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());

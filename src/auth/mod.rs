@@ -130,12 +130,12 @@ pub fn authorize(access: &Access, visibility: Visibility, req: &Request, need: N
         }
         Access::Ehr(ehr) => {
             let token = bearer_token(req)?.ok_or(ApiError::NoToken)?;
-            let (context, expires, who) = ehr.authorize(token, need)?;
+            let ehr::Proven { context, expires, who, token_hash } = ehr.authorize(token, need)?;
             let (patient, system) = match context {
                 ehr::Context::Patient(patient) => (Some(patient), false),
                 ehr::Context::System => (None, true),
             };
-            let digest = URL_SAFE_NO_PAD.encode(&ehr::sha256(token.as_bytes())[..16]);
+            let digest = URL_SAFE_NO_PAD.encode(&token_hash[..16]);
             Ok(Grant { patient, expires: Some(expires), who, visibility, system, token_digest: Some(digest) })
         }
     }
