@@ -188,7 +188,11 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
         out.extend_from_slice(b",\"entry\":[");
         // Each study's Endpoint, when it is an entry of its own, follows the page's studies.
         let mut endpoints = Vec::new();
-        let mut entry_urls = None;
+        // One random draw per answer names its Endpoint entries; contained Endpoints need none.
+        let mut entry_urls = match r.tenant.endpoints {
+            EndpointForm::Bundle => Some(EntryUrls::new()?),
+            EndpointForm::Contained => None,
+        };
         for (n, st) in page.iter().enumerate() {
             if n > 0 {
                 out.push(b',');
@@ -198,13 +202,9 @@ pub fn search(r: &Render, grant: &Grant, req: &Request) -> Result<Response, ApiE
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             out.extend_from_slice(b",\"resource\":");
             let address = address(r, grant, st, now)?;
-            match r.tenant.endpoints {
-                EndpointForm::Contained => write_study(r, grant, st, &address, Place::Contained, &mut out)?,
-                EndpointForm::Bundle => {
-                    let urls = match &mut entry_urls {
-                        Some(urls) => urls,
-                        None => entry_urls.insert(EntryUrls::new()?),
-                    };
+            match &mut entry_urls {
+                None => write_study(r, grant, st, &address, Place::Contained, &mut out)?,
+                Some(urls) => {
                     let full_url = urls.next_url();
                     write_study(r, grant, st, &address, Place::Entry(&full_url), &mut out)?;
                     endpoints.push((full_url, address));
